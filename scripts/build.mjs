@@ -1,0 +1,30 @@
+// Builds the two shipped artefacts with esbuild:
+//   dist/cmr.mjs      the untrusted CLI / host programs
+//   dist/enclave.mjs  the enclave program; its SHA-256 is the simulated measurement,
+//                     and the file a Gramine manifest or a TDX/SNP image measures.
+// The enclave bundle is built deterministically (no timestamps, no absolute paths),
+// so the same source gives the same measurement on every machine.
+import { build } from "esbuild";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+mkdirSync(join(root, "dist"), { recursive: true });
+const common = {
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  legalComments: "none",
+  logLevel: "warning",
+  absWorkingDir: root,
+  banner: { js: "import { createRequire as __cmrCreateRequire } from 'node:module'; const require = __cmrCreateRequire(import.meta.url);" },
+};
+await build({ ...common, entryPoints: ["src/enclave/runtime/main.ts"], outfile: "dist/enclave.mjs", external: [] });
+await build({
+  ...common,
+  entryPoints: ["src/cli/main.ts"],
+  outfile: "dist/cmr.mjs",
+  external: ["cbor-x", "better-sqlite3", "isolated-vm"],
+});

@@ -1,1 +1,270 @@
-process.stdout.write("cmr\n");
+/**
+ * The `cmr` command: one composition root per subcommand, one error boundary.
+ *
+ * @module
+ */
+import { Command, Option } from "commander";
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { CmrError } from "../errors.ts";
+import { BUILTIN_OPS, type JobCode } from "../protocol/job.ts";
+import { dataDirFrom, enclaveProgramPath, DEFAULTS } from "../host/config.ts";
+import { initSimPlatform } from "../host/sim-vendor/provision.ts";
+import { startCoordinator } from "../host/coordinator/coordinator-service.ts";
+import { startWorker } from "../host/worker/worker-service.ts";
+import { createBlobStore } from "../host/storage/blob-store.ts";
+import { getJson } from "../host/http/client.ts";
+import { attestCoordinator } from "../client/client.ts";
+import { loadPolicyFile, localPolicy, measureProgram, reportError, warnSimulated } from "./common.ts";
+import { startLocalCluster } from "./local-cluster.ts";
+import { runJob } from "./commands/run-job.ts";
+import { demo } from "./commands/demo.ts";
+
+const program = new Command();
+program
+  .name("cmr")
+  .description("Confidential MapReduce: attested enclaves split, map, shuffle and reduce your data; the platform operator only ever handles ciphertext.")
+  .version("0.1.0")
+  .showHelpAfterError("(run with --help for usage)");
+
+const dataDirOption = () => new Option("--data-dir <dir>", `data directory: simulated platform, vendor root, sealed state (env CMR_DATA_DIR, default ${DEFAULTS.dataDir})`);
+const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
+const int = (name: string) => (s: string) => {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0) throw new CmrError("CMR_USAGE", `${name} expects a whole number, got ${JSON.stringify(s)}`);
+  return n;
+};
+
+program
+  .command("init")
+  .description("create the simulated TEE platform (vendor root CA + platform attestation key) in the data directory")
+  .addOption(dataDirOption())
+  .option("--vendor-dir <dir>", "reuse the simulated vendor root of another data directory (nodes that must trust each other share one)")
+  .addHelpText("after", "\nExample:\n  cmr init --data-dir .cmr\n\nThe files are plain files: the simulated TEE offers no hardware protection.")
+  .action(async (o: { dataDir?: string; vendorDir?: string }) => {
+    warnSimulated();
+    const info = await initSimPlatform(dataDirFrom(o.dataDir), o.vendorDir);
+    process.stdout.write(`${info.created ? "created" : "kept existing"} simulated platform in ${info.dir}\nplatform: ${info.platformCertSubject}\nvendor root (put this in a policy's trustedRoots.simulated):\n${info.vendorRootPem}`);
+  });
+
+program
+  .command("measure")
+  .description("print the enclave measurement a data owner puts in a policy (simulated: SHA-256 of dist/enclave.mjs)")
+  .option("--json", "machine-readable output")
+  .action((o: { json?: boolean }) => {
+    const path = enclaveProgramPath();
+    const m = measureProgram(path);
+    if (o.json) process.stdout.write(JSON.stringify({ measurement: m, program: path, backend: "simulated" }) + "\n");
+    else process.stdout.write(`${m}\n`);
+  });
+
+program
+  .command("attest")
+  .description("run the attested key agreement against a coordinator and print what was verified")
+  .option("--coordinator <url>", "coordinator to attest")
+  .option("--local", "start a local coordinator (simulated TEE) and attest it")
+  .option("--policy <file>", "the data owner's policy (JSON); default with --local: this machine's vendor root and build")
+  .option("--json", "machine-readable output")
+  .addOption(dataDirOption())
+  .addHelpText("after", "\nExamples:\n  cmr attest --local\n  cmr attest --coordinator http://10.0.0.5:7400 --policy policy.json --json")
+  .action(async (o: { coordinator?: string; local?: boolean; policy?: string; json?: boolean; dataDir?: string }) => {
+    if (!o.local && !o.coordinator) throw new CmrError("CMR_USAGE", "give --coordinator URL or --local");
+    const dataDir = dataDirFrom(o.dataDir);
+    const policy = o.policy ? loadPolicyFile(o.policy) : await localPolicy(dataDir);
+    if (policy.allowSimulated) warnSimulated();
+    const cluster = o.local ? await startLocalCluster({ dataDir, workers: [] }) : undefined;
+    try {
+      const session = await attestCoordinator(cluster?.url ?? o.coordinator!, policy);
+      const a = session.appraisal;
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ verified: true, backend: a.backend, simulated: a.simulated, measurement: a.measurement, platform: a.platform, quoteTime: a.quoteTime, quoteAgeMs: a.quoteAgeMs, policy: a.policy, claims: a.claims, sessionId: session.sessionId, warnings: a.warnings }, null, 2) + "\n");
+      } else {
+        process.stdout.write(
+          [
+            "attestation verified",
+            `  backend:      ${a.backend}${a.simulated ? "  (SIMULATED: no hardware protection)" : ""}`,
+            `  measurement:  ${a.measurement}  (in policy: yes)`,
+            `  platform:     ${a.platform}`,
+            `  quote time:   ${a.quoteTime}  (age ${a.quoteAgeMs} ms, policy max ${policy.maxQuoteAgeSeconds} s)`,
+            `  nonce:        matched; key binding: both X25519 public keys, nonce and claims are in the report data`,
+            `  claims:       role ${a.claims.role}, id ${a.claims.enclaveId}`,
+            `  policy:       ${a.policy}`,
+            `  session:      ${session.sessionId} (first key agreed; never leaves this process)`,
+          ].join("\n") + "\n",
+        );
+      }
+    } finally {
+      await cluster?.stop();
+    }
+  });
+
+program
+  .command("coordinator")
+  .description("run the coordinator (first compute node): host service + coordinator enclave")
+  .option("--port <n>", "port to listen on (0 = any free port)", int("--port"), DEFAULTS.coordinatorPort)
+  .option("--host <addr>", "address to bind", "127.0.0.1")
+  .option("--storage <dir>", "object storage directory (ciphertext only)", ".cmr/storage")
+  .addOption(dataDirOption())
+  .action(async (o: { port: number; host: string; storage: string; dataDir?: string }) => {
+    const dataDir = dataDirFrom(o.dataDir);
+    if (!process.env.CMR_QUIET_SIM) warnSimulated();
+    await initSimPlatform(dataDir);
+    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: createBlobStore(o.storage), programPath: enclaveProgramPath(), backend: "simulated", log: (l) => process.stderr.write(`${l}\n`) });
+    process.stdout.write(`coordinator listening on ${c.url} (enclave measurement ${c.measurement}, backend ${c.backend})\n`);
+    const stop = () => void c.stop().then(() => process.exit(0));
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+
+program
+  .command("worker")
+  .description("run a worker (second compute node): registers with the coordinator, which attests it before giving it any key")
+  .requiredOption("--coordinator <url>", "coordinator URL")
+  .option("--capabilities <list>", "what this worker can do: map,reduce", "map,reduce")
+  .option("--data-types <list>", "preset data types this worker serves (e.g. transaction); default: any", "")
+  .option("--id <name>", "worker id (default: worker-<random>)")
+  .option("--port <n>", "port to listen on (0 = any free port)", int("--port"), 0)
+  .option("--host <addr>", "address to bind", "127.0.0.1")
+  .option("--storage <dir>", "object storage directory shared with the coordinator", ".cmr/storage")
+  .addOption(dataDirOption())
+  .addHelpText("after", "\nExample:\n  cmr worker --coordinator http://127.0.0.1:7400 --capabilities map,reduce --data-types transaction")
+  .action(async (o: { coordinator: string; capabilities: string; dataTypes: string; id?: string; port: number; host: string; storage: string; dataDir?: string }) => {
+    const dataDir = dataDirFrom(o.dataDir);
+    if (!process.env.CMR_QUIET_SIM) warnSimulated();
+    await initSimPlatform(dataDir);
+    const caps = list(o.capabilities);
+    const bad = caps.filter((c) => c !== "map" && c !== "reduce");
+    if (bad.length) throw new CmrError("CMR_USAGE", `unknown capability ${bad.join(", ")}: use map and/or reduce`);
+    const w = await startWorker({
+      workerId: o.id ?? `worker-${createHash("sha256").update(String(Math.random())).digest("hex").slice(0, 6)}`,
+      coordinatorUrl: o.coordinator.replace(/\/$/, ""),
+      capabilities: caps,
+      dataTypes: list(o.dataTypes),
+      port: o.port,
+      host: o.host,
+      dataDir,
+      storageDir: createBlobStore(o.storage).localRoot,
+      programPath: enclaveProgramPath(),
+      backend: "simulated",
+    });
+    process.stdout.write(`worker ${w.workerId} listening on ${w.url} (capabilities ${caps.join(",")})\n`);
+    const stop = () => void w.stop().then(() => process.exit(0));
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+
+program
+  .command("run")
+  .description("run a confidential group-by (or a custom job) over a CSV or JSON Lines file")
+  .requiredOption("--input <file>", "input file (CSV with a header row, or JSON Lines)")
+  .option("--key <field>", "field to group by")
+  .addOption(new Option("--op <op>", "built-in aggregate").choices([...BUILTIN_OPS]))
+  .option("--value <field>", "numeric field to aggregate (not needed for count)")
+  .option("--job <file.mjs>", "custom job module exporting map and reduce (optionally combine) instead of --op")
+  .addOption(new Option("--format <format>", "input format (default: from the file extension)").choices(["csv", "jsonl"]))
+  .option("--workers <n>", "workers in the embedded local cluster", int("--workers"), 3)
+  .option("--reducers <n>", "reduce partitions", int("--reducers"))
+  .option("--shards <n>", "input shards (default: one per worker)", int("--shards"))
+  .addOption(new Option("--partition <how>", "how the coordinator splits the input").choices(["hash", "range"]).default("hash"))
+  .option("--boundaries <list>", "range partitioning: comma-separated key boundaries (default: chosen from a sample)")
+  .addOption(new Option("--on-bad-record <what>", "what to do with malformed records").choices(["fail", "skip"]).default("fail"))
+  .option("--data-type <type>", "preset data type of the input (workers must be attested for it)")
+  .option("--out <file>", "write the result CSV here (default: stdout); written only if the job succeeds")
+  .option("--coordinator <url>", "use a running cluster instead of an embedded local one")
+  .option("--policy <file>", "the data owner's policy (required with --coordinator)")
+  .option("--plaintext", "INSECURE: same engine without encryption or attestation (benchmarks, debugging)")
+  .addOption(dataDirOption())
+  .addHelpText("after", "\nExamples:\n  cmr run --input tx.csv --key account --op sum --value amount --out totals.csv\n  cmr run --input events.jsonl --key user --op count --partition range --workers 5\n  cmr run --input tx.csv --job my-job.mjs --out result.csv\n\nOutput: CSV with header key,value; one row per key, sorted by key in UTF-8 byte order.")
+  .action(async (o: Record<string, string | number | boolean | undefined>) => {
+    const input = String(o.input);
+    const format = (o.format as "csv" | "jsonl" | undefined) ?? (/\.jsonl?$|\.ndjson$/i.test(input) ? "jsonl" : "csv");
+    let code: JobCode;
+    let codeHashes: string[] = [];
+    if (o.job) {
+      let source: string;
+      try {
+        source = readFileSync(String(o.job), "utf8");
+      } catch {
+        throw new CmrError("CMR_USAGE", `cannot read job module ${String(o.job)}`);
+      }
+      const sha256 = createHash("sha256").update(source, "utf8").digest("hex");
+      codeHashes = [sha256];
+      code = { kind: "custom", source, sha256, ...(o.key ? { splitField: String(o.key) } : {}) };
+      process.stderr.write(`approving job code ${String(o.job)} sha256 ${sha256}\n`);
+    } else {
+      if (!o.op || !o.key) throw new CmrError("CMR_USAGE", "give --key FIELD and --op count|sum|min|max|avg (or --job FILE.mjs)", { hint: "e.g. cmr run --input tx.csv --key account --op sum --value amount" });
+      if (o.op !== "count" && !o.value) throw new CmrError("CMR_USAGE", `--op ${String(o.op)} needs --value FIELD`);
+      code = { kind: "builtin", op: o.op as JobCode extends { op: infer X } ? X : never, keyField: String(o.key), ...(o.value ? { valueField: String(o.value) } : {}) };
+    }
+    if (o.plaintext) {
+      throw new CmrError("CMR_USAGE", "--plaintext is not available yet (issue #6)");
+    }
+    const workers = Number(o.workers);
+    if (workers < 1) throw new CmrError("CMR_USAGE", "--workers must be at least 1");
+    const dataDir = dataDirFrom(o.dataDir as string | undefined);
+    let policy;
+    if (o.coordinator) {
+      if (!o.policy) throw new CmrError("CMR_USAGE", "--coordinator needs --policy FILE (the measurements and roots you trust)");
+      policy = loadPolicyFile(String(o.policy));
+      policy = { ...policy, jobCodeHashes: [...policy.jobCodeHashes, ...codeHashes] };
+    } else {
+      warnSimulated();
+      process.stderr.write("embedded local cluster: accepting simulated evidence for this run\n");
+      policy = await localPolicy(dataDir, { jobCodeHashes: codeHashes });
+    }
+    const cluster = o.coordinator ? undefined : await startLocalCluster({ dataDir, workers: Array.from({ length: workers }, (_, i) => ({ workerId: `worker-${i + 1}`, capabilities: ["map", "reduce"] })) });
+    try {
+      const { summary } = await runJob({
+        url: cluster?.url ?? String(o.coordinator),
+        policy,
+        input,
+        format,
+        code,
+        shards: (o.shards as number | undefined) ?? workers,
+        reducers: (o.reducers as number | undefined) ?? workers,
+        partition: o.partition as "hash" | "range",
+        ...(o.boundaries ? { rangeBoundaries: list(String(o.boundaries)) } : {}),
+        onBadRecord: o.onBadRecord as "fail" | "skip",
+        ...(o.dataType ? { dataType: String(o.dataType) } : {}),
+        out: o.out ? String(o.out) : process.stdout,
+      });
+      process.stderr.write(`done: ${summary.rows} keys from ${summary.inputRecords} records${summary.badRecords ? `, ${summary.badRecords} bad records skipped` : ""}; ${summary.shards.length} shards, ${summary.reducers.length} reducers\n`);
+    } finally {
+      await cluster?.stop();
+    }
+  });
+
+program
+  .command("demo")
+  .description("start a coordinator and 3 workers on loopback (simulated TEE), run the seed's worked example and a group-by, print results and attestations")
+  .addOption(dataDirOption())
+  .action(async (o: { dataDir?: string }) => demo({ dataDir: dataDirFrom(o.dataDir) }));
+
+const policyCmd = program.command("policy").description("data owner policies");
+policyCmd
+  .command("init")
+  .description("write a policy from a running cluster's measurements, for you to review")
+  .option("--coordinator <url>", "running coordinator to read the measurement from (default: this build)")
+  .option("--out <file>", "where to write it", "policy.json")
+  .option("--allow-simulated", "accept simulated evidence (development only)")
+  .addOption(dataDirOption())
+  .action(async (o: { coordinator?: string; out: string; allowSimulated?: boolean; dataDir?: string }) => {
+    const base = await localPolicy(dataDirFrom(o.dataDir));
+    let m = base.measurements.coordinator[0]!;
+    if (o.coordinator) m = (await getJson<{ measurement: string }>(`${o.coordinator}/v1/health`)).measurement;
+    const policy = { ...base, allowSimulated: o.allowSimulated === true, measurements: { coordinator: [m], worker: [m] } };
+    writeFileSync(o.out, JSON.stringify(policy, null, 2) + "\n");
+    process.stdout.write(`wrote ${o.out}: review the measurements and roots before trusting it${policy.allowSimulated ? " (accepts SIMULATED evidence)" : ""}\n`);
+  });
+
+program.exitOverride();
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const ce = e as { code?: string; exitCode?: number };
+  if (typeof ce.code === "string" && ce.code.startsWith("commander.")) {
+    process.exitCode = ce.code === "commander.helpDisplayed" || ce.code === "commander.version" ? 0 : 2;
+  } else {
+    process.exitCode = reportError(e);
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Appraisal of a handshake response (seed [101-106]): verify the evidence for its kind, then
+ * apply the policy and the handshake's own checks, each with its own error code:
+ *   simulated allowed? -> evidence chain and signature -> measurement -> freshness -> nonce ->
+ *   key binding (report data == hash of both public keys, nonce, purpose and claims).
+ * The order puts the cheapest policy refusal first and the checks that need the verified
+ * report data after the signature check.
+ *
+ * Trust zone: PURE. `now` is injected so tests and offline checks control time.
+ *
+ * @module
+ */
+import { AttestationError, CmrError } from "../errors.ts";
+import type { AttestResponse, EnclaveClaims } from "../protocol/evidence.ts";
+import { handshakeReportData } from "../crypto/handshake.ts";
+import type { Policy } from "./policy.ts";
+import { verifySimulatedEvidence } from "./simulated/verify.ts";
+import { SIM_WARNING } from "./simulated/quote-format.ts";
+
+export interface AppraisalExpectation {
+  purpose: "first-key" | "second-key";
+  nonce: Buffer;
+  relyingPartyPublicKey: Buffer;
+  /** Which policy role the attested enclave must have. */
+  role: "coordinator" | "worker";
+}
+
+export interface AppraisalResult {
+  backend: string;
+  simulated: boolean;
+  measurement: string;
+  platform: string;
+  quoteTime: string;
+  quoteAgeMs: number;
+  claims: EnclaveClaims;
+  policy: "accepted";
+  warnings: string[];
+}
+
+export function appraiseAttestResponse(res: AttestResponse, expect: AppraisalExpectation, policy: Policy, now: Date): AppraisalResult {
+  const ev = res.evidence;
+  if (ev.kind !== "simulated") {
+    throw new CmrError("CMR_EVIDENCE_UNSUPPORTED", `handshake evidence of kind ${ev.kind} needs its hardware verifier with collateral, which the handshake does not wire yet`, {
+      hint: "use `cmr verify-evidence` to check hardware evidence offline",
+    });
+  }
+  if (!policy.allowSimulated) {
+    throw new AttestationError("CMR_ATTEST_SIMULATED_REFUSED", "the enclave presented SIMULATED evidence and the policy does not accept simulated evidence", {
+      hint: 'simulated evidence offers no hardware protection; set "allowSimulated": true in the policy only for development and demos',
+    });
+  }
+  const body = verifySimulatedEvidence(ev, { trustedRoots: policy.trustedRoots.simulated, now });
+
+  const allowed = policy.measurements[expect.role];
+  if (!allowed.includes(body.measurement)) {
+    throw new AttestationError("CMR_ATTEST_MEASUREMENT", `${expect.role} measurement ${body.measurement} is not in the policy (expected one of: ${allowed.join(", ")})`, {
+      hint: "the enclave runs code the data owner has not approved; compare with `cmr measure` on a build you trust",
+      details: { expected: allowed, found: body.measurement },
+    });
+  }
+  if (res.claims.role !== expect.role) {
+    throw new AttestationError("CMR_ATTEST_CLAIMS", `the enclave claims role ${res.claims.role}, expected ${expect.role}`);
+  }
+
+  const ageMs = now.getTime() - body.timestamp;
+  if (ageMs > policy.maxQuoteAgeSeconds * 1000) {
+    throw new AttestationError("CMR_ATTEST_STALE", `the quote is ${(ageMs / 1000).toFixed(1)} s old; the policy allows ${policy.maxQuoteAgeSeconds} s`, {
+      hint: "evidence was replayed or a clock is wrong; check both machines' time",
+      details: { ageMs, maxAgeMs: policy.maxQuoteAgeSeconds * 1000 },
+    });
+  }
+  if (-ageMs > policy.maxClockSkewSeconds * 1000) {
+    throw new AttestationError("CMR_ATTEST_FUTURE", `the quote is dated ${(-ageMs / 1000).toFixed(1)} s in the future; the policy tolerates ${policy.maxClockSkewSeconds} s of skew`);
+  }
+
+  if (res.nonce !== expect.nonce.toString("hex")) {
+    throw new AttestationError("CMR_ATTEST_NONCE", `the evidence answers nonce ${res.nonce.slice(0, 16)}…, not the nonce sent (${expect.nonce.toString("hex").slice(0, 16)}…)`, {
+      hint: "this is a replayed or misrouted answer; retry the handshake",
+    });
+  }
+  const expectedReportData = handshakeReportData({
+    purpose: expect.purpose,
+    nonce: expect.nonce,
+    relyingPartyPublicKey: expect.relyingPartyPublicKey,
+    enclavePublicKey: Buffer.from(res.enclavePublicKey, "hex"),
+    claims: res.claims,
+  }).toString("hex");
+  if (expectedReportData !== body.reportData) {
+    throw new AttestationError("CMR_ATTEST_KEY_BINDING", "the quote's report data does not bind these public keys, nonce and claims: a key was swapped in transit", {
+      details: { expected: expectedReportData.slice(0, 32), found: body.reportData.slice(0, 32) },
+    });
+  }
+  return {
+    backend: "simulated",
+    simulated: true,
+    measurement: body.measurement,
+    platform: body.platformId,
+    quoteTime: new Date(body.timestamp).toISOString(),
+    quoteAgeMs: ageMs,
+    claims: res.claims,
+    policy: "accepted",
+    warnings: [SIM_WARNING],
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * The data owner's attestation policy: which roots and measurements to trust, how old a quote may
+ * be, whether simulated evidence is acceptable at all (off unless set), and which job code may run.
+ * Parsing collects every problem with its dot-path before reporting (as changesets' config parser).
+ *
+ * Trust zone: PURE.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { CmrError } from "../errors.ts";
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex characters (a SHA-256 measurement)");
+
+export const PolicySchema = z
+  .object({
+    version: z.literal(1),
+    /** Simulated evidence proves nothing about hardware. Off unless the owner says so. */
+    allowSimulated: z.boolean().default(false),
+    trustedRoots: z
+      .object({
+        /** PEM certificates of simulated vendor roots (cmr init writes one). */
+        simulated: z.array(z.string().includes("BEGIN CERTIFICATE")).default([]),
+      })
+      .strict()
+      .default({ simulated: [] }),
+    measurements: z
+      .object({
+        coordinator: z.array(hex64).min(1),
+        worker: z.array(hex64).min(1),
+      })
+      .strict(),
+    /** SHA-256 of custom job modules the owner approved (built-in ops need no entry). */
+    jobCodeHashes: z.array(hex64).default([]),
+    maxQuoteAgeSeconds: z.number().positive().max(86400).default(60),
+    /** Clock skew tolerated for quotes that claim to come from the future. */
+    maxClockSkewSeconds: z.number().nonnegative().max(600).default(5),
+  })
+  .strict();
+
+export type Policy = z.infer<typeof PolicySchema>;
+
+export function parsePolicy(value: unknown, source = "policy"): Policy {
+  const r = PolicySchema.safeParse(value);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => `${source}${i.path.length ? "." + i.path.join(".") : ""}: ${i.message}`);
+    throw new CmrError("CMR_POLICY_INVALID", `invalid policy (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n  ${problems.join("\n  ")}`, {
+      hint: "`cmr policy init` writes a policy from a running cluster's measurements for you to review",
+      details: { problems },
+    });
+  }
+  return r.data;
+}

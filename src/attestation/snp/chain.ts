@@ -1,0 +1,146 @@
+/**
+ * The AMD certificate chain behind a SEV-SNP report: VCEK -> ASK -> ARK, or VLEK -> ASVK -> ARK.
+ *
+ * Order of checks, and why: (1) the trust anchor first: the ARK used must be byte-identical to a
+ * pinned root (embedded AMD ARKs by default), because a chain supplied by the host proves nothing
+ * until it ends in a key we already trust; (2) each signature top-down (ARK self-signature, ARK
+ * over ASK/ASVK, ASK/ASVK over VCEK/VLEK; all RSASSA-PSS SHA-384, checked by node:crypto), with
+ * issuer names matching, so a VCEK can never be accepted under the ASVK chain or the reverse;
+ * (3) CA flags; (4) validity of all three certificates at the injected `now`.
+ * No AMD CRL is consulted (none is available offline); verifySnpReport says so in its warnings.
+ *
+ * Trust zone: PURE. Spec: AMD VCEK Certificate and KDS Interface Specification (pub. 57230),
+ * "Certificate chain"; RFC 5280 section 6 (path validation, simplified to a fixed 3-level path).
+ *
+ * @module
+ */
+
+import { CmrError } from "../../errors.ts";
+import { AMD_ARK_PEMS, AMD_CERTS } from "../roots/amd.ts";
+import { productFromName } from "./product.ts";
+import { parseSnpSigningCert, type SnpSigningCert } from "./vcek.ts";
+import {
+  basicConstraints,
+  bytesEqual,
+  checkIssuedBy,
+  checkValidAt,
+  loadCertificate,
+  loadCertificates,
+  type CertInput,
+  type ParsedCert,
+} from "./x509.ts";
+
+export interface SnpChainOptions {
+  /** UNTRUSTED: the VCEK or VLEK, DER or PEM. */
+  vcek: CertInput;
+  /** UNTRUSTED: PEM (or DER) with the ASK/ASVK and optionally the ARK; default: the embedded ones. */
+  chain?: CertInput;
+  now: Date;
+  /** Trusted ARKs (DER or PEM); default: the embedded AMD ARKs for Milan, Genoa and Turin. */
+  roots?: readonly CertInput[];
+}
+
+export interface SnpChain {
+  readonly signer: SnpSigningCert;
+  /** The ASK (for a VCEK) or ASVK (for a VLEK). */
+  readonly intermediate: ParsedCert;
+  readonly ark: ParsedCert;
+}
+
+function isSelfSigned(c: ParsedCert): boolean {
+  try {
+    return c.cert.checkIssued(c.cert) && c.cert.verify(c.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+function untrusted(message: string, details: Record<string, unknown>): CmrError {
+  return new CmrError("CMR_EVIDENCE_UNTRUSTED_ROOT", message, {
+    hint: "the chain must end in a genuine AMD ARK; use the embedded AMD roots or pass the right product's ARK in `roots`",
+    details,
+  });
+}
+
+/** Verify the VCEK/VLEK chain to a pinned ARK. Throws CmrError; returns the parsed chain. */
+export function verifySnpCertChain(opts: SnpChainOptions): SnpChain {
+  const { now } = opts;
+  const signer = parseSnpSigningCert(opts.vcek);
+  const interLabel = signer.kind === "VCEK" ? "ASK" : "ASVK";
+  const roots = (opts.roots ?? AMD_ARK_PEMS).map((r, i) => loadCertificate(r, `trusted root[${i}]`));
+
+  let intermediate: ParsedCert;
+  let ark: ParsedCert | undefined;
+  if (opts.chain === undefined) {
+    const embedded = AMD_CERTS[signer.product];
+    intermediate = loadCertificate(signer.kind === "VCEK" ? embedded.ask.pem : embedded.asvk.pem, interLabel);
+  } else {
+    const certs = loadCertificates(opts.chain, "chain");
+    const selfSigned = certs.filter(isSelfSigned);
+    const others = certs.filter((c) => !selfSigned.includes(c));
+    if (others.length !== 1 || selfSigned.length > 1) {
+      throw new CmrError("CMR_EVIDENCE_PARSE", `AMD chain must hold one ${interLabel} and at most one ARK; found ${others.length} intermediate and ${selfSigned.length} self-signed certificates`, {
+        hint: "pass the cert_chain PEM from AMD KDS (ASK or ASVK, then ARK)",
+      });
+    }
+    const supplied = others[0] as ParsedCert;
+    // Label it by what it is, so a VCEK/ASVK mix-up reads as such in the message.
+    intermediate = { ...supplied, label: supplied.subjectCN.startsWith("SEV-VLEK-") ? "ASVK" : "ASK" };
+    if (selfSigned[0] !== undefined) ark = { ...selfSigned[0], label: "ARK" };
+  }
+
+  // (1) Trust anchor.
+  if (ark !== undefined) {
+    const supplied = ark;
+    if (!roots.some((r) => bytesEqual(r.der, supplied.der))) {
+      throw untrusted(`the ARK in the supplied chain (CN=${supplied.subjectCN}, sha256 ${supplied.sha256.slice(0, 16)}...) is not a pinned AMD root`, {
+        found: supplied.sha256,
+        pinned: roots.map((r) => r.subjectCN),
+      });
+    }
+  } else {
+    const inter = intermediate;
+    const issuer = roots.find((r) => {
+      try {
+        return inter.cert.checkIssued(r.cert);
+      } catch {
+        return false;
+      }
+    });
+    if (issuer === undefined) {
+      throw untrusted(`no pinned AMD root issued ${interLabel} CN=${inter.subjectCN} (its issuer is CN=${inter.issuerCN}; pinned: ${roots.map((r) => `CN=${r.subjectCN}`).join(", ")})`, {
+        expectedIssuer: inter.issuerCN,
+        pinned: roots.map((r) => r.subjectCN),
+      });
+    }
+    ark = issuer;
+  }
+  const anchor: ParsedCert = { ...ark, label: "ARK" };
+
+  // (2) Signatures, top-down.
+  if (!isSelfSigned(anchor)) {
+    throw new CmrError("CMR_EVIDENCE_CHAIN", `ARK CN=${anchor.subjectCN} is not a valid self-signed certificate`);
+  }
+  checkIssuedBy(intermediate, anchor);
+  checkIssuedBy(signer.parsed, intermediate);
+  const arkProduct = productFromName(anchor.subjectCN);
+  if (arkProduct !== undefined && arkProduct !== signer.product) {
+    throw new CmrError("CMR_EVIDENCE_CHAIN", `${signer.kind} is for ${signer.product} but chains to ${anchor.subjectCN}`);
+  }
+
+  // (3) CA flags: the ARK and ASK/ASVK must be CAs, the VCEK/VLEK must not be one.
+  for (const ca of [anchor, intermediate]) {
+    if (basicConstraints(ca)?.ca !== true) {
+      throw new CmrError("CMR_EVIDENCE_CHAIN", `${ca.label} CN=${ca.subjectCN} is not a CA certificate (basicConstraints cA is not true)`);
+    }
+  }
+  if (basicConstraints(signer.parsed)?.ca === true) {
+    throw new CmrError("CMR_EVIDENCE_CHAIN", `${signer.kind} CN=${signer.parsed.subjectCN} is marked as a CA; a report-signing key must be an end entity`);
+  }
+
+  // (4) Validity at `now`.
+  checkValidAt(anchor, now);
+  checkValidAt(intermediate, now);
+  checkValidAt(signer.parsed, now);
+  return { signer, intermediate, ark: anchor };
+}

@@ -1,0 +1,151 @@
+/**
+ * A cluster on this machine for `cmr run`, `cmr attest --local` and `cmr demo`: a coordinator
+ * and N workers, each a host plus its own enclave process, on loopback, sharing one storage
+ * directory. With `separateProcesses` the hosts are `cmr coordinator` / `cmr worker` child
+ * processes too (the demo); otherwise the hosts run in this process and only the enclaves are
+ * children (faster start for `cmr run`).
+ *
+ * @module
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CmrError } from "../errors.ts";
+import { enclaveProgramPath } from "../host/config.ts";
+import { startCoordinator, type RunningCoordinator } from "../host/coordinator/coordinator-service.ts";
+import { startWorker, type RunningWorker } from "../host/worker/worker-service.ts";
+import { createBlobStore } from "../host/storage/blob-store.ts";
+import { initSimPlatform } from "../host/sim-vendor/provision.ts";
+
+export interface WorkerSpec {
+  workerId: string;
+  capabilities: string[];
+  dataTypes?: string[];
+}
+
+export interface LocalClusterOptions {
+  dataDir: string;
+  storageDir?: string;
+  workers: WorkerSpec[];
+  separateProcesses?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface LocalCluster {
+  url: string;
+  storageDir: string;
+  measurement: string;
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+function cliPath(): string {
+  // dist/cmr.mjs when bundled; bin/cmr.mjs otherwise.
+  const here = fileURLToPath(import.meta.url);
+  return here.endsWith(".mjs") ? here : join(here, "..", "..", "..", "bin", "cmr.mjs");
+}
+
+function spawnNode(args: string[], log: (l: string) => void): Promise<{ child: ChildProcess; url: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath(), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CMR_QUIET_SIM: "1" } });
+    let out = "";
+    const timer = setTimeout(() => reject(new CmrError("CMR_UNREACHABLE", `${args[0]} did not start within 20 s`)), 20_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1]! });
+      }
+    });
+    child.stderr!.on("data", (d: Buffer) => {
+      for (const line of d.toString().split("\n")) if (line.trim() && !line.startsWith("WARNING: SIMULATED")) log(`[${args[0]}] ${line}`);
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new CmrError("CMR_UNREACHABLE", `${args[0]} exited with code ${code} before it was ready`));
+    });
+  });
+}
+
+export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
+  await initSimPlatform(opts.dataDir);
+  const ownStorage = opts.storageDir === undefined;
+  const storageDir = opts.storageDir ?? mkdtempSync(join(tmpdir(), "cmr-storage-"));
+  const log = opts.log ?? (() => {});
+  const programPath = enclaveProgramPath();
+  const cleanupStorage = () => {
+    if (ownStorage) rmSync(storageDir, { recursive: true, force: true });
+  };
+  if (opts.separateProcesses) {
+    const children: ChildProcess[] = [];
+    try {
+      const coord = await spawnNode(["coordinator", "--port", "0", "--data-dir", opts.dataDir, "--storage", storageDir], log);
+      children.push(coord.child);
+      for (const w of opts.workers) {
+        const args = ["worker", "--coordinator", coord.url, "--id", w.workerId, "--capabilities", w.capabilities.join(","), "--port", "0", "--data-dir", opts.dataDir, "--storage", storageDir];
+        if (w.dataTypes?.length) args.push("--data-types", w.dataTypes.join(","));
+        children.push((await spawnNode(args, log)).child);
+      }
+      const health = (await (await fetch(`${coord.url}/v1/health`)).json()) as { measurement: string };
+      return {
+        url: coord.url,
+        storageDir,
+        measurement: health.measurement,
+        pids: children.map((c) => c.pid!),
+        async stop() {
+          await Promise.all(children.map((c) => new Promise<void>((r) => {
+            if (c.exitCode !== null) return r();
+            c.once("exit", () => r());
+            c.kill("SIGTERM");
+          })));
+          cleanupStorage();
+        },
+      };
+    } catch (e) {
+      for (const c of children) c.kill("SIGKILL");
+      cleanupStorage();
+      throw e;
+    }
+  }
+  const store = createBlobStore(storageDir);
+  let coordinator: RunningCoordinator | undefined;
+  const workers: RunningWorker[] = [];
+  try {
+    coordinator = await startCoordinator({ port: 0, dataDir: opts.dataDir, store, programPath, backend: "simulated", log });
+    for (const w of opts.workers) {
+      workers.push(
+        await startWorker({
+          workerId: w.workerId,
+          coordinatorUrl: coordinator.url,
+          capabilities: w.capabilities,
+          dataTypes: w.dataTypes ?? [],
+          port: 0,
+          dataDir: opts.dataDir,
+          storageDir,
+          programPath,
+          backend: "simulated",
+        }),
+      );
+    }
+  } catch (e) {
+    await Promise.all(workers.map((w) => w.stop()));
+    await coordinator?.stop();
+    cleanupStorage();
+    throw e;
+  }
+  const c = coordinator;
+  return {
+    url: c.url,
+    storageDir,
+    measurement: c.measurement,
+    pids: [c.enclave.pid!, ...workers.map((w) => w.enclave.pid!)],
+    async stop() {
+      await Promise.all(workers.map((w) => w.stop()));
+      await c.stop();
+      cleanupStorage();
+    },
+  };
+}

@@ -1,0 +1,289 @@
+/**
+ * The encrypted stream format (docs/protocol/stream-format.md) used for every object that leaves
+ * an enclave: uploads, shards, partitions, spills, results.
+ *
+ * Construction: the STREAM online-AE scheme (Hoang, Reyhanitabar, Rogaway, Vizár, CRYPTO 2015)
+ * over AES-256-GCM. A random 32-byte salt in the header gives each stream its own subkey
+ * (HKDF-SHA256), so a counter nonce is never reused even when one key encrypts many streams.
+ * Each chunk's nonce is the 88-bit chunk index plus a final-chunk flag byte, and its AAD is the
+ * whole header, so that:
+ *  - a flipped bit anywhere fails that chunk's tag (or, in the header, every tag);
+ *  - reordered, duplicated or dropped chunks fail (the index is in the nonce);
+ *  - truncation fails (the last chunk present was not encrypted with the final flag);
+ *  - appended data fails (nothing may follow the final chunk);
+ *  - a chunk spliced from another stream fails (other salt, so other subkey);
+ *  - a stream under another key is named as such (key id mismatch) before any decryption.
+ *
+ * Trust zone: PURE (node:crypto only). Memory: one chunk at a time in each direction.
+ *
+ * @module
+ */
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from "node:crypto";
+import { Transform, type TransformCallback } from "node:stream";
+import { CmrError, IntegrityError } from "../errors.ts";
+import { LABELS } from "../protocol/labels.ts";
+
+export const STREAM_MAGIC = Buffer.from("CMRS", "ascii");
+export const STREAM_VERSION = 1;
+export const ALG_AES_256_GCM = 1;
+export const MIN_CHUNK = 64 * 1024;
+export const MAX_CHUNK = 1024 * 1024;
+export const DEFAULT_CHUNK = 1024 * 1024;
+const TAG = 16;
+const FIXED_HEADER = 4 + 1 + 1 + 4 + 16 + 32 + 2; // magic, version, alg, chunk size, key id, salt, id length
+
+export interface StreamHeader {
+  version: number;
+  alg: number;
+  chunkSize: number;
+  keyId: Buffer;
+  salt: Buffer;
+  streamId: string;
+  /** The exact header bytes, used as every chunk's AAD. */
+  raw: Buffer;
+}
+
+/** A public 16-byte identifier of a key: HMAC(key, label). Reveals nothing about the key. */
+export function keyIdOf(key: Uint8Array): Buffer {
+  return createHmac("sha256", key).update(LABELS.keyId).digest().subarray(0, 16);
+}
+
+function assertKey(key: Uint8Array): void {
+  if (!(key instanceof Uint8Array)) throw new TypeError('"key" expected Uint8Array');
+  if (key.length !== 32) throw new RangeError(`"key" expected Uint8Array of length 32, got length=${key.length}`);
+}
+
+export function encodeHeader(h: { chunkSize: number; keyId: Buffer; salt: Buffer; streamId: string }): Buffer {
+  const id = Buffer.from(h.streamId, "utf8");
+  if (id.length === 0 || id.length > 1024) throw new RangeError(`"streamId" expected 1..1024 bytes, got ${id.length}`);
+  const b = Buffer.alloc(FIXED_HEADER + id.length);
+  STREAM_MAGIC.copy(b, 0);
+  b[4] = STREAM_VERSION;
+  b[5] = ALG_AES_256_GCM;
+  b.writeUInt32BE(h.chunkSize, 6);
+  h.keyId.copy(b, 10);
+  h.salt.copy(b, 26);
+  b.writeUInt16BE(id.length, 58);
+  id.copy(b, FIXED_HEADER);
+  return b;
+}
+
+/**
+ * Parse a header from the start of `buf`. Returns undefined when more bytes are needed.
+ * Throws CMR_STREAM_FORMAT naming the object when the bytes are not a cmr stream.
+ */
+export function decodeHeader(buf: Buffer, objectId: string): StreamHeader | undefined {
+  if (buf.length < FIXED_HEADER) return undefined;
+  if (!buf.subarray(0, 4).equals(STREAM_MAGIC)) {
+    throw new CmrError("CMR_STREAM_FORMAT", `${objectId} is not a cmr encrypted stream (bad magic)`, {
+      hint: "the object was replaced or is not cmr ciphertext",
+    });
+  }
+  const version = buf[4]!;
+  const alg = buf[5]!;
+  if (version !== STREAM_VERSION) throw new CmrError("CMR_STREAM_FORMAT", `${objectId}: unsupported stream format version ${version} (this cmr reads version ${STREAM_VERSION})`);
+  if (alg !== ALG_AES_256_GCM) throw new CmrError("CMR_STREAM_FORMAT", `${objectId}: unsupported algorithm ${alg}`);
+  const chunkSize = buf.readUInt32BE(6);
+  if (chunkSize < MIN_CHUNK || chunkSize > MAX_CHUNK) throw new CmrError("CMR_STREAM_FORMAT", `${objectId}: chunk size ${chunkSize} outside ${MIN_CHUNK}..${MAX_CHUNK}`);
+  const idLen = buf.readUInt16BE(58);
+  if (idLen === 0 || idLen > 1024) throw new CmrError("CMR_STREAM_FORMAT", `${objectId}: stream id length ${idLen} outside 1..1024`);
+  if (buf.length < FIXED_HEADER + idLen) return undefined;
+  const raw = Buffer.from(buf.subarray(0, FIXED_HEADER + idLen));
+  return {
+    version,
+    alg,
+    chunkSize,
+    keyId: raw.subarray(10, 26),
+    salt: raw.subarray(26, 58),
+    streamId: raw.subarray(FIXED_HEADER).toString("utf8"),
+    raw,
+  };
+}
+
+function subkey(key: Uint8Array, header: Buffer): Buffer {
+  return Buffer.from(hkdfSync("sha256", key, header.subarray(26, 58), Buffer.concat([Buffer.from(LABELS.streamSubkey), header]), 32));
+}
+
+function chunkNonce(index: number, final: boolean): Buffer {
+  const n = Buffer.alloc(12);
+  // 88-bit big-endian counter; JS numbers are exact to 2^53, which is far beyond any stream.
+  n.writeUIntBE(index, 5, 6);
+  n[11] = final ? 1 : 0;
+  return n;
+}
+
+export interface EncryptOptions {
+  /** The object's identity, bound into the header (storage key or logical id). */
+  streamId: string;
+  chunkSize?: number;
+  /** Test seam only: fixed salt for test vectors. */
+  salt?: Buffer;
+}
+
+/** Streaming encryptor: plaintext in, `header || chunk*` out. */
+export class EncryptStream extends Transform {
+  readonly #key: Buffer;
+  readonly #header: Buffer;
+  readonly #chunkSize: number;
+  #pending: Buffer[] = [];
+  #pendingLen = 0;
+  #index = 0;
+
+  constructor(key: Uint8Array, opts: EncryptOptions) {
+    super();
+    assertKey(key);
+    const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK;
+    if (!Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK || chunkSize > MAX_CHUNK) {
+      throw new RangeError(`"chunkSize" expected ${MIN_CHUNK}..${MAX_CHUNK}, got ${chunkSize}`);
+    }
+    this.#chunkSize = chunkSize;
+    this.#header = encodeHeader({ chunkSize, keyId: keyIdOf(key), salt: opts.salt ?? randomBytes(32), streamId: opts.streamId });
+    this.#key = subkey(key, this.#header);
+    this.push(this.#header);
+  }
+
+  #seal(plain: Buffer, final: boolean): Buffer {
+    const c = createCipheriv("aes-256-gcm", this.#key, chunkNonce(this.#index++, final));
+    c.setAAD(this.#header);
+    const out = Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+    return out;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.#pending.push(chunk);
+    this.#pendingLen += chunk.length;
+    // Keep at least one byte back: the final chunk must be known to be final when sealed.
+    while (this.#pendingLen > this.#chunkSize) {
+      const all = Buffer.concat(this.#pending);
+      this.push(this.#seal(all.subarray(0, this.#chunkSize), false));
+      const rest = all.subarray(this.#chunkSize);
+      this.#pending = [rest];
+      this.#pendingLen = rest.length;
+    }
+    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    this.push(this.#seal(Buffer.concat(this.#pending), true));
+    this.#pending = [];
+    this.#key.fill(0);
+    cb();
+  }
+}
+
+export interface DecryptOptions {
+  /** The id the reader expects; a stream whose header names another id is refused. */
+  streamId: string;
+}
+
+/** Streaming decryptor: `header || chunk*` in, plaintext out. Fails with IntegrityError(streamId). */
+export class DecryptStream extends Transform {
+  readonly #masterKey: Buffer;
+  readonly #expectedId: string;
+  #header: StreamHeader | undefined;
+  #key: Buffer | undefined;
+  #buf: Buffer = Buffer.alloc(0);
+  #parts: Buffer[] = [];
+  #partsLen = 0;
+  #index = 0;
+  #failed = false;
+
+  constructor(key: Uint8Array, opts: DecryptOptions) {
+    super();
+    assertKey(key);
+    this.#masterKey = Buffer.from(key);
+    this.#expectedId = opts.streamId;
+  }
+
+  get header(): StreamHeader | undefined {
+    return this.#header;
+  }
+
+  #open(sealed: Buffer, final: boolean): Buffer {
+    const h = this.#header!;
+    const d = createDecipheriv("aes-256-gcm", this.#key!, chunkNonce(this.#index, final));
+    d.setAAD(h.raw);
+    d.setAuthTag(sealed.subarray(sealed.length - TAG));
+    try {
+      const out = Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG)), d.final()]);
+      this.#index++;
+      return out;
+    } catch {
+      throw new IntegrityError(this.#expectedId);
+    }
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.#failed) return cb();
+    try {
+      // Gather input without re-copying it on every write; join only when a chunk is complete.
+      this.#parts.push(chunk);
+      this.#partsLen += chunk.length;
+      const need = this.#header === undefined ? FIXED_HEADER + 1024 : this.#header.chunkSize + TAG + 1;
+      if (this.#buf.length + this.#partsLen < need && this.#header !== undefined) return cb();
+      this.#buf = Buffer.concat([this.#buf, ...this.#parts]);
+      this.#parts = [];
+      this.#partsLen = 0;
+      if (this.#header === undefined) {
+        const h = decodeHeader(this.#buf, this.#expectedId);
+        if (h === undefined) return cb();
+        if (!h.keyId.equals(keyIdOf(this.#masterKey))) {
+          throw new CmrError("CMR_STREAM_KEY_MISMATCH", `${this.#expectedId} was encrypted under another key (key id ${h.keyId.toString("hex")}, expected ${keyIdOf(this.#masterKey).toString("hex")})`, {
+            hint: "the object belongs to another job, client or enclave; it was swapped in storage",
+          });
+        }
+        if (h.streamId !== this.#expectedId) throw new IntegrityError(this.#expectedId, { details: { foundStreamId: h.streamId } });
+        this.#header = h;
+        this.#key = subkey(this.#masterKey, h.raw);
+        this.#buf = this.#buf.subarray(h.raw.length);
+      }
+      const sealedSize = this.#header.chunkSize + TAG;
+      // A full-size chunk is non-final only if more bytes follow it; keep it until we know.
+      while (this.#buf.length > sealedSize) {
+        this.push(this.#open(this.#buf.subarray(0, sealedSize), false));
+        this.#buf = this.#buf.subarray(sealedSize);
+      }
+      cb();
+    } catch (e) {
+      this.#failed = true;
+      cb(e as Error);
+    }
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.#failed) return cb();
+    try {
+      this.#buf = Buffer.concat([this.#buf, ...this.#parts]);
+      this.#parts = [];
+      if (this.#header === undefined) {
+        throw new CmrError("CMR_STREAM_FORMAT", `${this.#expectedId} is truncated: ${this.#buf.length} bytes, no complete stream header`);
+      }
+      if (this.#buf.length < TAG) throw new IntegrityError(this.#expectedId);
+      this.push(this.#open(this.#buf, true));
+      this.#masterKey.fill(0);
+      this.#key!.fill(0);
+      cb();
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+}
+
+/** One-shot helpers for small objects (envelopes, test vectors). */
+export function encryptBuffer(key: Uint8Array, plaintext: Uint8Array, opts: EncryptOptions): Promise<Buffer> {
+  return collect(new EncryptStream(key, opts), plaintext);
+}
+
+export function decryptBuffer(key: Uint8Array, ciphertext: Uint8Array, opts: DecryptOptions): Promise<Buffer> {
+  return collect(new DecryptStream(key, opts), ciphertext);
+}
+
+function collect(t: Transform, input: Uint8Array): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    t.on("data", (d: Buffer) => out.push(d));
+    t.on("error", reject);
+    t.on("end", () => resolve(Buffer.concat(out)));
+    t.end(Buffer.from(input.buffer, input.byteOffset, input.byteLength));
+  });
+}

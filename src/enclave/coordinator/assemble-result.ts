@@ -1,0 +1,51 @@
+/**
+ * Result assembly in the coordinator enclave: k-way merge of the reducers' key-sorted outputs
+ * (their key sets are disjoint) into the result CSV — header `key,value`, rows in UTF-8 byte
+ * order of the key — encrypted under the client's result key (derived from the first key).
+ *
+ * Trust zone: TRUSTED (enclave only).
+ *
+ * @module
+ */
+import { IntegrityError } from "../../errors.ts";
+import type { SecretKey } from "../../crypto/secret.ts";
+import { compareKeys, csvField } from "../records/csv-writer.ts";
+import { mergeSorted, readJsonLines } from "../runtime/lines.ts";
+import type { EnclaveObjectStore } from "../runtime/object-store.ts";
+
+async function* checked(objectId: string, declared: number, src: AsyncIterable<[string, string]>): AsyncGenerator<[string, string]> {
+  let n = 0;
+  for await (const p of src) {
+    n++;
+    yield p;
+  }
+  if (n !== declared) throw new IntegrityError(objectId, { details: { reason: "record-count", declared, found: n } });
+}
+
+export async function assembleResult(
+  inputs: { objectId: string; sha256: string; records: number; key: SecretKey }[],
+  resultObject: string,
+  resultKey: SecretKey,
+  store: EnclaveObjectStore,
+): Promise<{ rows: number; sha256: string }> {
+  const sources = inputs.map((i) => checked(i.objectId, i.records, readJsonLines<[string, string]>(store.openDecrypted(i.objectId, i.key, i.sha256), i.objectId)));
+  const writer = store.createEncryptedWriter(resultObject, resultKey);
+  let rows = 0;
+  let buf = "key,value\n";
+  try {
+    for await (const [k, v] of mergeSorted(sources, compareKeys)) {
+      buf += `${csvField(k)},${csvField(v)}\n`;
+      rows++;
+      if (buf.length >= 256 * 1024) {
+        await writer.write(buf);
+        buf = "";
+      }
+    }
+    await writer.write(buf);
+    const { sha256 } = await writer.end();
+    return { rows, sha256 };
+  } catch (e) {
+    writer.abort();
+    throw e;
+  }
+}

@@ -1,0 +1,331 @@
+/**
+ * The coordinator ("first compute node") enclave: holds the first key with each client, splits
+ * uploads into encrypted shards (S12), attests workers before each phase (seed [76]) and hands
+ * each the keys it needs wrapped under its second key (S13, [113, 123]), checks what workers
+ * report, and encrypts the assembled result for the client.
+ *
+ * The host drives the schedule by calling these ECALLs, but every decision that matters for
+ * confidentiality is checked here: a task goes only to a session attested for this job and
+ * phase whose attested claims carry the needed capability and data type; keys only ever leave
+ * wrapped; worker reports are authenticated envelopes.
+ *
+ * Trust zone: TRUSTED (enclave only).
+ *
+ * @module
+ */
+import { randomBytes } from "node:crypto";
+import { CmrError } from "../../errors.ts";
+import { Handshake } from "../../attestation/relying-party.ts";
+import { deriveObjectKey } from "../../crypto/handshake.ts";
+import { openEnvelope, sealEnvelope, wrapKey } from "../../crypto/key-wrap.ts";
+import { SecretKey } from "../../crypto/secret.ts";
+import { LABELS } from "../../protocol/labels.ts";
+import { JobSpecSchema, type JobSpec, type JobSummary, type MapResult, type MapTask, type ReduceResult, type ReduceTask } from "../../protocol/job.ts";
+import { assertId, objectIds } from "../../protocol/object-ids.ts";
+import type { EnclaveClaims } from "../../protocol/evidence.ts";
+import { answerAttestRequest } from "../runtime/attestee.ts";
+import { SessionTable, type InboundSession, type OutboundSession } from "../runtime/sessions.ts";
+import type { EnclaveObjectStore } from "../runtime/object-store.ts";
+import type { TeeBackend } from "../tee/index.ts";
+import { splitUpload } from "./split-upload.ts";
+import { assembleResult } from "./assemble-result.ts";
+import { sha256Hex } from "../jobs/compile-job.ts";
+
+type Phase = "map" | "reduce";
+
+interface JobState {
+  spec: JobSpec;
+  client: InboundSession;
+  header: string[] | null;
+  inputRecords: number;
+  badRecords: number;
+  shards: { objectId: string; records: number; sha256: string; key: SecretKey }[];
+  /** partitionKeys[m][r]: the key of mapper m's partition for reducer r. */
+  partitionKeys: SecretKey[][];
+  outputKeys: SecretKey[];
+  maps: (MapResult & { worker: string; measurement: string })[];
+  reduces: (ReduceResult & { worker: string; measurement: string })[];
+  attestations: JobSummary["attestations"];
+  /** session id -> phase it was attested for, within this job. */
+  attestedFor: Map<string, Phase>;
+  issuedTasks: Map<string, { sessionId: string; attempt: number }>;
+  codeSha256: string;
+}
+
+export class CoordinatorEnclave {
+  readonly #tee: TeeBackend;
+  readonly #store: EnclaveObjectStore;
+  readonly #claims: EnclaveClaims;
+  readonly #clients = new SessionTable<InboundSession>();
+  readonly #workers = new Map<string, OutboundSession>();
+  readonly #pending = new Map<string, { handshake: Handshake; jobId: string; workerId: string; phase: Phase }>();
+  readonly #jobs = new Map<string, JobState>();
+
+  constructor(tee: TeeBackend, store: EnclaveObjectStore, claims: EnclaveClaims) {
+    this.#tee = tee;
+    this.#store = store;
+    this.#claims = claims;
+  }
+
+  attest(request: unknown): Promise<unknown> {
+    return answerAttestRequest(request, this.#tee, this.#claims, this.#clients);
+  }
+
+  #job(jobId: unknown): JobState {
+    const j = typeof jobId === "string" ? this.#jobs.get(jobId) : undefined;
+    if (j === undefined) throw new CmrError("CMR_JOB_NOT_FOUND", `no job ${String(jobId).slice(0, 64)} in this enclave`);
+    return j;
+  }
+
+  /** The client's job arrives sealed under its first key, with the channel's challenge value. */
+  submitJob(args: { sessionId: string; challenge: string; jobId: string; sealedJob: string }): unknown {
+    const client = this.#clients.checkChallenge(args.sessionId, args.challenge);
+    const jobId = assertId(args.jobId, "job id");
+    if (this.#jobs.has(jobId)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${jobId} was already submitted`);
+    const raw = openEnvelope<unknown>(client.toEnclave.expose(), args.sealedJob, { recipient: client.sessionId, purpose: "job", objectId: jobId });
+    const parsed = JobSpecSchema.safeParse(raw);
+    if (!parsed.success) {
+      throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `invalid job: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    }
+    const spec = parsed.data;
+    if (spec.jobId !== jobId) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "job id inside the sealed job differs from the request");
+    let codeSha256 = sha256Hex(JSON.stringify(spec.code));
+    if (spec.code.kind === "custom") {
+      codeSha256 = spec.code.sha256;
+      if (sha256Hex(spec.code.source) !== spec.code.sha256) {
+        throw new CmrError("CMR_JOB_CODE_REJECTED", "the job code does not hash to the value the client approved");
+      }
+      if (!spec.policy.jobCodeHashes.includes(spec.code.sha256)) {
+        throw new CmrError("CMR_JOB_CODE_REJECTED", `job code ${spec.code.sha256} is not in the policy's jobCodeHashes`, { hint: "add the module's SHA-256 to the policy to approve it" });
+      }
+    }
+    this.#jobs.set(jobId, {
+      spec,
+      client,
+      header: null,
+      inputRecords: 0,
+      badRecords: 0,
+      shards: [],
+      partitionKeys: [],
+      outputKeys: [],
+      maps: [],
+      reduces: [],
+      attestations: [],
+      attestedFor: new Map(),
+      issuedTasks: new Map(),
+      codeSha256,
+    });
+    return {
+      jobId,
+      shards: spec.shards,
+      reducers: spec.reducers,
+      dataType: spec.dataType ?? null,
+      uploadObject: objectIds.upload(spec.uploadId),
+      inputName: spec.inputName,
+    };
+  }
+
+  /** S12: decrypt the upload with the key derived from the first key, split and encrypt shards. */
+  async splitJob(args: { jobId: string }): Promise<unknown> {
+    const job = this.#job(args.jobId);
+    const { spec } = job;
+    const uploadObject = objectIds.upload(spec.uploadId);
+    const uploadKey = deriveObjectKey(job.client.toEnclave, LABELS.uploadKey, spec.uploadId);
+    const targets = Array.from({ length: spec.shards }, (_, i) => ({ objectId: objectIds.shard(spec.jobId, i), key: SecretKey.random("shard-key") }));
+    const split = await splitUpload(spec, uploadObject, uploadKey, targets, this.#store);
+    job.header = split.header;
+    job.inputRecords = split.inputRecords;
+    job.badRecords = split.badRecords;
+    job.shards = split.shards.map((s, i) => ({ ...s, key: targets[i]!.key }));
+    job.partitionKeys = job.shards.map(() => Array.from({ length: spec.reducers }, () => SecretKey.random("partition-key")));
+    job.outputKeys = Array.from({ length: spec.reducers }, () => SecretKey.random("reduce-output-key"));
+    return { jobId: spec.jobId, inputRecords: split.inputRecords, badRecords: split.badRecords, shards: split.shards.map((s, i) => ({ shardId: i, records: s.records })) };
+  }
+
+  /** Start attesting a worker for one phase of one job (seed [76]); the host relays the request. */
+  beginAttestWorker(args: { jobId: string; workerId: string; phase: Phase }): unknown {
+    this.#job(args.jobId);
+    const handshake = new Handshake("second-key", "worker");
+    const handshakeId = randomBytes(12).toString("hex");
+    this.#pending.set(handshakeId, { handshake, jobId: args.jobId, workerId: String(args.workerId).slice(0, 128), phase: args.phase === "reduce" ? "reduce" : "map" });
+    return { handshakeId, request: handshake.request() };
+  }
+
+  completeAttestWorker(args: { handshakeId: string; response: unknown }): unknown {
+    const pending = this.#pending.get(String(args.handshakeId));
+    if (pending === undefined) throw new CmrError("CMR_ATTEST_NONCE", "no pending worker attestation with this id (already completed or never started)");
+    this.#pending.delete(String(args.handshakeId));
+    const job = this.#job(pending.jobId);
+    const session = pending.handshake.complete(args.response, job.spec.policy);
+    const attestedAt = new Date().toISOString();
+    this.#workers.set(session.sessionId, { ...session, workerId: pending.workerId, claims: session.claims, appraisal: session.appraisal, attestedAt });
+    job.attestedFor.set(session.sessionId, pending.phase);
+    job.attestations.push({ worker: pending.workerId, phase: pending.phase, measurement: session.appraisal.measurement, at: attestedAt, simulated: session.appraisal.simulated });
+    return {
+      sessionId: session.sessionId,
+      challenge: session.challenge,
+      workerId: pending.workerId,
+      claims: session.claims,
+      measurement: session.appraisal.measurement,
+      simulated: session.appraisal.simulated,
+      quoteAgeMs: session.appraisal.quoteAgeMs,
+    };
+  }
+
+  /** The worker session must be attested for this job and phase, with matching attested claims. */
+  #workerFor(job: JobState, sessionId: string, phase: Phase): OutboundSession {
+    const w = this.#workers.get(sessionId);
+    if (w === undefined || job.attestedFor.get(sessionId) !== phase) {
+      throw new CmrError("CMR_ATTEST_CLAIMS", `worker session ${String(sessionId).slice(0, 32)} was not attested for the ${phase} phase of job ${job.spec.jobId}`, {
+        hint: "the coordinator attests every worker afresh before each phase",
+      });
+    }
+    const caps = w.claims.capabilities ?? [];
+    if (!caps.includes(phase)) {
+      throw new CmrError("CMR_NO_MATCHING_WORKER", `worker ${w.workerId} is not attested for capability "${phase}" (its evidence vouches for: ${caps.join(", ") || "none"})`);
+    }
+    const dt = job.spec.dataType;
+    const types = w.claims.dataTypes ?? [];
+    if (dt !== undefined && types.length > 0 && !types.includes(dt)) {
+      throw new CmrError("CMR_NO_MATCHING_WORKER", `worker ${w.workerId} is not attested for data type "${dt}" (its evidence vouches for: ${types.join(", ")})`);
+    }
+    return w;
+  }
+
+  assignMap(args: { jobId: string; shardId: number; sessionId: string; attempt: number }): unknown {
+    const job = this.#job(args.jobId);
+    const m = Number(args.shardId);
+    const shard = job.shards[m];
+    if (shard === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} has no shard ${m}`);
+    const w = this.#workerFor(job, args.sessionId, "map");
+    const attempt = Number(args.attempt) || 1;
+    const taskId = `${job.spec.jobId}-m${m}-a${attempt}`;
+    const kek = w.toEnclave.expose();
+    const recipient = w.sessionId;
+    const task: MapTask = {
+      jobId: job.spec.jobId,
+      taskId,
+      attempt,
+      mapIndex: m,
+      shardObject: shard.objectId,
+      wrappedShardKey: wrapKey(kek, shard.key.expose(), { recipient, purpose: "shard-key", objectId: shard.objectId }).toString("base64"),
+      format: job.spec.format,
+      header: job.header,
+      inputName: job.spec.inputName,
+      code: job.spec.code,
+      reducers: job.spec.reducers,
+      onBadRecord: job.spec.onBadRecord,
+      partitions: job.partitionKeys[m]!.map((k, r) => {
+        const objectId = objectIds.partition(job.spec.jobId, m, r);
+        return { objectId, wrappedKey: wrapKey(kek, k.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };
+      }),
+    };
+    job.issuedTasks.set(taskId, { sessionId: w.sessionId, attempt });
+    return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
+  }
+
+  #openResult<T extends { taskId: string }>(job: JobState, args: { taskId: string; sealedResult: string }): { result: T; worker: OutboundSession } {
+    const issued = job.issuedTasks.get(String(args.taskId));
+    if (issued === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `no task ${String(args.taskId).slice(0, 64)} was issued`);
+    const w = this.#workers.get(issued.sessionId)!;
+    const result = openEnvelope<T>(w.fromEnclave.expose(), args.sealedResult, { recipient: w.sessionId, purpose: "task-result", objectId: args.taskId });
+    if (result.taskId !== args.taskId) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "task result names another task");
+    return { result, worker: w };
+  }
+
+  completeMap(args: { jobId: string; taskId: string; sealedResult: string }): unknown {
+    const job = this.#job(args.jobId);
+    const { result, worker } = this.#openResult<MapResult>(job, args);
+    const m = Number(/-m(\d+)-a/.exec(result.taskId)?.[1]);
+    if (job.maps[m] !== undefined) return { duplicate: true }; // committed once: a late attempt is ignored
+    if (result.inputRecords !== job.shards[m]!.records) {
+      throw new CmrError("CMR_INTEGRITY", `map task ${result.taskId} read ${result.inputRecords} records, shard holds ${job.shards[m]!.records}`);
+    }
+    job.maps[m] = { ...result, worker: worker.workerId, measurement: worker.appraisal.measurement };
+    job.badRecords += result.badRecords;
+    return { duplicate: false, badRecords: result.badRecords };
+  }
+
+  assignReduce(args: { jobId: string; reduceIndex: number; sessionId: string; attempt: number }): unknown {
+    const job = this.#job(args.jobId);
+    const r = Number(args.reduceIndex);
+    if (!(r >= 0 && r < job.spec.reducers)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} has no reducer ${r}`);
+    for (let m = 0; m < job.shards.length; m++) {
+      if (job.maps[m] === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `map task ${m} of job ${job.spec.jobId} has not completed`);
+    }
+    const w = this.#workerFor(job, args.sessionId, "reduce");
+    const attempt = Number(args.attempt) || 1;
+    const taskId = `${job.spec.jobId}-r${r}-a${attempt}`;
+    const kek = w.toEnclave.expose();
+    const recipient = w.sessionId;
+    const outObject = objectIds.reduceOutput(job.spec.jobId, r);
+    const task: ReduceTask = {
+      jobId: job.spec.jobId,
+      taskId,
+      attempt,
+      reduceIndex: r,
+      code: job.spec.code,
+      inputs: job.maps.map((mr, m) => {
+        const p = mr.partitions[r]!;
+        return { objectId: p.objectId, records: p.records, sha256: p.sha256, wrappedKey: wrapKey(kek, job.partitionKeys[m]![r]!.expose(), { recipient, purpose: "partition-key", objectId: p.objectId }).toString("base64") };
+      }),
+      output: { objectId: outObject, wrappedKey: wrapKey(kek, job.outputKeys[r]!.expose(), { recipient, purpose: "result-key", objectId: outObject }).toString("base64") },
+    };
+    job.issuedTasks.set(taskId, { sessionId: w.sessionId, attempt });
+    return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
+  }
+
+  completeReduce(args: { jobId: string; taskId: string; sealedResult: string }): unknown {
+    const job = this.#job(args.jobId);
+    const { result, worker } = this.#openResult<ReduceResult>(job, args);
+    const r = Number(/-r(\d+)-a/.exec(result.taskId)?.[1]);
+    if (job.reduces[r] !== undefined) return { duplicate: true };
+    const expected = job.maps.reduce((n, mr) => n + mr.partitions[r]!.records, 0);
+    if (result.inputRecords !== expected) {
+      throw new CmrError("CMR_INTEGRITY", `reduce task ${result.taskId} read ${result.inputRecords} records, mappers wrote ${expected}`);
+    }
+    job.reduces[r] = { ...result, worker: worker.workerId, measurement: worker.appraisal.measurement };
+    return { duplicate: false };
+  }
+
+  /** Merge the reducers' outputs into the result CSV, encrypted for the client. */
+  async finalize(args: { jobId: string }): Promise<unknown> {
+    const job = this.#job(args.jobId);
+    for (let r = 0; r < job.spec.reducers; r++) {
+      if (job.reduces[r] === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `reduce task ${r} of job ${job.spec.jobId} has not completed`);
+    }
+    const resultObject = objectIds.result(job.spec.jobId);
+    const resultKey = deriveObjectKey(job.client.fromEnclave, LABELS.resultKey, job.spec.jobId);
+    const inputs = job.reduces.map((rr, r) => ({ objectId: rr.output.objectId, sha256: rr.output.sha256, records: rr.outputRecords, key: job.outputKeys[r]! }));
+    const { rows, sha256 } = await assembleResult(inputs, resultObject, resultKey, this.#store);
+    const summary: JobSummary = {
+      jobId: job.spec.jobId,
+      resultObject,
+      resultSha256: sha256,
+      rows,
+      inputRecords: job.inputRecords,
+      badRecords: job.badRecords,
+      shards: job.maps.map((mr, m) => ({ shardId: m, records: job.shards[m]!.records, worker: mr.worker, measurement: mr.measurement })),
+      reducers: job.reduces.map((rr, r) => ({ reduceIndex: r, records: rr.outputRecords, worker: rr.worker, measurement: rr.measurement })),
+      codeSha256: job.codeSha256,
+      attestations: job.attestations,
+    };
+    const sealedSummary = sealEnvelope(job.client.fromEnclave.expose(), summary, { recipient: job.client.sessionId, purpose: "task-result", objectId: job.spec.jobId });
+    this.#forget(job);
+    return { jobId: job.spec.jobId, resultObject, rows, sealedSummary };
+  }
+
+  /** Drop a job's keys (after success or failure). Intermediate objects become unreadable. */
+  #forget(job: JobState): void {
+    for (const s of job.shards) s.key.destroy();
+    for (const row of job.partitionKeys) for (const k of row) k.destroy();
+    for (const k of job.outputKeys) k.destroy();
+    this.#jobs.delete(job.spec.jobId);
+  }
+
+  abortJob(args: { jobId: string }): unknown {
+    const job = this.#jobs.get(String(args.jobId));
+    if (job) this.#forget(job);
+    return { aborted: job !== undefined };
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * S12 [53-55]: inside the coordinator enclave, decrypt the client's upload, parse it, and split
+ * the records into n shards by hash(key) mod n or by key ranges (given boundaries, or chosen from
+ * a sample so shards are balanced); each shard is encrypted under its own fresh key.
+ *
+ * Shards hold [line, record] JSON lines, so a map task can still name the input line of a bad
+ * value. Memory: one decrypted chunk, one record, and a bounded buffer per shard.
+ *
+ * Trust zone: TRUSTED (enclave only).
+ *
+ * @module
+ */
+import { CmrError } from "../../errors.ts";
+import type { JobSpec } from "../../protocol/job.ts";
+import type { SecretKey } from "../../crypto/secret.ts";
+import { CsvParser } from "../records/csv-parser.ts";
+import { JsonlParser } from "../records/jsonl-parser.ts";
+import { compareKeys } from "../records/csv-writer.ts";
+import { fieldIndex } from "../records/fields.ts";
+import { fnv1a } from "../jobs/hash.ts";
+import type { EnclaveObjectStore } from "../runtime/object-store.ts";
+import { sendEvent } from "../runtime/channel.ts";
+
+const FLUSH_AT = 256 * 1024;
+const SAMPLE_SIZE = 10_000;
+
+export interface SplitResult {
+  header: string[] | null;
+  inputRecords: number;
+  badRecords: number;
+  shards: { objectId: string; records: number; sha256: string }[];
+  boundaries: string[] | null;
+}
+
+type Emit = (rec: string[] | Record<string, unknown>, line: number) => void;
+
+/** The field records are split by, or null for round-robin (jobs with no single key). */
+export function splitFieldOf(spec: JobSpec): string | null {
+  switch (spec.code.kind) {
+    case "builtin":
+      return spec.code.keyField;
+    case "extract-max":
+      return null;
+    case "custom":
+      return spec.code.splitField ?? null;
+  }
+}
+
+function keyReader(spec: JobSpec, field: string): (rec: string[] | Record<string, unknown>, header: string[] | undefined, line: number) => string | undefined {
+  let idx = -1;
+  return (rec, header, line) => {
+    if (Array.isArray(rec)) {
+      if (idx < 0) idx = fieldIndex(header ?? [], field, spec.inputName);
+      return rec[idx];
+    }
+    const v = rec[field];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === "object") throw new CmrError("CMR_RECORD_MALFORMED", `${spec.inputName} line ${line}: field "${field}" is not a scalar`, { details: { source: spec.inputName, line } });
+    return String(v);
+  };
+}
+
+/** Choose n-1 boundaries from a uniform reservoir sample of the keys (a first pass). */
+async function sampleBoundaries(spec: JobSpec, field: string, uploadObject: string, key: SecretKey, store: EnclaveObjectStore): Promise<string[]> {
+  const sample: string[] = [];
+  let seen = 0;
+  let header: string[] | undefined;
+  const read = keyReader(spec, field);
+  const collect: Emit = (rec, line) => {
+    let k: string | undefined;
+    try {
+      k = read(rec, header, line);
+    } catch {
+      return; // bad records are reported by the splitting pass
+    }
+    if (k === undefined) return;
+    seen++;
+    if (sample.length < SAMPLE_SIZE) sample.push(k);
+    else {
+      const j = Math.floor(Math.random() * seen);
+      if (j < SAMPLE_SIZE) sample[j] = k;
+    }
+  };
+  const tolerant = { ...spec, onBadRecord: "skip" as const };
+  await parseUploadWithHeader(tolerant, uploadObject, key, store, collect, (h) => (header = h), async () => {});
+  sample.sort(compareKeys);
+  const out: string[] = [];
+  for (let i = 1; i < spec.shards; i++) {
+    const b = sample[Math.floor((i * sample.length) / spec.shards)];
+    if (b !== undefined && (out.length === 0 || compareKeys(out[out.length - 1]!, b) < 0)) out.push(b);
+  }
+  return out;
+}
+
+function rangeIndex(boundaries: string[], k: string): number {
+  // Shard i holds keys in [boundaries[i-1], boundaries[i]).
+  let lo = 0;
+  let hi = boundaries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (compareKeys(k, boundaries[mid]!) >= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey: SecretKey, shardTargets: { objectId: string; key: SecretKey }[], store: EnclaveObjectStore): Promise<SplitResult> {
+  const n = shardTargets.length;
+  const field = splitFieldOf(spec);
+  let boundaries: string[] | null = null;
+  if (spec.partition === "range" && field !== null) {
+    boundaries = spec.rangeBoundaries ? [...spec.rangeBoundaries].sort(compareKeys) : await sampleBoundaries(spec, field, uploadObject, uploadKey, store);
+  }
+  const read = field === null ? null : keyReader(spec, field);
+  const writers = shardTargets.map((t) => store.createEncryptedWriter(t.objectId, t.key));
+  const buffers = new Array<string>(n).fill("");
+  const counts = new Array<number>(n).fill(0);
+  let pending: Promise<void>[] = [];
+  let total = 0;
+  let badInSplit = 0;
+  let header: string[] | undefined;
+  const route = (rec: string[] | Record<string, unknown>, line: number): void => {
+    let shard: number;
+    if (read === null) shard = total % n;
+    else {
+      let k: string | undefined;
+      try {
+        k = read(rec, header, line);
+        if (k === undefined) {
+          throw new CmrError("CMR_RECORD_MISSING_FIELD", `${spec.inputName} line ${line}: missing field "${field}"`, {
+            hint: "fix the record or run with --on-bad-record skip",
+            details: { source: spec.inputName, line, field },
+          });
+        }
+      } catch (e) {
+        if (spec.onBadRecord === "skip" && (e as CmrError).code?.startsWith("CMR_RECORD_")) {
+          badInSplit++;
+          return;
+        }
+        throw e;
+      }
+      shard = boundaries !== null ? rangeIndex(boundaries, k) : fnv1a(k) % n;
+    }
+    total++;
+    counts[shard]!++;
+    buffers[shard] += JSON.stringify([line, rec]) + "\n";
+    if (buffers[shard]!.length >= FLUSH_AT) {
+      pending.push(writers[shard]!.write(buffers[shard]!));
+      buffers[shard] = "";
+    }
+    if (total % 100_000 === 0) sendEvent({ event: "progress", data: { stage: "split", records: total } });
+  };
+  try {
+    let bad = 0;
+    const parsed = await parseUploadWithHeader(spec, uploadObject, uploadKey, store, route, (h) => (header = h), async () => {
+      if (pending.length) {
+        const p = pending;
+        pending = [];
+        await Promise.all(p);
+      }
+    });
+    bad = parsed.bad;
+    await Promise.all(pending);
+    const shards = [];
+    for (let i = 0; i < n; i++) {
+      if (buffers[i]!.length) await writers[i]!.write(buffers[i]!);
+      const { sha256 } = await writers[i]!.end();
+      shards.push({ objectId: shardTargets[i]!.objectId, records: counts[i]!, sha256 });
+    }
+    return { header: parsed.header, inputRecords: total, badRecords: bad + badInSplit, shards, boundaries };
+  } catch (e) {
+    for (const w of writers) w.abort();
+    throw e;
+  }
+}
+
+/** parseUpload plus a header callback and a back-pressure hook between decrypted chunks. */
+async function parseUploadWithHeader(
+  spec: JobSpec,
+  uploadObject: string,
+  key: SecretKey,
+  store: EnclaveObjectStore,
+  emit: Emit,
+  onHeader: (h: string[]) => void,
+  drain: () => Promise<void>,
+): Promise<{ header: string[] | null; bad: number }> {
+  let bad = 0;
+  const onBad = spec.onBadRecord === "skip" ? () => void bad++ : undefined;
+  const source = spec.inputName;
+  if (spec.format === "csv") {
+    const p = new CsvParser({ source });
+    let told = false;
+    const e = (fields: string[], line: number) => {
+      if (!told) {
+        onHeader(p.header ?? []);
+        told = true;
+      }
+      emit(fields, line);
+    };
+    for await (const chunk of store.openDecrypted(uploadObject, key)) {
+      p.feed(chunk as Buffer, e, onBad);
+      await drain();
+    }
+    p.end(e, onBad);
+    if (p.header === undefined) throw new CmrError("CMR_RECORD_MALFORMED", `${source} is empty: no header row`, { hint: "CSV input needs a header row naming the columns" });
+    return { header: p.header, bad };
+  }
+  const p = new JsonlParser({ source });
+  const e = (rec: Record<string, unknown>, line: number) => emit(rec, line);
+  for await (const chunk of store.openDecrypted(uploadObject, key)) {
+    p.feed(chunk as Buffer, e, onBad);
+    await drain();
+  }
+  p.end(e, onBad);
+  return { header: null, bad };
+}

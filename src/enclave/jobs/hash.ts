@@ -1,0 +1,17 @@
+/**
+ * FNV-1a (32-bit) over a string's UTF-16 code units: the hash of "hash(key) mod n" splitting and
+ * of reduce partitioning. It needs to spread keys, not resist adversaries: every shard and
+ * partition is encrypted, and which shard a record lands in is never revealed with its key.
+ *
+ * Trust zone: PURE.
+ *
+ * @module
+ */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}

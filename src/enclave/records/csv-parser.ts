@@ -1,0 +1,460 @@
+/**
+ * Streaming CSV parser for the map phase: turns decrypted shard bytes into records. Implements
+ * RFC 4180 (quoted fields, doubled quotes, separators and line breaks inside quotes) with LF or
+ * CRLF line endings, a header row, UTF-8 text and an optional leading BOM; see
+ * docs/input-formats.md for the accepted dialect and the errors.
+ *
+ * Trust zone: ENCLAVE. The bytes are plaintext; `source` and every count are public. Error
+ * messages and details carry only the source name, a line number and a fixed reason, never a
+ * byte of the record (they cross to the untrusted host). Spec: MISSION "MapReduce [45-48]"
+ * (map reads a shard), RFC 4180 section 2.
+ *
+ * Design for the hot path: one pass over the chunk's bytes with a small state machine; each
+ * field is kept as a byte span of its record, and a record is decoded with one native call plus
+ * string slices (a native call costs ~90 ns, so one per field would dominate). Chunk boundaries
+ * may fall anywhere: the unfinished record's bytes are carried in `pend`, and span offsets are
+ * relative to the record start, so they survive the move. Memory is bounded by `maxRecordBytes`.
+ *
+ * @module
+ */
+import { isUtf8 } from "node:buffer";
+import { CmrError } from "../../errors.ts";
+
+export interface CsvParserOptions {
+  /** Object name used in messages (public, e.g. the upload id or file name). */
+  source: string;
+  /** Largest record accepted, in bytes, counting its line terminator. Default 16 MiB. */
+  maxRecordBytes?: number;
+}
+
+export type CsvEmit = (fields: string[], line: number) => void;
+export type OnBadRecord = (err: CmrError) => void;
+
+export const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024;
+/** A header with more columns is refused: it bounds the per-record span arrays. */
+export const MAX_COLUMNS = 65_536;
+
+/** Node's decoders without `toString`'s encoding dispatch; present on Buffer.prototype, missing from @types/node. */
+type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
+
+const LF = 0x0a;
+const CR = 0x0d;
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+
+// Parser states.
+const S_FIELD = 0; // at the start of a field
+const S_UNQUOTED = 1; // inside an unquoted field
+const S_QUOTED = 2; // inside a quoted field
+const S_QUOTE_IN_QUOTED = 3; // saw `"` inside a quoted field: closing quote or first half of `""`
+const S_CR = 4; // saw CR outside quotes: only LF may follow
+const S_SKIP = 5; // skip mode: dropping a bad record up to the next LF
+
+// Field flags.
+const F_ESCAPED = 1; // contains `""`
+const F_NON_ASCII = 2; // needs UTF-8 decoding and validation
+
+/** Records up to this size are decoded as one latin1 string and sliced; bigger ones per field, so that a kept field does not pin a big string. */
+const SLICE_RECORD_MAX = 4096;
+/** `pend` is released after a record bigger than this, so one large record does not keep its buffer alive. */
+const PEND_KEEP_MAX = 64 * 1024;
+const EMPTY = Buffer.alloc(0) as FastBuffer;
+
+export function toFastBuffer(chunk: Uint8Array): FastBuffer {
+  return (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)) as FastBuffer;
+}
+
+/** Decode a span that has non-ASCII bytes; undefined when it is not valid UTF-8. */
+export function decodeUtf8(buf: FastBuffer, start: number, end: number): string | undefined {
+  const s = buf.utf8Slice(start, end);
+  // utf8Slice replaces invalid sequences with U+FFFD; only then is the (slower) exact check needed.
+  if (s.includes("\uFFFD") && !isUtf8(buf.subarray(start, end))) return undefined;
+  return s;
+}
+
+/**
+ * Strips a UTF-8 BOM at the very start of a stream, even when it arrives split over chunks.
+ * Shared with the JSON Lines parser.
+ */
+export class BomStripper {
+  private head: Uint8Array = EMPTY;
+  private done = false;
+
+  /** Returns the bytes to parse; empty while the first bytes could still be a BOM. */
+  strip(buf: FastBuffer): FastBuffer {
+    if (this.done) return buf;
+    const all = this.head.length === 0 ? buf : toFastBuffer(Buffer.concat([this.head, buf]));
+    if (all.length < 3 && isBomPrefix(all)) {
+      this.head = Uint8Array.from(all);
+      return EMPTY;
+    }
+    this.done = true;
+    this.head = EMPTY;
+    return all[0] === 0xef && all[1] === 0xbb && all[2] === 0xbf ? (all.subarray(3) as FastBuffer) : all;
+  }
+
+  /** At end of input: the held bytes, if the input was a strict prefix of a BOM. */
+  flush(): FastBuffer {
+    const rest = this.head;
+    this.done = true;
+    this.head = EMPTY;
+    return toFastBuffer(rest);
+  }
+}
+
+function isBomPrefix(b: Uint8Array): boolean {
+  return (b.length < 1 || b[0] === 0xef) && (b.length < 2 || b[1] === 0xbb);
+}
+
+/**
+ * The bytes of the record that is still open when a chunk ends, in a buffer that grows to at
+ * most `max` bytes (the callers check the bound before appending). Shared with the JSON Lines parser.
+ */
+export class Carry {
+  buf: FastBuffer = EMPTY;
+  len = 0;
+  private readonly max: number;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  append(src: Uint8Array, start: number, end: number): void {
+    const need = this.len + (end - start);
+    if (need > this.buf.length) {
+      const next = Buffer.allocUnsafe(Math.max(need, Math.min(this.max, Math.max(1024, this.buf.length * 2)))) as FastBuffer;
+      this.buf.copy(next, 0, 0, this.len);
+      this.buf = next;
+    }
+    this.buf.set(src.subarray(start, end), this.len);
+    this.len = need;
+  }
+
+  clear(): void {
+    this.len = 0;
+    // Release the buffer after a big record, so one large record does not keep its memory alive.
+    if (this.buf.length > PEND_KEEP_MAX) this.buf = EMPTY;
+  }
+}
+
+export class CsvParser {
+  private readonly source: string;
+  private readonly max: number;
+  private readonly bom = new BomStripper();
+  private hdr: string[] | undefined;
+
+  private st = S_FIELD;
+  /** 1-based line of the next byte. */
+  private line = 1;
+  /** Line on which the current record starts. */
+  private recLine = 1;
+  /** Start of the current record in the chunk being scanned; negative when it began in an earlier chunk (its bytes are then in `pend`). */
+  private recStart = 0;
+  /** Start of the current field, relative to the record start. */
+  private fieldStart = 0;
+  /** OR of the current field's bytes: bit 7 set means non-ASCII. */
+  private hi = 0;
+  /** Fields seen in the current record (may exceed the stored spans when a record is too wide). */
+  private nf = 0;
+  private readonly fStart: number[] = [];
+  private readonly fEnd: number[] = [];
+  private readonly fFlags: number[] = [];
+  /** The current record was reported too large: parse on to find its end, but keep nothing. */
+  private discarding = false;
+  private readonly pend: Carry;
+  private closed = false;
+
+  constructor(opts: CsvParserOptions) {
+    const max = opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`maxRecordBytes must be a positive integer, got ${String(max)}`);
+    this.source = opts.source;
+    this.max = max;
+    this.pend = new Carry(max);
+  }
+
+  /** The header row, once it has been parsed (it is not passed to `emit`). */
+  get header(): string[] | undefined {
+    return this.hdr;
+  }
+
+  /**
+   * Parse the next chunk. Records are passed to `emit` with the line on which they start. Without
+   * `onBad` the first bad record throws; with it, each bad record is reported there and dropped,
+   * and parsing resumes at the next record. A bad header always throws. After a throw (from the
+   * parser, `emit` or `onBad`) the parser is unusable.
+   */
+  feed(chunk: Uint8Array, emit: CsvEmit, onBad?: OnBadRecord): void {
+    this.assertOpen();
+    const buf = this.bom.strip(toFastBuffer(chunk));
+    if (buf.length === 0) return;
+    try {
+      this.scan(buf, emit, onBad);
+    } catch (err) {
+      this.closed = true;
+      throw err;
+    }
+  }
+
+  /** Signal end of input: finishes a last record that has no final newline. */
+  end(emit: CsvEmit, onBad?: OnBadRecord): void {
+    this.assertOpen();
+    try {
+      const rest = this.bom.flush();
+      if (rest.length > 0) this.scan(rest, emit, onBad);
+      this.finish(emit, onBad);
+    } finally {
+      this.closed = true;
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new TypeError("CsvParser: input already ended or failed; create a new parser");
+  }
+
+  private scan(buf: FastBuffer, emit: CsvEmit, onBad: OnBadRecord | undefined): void {
+    const end = buf.length;
+    let i = 0;
+    while (i < end) {
+      let lim = end;
+      if (this.st !== S_SKIP && !this.discarding) {
+        // Record offset `max` is the first byte a record of `max` bytes (terminator included) may not have.
+        const l = this.recStart + this.max;
+        if (l < lim) lim = l;
+        if (i >= lim) {
+          this.tooLarge(onBad);
+          continue;
+        }
+      }
+      switch (this.st) {
+        case S_FIELD: {
+          if (buf[i] === QUOTE) {
+            this.st = S_QUOTED;
+            i++;
+            this.fieldStart = i - this.recStart;
+          } else {
+            this.st = S_UNQUOTED;
+            this.fieldStart = i - this.recStart;
+          }
+          break;
+        }
+        case S_UNQUOTED: {
+          let hi = this.hi;
+          let c = 0;
+          for (; i < lim; i++) {
+            c = buf[i]!;
+            if (c < 0x2d && (c === COMMA || c === LF || c === CR || c === QUOTE)) break;
+            hi |= c;
+          }
+          this.hi = hi;
+          if (i === lim) break;
+          if (c === COMMA) {
+            this.pushField(this.fieldStart, i - this.recStart);
+            this.st = S_FIELD;
+            i++;
+          } else if (c === LF) {
+            this.pushField(this.fieldStart, i - this.recStart);
+            i = this.recordEnd(buf, i, emit, onBad);
+          } else if (c === CR) {
+            this.pushField(this.fieldStart, i - this.recStart);
+            this.st = S_CR;
+            i++;
+          } else {
+            this.bad("quote in the middle of an unquoted field", onBad);
+          }
+          break;
+        }
+        case S_QUOTED: {
+          let hi = this.hi;
+          let line = this.line;
+          let c = 0;
+          for (; i < lim; i++) {
+            c = buf[i]!;
+            if (c === QUOTE) break;
+            if (c === LF) line++;
+            hi |= c;
+          }
+          this.hi = hi;
+          this.line = line;
+          if (i === lim) break;
+          this.st = S_QUOTE_IN_QUOTED;
+          i++;
+          break;
+        }
+        case S_QUOTE_IN_QUOTED: {
+          const c = buf[i];
+          if (c === QUOTE) {
+            this.hi |= 0x100; // marks `""` in this field (bit above any byte value)
+            this.st = S_QUOTED;
+            i++;
+          } else if (c === COMMA) {
+            this.pushField(this.fieldStart, i - 1 - this.recStart);
+            this.st = S_FIELD;
+            i++;
+          } else if (c === LF) {
+            this.pushField(this.fieldStart, i - 1 - this.recStart);
+            i = this.recordEnd(buf, i, emit, onBad);
+          } else if (c === CR) {
+            this.pushField(this.fieldStart, i - 1 - this.recStart);
+            this.st = S_CR;
+            i++;
+          } else {
+            this.bad("text after a closing quote", onBad);
+          }
+          break;
+        }
+        case S_CR: {
+          if (buf[i] === LF) i = this.recordEnd(buf, i, emit, onBad);
+          else this.bad("carriage return not followed by a line feed", onBad);
+          break;
+        }
+        default: {
+          // S_SKIP: resynchronise on the next physical line.
+          const nl = buf.indexOf(LF, i);
+          if (nl < 0) {
+            i = end;
+          } else {
+            i = nl + 1;
+            this.line++;
+            this.startRecord(i);
+          }
+        }
+      }
+    }
+    // Carry the unfinished record into the next chunk.
+    if (this.st !== S_SKIP && !this.discarding && (this.nf > 0 || this.st !== S_FIELD)) {
+      this.pend.append(buf, Math.max(this.recStart, 0), end);
+    }
+    this.recStart -= end;
+  }
+
+  private pushField(startRel: number, endRel: number): void {
+    if (this.discarding) return;
+    const hi = this.hi;
+    this.hi = 0;
+    const k = this.nf++;
+    if (k >= (this.hdr === undefined ? MAX_COLUMNS : this.hdr.length)) return; // counted, not stored: the record is already wrong
+    this.fStart[k] = startRel;
+    this.fEnd[k] = endRel;
+    this.fFlags[k] = (hi & 0x80 ? F_NON_ASCII : 0) | (hi & 0x100 ? F_ESCAPED : 0);
+  }
+
+  /** The LF at `i` ends the current record. Returns the position after it. */
+  private recordEnd(buf: FastBuffer, i: number, emit: CsvEmit, onBad: OnBadRecord | undefined): number {
+    let src = buf;
+    let base = this.recStart;
+    if (base < 0 && !this.discarding) {
+      this.pend.append(buf, 0, i);
+      src = this.pend.buf;
+      base = 0;
+    }
+    // Offsets are relative to the record; the record ends before the LF (a CR is never inside a span).
+    this.deliver(src, base, i - this.recStart, emit, onBad);
+    this.line++;
+    this.startRecord(i + 1);
+    return i + 1;
+  }
+
+  private startRecord(at: number): void {
+    this.st = S_FIELD;
+    this.recStart = at;
+    this.recLine = this.line;
+    this.nf = 0;
+    this.hi = 0;
+    this.discarding = false;
+    this.pend.clear();
+  }
+
+  /** End of input: close the last record if it has no final newline. */
+  private finish(emit: CsvEmit, onBad: OnBadRecord | undefined): void {
+    const len = -this.recStart; // all of the record's bytes are in `pend` now
+    switch (this.st) {
+      case S_FIELD:
+        if (this.nf === 0) return; // nothing after the last newline
+        this.pushField(len, len);
+        break;
+      case S_UNQUOTED:
+        this.pushField(this.fieldStart, len);
+        break;
+      case S_QUOTE_IN_QUOTED:
+        this.pushField(this.fieldStart, len - 1);
+        break;
+      case S_QUOTED:
+        if (!this.discarding) this.bad("unbalanced quote: a quoted field is still open at the end of the input", onBad);
+        return;
+      case S_CR:
+        if (!this.discarding) this.bad("carriage return not followed by a line feed", onBad);
+        return;
+      default:
+        return;
+    }
+    this.deliver(this.pend.buf, 0, len, emit, onBad);
+  }
+
+  /** Decode and check a complete record whose bytes are `src[base, base + len)`. */
+  private deliver(src: FastBuffer, base: number, len: number, emit: CsvEmit, onBad: OnBadRecord | undefined): void {
+    if (this.discarding) return;
+    const n = this.nf;
+    const hdr = this.hdr;
+    if (hdr === undefined && n > MAX_COLUMNS) return this.bad(`header has more than ${MAX_COLUMNS} columns`, onBad);
+    if (hdr !== undefined && n !== hdr.length) return this.bad(`expected ${hdr.length} columns, found ${n}`, onBad);
+    const fields = new Array<string>(n);
+    const whole = len <= SLICE_RECORD_MAX ? src.latin1Slice(base, base + len) : undefined;
+    for (let k = 0; k < n; k++) {
+      const a = this.fStart[k]!;
+      const b = this.fEnd[k]!;
+      const flags = this.fFlags[k]!;
+      let v: string | undefined;
+      if (flags & F_NON_ASCII) v = decodeUtf8(src, base + a, base + b);
+      else v = whole === undefined ? src.latin1Slice(base + a, base + b) : whole.slice(a, b);
+      if (v === undefined) return this.bad("invalid UTF-8", onBad);
+      fields[k] = flags & F_ESCAPED ? v.replaceAll('""', '"') : v;
+    }
+    if (hdr === undefined) {
+      this.setHeader(fields);
+      return;
+    }
+    emit(fields, this.recLine);
+  }
+
+  private setHeader(fields: string[]): void {
+    const seen = new Map<string, number>();
+    for (let k = 0; k < fields.length; k++) {
+      const name = fields[k]!;
+      if (name === "") this.bad(`header column ${k + 1} is empty`, undefined);
+      const prev = seen.get(name);
+      if (prev !== undefined) this.bad(`header column ${k + 1} repeats column ${prev + 1}`, undefined);
+      seen.set(name, k);
+    }
+    this.hdr = Object.freeze(fields) as string[];
+  }
+
+  private bad(reason: string, onBad: OnBadRecord | undefined): void {
+    const skip = onBad !== undefined && this.hdr !== undefined;
+    if (!this.discarding) this.report("CMR_RECORD_MALFORMED", reason, skip ? onBad : undefined);
+    // Drop the rest of the record: from here on only the next LF matters.
+    this.st = S_SKIP;
+    this.discarding = false;
+    this.pend.clear();
+  }
+
+  private tooLarge(onBad: OnBadRecord | undefined): void {
+    const skip = onBad !== undefined && this.hdr !== undefined;
+    this.report("CMR_RECORD_TOO_LARGE", `record exceeds ${this.max} bytes`, skip ? onBad : undefined);
+    // Keep parsing (quotes decide where the record ends) but keep none of its bytes.
+    this.discarding = true;
+    this.pend.clear();
+  }
+
+  private report(code: "CMR_RECORD_MALFORMED" | "CMR_RECORD_TOO_LARGE", reason: string, onBad: OnBadRecord | undefined): void {
+    const line = this.recLine;
+    const err = new CmrError(code, `${this.source} line ${line}: ${reason}`, {
+      hint:
+        code === "CMR_RECORD_TOO_LARGE"
+          ? "split the record, or raise maxRecordBytes for this job"
+          : "fix the record (RFC 4180 CSV, UTF-8, header row first; see docs/input-formats.md), or run the job in skip mode to drop bad records",
+      details: { source: this.source, line },
+    });
+    if (onBad === undefined) throw err;
+    onBad(err);
+  }
+}

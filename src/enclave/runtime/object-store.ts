@@ -1,0 +1,140 @@
+/**
+ * The enclave's own access to untrusted object storage (a directory shared with the host: local
+ * disk, or a mounted HDFS/S3 path). Only ciphertext goes in or out: writers here are always fed
+ * by an EncryptStream and readers always drain into a DecryptStream. Writes go to a temporary
+ * name and are renamed into place, so a reader never sees half an object.
+ *
+ * Trust zone: TRUSTED (enclave only); the bytes it moves are not.
+ *
+ * @module
+ */
+import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { dirname, join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { Readable } from "node:stream";
+import { CmrError, IntegrityError } from "../../errors.ts";
+import { assertObjectId } from "../../protocol/object-ids.ts";
+import { DecryptStream, EncryptStream } from "../../crypto/aead-stream.ts";
+
+export interface EncryptedWriter {
+  readonly objectId: string;
+  write(data: Buffer | string): Promise<void>;
+  end(): Promise<{ sha256: string; bytes: number }>;
+  abort(): void;
+}
+import type { SecretKey } from "../../crypto/secret.ts";
+import { createHash } from "node:crypto";
+
+export class EnclaveObjectStore {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  path(objectId: string): string {
+    return join(this.root, assertObjectId(objectId));
+  }
+
+  exists(objectId: string): boolean {
+    try {
+      return statSync(this.path(objectId)).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Decrypted plaintext stream of an object; integrity failures surface as stream errors. */
+  openDecrypted(objectId: string, key: SecretKey, expectSha256?: string): Readable {
+    const p = this.path(objectId);
+    if (!this.exists(objectId)) {
+      throw new CmrError("CMR_STORAGE_NOT_FOUND", `object ${objectId} is missing from storage`, { hint: "the object was deleted or never written; re-upload or re-run the job" });
+    }
+    const src = createReadStream(p, { highWaterMark: 1024 * 1024 });
+    const dec = new DecryptStream(key.expose(), { streamId: objectId });
+    if (expectSha256 !== undefined) {
+      // The digest its writer declared: catches a valid but different ciphertext (an older
+      // attempt's object, say) put in its place. Registered before pipe(), so a mismatch
+      // destroys the decryptor before it can end cleanly.
+      const h = createHash("sha256");
+      src.on("data", (d) => h.update(d as Buffer));
+      src.on("end", () => {
+        if (h.digest("hex") !== expectSha256) dec.destroy(new IntegrityError(objectId, { details: { reason: "digest" } }));
+      });
+    }
+    src.on("error", (e) => dec.destroy(new CmrError("CMR_STORAGE_IO", `cannot read ${objectId}: ${(e as NodeJS.ErrnoException).code ?? "I/O error"}`)));
+    return src.pipe(dec);
+  }
+
+  /**
+   * A writer that encrypts into `objectId`. `write` resolves when the bytes are accepted
+   * (waiting on back-pressure, so memory stays bounded); `end` resolves with the SHA-256 of the
+   * ciphertext (what receipts name) once the object is in place; `abort` leaves nothing behind.
+   */
+  createEncryptedWriter(objectId: string, key: SecretKey): EncryptedWriter {
+    const p = this.path(objectId);
+    mkdirSync(dirname(p), { recursive: true });
+    const tmp = `${p}.tmp-${randomBytes(6).toString("hex")}`;
+    const hash = createHash("sha256");
+    let bytes = 0;
+    const enc = new EncryptStream(key.expose(), { streamId: objectId });
+    enc.on("data", (d: Buffer) => {
+      hash.update(d);
+      bytes += d.length;
+    });
+    const done = pipeline(enc, createWriteStream(tmp));
+    let failure: unknown;
+    done.catch((e: unknown) => {
+      failure = e;
+    });
+    return {
+      objectId,
+      async write(data: Buffer | string): Promise<void> {
+        if (failure !== undefined) throw failure;
+        if (!enc.write(data)) await new Promise<void>((resolve, reject) => {
+          enc.once("drain", resolve);
+          done.catch(reject);
+        });
+      },
+      async end(): Promise<{ sha256: string; bytes: number }> {
+        enc.end();
+        try {
+          await done;
+          renameSync(tmp, p);
+        } catch (e) {
+          rmSync(tmp, { force: true });
+          throw e;
+        }
+        return { sha256: hash.digest("hex"), bytes };
+      },
+      abort(): void {
+        enc.destroy();
+        rmSync(tmp, { force: true });
+      },
+    };
+  }
+
+  /** Encrypt a whole source into `objectId`. */
+  async writeEncrypted(objectId: string, key: SecretKey, source: AsyncIterable<Buffer | string>): Promise<{ sha256: string; bytes: number }> {
+    const w = this.createEncryptedWriter(objectId, key);
+    try {
+      for await (const chunk of source) await w.write(chunk);
+      return await w.end();
+    } catch (e) {
+      w.abort();
+      throw e;
+    }
+  }
+
+  /** SHA-256 of the stored ciphertext, to compare with the digest its writer reported. */
+  async digest(objectId: string): Promise<string> {
+    const h = createHash("sha256");
+    for await (const chunk of createReadStream(this.path(objectId))) h.update(chunk as Buffer);
+    return h.digest("hex");
+  }
+
+  remove(objectId: string): void {
+    rmSync(this.path(objectId), { force: true });
+  }
+}

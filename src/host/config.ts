@@ -1,0 +1,45 @@
+/**
+ * Every CMR_* environment variable and default, in one place (as marblerun's constants.go).
+ * Only composition roots (cli commands) read these.
+ *
+ * Trust zone: UNTRUSTED (host).
+ *
+ * @module
+ */
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ENV = {
+  /** Data directory (simulated platform, vendor root, sealed state). */
+  dataDir: "CMR_DATA_DIR",
+  /** Path of the enclave program (default: dist/enclave.mjs next to the CLI). */
+  enclaveProgram: "CMR_ENCLAVE_PROGRAM",
+  /** TEE backend: simulated | gramine-sgx | tsm. */
+  tee: "CMR_TEE",
+} as const;
+
+export const DEFAULTS = {
+  dataDir: ".cmr",
+  tee: "simulated",
+  coordinatorPort: 7400,
+  workerPort: 0,
+} as const;
+
+/** Locate dist/enclave.mjs whether we run from the bundle (dist/) or from sources (src/host/). */
+export function enclaveProgramPath(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env[ENV.enclaveProgram];
+  if (fromEnv) return resolve(fromEnv);
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    for (const candidate of [join(dir, "enclave.mjs"), join(dir, "dist", "enclave.mjs")]) {
+      if (existsSync(candidate)) return candidate;
+    }
+    dir = dirname(dir);
+  }
+  return join(process.cwd(), "dist", "enclave.mjs");
+}
+
+export function dataDirFrom(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(flag ?? env[ENV.dataDir] ?? DEFAULTS.dataDir);
+}

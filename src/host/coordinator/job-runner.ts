@@ -1,0 +1,198 @@
+/**
+ * The coordinator host's scheduler for one job: split (S12), attest map workers, place map tasks
+ * (S13), attest reduce workers, place reduce tasks, finalize. The host chooses *who* to ask;
+ * the coordinator enclave decides whether a worker may receive keys (attested for this job and
+ * phase, with the capability and data type in its evidence). A worker that cannot be reached
+ * loses its task to another attested worker; any other failure fails the job, and its
+ * intermediate objects are deleted so no partial output remains.
+ *
+ * Trust zone: UNTRUSTED (host).
+ *
+ * @module
+ */
+import { CmrError, isCmrError } from "../../errors.ts";
+import { postJson } from "../http/client.ts";
+import type { EnclaveProcess } from "../ipc/enclave-process.ts";
+import type { BlobStore } from "../storage/blob-store.ts";
+import type { WorkerEntry, WorkerRegistry } from "./worker-registry.ts";
+
+export type JobState = "queued" | "splitting" | "mapping" | "reducing" | "finalizing" | "succeeded" | "failed";
+
+export interface AttestationRecord {
+  worker: string;
+  phase: "map" | "reduce";
+  at: string;
+  result: "accepted" | "refused";
+  measurement?: string;
+  simulated?: boolean;
+  error?: { code: string; message: string };
+}
+
+export interface JobRecord {
+  jobId: string;
+  state: JobState;
+  createdAt: string;
+  updatedAt: string;
+  progress: { shards: number; mapsDone: number; reducers: number; reducesDone: number; inputRecords: number };
+  assignments: { task: string; worker: string; attempt: number; outcome: "ok" | "worker-lost" | "failed" }[];
+  attestations: AttestationRecord[];
+  error?: { code: string; message: string; hint?: string };
+  result?: { resultObject: string; rows: number; sealedSummary: string };
+}
+
+interface AttestedWorker {
+  entry: WorkerEntry;
+  sessionId: string;
+  challenge: string;
+}
+
+const WORKER_FAILURE_CODES = new Set(["CMR_UNREACHABLE", "CMR_IPC_CLOSED", "CMR_HTTP", "CMR_WORKER_LOST", "CMR_PROTOCOL_UNKNOWN_SESSION"]);
+
+export class JobRunner {
+  readonly record: JobRecord;
+  readonly #enclave: EnclaveProcess;
+  readonly #workers: WorkerRegistry;
+  readonly #store: BlobStore;
+  readonly #dataType: string | null;
+  readonly #reducers: number;
+
+  constructor(jobId: string, enclave: EnclaveProcess, workers: WorkerRegistry, store: BlobStore, plan: { dataType: string | null; reducers: number }) {
+    const now = new Date().toISOString();
+    this.record = {
+      jobId,
+      state: "queued",
+      createdAt: now,
+      updatedAt: now,
+      progress: { shards: 0, mapsDone: 0, reducers: 0, reducesDone: 0, inputRecords: 0 },
+      assignments: [],
+      attestations: [],
+    };
+    this.#enclave = enclave;
+    this.#workers = workers;
+    this.#store = store;
+    this.#dataType = plan.dataType;
+    this.#reducers = plan.reducers;
+  }
+
+  #set(state: JobState): void {
+    this.record.state = state;
+    this.record.updatedAt = new Date().toISOString();
+  }
+
+  async run(): Promise<void> {
+    const jobId = this.record.jobId;
+    try {
+      this.#set("splitting");
+      const split = await this.#enclave.call<{ inputRecords: number; shards: { shardId: number }[] }>("splitJob", { jobId });
+      this.record.progress.shards = split.shards.length;
+      this.record.progress.inputRecords = split.inputRecords;
+
+      this.#set("mapping");
+      const mappers = await this.#attestAll("map");
+      await this.#runTasks("map", split.shards.map((s) => s.shardId), mappers);
+
+      this.#set("reducing");
+      const reducers = await this.#attestAll("reduce");
+      const reduceCount = this.#reducers;
+      this.record.progress.reducers = reduceCount;
+      await this.#runTasks("reduce", Array.from({ length: reduceCount }, (_, r) => r), reducers);
+
+      this.#set("finalizing");
+      const fin = await this.#enclave.call<{ resultObject: string; rows: number; sealedSummary: string }>("finalize", { jobId });
+      this.record.result = fin;
+      this.#cleanup(false);
+      this.#set("succeeded");
+    } catch (e) {
+      const err = isCmrError(e) ? e : new CmrError("CMR_INTERNAL", "internal error in the job runner");
+      this.record.error = { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
+      await this.#enclave.call("abortJob", { jobId }).catch(() => undefined);
+      this.#cleanup(true);
+      this.#set("failed");
+    }
+  }
+
+  /** Remove intermediate objects; on failure also the result, so nothing partial remains. */
+  #cleanup(failed: boolean): void {
+    const prefix = `jobs/${this.record.jobId}`;
+    for (const id of this.#store.list(prefix)) {
+      if (!failed && id === `${prefix}/result`) continue;
+      this.#store.delete(id);
+    }
+  }
+
+  /** Attest every live worker that claims the capability, afresh for this phase (seed [76]). */
+  async #attestAll(phase: "map" | "reduce"): Promise<AttestedWorker[]> {
+    const candidates = this.#workers.live().filter((w) => w.capabilities.includes(phase));
+    const attested: AttestedWorker[] = [];
+    await Promise.all(candidates.map(async (w) => {
+      const a = await this.#attest(w, phase);
+      if (a) attested.push(a);
+    }));
+    const matching = attested.filter((a) => a.entry.dataTypes.length === 0 || this.#dataType === null || a.entry.dataTypes.includes(this.#dataType));
+    if (matching.length === 0) {
+      const registered = this.#workers.list().map((w) => `${w.workerId} [${w.capabilities.join(",")}${w.dataTypes.length ? `; types ${w.dataTypes.join(",")}` : ""}]`);
+      throw new CmrError("CMR_NO_MATCHING_WORKER", `no attested worker offers capability "${phase}"${this.#dataType ? ` for data type "${this.#dataType}"` : ""} (registered: ${registered.join("; ") || "none"})`, {
+        hint: `start one with: cmr worker --coordinator URL --capabilities ${phase}${this.#dataType ? ` --data-types ${this.#dataType}` : ""}`,
+      });
+    }
+    return matching.sort((a, b) => a.entry.workerId.localeCompare(b.entry.workerId));
+  }
+
+  async #attest(w: WorkerEntry, phase: "map" | "reduce"): Promise<AttestedWorker | undefined> {
+    const at = new Date().toISOString();
+    try {
+      const begin = await this.#enclave.call<{ handshakeId: string; request: unknown }>("beginAttestWorker", { jobId: this.record.jobId, workerId: w.workerId, phase });
+      const response = await postJson<unknown>(`${w.url}/v1/attest`, begin.request, 30_000);
+      const done = await this.#enclave.call<{ sessionId: string; challenge: string; measurement: string; simulated: boolean }>("completeAttestWorker", { handshakeId: begin.handshakeId, response });
+      this.record.attestations.push({ worker: w.workerId, phase, at, result: "accepted", measurement: done.measurement, simulated: done.simulated });
+      return { entry: w, sessionId: done.sessionId, challenge: done.challenge };
+    } catch (e) {
+      const err = isCmrError(e) ? e : new CmrError("CMR_INTERNAL", "attestation failed");
+      this.record.attestations.push({ worker: w.workerId, phase, at, result: "refused", error: { code: err.code, message: err.message } });
+      if (WORKER_FAILURE_CODES.has(err.code)) this.#workers.markFailed(w.workerId);
+      return undefined;
+    }
+  }
+
+  /** Run tasks over the attested workers, one at a time per worker; reassign on worker loss. */
+  async #runTasks(phase: "map" | "reduce", tasks: number[], workers: AttestedWorker[]): Promise<void> {
+    const queue = tasks.map((t) => ({ index: t, attempt: 1 }));
+    const pool = [...workers];
+    let fatal: unknown;
+    const runOn = async (w: AttestedWorker): Promise<void> => {
+      while (fatal === undefined) {
+        const t = queue.shift();
+        if (t === undefined) return;
+        const assign = phase === "map" ? "assignMap" : "assignReduce";
+        const idx = phase === "map" ? { shardId: t.index } : { reduceIndex: t.index };
+        let taskId = `${phase}-${t.index}`;
+        try {
+          const a = await this.#enclave.call<{ taskId: string; sealedTask: string }>(assign, { jobId: this.record.jobId, ...idx, sessionId: w.sessionId, attempt: t.attempt });
+          taskId = a.taskId;
+          const out = await postJson<{ taskId: string; sealedResult: string }>(`${w.entry.url}/v1/tasks/${phase}`, { sessionId: w.sessionId, challenge: w.challenge, taskId: a.taskId, sealedTask: a.sealedTask });
+          await this.#enclave.call(phase === "map" ? "completeMap" : "completeReduce", { jobId: this.record.jobId, taskId: a.taskId, sealedResult: out.sealedResult });
+          this.record.assignments.push({ task: taskId, worker: w.entry.workerId, attempt: t.attempt, outcome: "ok" });
+          if (phase === "map") this.record.progress.mapsDone++;
+          else this.record.progress.reducesDone++;
+          this.record.updatedAt = new Date().toISOString();
+        } catch (e) {
+          if (isCmrError(e) && WORKER_FAILURE_CODES.has(e.code)) {
+            // The worker is gone: its task goes back to the queue for another attested worker.
+            this.record.assignments.push({ task: taskId, worker: w.entry.workerId, attempt: t.attempt, outcome: "worker-lost" });
+            this.#workers.markFailed(w.entry.workerId);
+            queue.unshift({ index: t.index, attempt: t.attempt + 1 });
+            pool.splice(pool.indexOf(w), 1);
+            if (pool.length === 0) fatal = new CmrError("CMR_WORKER_LOST", `every attested ${phase} worker was lost (last: ${w.entry.workerId}: ${e.message})`);
+            return;
+          }
+          this.record.assignments.push({ task: taskId, worker: w.entry.workerId, attempt: t.attempt, outcome: "failed" });
+          fatal = e;
+          return;
+        }
+      }
+    };
+    await Promise.all(workers.map(runOn));
+    if (fatal !== undefined) throw fatal;
+    if (queue.length) throw new CmrError("CMR_WORKER_LOST", `${queue.length} ${phase} task(s) could not be placed: no live attested worker left`);
+  }
+}

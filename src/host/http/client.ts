@@ -1,0 +1,69 @@
+/**
+ * HTTP client helpers over node:http (not fetch: map and reduce calls can outlast undici's
+ * default header timeout). Errors from a cmr server come back as the CmrError it sent.
+ *
+ * Trust zone: PURE enough for both the host and the client SDK (no secrets pass through here
+ * except as ciphertext).
+ *
+ * @module
+ */
+import { request } from "node:http";
+import type { Readable } from "node:stream";
+import { CmrError, errorFromJSON } from "../../errors.ts";
+
+export interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: Buffer | string | Readable;
+  timeoutMs?: number;
+}
+
+export function httpRequest(url: string, opts: RequestOptions = {}): Promise<{ status: number; body: Readable; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: opts.method ?? "GET", headers: opts.headers ?? {} }, (res) => {
+      resolve({ status: res.statusCode ?? 0, body: res, headers: res.headers });
+    });
+    if (opts.timeoutMs) {
+      req.setTimeout(opts.timeoutMs, () => req.destroy(new CmrError("CMR_UNREACHABLE", `${opts.method ?? "GET"} ${url} timed out after ${opts.timeoutMs} ms`)));
+    }
+    req.on("error", (e) =>
+      reject(e instanceof CmrError ? e : new CmrError("CMR_UNREACHABLE", `cannot reach ${url}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { hint: "is the service running and the URL right?" })),
+    );
+    const body = opts.body;
+    if (body === undefined) req.end();
+    else if (typeof body === "string" || Buffer.isBuffer(body)) req.end(body);
+    else {
+      body.on("error", (e) => req.destroy(e));
+      body.pipe(req);
+    }
+  });
+}
+
+async function readAll(body: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of body) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export async function expectJson<T>(p: Promise<{ status: number; body: Readable }>): Promise<T> {
+  const res = await p;
+  const text = (await readAll(res.body)).toString("utf8");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new CmrError("CMR_HTTP", `server answered ${res.status} with a non-JSON body`);
+  }
+  if (res.status >= 400) throw errorFromJSON((parsed as { error?: unknown }).error);
+  return parsed as T;
+}
+
+export function postJson<T>(url: string, body: unknown, timeoutMs?: number): Promise<T> {
+  return expectJson<T>(
+    httpRequest(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), ...(timeoutMs ? { timeoutMs } : {}) }),
+  );
+}
+
+export function getJson<T>(url: string, timeoutMs = 10_000): Promise<T> {
+  return expectJson<T>(httpRequest(url, { timeoutMs }));
+}

@@ -1,0 +1,102 @@
+/**
+ * The host's handle on an enclave: spawns the enclave program as its own process and calls its
+ * ECALLs over the framed channel. What comes back is only ciphertext, public keys, evidence,
+ * ids and counts; `onFrame` lets tests record every frame the host receives to prove it.
+ *
+ * Trust zone: UNTRUSTED (host).
+ *
+ * @module
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { CmrError, errorFromJSON } from "../../errors.ts";
+import { encodeFrame, FrameDecoder, type IpcEvent, type IpcFrame, type IpcResponse } from "../../protocol/ipc.ts";
+
+export interface EnclaveProcessOptions {
+  programPath: string;
+  /** Called with every frame received from the enclave (tests record them). */
+  onFrame?: (raw: Buffer, frame: IpcFrame) => void;
+  onEvent?: (event: IpcEvent) => void;
+  label?: string;
+}
+
+export class EnclaveProcess {
+  readonly #child: ChildProcess;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; op: string }>();
+  #nextId = 1;
+  #exited: Error | undefined;
+  readonly label: string;
+
+  private constructor(child: ChildProcess, opts: EnclaveProcessOptions) {
+    this.#child = child;
+    this.label = opts.label ?? "enclave";
+    const decoder = new FrameDecoder();
+    child.stdout!.on("data", (chunk: Buffer) => {
+      let frames: IpcFrame[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (e) {
+        this.#fail(e as Error);
+        child.kill("SIGKILL");
+        return;
+      }
+      for (const f of frames) {
+        opts.onFrame?.(chunk, f);
+        if ("event" in f) opts.onEvent?.(f);
+        else if ("ok" in f) this.#settle(f);
+      }
+    });
+    child.on("exit", (code, signal) => {
+      this.#fail(new CmrError("CMR_IPC_CLOSED", `${this.label} process exited (${signal ?? `code ${code}`})`, { hint: "see the enclave's stderr above" }));
+    });
+    child.on("error", (e) => this.#fail(new CmrError("CMR_IPC_CLOSED", `${this.label} process failed to start: ${e.message}`)));
+  }
+
+  static start(opts: EnclaveProcessOptions): EnclaveProcess {
+    if (!existsSync(opts.programPath)) {
+      throw new CmrError("CMR_CONFIG_INVALID", `enclave program ${opts.programPath} not found`, { hint: "run `npm run build` (npm ci does it) in the cmr checkout" });
+    }
+    const child = spawn(process.execPath, [opts.programPath], { stdio: ["pipe", "pipe", "inherit"] });
+    return new EnclaveProcess(child, opts);
+  }
+
+  get pid(): number | undefined {
+    return this.#child.pid;
+  }
+
+  #settle(f: IpcResponse): void {
+    const p = this.#pending.get(f.id);
+    if (!p) return;
+    this.#pending.delete(f.id);
+    if (f.ok) p.resolve(f.result);
+    else p.reject(errorFromJSON(f.error));
+  }
+
+  #fail(e: Error): void {
+    if (this.#exited) return;
+    this.#exited = e;
+    for (const p of this.#pending.values()) p.reject(e);
+    this.#pending.clear();
+  }
+
+  call<T = unknown>(op: string, args: unknown = {}): Promise<T> {
+    if (this.#exited) return Promise.reject(this.#exited);
+    const id = this.#nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, op });
+      this.#child.stdin!.write(encodeFrame({ id, op, args }));
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => this.#child.kill("SIGKILL"), 2000);
+      this.#child.once("exit", () => {
+        clearTimeout(t);
+        resolve();
+      });
+      this.#child.stdin!.end();
+    });
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * The evidence envelope that travels from an attested enclave to a relying party, and the
+ * claims an enclave binds into its report data. Public values only.
+ *
+ * Trust zone: PURE.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** What an enclave says about itself; hashed into the report data, so the quote vouches for it. */
+export const EnclaveClaimsSchema = z.object({
+  role: z.enum(["coordinator", "worker", "provisioning"]),
+  enclaveId: z.string().min(1).max(200),
+  /** Worker capabilities (S13), e.g. ["map","reduce"]. */
+  capabilities: z.array(z.string().min(1).max(64)).max(32).optional(),
+  /** Preset data types this worker (or per-type enclave) serves, e.g. ["transaction"]. */
+  dataTypes: z.array(z.string().min(1).max(64)).max(32).optional(),
+  /** Per-client or per-data-type enclave scope (seed [64-72]). */
+  scope: z.string().min(1).max(200).optional(),
+});
+export type EnclaveClaims = z.infer<typeof EnclaveClaimsSchema>;
+
+export const EvidenceSchema = z.object({
+  /** "simulated" for the software backend; real kinds name their TEE. */
+  kind: z.enum(["simulated", "sgx-dcap", "tdx", "sev-snp", "nitro"]),
+  /** The quote/report bytes, base64. */
+  quote: z.string().min(1).max(1 << 20),
+  /** PEM certificates the verifier needs beside the quote (sim: the platform certificate). */
+  certificates: z.array(z.string().max(1 << 16)).max(8).default([]),
+});
+export type Evidence = z.infer<typeof EvidenceSchema>;
+
+/** Relying party -> enclave: start of the attested key agreement (seed [96]). */
+export const AttestRequestSchema = z.object({
+  nonce: z.string().regex(/^[0-9a-f]{64}$/),
+  publicKey: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Which channel this is for: client->coordinator ("first key") or coordinator->worker ("second key"). */
+  purpose: z.enum(["first-key", "second-key"]),
+});
+export type AttestRequest = z.infer<typeof AttestRequestSchema>;
+
+/** Enclave -> relying party (seed [97-100]). */
+export const AttestResponseSchema = z.object({
+  nonce: z.string().regex(/^[0-9a-f]{64}$/),
+  relyingPartyPublicKey: z.string().regex(/^[0-9a-f]{64}$/),
+  enclavePublicKey: z.string().regex(/^[0-9a-f]{64}$/),
+  claims: EnclaveClaimsSchema,
+  evidence: EvidenceSchema,
+  /** Public session id (derived from the transcript); the channel's name on the host. */
+  sessionId: z.string().regex(/^[0-9a-f]{32}$/),
+});
+export type AttestResponse = z.infer<typeof AttestResponseSchema>;

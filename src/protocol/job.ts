@@ -1,0 +1,101 @@
+/**
+ * The job a client submits (sealed under the first key, so the host never sees it), and the
+ * tasks the coordinator enclave hands to workers (sealed under each worker's second key).
+ *
+ * Trust zone: PURE.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { PolicySchema } from "../attestation/policy.ts";
+
+export const BUILTIN_OPS = ["count", "sum", "min", "max", "avg"] as const;
+export type BuiltinOp = (typeof BUILTIN_OPS)[number];
+
+export const JobCodeSchema = z.discriminatedUnion("kind", [
+  /** group-by `op` of `valueField` by `keyField`. */
+  z.object({ kind: z.literal("builtin"), op: z.enum(BUILTIN_OPS), keyField: z.string().min(1), valueField: z.string().min(1).optional() }),
+  /** The seed's worked example [45-48]: extract preset fields, sort, partition by field, max per field. */
+  z.object({ kind: z.literal("extract-max"), fields: z.array(z.string().min(1)).min(1).max(64) }),
+  /** A JavaScript module exporting map, reduce and optionally combine; approved by SHA-256. */
+  z.object({ kind: z.literal("custom"), source: z.string().min(1).max(1 << 20), sha256: z.string().regex(/^[0-9a-f]{64}$/), splitField: z.string().min(1).optional() }),
+]);
+export type JobCode = z.infer<typeof JobCodeSchema>;
+
+export const JobSpecSchema = z.object({
+  jobId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/),
+  uploadId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/),
+  /** Name of the input, used in error messages (the host never sees it otherwise). */
+  inputName: z.string().max(256).default("input"),
+  format: z.enum(["csv", "jsonl"]),
+  /** Preset data type of the input (seed [64-67], S13 capability match), e.g. "transaction". */
+  dataType: z.string().min(1).max(64).optional(),
+  code: JobCodeSchema,
+  partition: z.enum(["hash", "range"]).default("hash"),
+  /** Range partitioning: explicit boundaries (sorted); absent = chosen from a sample. */
+  rangeBoundaries: z.array(z.string()).optional(),
+  shards: z.number().int().min(1).max(1024),
+  reducers: z.number().int().min(1).max(1024),
+  onBadRecord: z.enum(["fail", "skip"]).default("fail"),
+  /** The data owner's policy, so the coordinator enclave attests workers by the owner's rules. */
+  policy: PolicySchema,
+});
+export type JobSpec = z.infer<typeof JobSpecSchema>;
+
+/** Coordinator enclave -> worker enclave, sealed under the worker's second key. */
+export interface MapTask {
+  jobId: string;
+  taskId: string;
+  attempt: number;
+  mapIndex: number;
+  shardObject: string;
+  /** Shard key wrapped (again) under the second key, bound to recipient, purpose and object. */
+  wrappedShardKey: string;
+  format: "csv" | "jsonl";
+  header: string[] | null;
+  inputName: string;
+  code: JobCode;
+  reducers: number;
+  onBadRecord: "fail" | "skip";
+  partitions: { objectId: string; wrappedKey: string }[];
+}
+
+export interface MapResult {
+  taskId: string;
+  attempt: number;
+  inputRecords: number;
+  badRecords: number;
+  partitions: { objectId: string; records: number; sha256: string }[];
+}
+
+export interface ReduceTask {
+  jobId: string;
+  taskId: string;
+  attempt: number;
+  reduceIndex: number;
+  code: JobCode;
+  inputs: { objectId: string; wrappedKey: string; records: number; sha256: string }[];
+  output: { objectId: string; wrappedKey: string };
+}
+
+export interface ReduceResult {
+  taskId: string;
+  attempt: number;
+  inputRecords: number;
+  outputRecords: number;
+  output: { objectId: string; sha256: string };
+}
+
+/** Coordinator enclave -> client, sealed under the first key, beside the encrypted result. */
+export interface JobSummary {
+  jobId: string;
+  resultObject: string;
+  resultSha256: string;
+  rows: number;
+  inputRecords: number;
+  badRecords: number;
+  shards: { shardId: number; records: number; worker: string; measurement: string }[];
+  reducers: { reduceIndex: number; records: number; worker: string; measurement: string }[];
+  codeSha256: string;
+  attestations: { worker: string; phase: "map" | "reduce"; measurement: string; at: string; simulated: boolean }[];
+}

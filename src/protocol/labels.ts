@@ -1,0 +1,34 @@
+/**
+ * Versioned domain-separation labels. Every HKDF info, AAD prefix and report-data hash in cmr
+ * starts with one of these, so a value made for one purpose can never be accepted for another.
+ * Changing a label is a protocol version change (docs/protocol/).
+ *
+ * Trust zone: PURE.
+ *
+ * @module
+ */
+export const LABELS = {
+  /** Report data of the attested key agreement (seed [95-107]). */
+  handshakeReportData: "cmr/v1/handshake/report-data",
+  /** HKDF info for the two directional session keys and the session id. */
+  sessionKeyToEnclave: "cmr/v1/session/key/to-enclave",
+  sessionKeyFromEnclave: "cmr/v1/session/key/from-enclave",
+  sessionId: "cmr/v1/session/id",
+  /** The "challenge value" every upload carries (seed [111, 116]). */
+  challenge: "cmr/v1/session/challenge",
+  /** Keys derived from the first key for the client's objects (S11, results). */
+  uploadKey: "cmr/v1/client/upload-key",
+  resultKey: "cmr/v1/client/result-key",
+  /** Per-stream subkey of the encrypted stream format. */
+  streamSubkey: "cmr/v1/stream/subkey",
+  keyId: "cmr/v1/key-id",
+  /** Key wrapping and enclave-to-enclave envelopes. */
+  keyWrap: "cmr/v1/key-wrap",
+  envelope: "cmr/v1/envelope",
+  /** Sealing (simulated backend). */
+  sealKey: "cmr/v1/seal/key",
+  /** Simulated quote body signature context. */
+  simulatedQuote: "cmr/v1/sim/quote",
+} as const;
+
+export type Purpose = "shard-key" | "partition-key" | "result-key" | "job" | "task" | "task-result";

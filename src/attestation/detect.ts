@@ -132,8 +132,9 @@ function kindOfBytes(bytes: Uint8Array): EvidenceKind {
     }
   }
 
+  const derNote = bytes[0] === 0x30 && (bytes[1] === 0x82 || bytes[1] === 0x81) ? " (this looks like a DER certificate or key, not evidence)" : "";
   throw unsupported(
-    `unrecognised evidence: ${bytes.length} bytes starting ${firstBytes(bytes)}`,
+    `unrecognised evidence: ${bytes.length} bytes starting ${firstBytes(bytes)}${derNote}`,
     "supported: Intel SGX/TDX DCAP quotes (v3-v5), AMD SEV-SNP reports (1184 bytes), AWS Nitro attestation documents (COSE_Sign1)",
   );
 }

@@ -214,7 +214,8 @@ program
     }
     const cluster = o.coordinator ? undefined : await startLocalCluster({ dataDir, workers: Array.from({ length: workers }, (_, i) => ({ workerId: `worker-${i + 1}`, capabilities: ["map", "reduce"] })) });
     try {
-      const { summary } = await runJob({
+      const t0 = Date.now();
+      const { summary, status } = await runJob({
         url: cluster?.url ?? String(o.coordinator),
         policy,
         input,
@@ -228,7 +229,7 @@ program
         ...(o.dataType ? { dataType: String(o.dataType) } : {}),
         out: o.out ? String(o.out) : process.stdout,
       });
-      process.stderr.write(`done: ${summary.rows} keys from ${summary.inputRecords} records${summary.badRecords ? `, ${summary.badRecords} bad records skipped` : ""}; ${summary.shards.length} shards, ${summary.reducers.length} reducers\n`);
+      process.stderr.write(`done: ${summary.rows} keys from ${summary.inputRecords} records${summary.badRecords ? `, ${summary.badRecords} bad records skipped` : ""}; ${summary.shards.length} shards, ${summary.reducers.length} reducers; ${Date.now() - t0} ms (${Object.entries(status.timings).map(([k, v]) => `${k} ${v}`).join(", ")})\n`);
     } finally {
       await cluster?.stop();
     }

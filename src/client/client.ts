@@ -29,6 +29,7 @@ export interface JobStatus {
   progress: { shards: number; mapsDone: number; reducers: number; reducesDone: number; inputRecords: number };
   attestations: { worker: string; phase: string; at: string; result: string; measurement?: string; error?: { code: string; message: string } }[];
   assignments: { task: string; worker: string; attempt: number; outcome: string }[];
+  timings: Record<string, number>;
   error?: { code: string; message: string; hint?: string };
   result?: { resultObject: string; rows: number; sealedSummary: string };
 }

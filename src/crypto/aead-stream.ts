@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import { CmrError, IntegrityError } from "../errors.ts";
 import { LABELS } from "../protocol/labels.ts";
@@ -100,8 +100,18 @@ export function decodeHeader(buf: Buffer, objectId: string): StreamHeader | unde
   };
 }
 
+/**
+ * HKDF-SHA256 (RFC 5869 §2.2-2.3) with salt = the header's salt, info = label || header, L = 32,
+ * which is one HMAC block: PRK = HMAC(salt, key); OKM = HMAC(PRK, info || 0x01).
+ * Written with HMAC rather than hkdfSync because node's hkdfSync refuses an info longer than
+ * 1024 bytes, and info here is up to 20 + 60 + 1024 bytes (a stream id over 944 bytes made
+ * encryption and decryption throw ERR_OUT_OF_RANGE).
+ */
 function subkey(key: Uint8Array, header: Buffer): Buffer {
-  return Buffer.from(hkdfSync("sha256", key, header.subarray(26, 58), Buffer.concat([Buffer.from(LABELS.streamSubkey), header]), 32));
+  const prk = createHmac("sha256", header.subarray(26, 58)).update(key).digest();
+  const okm = createHmac("sha256", prk).update(LABELS.streamSubkey).update(header).update(Buffer.of(1)).digest();
+  prk.fill(0);
+  return okm;
 }
 
 function chunkNonce(index: number, final: boolean): Buffer {
@@ -153,10 +163,17 @@ export class EncryptStream extends Transform {
     this.#pending.push(chunk);
     this.#pendingLen += chunk.length;
     // Keep at least one byte back: the final chunk must be known to be final when sealed.
-    while (this.#pendingLen > this.#chunkSize) {
-      const all = Buffer.concat(this.#pending);
-      this.push(this.#seal(all.subarray(0, this.#chunkSize), false));
-      const rest = all.subarray(this.#chunkSize);
+    if (this.#pendingLen > this.#chunkSize) {
+      // Join once and walk it by offset: re-joining the rest after every chunk made one large
+      // write cost O(n^2 / chunkSize) copying.
+      const all = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingLen);
+      let off = 0;
+      while (all.length - off > this.#chunkSize) {
+        this.push(this.#seal(all.subarray(off, off + this.#chunkSize), false));
+        off += this.#chunkSize;
+      }
+      // Copy the tail so a large write's buffer is not kept alive by a small remainder.
+      const rest = Buffer.from(all.subarray(off));
       this.#pending = [rest];
       this.#pendingLen = rest.length;
     }

@@ -15,6 +15,8 @@ export const ENV = {
   dataDir: "CMR_DATA_DIR",
   /** Path of the enclave program (default: dist/enclave.mjs next to the CLI). */
   enclaveProgram: "CMR_ENCLAVE_PROGRAM",
+  /** Extra node flags for enclave processes (development: "--cpu-prof --cpu-prof-dir=DIR"). */
+  enclaveExecArgv: "CMR_ENCLAVE_EXEC_ARGV",
   /** TEE backend: simulated | gramine-sgx | tsm. */
   tee: "CMR_TEE",
 } as const;

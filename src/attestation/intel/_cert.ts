@@ -118,6 +118,24 @@ export function parseCert(der: Uint8Array, label: string): Cert {
   };
 }
 
+/**
+ * Per-verification parse cache: the root appears in up to four chains and the TCB signer in
+ * two, and X.509 parsing dominates the cost of a verification. Keyed by the DER bytes, so a
+ * certificate is only reused when it is byte-identical; lives for one call (no module state).
+ */
+export class CertCache {
+  private readonly byDer = new Map<string, Cert>();
+
+  parse(der: Uint8Array, label: string): Cert {
+    const key = Buffer.from(der).toString("base64");
+    const hit = this.byDer.get(key);
+    if (hit !== undefined) return hit.label === label ? hit : { ...hit, label };
+    const c = parseCert(der, label);
+    this.byDer.set(key, c);
+    return c;
+  }
+}
+
 export function publicKeyOf(c: Cert): KeyObject {
   try {
     return c.x509.publicKey;
@@ -207,11 +225,11 @@ export function verifyChain(chain: Cert[], trusted: Cert[], now: Date, depth: nu
   return root;
 }
 
-export function parseTrustedRoots(roots: Uint8Array[]): Cert[] {
+export function parseTrustedRoots(roots: Uint8Array[], cache: CertCache): Cert[] {
   if (roots.length === 0) throw fail("CMR_EVIDENCE_UNTRUSTED_ROOT", "the `roots` option is empty: no certificate is trusted");
   return roots.map((der, i) => {
     try {
-      return parseCert(der, `trusted root #${i}`);
+      return cache.parse(der, `trusted root #${i}`);
     } catch (e) {
       throw fail("CMR_EVIDENCE_UNTRUSTED_ROOT", `roots[${i}] is not a DER X.509 certificate`, { index: i }, e);
     }

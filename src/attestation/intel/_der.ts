@@ -132,6 +132,8 @@ export class DerReader {
   }
 
   time(t: Tlv, field: string): Date {
+    // Times are at most 15 characters; refuse before spreading hostile content into a call.
+    if (t.end - t.contentStart > 32) this.bad(`${field}: time value of ${t.end - t.contentStart} bytes`, t.start);
     const s = String.fromCharCode(...this.content(t));
     let m: RegExpExecArray | null;
     let year: number;

@@ -19,7 +19,7 @@
 import { verify as cryptoVerify } from "node:crypto";
 import type { TcbStatus } from "../claims.ts";
 import { fromHex } from "./_bytes.ts";
-import { parseCert, publicKeyOf, splitPemChain, verifyChain, type Cert } from "./_cert.ts";
+import { publicKeyOf, splitPemChain, verifyChain, type Cert, type CertCache } from "./_cert.ts";
 import { fail } from "./_fail.ts";
 import type { IntelCollateral } from "./collateral.ts";
 import { checkCrl, checkNotRevoked, parseCrl } from "./crl.ts";
@@ -46,8 +46,8 @@ export interface VerifiedPck {
   extensions: PckExtensions;
 }
 
-function signerChain(pem: string, what: string, trusted: Cert[], now: Date): Cert {
-  const certs = splitPemChain(pem, what).map((der, i) => parseCert(der, i === 0 ? `${what} signer` : `${what} #${i}`));
+function signerChain(pem: string, what: string, trusted: Cert[], now: Date, cache: CertCache): Cert {
+  const certs = splitPemChain(pem, what).map((der, i) => cache.parse(der, i === 0 ? `${what} signer` : `${what} #${i}`));
   verifyChain(certs, trusted, now, 1, what);
   return certs[0]!;
 }
@@ -83,13 +83,13 @@ function checkWindow(what: string, issueDate: Date, nextUpdate: Date, now: Date)
   }
 }
 
-export function checkCollateral(quote: IntelQuote, pck: VerifiedPck, c: IntelCollateral, trusted: Cert[], now: Date): CollateralResult {
+export function checkCollateral(quote: IntelQuote, pck: VerifiedPck, c: IntelCollateral, trusted: Cert[], now: Date, cache: CertCache): CollateralResult {
   // 1. Signers of TCB Info and QE Identity: issued directly by a trusted root, valid at `now`.
-  const tcbSigner = signerChain(c.tcb_info_issuer_chain, "TCB Info", trusted, now);
-  const qeSigner = signerChain(c.qe_identity_issuer_chain, "QE Identity", trusted, now);
+  const tcbSigner = signerChain(c.tcb_info_issuer_chain, "TCB Info", trusted, now, cache);
+  const qeSigner = signerChain(c.qe_identity_issuer_chain, "QE Identity", trusted, now, cache);
 
   // 2. The PCK CRL issuer chain must name the CA that issued this PCK (Platform vs Processor).
-  const crlIssuer = parseCert(splitPemChain(c.pck_crl_issuer_chain, "PCK CRL issuer chain")[0]!, "PCK CRL issuer");
+  const crlIssuer = cache.parse(splitPemChain(c.pck_crl_issuer_chain, "PCK CRL issuer chain")[0]!, "PCK CRL issuer");
   if (!publicKeyOf(crlIssuer).equals(publicKeyOf(pck.intermediate))) {
     throw fail("CMR_EVIDENCE_COLLATERAL", `PCK CRL issuer chain is for "${crlIssuer.name}", but the PCK certificate was issued by "${pck.intermediate.name}"`);
   }

@@ -23,13 +23,14 @@ import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } f
 import type { TcbStatus, VerifiedClaims } from "../claims.ts";
 import { intelSgxRootCaDer } from "../roots/intel.ts";
 import { bytesEqual, isAllZero, toHex } from "./_bytes.ts";
-import { parseCert, parseTrustedRoots, publicKeyOf, verifyChain, type Cert } from "./_cert.ts";
+import { CertCache, parseTrustedRoots, publicKeyOf, verifyChain, type Cert } from "./_cert.ts";
 import { fail } from "./_fail.ts";
 import { INTEL_TCB_STATUSES } from "./_json.ts";
 import { checkCollateral, type CollateralResult, type VerifiedPck } from "./collateral-check.ts";
 import { parseIntelCollateral, type IntelCollateral } from "./collateral.ts";
 import { parsePckExtensions } from "./pck.ts";
 import { parseIntelQuote, type IntelQuote } from "./quote.ts";
+import { claimsFor } from "./to-claims.ts";
 
 export interface VerifyIntelQuoteOptions {
   /** dcap-qvl QuoteCollateralV3 (see parseIntelCollateral). Without it the TCB is not evaluated. */
@@ -78,8 +79,8 @@ function rawP256Key(xy: Uint8Array): KeyObject | undefined {
   }
 }
 
-function verifyPck(q: IntelQuote, trusted: Cert[], now: Date): VerifiedPck {
-  const certs = q.pckChain.map((der, i) => parseCert(der, PCK_LABELS[i] ?? `PCK chain #${i + 1}`));
+function verifyPck(q: IntelQuote, trusted: Cert[], now: Date, cache: CertCache): VerifiedPck {
+  const certs = q.pckChain.map((der, i) => cache.parse(der, PCK_LABELS[i] ?? `PCK chain #${i + 1}`));
   const root = verifyChain(certs, trusted, now, 2, "PCK certificate chain");
   const leaf = certs[0]!;
   return { leaf, intermediate: certs[1]!, root, extensions: parsePckExtensions(leaf) };
@@ -110,84 +111,6 @@ function verifySignatures(q: IntelQuote, pck: VerifiedPck): void {
   }
 }
 
-function claimsFor(q: IntelQuote, pck: VerifiedPck, tcb: CollateralResult | undefined): VerifiedClaims {
-  const warnings: string[] = [];
-  const attributes: Record<string, string | number | boolean> = {
-    quote_version: q.version,
-    tee_type: q.teeType,
-    qe_svn: q.qeSvn,
-    pce_svn: q.pceSvn,
-    qe_isvsvn: q.qeReport.isvSvn,
-    fmspc: pck.extensions.fmspc,
-    pceid: pck.extensions.pceid,
-    pck_pcesvn: pck.extensions.pcesvn,
-    pck_cpusvn: pck.extensions.cpusvn,
-  };
-  let measurements: Record<string, string>;
-  const b = q.body;
-  if (b.type === "sgx") {
-    measurements = { mrenclave: toHex(b.mrEnclave), mrsigner: toHex(b.mrSigner) };
-    Object.assign(attributes, {
-      isvprodid: b.isvProdId,
-      isvsvn: b.isvSvn,
-      configsvn: b.configSvn,
-      debug: b.debug,
-      attributes: toHex(b.attributes),
-      miscselect: toHex(b.miscSelect),
-      cpusvn: toHex(b.cpuSvn),
-      configid: toHex(b.configId),
-      isvextprodid: toHex(b.isvExtProdId),
-      isvfamilyid: toHex(b.isvFamilyId),
-    });
-    if (b.debug) warnings.push("debug enclave (ATTRIBUTES.DEBUG = 1): the host can read and change its memory; never trust it with secrets");
-  } else {
-    measurements = {
-      mrtd: toHex(b.mrTd),
-      rtmr0: toHex(b.rtmr[0]),
-      rtmr1: toHex(b.rtmr[1]),
-      rtmr2: toHex(b.rtmr[2]),
-      rtmr3: toHex(b.rtmr[3]),
-      mrseam: toHex(b.mrSeam),
-      mrsignerseam: toHex(b.mrSignerSeam),
-      mrconfigid: toHex(b.mrConfigId),
-      mrowner: toHex(b.mrOwner),
-      mrownerconfig: toHex(b.mrOwnerConfig),
-    };
-    if (b.mrServiceTd !== undefined) measurements["mrservicetd"] = toHex(b.mrServiceTd);
-    Object.assign(attributes, {
-      debug: b.debug,
-      td_attributes: toHex(b.tdAttributes),
-      xfam: toHex(b.xfam),
-      seam_attributes: toHex(b.seamAttributes),
-      tee_tcb_svn: toHex(b.teeTcbSvn),
-    });
-    if (b.teeTcbSvn2 !== undefined) attributes["tee_tcb_svn2"] = toHex(b.teeTcbSvn2);
-    if (b.debug) warnings.push("debug TD (TD_ATTRIBUTES.DEBUG = 1): the host can read and change its memory; never trust it with secrets");
-  }
-  if (!isAllZero(q.trailing)) warnings.push(`${q.trailing.length} bytes after the signature data were ignored (not covered by any signature)`);
-
-  const claims: VerifiedClaims = { kind: q.teeType === "tdx" ? "tdx" : "sgx-dcap", measurements, reportData: toHex(b.reportData), attributes, warnings };
-  if (tcb === undefined) {
-    warnings.push("TCB not evaluated: no collateral was given, so platform TCB status, QE identity and revocation were not checked");
-  } else {
-    claims.tcb = { status: tcb.status, advisoryIds: tcb.advisoryIds };
-    Object.assign(attributes, {
-      platform_tcb_status: tcb.platformStatus,
-      qe_tcb_status: tcb.qeStatus,
-      tcb_date: tcb.tcbDate,
-      tcb_evaluation_data_number: tcb.tcbEvaluationDataNumber,
-    });
-    if (tcb.tdxModule !== undefined) {
-      attributes["tdx_module"] = tcb.tdxModule.id;
-      attributes["tdx_module_tcb_status"] = tcb.tdxModule.status;
-    }
-    if (tcb.status !== "UpToDate") {
-      warnings.push(`TCB status ${tcb.status}${tcb.advisoryIds.length > 0 ? ` (advisories ${tcb.advisoryIds.join(", ")})` : ""}`);
-    }
-  }
-  return claims;
-}
-
 /**
  * Verify an Intel SGX or TDX DCAP quote and return its claims. Throws CmrError with a
  * CMR_EVIDENCE_* code on the first failed check; never returns partially verified claims.
@@ -196,13 +119,14 @@ export function verifyIntelQuote(quote: Uint8Array, opts: VerifyIntelQuoteOption
   checkOptions(opts);
   const now = new Date(opts.now.getTime());
   const q = parseIntelQuote(quote);
-  const trusted = parseTrustedRoots(opts.roots ?? [intelSgxRootCaDer()]);
-  const pck = verifyPck(q, trusted, now);
+  const cache = new CertCache();
+  const trusted = parseTrustedRoots(opts.roots ?? [intelSgxRootCaDer()], cache);
+  const pck = verifyPck(q, trusted, now, cache);
   verifySignatures(q, pck);
   let tcb: CollateralResult | undefined;
   if (opts.collateral !== undefined) {
     // Re-snapshot: the caller's object may be a plain JS value or change while we verify.
-    tcb = checkCollateral(q, pck, parseIntelCollateral(opts.collateral), trusted, now);
+    tcb = checkCollateral(q, pck, parseIntelCollateral(opts.collateral), trusted, now, cache);
     const accepted = opts.acceptedTcbStatuses ?? INTEL_TCB_STATUSES.filter((s) => s !== "Revoked");
     if (!accepted.includes(tcb.status)) {
       throw fail("CMR_EVIDENCE_TCB_STATUS", `TCB status ${tcb.status} is not accepted (accepted: ${accepted.join(", ") || "none"}); advisories: ${tcb.advisoryIds.join(", ") || "none"}`, {

@@ -23,9 +23,11 @@ import {
   basicConstraints,
   bytesEqual,
   checkIssuedBy,
+  certificateDers,
   checkValidAt,
   loadCertificate,
   loadCertificates,
+  parseCertificate,
   type CertInput,
   type ParsedCert,
 } from "./x509.ts";
@@ -67,7 +69,20 @@ export function verifySnpCertChain(opts: SnpChainOptions): SnpChain {
   const { now } = opts;
   const signer = parseSnpSigningCert(opts.vcek);
   const interLabel = signer.kind === "VCEK" ? "ASK" : "ASVK";
-  const roots = (opts.roots ?? AMD_ARK_PEMS).map((r, i) => loadCertificate(r, `trusted root[${i}]`));
+  // Roots are compared as bytes and parsed only when needed: most calls touch one of them.
+  const rootDers = (opts.roots ?? AMD_ARK_PEMS).map((r, i) => {
+    const ders = certificateDers(r, `trusted root[${i}]`);
+    if (ders.length !== 1) throw new CmrError("CMR_EVIDENCE_PARSE", `trusted root[${i}]: expected exactly one certificate, found ${ders.length}`);
+    return ders[0] as Uint8Array;
+  });
+  const rootNames = (): string[] =>
+    rootDers.map((d, i) => {
+      try {
+        return `CN=${parseCertificate(d, `trusted root[${i}]`).subjectCN}`;
+      } catch {
+        return `trusted root[${i}] (unparseable)`;
+      }
+    });
 
   let intermediate: ParsedCert;
   let ark: ParsedCert | undefined;
@@ -92,28 +107,24 @@ export function verifySnpCertChain(opts: SnpChainOptions): SnpChain {
   // (1) Trust anchor.
   if (ark !== undefined) {
     const supplied = ark;
-    if (!roots.some((r) => bytesEqual(r.der, supplied.der))) {
-      throw untrusted(`the ARK in the supplied chain (CN=${supplied.subjectCN}, sha256 ${supplied.sha256.slice(0, 16)}...) is not a pinned AMD root`, {
+    if (!rootDers.some((d) => bytesEqual(d, supplied.der))) {
+      throw untrusted(`the ARK in the supplied chain (CN=${supplied.subjectCN}, sha256 ${supplied.sha256.slice(0, 16)}...) is not a pinned AMD root (pinned: ${rootNames().join(", ")})`, {
         found: supplied.sha256,
-        pinned: roots.map((r) => r.subjectCN),
+        pinned: rootNames(),
       });
     }
   } else {
     const inter = intermediate;
-    const issuer = roots.find((r) => {
-      try {
-        return inter.cert.checkIssued(r.cert);
-      } catch {
-        return false;
-      }
-    });
-    if (issuer === undefined) {
-      throw untrusted(`no pinned AMD root issued ${interLabel} CN=${inter.subjectCN} (its issuer is CN=${inter.issuerCN}; pinned: ${roots.map((r) => `CN=${r.subjectCN}`).join(", ")})`, {
+    for (let i = 0; i < rootDers.length && ark === undefined; i++) {
+      const root = parseCertificate(rootDers[i] as Uint8Array, `trusted root[${i}]`);
+      if (root.subjectCN === inter.issuerCN && inter.cert.checkIssued(root.cert)) ark = root;
+    }
+    if (ark === undefined) {
+      throw untrusted(`no pinned AMD root issued ${interLabel} CN=${inter.subjectCN} (its issuer is CN=${inter.issuerCN}; pinned: ${rootNames().join(", ")})`, {
         expectedIssuer: inter.issuerCN,
-        pinned: roots.map((r) => r.subjectCN),
+        pinned: rootNames(),
       });
     }
-    ark = issuer;
   }
   const anchor: ParsedCert = { ...ark, label: "ARK" };
 

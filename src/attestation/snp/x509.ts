@@ -67,34 +67,29 @@ export function assertNow(now: unknown): Date {
   return now;
 }
 
+const MAX_CERT_INPUT = 64 * 1024;
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----/g;
 
 function asText(input: CertInput): string | undefined {
   if (typeof input === "string") return input;
-  // PEM is ASCII text starting (after optional whitespace) with "-----BEGIN".
-  let i = 0;
-  while (i < input.length && (input[i] === 0x20 || input[i] === 0x0a || input[i] === 0x0d || input[i] === 0x09)) i++;
-  if (input.length - i >= 10 && new TextDecoder("latin1").decode(input.subarray(i, i + 10)) === "-----BEGIN") {
-    return new TextDecoder("latin1").decode(input);
-  }
-  return undefined;
+  // A DER certificate always starts with a SEQUENCE tag; anything else is read as PEM text.
+  return input[0] === 0x30 ? undefined : new TextDecoder("latin1").decode(input);
 }
 
 /** Split DER or PEM input into one DER buffer per certificate. */
 export function certificateDers(input: CertInput, label: string): Uint8Array[] {
-  const text = asText(input);
-  if (text === undefined) {
-    if (typeof input === "string" || input.length === 0) {
-      throw new CmrError("CMR_EVIDENCE_PARSE", `${label}: empty certificate input`);
-    }
-    return [Uint8Array.from(input)];
+  // Certificates and chains are a few KiB; a bound keeps hostile input from costing time.
+  if (input.length > MAX_CERT_INPUT) {
+    throw new CmrError("CMR_EVIDENCE_PARSE", `${label}: ${input.length} bytes is too large for a certificate or chain (max ${MAX_CERT_INPUT})`);
   }
+  const text = asText(input);
+  if (text === undefined) return [Uint8Array.from(input as Uint8Array)];
   const ders: Uint8Array[] = [];
   for (const m of text.matchAll(PEM_BLOCK)) {
     ders.push(new Uint8Array(Buffer.from((m[1] as string).replace(/\s+/g, ""), "base64")));
   }
   if (ders.length === 0) {
-    throw new CmrError("CMR_EVIDENCE_PARSE", `${label}: no "-----BEGIN CERTIFICATE-----" block found in the PEM text`, {
+    throw new CmrError("CMR_EVIDENCE_PARSE", `${label}: neither DER nor PEM with a well-formed "-----BEGIN CERTIFICATE-----" block`, {
       hint: "pass the certificate as DER bytes or as PEM text",
     });
   }

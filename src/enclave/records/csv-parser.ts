@@ -231,31 +231,44 @@ export class CsvParser {
             this.st = S_QUOTED;
             i++;
             this.fieldStart = i - this.recStart;
-          } else {
-            this.st = S_UNQUOTED;
-            this.fieldStart = i - this.recStart;
+            break;
           }
-          break;
+          this.st = S_UNQUOTED;
+          this.fieldStart = i - this.recStart;
         }
+        // falls through
         case S_UNQUOTED: {
+          const recStart = this.recStart;
           let hi = this.hi;
+          let fieldStart = this.fieldStart;
           let c = 0;
-          for (; i < lim; i++) {
-            c = buf[i]!;
-            if (c < 0x2d && (c === COMMA || c === LF || c === CR || c === QUOTE)) break;
-            hi |= c;
+          // Runs of unquoted fields stay in this loop: the common case, so no state dispatch per field.
+          for (;;) {
+            while (i < lim) {
+              c = buf[i]!;
+              if (c < 0x2d && (c === COMMA || c === LF || c === CR || c === QUOTE)) break;
+              hi |= c;
+              i++;
+            }
+            if (i === lim || c !== COMMA) break;
+            this.pushField(fieldStart, i - recStart, hi);
+            hi = 0;
+            i++;
+            if (i === lim || buf[i] === QUOTE) {
+              c = -1; // let S_FIELD look at the next field
+              break;
+            }
+            fieldStart = i - recStart;
           }
           this.hi = hi;
-          if (i === lim) break;
-          if (c === COMMA) {
-            this.pushField(this.fieldStart, i - this.recStart);
-            this.st = S_FIELD;
-            i++;
-          } else if (c === LF) {
-            this.pushField(this.fieldStart, i - this.recStart);
+          this.fieldStart = fieldStart;
+          if (c === -1) this.st = S_FIELD;
+          else if (i === lim) break;
+          else if (c === LF) {
+            this.pushField(fieldStart, i - recStart, hi);
             i = this.recordEnd(buf, i, emit, onBad);
           } else if (c === CR) {
-            this.pushField(this.fieldStart, i - this.recStart);
+            this.pushField(fieldStart, i - recStart, hi);
             this.st = S_CR;
             i++;
           } else {
@@ -287,14 +300,14 @@ export class CsvParser {
             this.st = S_QUOTED;
             i++;
           } else if (c === COMMA) {
-            this.pushField(this.fieldStart, i - 1 - this.recStart);
+            this.pushField(this.fieldStart, i - 1 - this.recStart, this.hi);
             this.st = S_FIELD;
             i++;
           } else if (c === LF) {
-            this.pushField(this.fieldStart, i - 1 - this.recStart);
+            this.pushField(this.fieldStart, i - 1 - this.recStart, this.hi);
             i = this.recordEnd(buf, i, emit, onBad);
           } else if (c === CR) {
-            this.pushField(this.fieldStart, i - 1 - this.recStart);
+            this.pushField(this.fieldStart, i - 1 - this.recStart, this.hi);
             this.st = S_CR;
             i++;
           } else {
@@ -327,10 +340,10 @@ export class CsvParser {
     this.recStart -= end;
   }
 
-  private pushField(startRel: number, endRel: number): void {
-    if (this.discarding) return;
-    const hi = this.hi;
+  /** Store the span of a finished field; `hi` is the OR of its bytes (plus 0x100 for `""`). */
+  private pushField(startRel: number, endRel: number, hi: number): void {
     this.hi = 0;
+    if (this.discarding) return;
     const k = this.nf++;
     if (k >= (this.hdr === undefined ? MAX_COLUMNS : this.hdr.length)) return; // counted, not stored: the record is already wrong
     this.fStart[k] = startRel;
@@ -370,13 +383,13 @@ export class CsvParser {
     switch (this.st) {
       case S_FIELD:
         if (this.nf === 0) return; // nothing after the last newline
-        this.pushField(len, len);
+        this.pushField(len, len, 0);
         break;
       case S_UNQUOTED:
-        this.pushField(this.fieldStart, len);
+        this.pushField(this.fieldStart, len, this.hi);
         break;
       case S_QUOTE_IN_QUOTED:
-        this.pushField(this.fieldStart, len - 1);
+        this.pushField(this.fieldStart, len - 1, this.hi);
         break;
       case S_QUOTED:
         if (!this.discarding) this.bad("unbalanced quote: a quoted field is still open at the end of the input", onBad);

@@ -8,13 +8,16 @@
  * @module
  */
 import type { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
 import { CmrError } from "../../errors.ts";
 
 /** Async iterator of parsed JSON lines. Memory: one decrypted chunk plus the current line. */
 export async function* readJsonLines<T>(stream: Readable, objectId: string): AsyncGenerator<T> {
   let rest = "";
+  // A chunk boundary can fall inside a multi-byte character; the decoder carries it over.
+  const decoder = new StringDecoder("utf8");
   for await (const chunk of stream) {
-    const text = rest + (chunk as Buffer).toString("utf8");
+    const text = rest + decoder.write(chunk as Buffer);
     let start = 0;
     let nl = text.indexOf("\n", start);
     while (nl !== -1) {
@@ -24,6 +27,7 @@ export async function* readJsonLines<T>(stream: Readable, objectId: string): Asy
     }
     rest = text.slice(start);
   }
+  rest += decoder.end();
   if (rest.length > 0) yield parseLine<T>(rest, objectId);
 }
 

@@ -34,6 +34,8 @@ export interface JobRecord {
   createdAt: string;
   updatedAt: string;
   progress: { shards: number; mapsDone: number; reducers: number; reducesDone: number; inputRecords: number };
+  /** Milliseconds spent in each stage so far. */
+  timings: Record<string, number>;
   assignments: { task: string; worker: string; attempt: number; outcome: "ok" | "worker-lost" | "failed" }[];
   attestations: AttestationRecord[];
   error?: { code: string; message: string; hint?: string };
@@ -64,6 +66,7 @@ export class JobRunner {
       createdAt: now,
       updatedAt: now,
       progress: { shards: 0, mapsDone: 0, reducers: 0, reducesDone: 0, inputRecords: 0 },
+      timings: {},
       assignments: [],
       attestations: [],
     };
@@ -74,9 +77,14 @@ export class JobRunner {
     this.#reducers = plan.reducers;
   }
 
+  #stageStart = Date.now();
+
   #set(state: JobState): void {
+    const now = Date.now();
+    if (this.record.state !== "queued") this.record.timings[this.record.state] = now - this.#stageStart;
+    this.#stageStart = now;
     this.record.state = state;
-    this.record.updatedAt = new Date().toISOString();
+    this.record.updatedAt = new Date(now).toISOString();
   }
 
   async run(): Promise<void> {

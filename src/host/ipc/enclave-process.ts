@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { CmrError, errorFromJSON } from "../../errors.ts";
+import { ENV } from "../config.ts";
 import { encodeFrame, FrameDecoder, type IpcEvent, type IpcFrame, type IpcResponse } from "../../protocol/ipc.ts";
 
 export interface EnclaveProcessOptions {
@@ -56,7 +57,10 @@ export class EnclaveProcess {
     if (!existsSync(opts.programPath)) {
       throw new CmrError("CMR_CONFIG_INVALID", `enclave program ${opts.programPath} not found`, { hint: "run `npm run build` (npm ci does it) in the cmr checkout" });
     }
-    const child = spawn(process.execPath, [opts.programPath], { stdio: ["pipe", "pipe", "inherit"] });
+    // Profiling hook for development (e.g. "--cpu-prof"): the host picks the command line of the
+    // enclave process anyway; under a real TEE the measured manifest fixes it.
+    const execArgv = (process.env[ENV.enclaveExecArgv] ?? "").split(" ").filter(Boolean);
+    const child = spawn(process.execPath, [...execArgv, opts.programPath], { stdio: ["pipe", "pipe", "inherit"] });
     return new EnclaveProcess(child, opts);
   }
 

@@ -25,6 +25,11 @@ export interface WorkerOptions {
   programPath: string;
   backend: "simulated" | "gramine-sgx" | "tsm";
   onFrame?: (raw: Buffer, frame: IpcFrame) => void;
+  /**
+   * Called before a task is handed to the enclave. The host is untrusted: tests use this seam to
+   * play a malicious host that tampers with storage or messages.
+   */
+  beforeTask?: (phase: "map" | "reduce", body: Record<string, unknown>) => Promise<void> | void;
 }
 
 export interface RunningWorker {
@@ -49,8 +54,16 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const router = new Router()
     .on("GET", "/v1/health", (_q, res) => sendJson(res, 200, { ok: true, role: "worker", workerId: opts.workerId, measurement: init.measurement }))
     .on("POST", "/v1/attest", async (req, res) => sendJson(res, 200, await enclave.call("attest", await readJson(req))))
-    .on("POST", "/v1/tasks/map", async (req, res) => sendJson(res, 200, await enclave.call("runMap", await readJson(req))))
-    .on("POST", "/v1/tasks/reduce", async (req, res) => sendJson(res, 200, await enclave.call("runReduce", await readJson(req))));
+    .on("POST", "/v1/tasks/map", async (req, res) => {
+      const body = (await readJson(req)) as Record<string, unknown>;
+      await opts.beforeTask?.("map", body);
+      sendJson(res, 200, await enclave.call("runMap", body));
+    })
+    .on("POST", "/v1/tasks/reduce", async (req, res) => {
+      const body = (await readJson(req)) as Record<string, unknown>;
+      await opts.beforeTask?.("reduce", body);
+      sendJson(res, 200, await enclave.call("runReduce", body));
+    });
   const { server, url } = await listen(router, opts.port, opts.host);
   await postJson(`${opts.coordinatorUrl}/v1/workers`, { workerId: opts.workerId, url, capabilities: opts.capabilities, dataTypes: opts.dataTypes }, 10_000);
   return { url, workerId: opts.workerId, measurement: init.measurement, enclave, stop: () => stopAll(server, enclave) };

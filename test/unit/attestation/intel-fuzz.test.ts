@@ -17,6 +17,10 @@ import path from "node:path";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { parseIntelCollateral, parseIntelQuote, verifyIntelQuote, type IntelCollateral } from "../../../src/attestation/intel/index.ts";
+import { parseCert } from "../../../src/attestation/intel/_cert.ts";
+import { parseCrl } from "../../../src/attestation/intel/crl.ts";
+import { parsePckExtensions } from "../../../src/attestation/intel/pck.ts";
+import { intelSgxRootCaDer } from "../../../src/attestation/roots/intel.ts";
 import { isCmrError } from "../../../src/errors.ts";
 
 const VECTORS = "/work/shared/vectors";
@@ -143,7 +147,26 @@ describe("Intel DCAP verifier on mutated real quotes", { skip: SKIP }, () => {
         const edited = cut ? s.slice(0, i) : s.slice(0, i) + insert + s.slice(i + insert.length);
         onlyCmrErrors(() => verifyIntelQuote(quote, { now, collateral: { ...collateral, [key]: edited } }));
       }),
-      { numRuns: 200 },
+      { numRuns: 120 },
+    );
+  });
+});
+
+describe("DER readers (certificates, CRLs, SGX extension) on mutated DER", { skip: SKIP }, () => {
+  test("byte edits and truncations of real certificates and CRLs: only CmrError", () => {
+    const samples: Uint8Array[] = [intelSgxRootCaDer()];
+    for (const { quote, collateral } of REAL.slice(0, 3)) {
+      samples.push(...parseIntelQuote(quote).pckChain);
+      samples.push(new Uint8Array(Buffer.from(collateral.root_ca_crl, "hex")), new Uint8Array(Buffer.from(collateral.pck_crl, "hex")));
+    }
+    fc.assert(
+      fc.property(fc.constantFrom(...samples), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }), fc.nat(), (der, edits, cut) => {
+        const d = der.slice(0, der.length - (cut % 4 === 0 ? cut % der.length : 0));
+        for (const [at, v] of edits) if (d.length > 0) d[at % d.length] = v;
+        onlyCmrErrors(() => parsePckExtensions(parseCert(d, "fuzzed")));
+        onlyCmrErrors(() => parseCrl(d, "fuzzed CRL"));
+      }),
+      { numRuns: 300 },
     );
   });
 });

@@ -109,10 +109,10 @@ function regionsOf(q: IntelQuote): Region[] {
   const signedEnd = q.signedData.length;
   const regions: Region[] = [
     { name: "header", offsets: sample(0, 48, 48), expect: headerExpect },
-    { name: "report body", offsets: sample(L.body[0], L.body[1], 12), expect: () => SIG },
+    { name: "report body", offsets: sample(L.body[0], L.body[1], 8), expect: () => SIG },
     { name: "quote signature", offsets: sample(L.signature[0], L.signature[1], 8), expect: () => SIG },
     { name: "attestation key", offsets: sample(L.attestationKey[0], L.attestationKey[1], 8), expect: () => BINDING },
-    { name: "QE report", offsets: sample(L.qeReport[0], L.qeReport[1], 12), expect: () => QE_SIG },
+    { name: "QE report", offsets: sample(L.qeReport[0], L.qeReport[1], 8), expect: () => QE_SIG },
     { name: "QE report signature", offsets: sample(L.qeReportSignature[0], L.qeReportSignature[1], 8), expect: () => QE_SIG },
     { name: "QE auth data", offsets: sample(L.qeAuthData[0], L.qeAuthData[1], 6), expect: () => BINDING },
     {
@@ -128,7 +128,7 @@ function regionsOf(q: IntelQuote): Region[] {
     {
       // Raw PEM text: a flip gives invalid base64/PEM (parse), another DER (chain), or another root.
       name: "PCK chain PEM text",
-      offsets: sample(L.pckChain[0], L.pckChain[1], 16),
+      offsets: sample(L.pckChain[0], L.pckChain[1], 10),
       expect: () => ["CMR_EVIDENCE_PARSE", "CMR_EVIDENCE_CHAIN", "CMR_EVIDENCE_UNTRUSTED_ROOT"],
     },
   ];

@@ -104,7 +104,8 @@ describe("SEV-SNP single-bit tampering", { skip }, () => {
     test(`${c.id}: a flip in each signed field is a signature failure`, () => {
       assert.equal(verify(c, c.report), "OK");
       for (const [name, offset] of SIGNED_SAMPLES) {
-        for (const bit of [0, 5]) assert.equal(verify(c, flipped(c.report, offset, bit)), "CMR_EVIDENCE_SIGNATURE", `${name} @0x${offset.toString(16)} bit ${bit}`);
+        const bit = offset % 8;
+        assert.equal(verify(c, flipped(c.report, offset, bit)), "CMR_EVIDENCE_SIGNATURE", `${name} @0x${offset.toString(16)} bit ${bit}`);
       }
     });
 
@@ -154,7 +155,7 @@ describe("SEV-SNP single-bit tampering", { skip }, () => {
         const code = verify(c, flipped(c.report, offset, bit));
         assert.ok(code === "CMR_EVIDENCE_SIGNATURE" || code === "CMR_EVIDENCE_UNSUPPORTED", `0x${offset.toString(16)} bit ${bit}: ${code}`);
       }),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
   });
 });

@@ -1,0 +1,102 @@
+/**
+ * Deterministic test data and an answer computed independently of cmr: rows are generated in
+ * memory, written as CSV or JSON Lines, and the expected result CSV is built from the rows with
+ * exact integer arithmetic and its own CSV quoting and byte-order sort.
+ */
+import { writeFileSync } from "node:fs";
+
+export interface Row {
+  key: string;
+  /** Value in hundredths (exact). */
+  cents: number;
+  memo: string;
+}
+
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const KEYS = ["ACME, Inc.", "Zürich Bank", "北京分行", 'O"Brien "Ltd"', "line\nbreak", "plain", "Émile", "😀 emoji", "\uE000 private", "ÿ", "z", "A", " lead space", "comma,comma", "crlf\r\nkey"];
+
+export function makeRows(n: number, seed = 7, keyCount = 60): Row[] {
+  const r = prng(seed);
+  const keys = Array.from({ length: keyCount }, (_, i) => `${KEYS[i % KEYS.length]}${i >= KEYS.length ? ` #${i}` : ""}`);
+  const rows: Row[] = [];
+  for (let i = 0; i < n; i++) {
+    rows.push({ key: keys[Math.floor(r() * keys.length)]!, cents: Math.floor(r() * 2_000_001) - 1_000_000, memo: i % 5 === 0 ? `memo, "quoted"\nline ${i}` : `m${i}` });
+  }
+  return rows;
+}
+
+export function centsText(c: number): string {
+  const neg = c < 0;
+  const a = Math.abs(c);
+  return `${neg ? "-" : ""}${Math.floor(a / 100)}.${String(a % 100).padStart(2, "0")}`;
+}
+
+function q(s: string): string {
+  return /[",\r\n]/.test(s) || s !== s.trim() ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function writeCsv(path: string, rows: Row[]): void {
+  const parts = ["key,amount,memo\r\n"];
+  for (const row of rows) parts.push(`${q(row.key)},${centsText(row.cents)},${q(row.memo)}\r\n`);
+  writeFileSync(path, parts.join(""));
+}
+
+export function writeJsonl(path: string, rows: Row[]): void {
+  writeFileSync(path, rows.map((row) => JSON.stringify({ key: row.key, amount: Number(centsText(row.cents)), memo: row.memo })).join("\n") + "\n");
+}
+
+export type Op = "count" | "sum" | "min" | "max" | "avg";
+
+/** Exact decimal of a bigint number of hundredths, trailing zeros trimmed. */
+function exactCents(total: bigint): string {
+  const neg = total < 0n;
+  const a = neg ? -total : total;
+  let s = `${a / 100n}.${String(a % 100n).padStart(2, "0")}`.replace(/\.?0+$/, "");
+  if (s === "") s = "0";
+  return s === "0" ? "0" : `${neg ? "-" : ""}${s}`;
+}
+
+export function expectedCsv(rows: Row[], op: Op): string {
+  const groups = new Map<string, number[]>();
+  for (const row of rows) {
+    const g = groups.get(row.key);
+    if (g) g.push(row.cents);
+    else groups.set(row.key, [row.cents]);
+  }
+  const keys = [...groups.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  let out = "key,value\n";
+  for (const k of keys) {
+    const cs = groups.get(k)!;
+    let v: string;
+    const total = cs.reduce((a, c) => a + BigInt(c), 0n);
+    switch (op) {
+      case "count":
+        v = String(cs.length);
+        break;
+      case "sum":
+        v = exactCents(total);
+        break;
+      case "min":
+        v = String(Math.min(...cs) / 100);
+        break;
+      case "max":
+        v = String(Math.max(...cs) / 100);
+        break;
+      case "avg":
+        v = String(Number(total) / 100 / cs.length);
+        break;
+    }
+    out += `${q(k)},${v}\n`;
+  }
+  return out;
+}

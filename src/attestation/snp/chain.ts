@@ -117,7 +117,13 @@ export function verifySnpCertChain(opts: SnpChainOptions): SnpChain {
     const inter = intermediate;
     for (let i = 0; i < rootDers.length && ark === undefined; i++) {
       const root = parseCertificate(rootDers[i] as Uint8Array, `trusted root[${i}]`);
-      if (root.subjectCN === inter.issuerCN && inter.cert.checkIssued(root.cert)) ark = root;
+      let issued = false;
+      try {
+        issued = root.subjectCN === inter.issuerCN && inter.cert.checkIssued(root.cert);
+      } catch {
+        issued = false;
+      }
+      if (issued) ark = root;
     }
     if (ark === undefined) {
       throw untrusted(`no pinned AMD root issued ${interLabel} CN=${inter.subjectCN} (its issuer is CN=${inter.issuerCN}; pinned: ${rootNames().join(", ")})`, {

@@ -122,10 +122,8 @@ export class JobRunner {
   /** Remove intermediate objects; on failure also the result, so nothing partial remains. */
   #cleanup(failed: boolean): void {
     const prefix = `jobs/${this.record.jobId}`;
-    for (const id of this.#store.list(prefix)) {
-      if (!failed && id === `${prefix}/result`) continue;
-      this.#store.delete(id);
-    }
+    if (failed) return this.#store.deletePrefix(prefix);
+    for (const sub of ["shards", "partitions", "reduce"]) this.#store.deletePrefix(`${prefix}/${sub}`);
   }
 
   /** Attest every live worker that claims the capability, afresh for this phase (seed [76]). */

@@ -22,6 +22,8 @@ export interface BlobStore {
   exists(objectId: string): boolean;
   list(prefix: string): string[];
   delete(objectId: string): void;
+  /** Delete every object under a prefix (and the prefix itself). */
+  deletePrefix(prefix: string): void;
   /** Where enclaves on this machine find the same objects (a local path). */
   readonly localRoot: string;
 }
@@ -93,6 +95,10 @@ export class LocalBlobStore implements BlobStore {
 
   delete(objectId: string): void {
     rmSync(this.#path(objectId), { force: true });
+  }
+
+  deletePrefix(prefix: string): void {
+    rmSync(this.#path(prefix), { recursive: true, force: true });
   }
 }
 

@@ -41,7 +41,7 @@ function failure(fn: () => unknown): { code: string; message: string; hint: stri
   return { code: "OK", message: "", hint: "" };
 }
 
-describe("evidence detection on real vectors", { skip }, () => {
+describe("evidence detection on real vectors", { skip, timeout: 60_000 }, () => {
   test("every evidence vector is listed (8 Intel, 5 SNP, 7 Nitro)", () => {
     const count = (k: string[]): number => evidence.filter((e) => k.includes(e[2])).length;
     assert.equal(count(["sgx-dcap", "tdx"]), 8);
@@ -110,7 +110,7 @@ describe("evidence detection on real vectors", { skip }, () => {
   });
 });
 
-describe("evidence encoding detection", () => {
+describe("evidence encoding detection", { timeout: 60_000 }, () => {
   test("hex wins over base64 when both parse; odd-length hex and other text are refused", () => {
     assert.deepEqual(decodeEvidenceBytes(new TextEncoder().encode("deadbeef")), { bytes: new Uint8Array([0xde, 0xad, 0xbe, 0xef]), encoding: "hex" });
     assert.equal(decodeEvidenceBytes(new TextEncoder().encode("3q2+7w==")).encoding, "base64");

@@ -77,7 +77,7 @@ function payloadOf(doc: Uint8Array): Map<string, any> {
 
 const verify = (c: Case, doc: Uint8Array): string => codeOf(() => verifyNitroDocument(doc, { now: c.now }));
 
-describe("Nitro single-bit tampering", { skip }, () => {
+describe("Nitro single-bit tampering", { skip, timeout: 60_000 }, () => {
   for (const c of cases) {
     test(`${c.id}: flips in signed payload values are signature failures`, () => {
       assert.equal(verify(c, c.doc), "OK");

@@ -63,7 +63,7 @@ const GENUINE = [
   "nitro-base-2026-indefinite",
 ];
 
-describe("Nitro real attestation documents", { skip }, () => {
+describe("Nitro real attestation documents", { skip, timeout: 60_000 }, () => {
   test("the manifest lists every Nitro vector this suite expects", () => {
     for (const id of [...GENUINE, "nitro-blocky-selfsigned-FAKE"]) assert.ok(vector(id), `manifest lacks ${id}`);
   });

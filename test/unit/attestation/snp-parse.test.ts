@@ -52,7 +52,7 @@ function syntheticReport(version: number): Uint8Array {
   return r;
 }
 
-describe("SEV-SNP report parser", () => {
+describe("SEV-SNP report parser", { timeout: 60_000 }, () => {
   test("reads each field at its ABI offset; v3 CPUID and v5 mitigation vectors only from their version on", () => {
     const v5 = parseSnpReport(syntheticReport(5));
     assert.equal(v5.version, 5);
@@ -116,7 +116,7 @@ describe("SEV-SNP report parser", () => {
     );
   });
 
-  test("property: a synthetic report with random field values never verifies against a real VCEK", { skip }, () => {
+  test("property: a synthetic report with random field values never verifies against a real VCEK", { skip, timeout: 60_000 }, () => {
     const vcek = readFileSync(join(VECTORS, "sev-snp/trustee-milan.vlek.der"));
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 0x2a0, maxLength: 0x2a0 }), fc.uint8Array({ minLength: 144, maxLength: 144 }), (body, sig) => {
@@ -131,7 +131,7 @@ describe("SEV-SNP report parser", () => {
   });
 });
 
-describe("SEV-SNP verifier on hostile certificates and truncations", { skip }, () => {
+describe("SEV-SNP verifier on hostile certificates and truncations", { skip, timeout: 60_000 }, () => {
   const report = HAVE ? new Uint8Array(readFileSync(join(VECTORS, "sev-snp/trustee-milan-v2.report.bin"))) : new Uint8Array();
   const vcek = HAVE ? new Uint8Array(readFileSync(join(VECTORS, "sev-snp/trustee-milan.vcek.der"))) : new Uint8Array();
 

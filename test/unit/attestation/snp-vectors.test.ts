@@ -61,7 +61,7 @@ function inputs(v: Vector): { report: Uint8Array; vcek: Uint8Array; chain: Uint8
   return { report: load(v.files.report), vcek: load(v.files.cert), chain: load(v.files.ca_chain) };
 }
 
-describe("SEV-SNP real reports", { skip }, () => {
+describe("SEV-SNP real reports", { skip, timeout: 60_000 }, () => {
   test("the manifest lists every SNP vector this suite expects", () => {
     for (const id of [...REPORT_VECTORS, "snp-virtee-turin-vcek-only"]) assert.ok(vector(id), `manifest lacks ${id}`);
   });
@@ -159,7 +159,7 @@ describe("SEV-SNP real reports", { skip }, () => {
   });
 });
 
-describe("SEV-SNP wrong keys, chains and roots", { skip }, () => {
+describe("SEV-SNP wrong keys, chains and roots", { skip, timeout: 60_000 }, () => {
   const now = new Date("2025-06-01T00:00:00Z");
   const milanChain = (): Uint8Array => load("roots/amd-milan-ask-ark.pem");
 

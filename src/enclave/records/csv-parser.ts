@@ -9,11 +9,13 @@
  * byte of the record (they cross to the untrusted host). Spec: MISSION "MapReduce [45-48]"
  * (map reads a shard), RFC 4180 section 2.
  *
- * Design for the hot path: one pass over the chunk's bytes with a small state machine; each
- * field is kept as a byte span of its record, and a record is decoded with one native call plus
- * string slices (a native call costs ~90 ns, so one per field would dominate). Chunk boundaries
- * may fall anywhere: the unfinished record's bytes are carried in `pend`, and span offsets are
- * relative to the record start, so they survive the move. Memory is bounded by `maxRecordBytes`.
+ * Design for the hot path: one pass over the chunk's bytes with a small state machine that keeps
+ * each field as a span of its record; the record is then decoded with one native call and cut
+ * with string slices (a native call costs ~90 ns, so one per field would dominate). To slice
+ * the decoded string the scanner counts, per non-ASCII byte, how far UTF-16 offsets fall behind
+ * byte offsets. Chunk boundaries may fall anywhere: the open record's bytes are carried in
+ * `pend`, and span offsets are relative to the record start, so they survive the move. Memory
+ * is bounded by `maxRecordBytes`.
  *
  * @module
  */
@@ -50,11 +52,7 @@ const S_QUOTE_IN_QUOTED = 3; // saw `"` inside a quoted field: closing quote or 
 const S_CR = 4; // saw CR outside quotes: only LF may follow
 const S_SKIP = 5; // skip mode: dropping a bad record up to the next LF
 
-// Field flags.
-const F_ESCAPED = 1; // contains `""`
-const F_NON_ASCII = 2; // needs UTF-8 decoding and validation
-
-/** Records up to this size are decoded as one latin1 string and sliced; bigger ones per field, so that a kept field does not pin a big string. */
+/** Records up to this size are decoded as one string and sliced; bigger ones per field, so that a kept field does not pin a big string. */
 const SLICE_RECORD_MAX = 4096;
 /** `pend` is released after a record bigger than this, so one large record does not keep its buffer alive. */
 const PEND_KEEP_MAX = 64 * 1024;
@@ -64,7 +62,7 @@ export function toFastBuffer(chunk: Uint8Array): FastBuffer {
   return (Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)) as FastBuffer;
 }
 
-/** Decode a span that has non-ASCII bytes; undefined when it is not valid UTF-8. */
+/** Decode a UTF-8 span; undefined when it is not valid UTF-8. */
 export function decodeUtf8(buf: FastBuffer, start: number, end: number): string | undefined {
   const s = buf.utf8Slice(start, end);
   // utf8Slice replaces invalid sequences with U+FFFD; only then is the (slower) exact check needed.
@@ -141,6 +139,7 @@ export class CsvParser {
   private readonly source: string;
   private readonly max: number;
   private readonly bom = new BomStripper();
+  private readonly pend: Carry;
   private hdr: string[] | undefined;
 
   private st = S_FIELD;
@@ -152,16 +151,22 @@ export class CsvParser {
   private recStart = 0;
   /** Start of the current field, relative to the record start. */
   private fieldStart = 0;
-  /** OR of the current field's bytes: bit 7 set means non-ASCII. */
-  private hi = 0;
+  /** `adj` at the start of the current field. */
+  private fieldAdj = 0;
+  /** Bytes minus UTF-16 code units so far in the record: continuation bytes count +1, 4-byte leads -1. */
+  private adj = 0;
+  /** The record has a non-ASCII byte, so it must be checked for valid UTF-8. */
+  private high = false;
+  /** The current (quoted) field contains `""`. */
+  private esc = false;
   /** Fields seen in the current record (may exceed the stored spans when a record is too wide). */
   private nf = 0;
   private readonly fStart: number[] = [];
   private readonly fEnd: number[] = [];
-  private readonly fFlags: number[] = [];
+  private readonly fAdj: number[] = [];
+  private readonly fEsc: boolean[] = [];
   /** The current record was reported too large: parse on to find its end, but keep nothing. */
   private discarding = false;
-  private readonly pend: Carry;
   private closed = false;
 
   constructor(opts: CsvParserOptions) {
@@ -227,6 +232,7 @@ export class CsvParser {
       }
       switch (this.st) {
         case S_FIELD: {
+          this.fieldAdj = this.adj;
           if (buf[i] === QUOTE) {
             this.st = S_QUOTED;
             i++;
@@ -239,36 +245,44 @@ export class CsvParser {
         // falls through
         case S_UNQUOTED: {
           const recStart = this.recStart;
-          let hi = this.hi;
           let fieldStart = this.fieldStart;
+          let fieldAdj = this.fieldAdj;
+          let adj = this.adj;
+          let high = this.high;
           let c = 0;
-          // Runs of unquoted fields stay in this loop: the common case, so no state dispatch per field.
+          // Runs of unquoted fields stay in this loop (the common case): no state dispatch per field.
           for (;;) {
             while (i < lim) {
               c = buf[i]!;
-              if (c < 0x2d && (c === COMMA || c === LF || c === CR || c === QUOTE)) break;
-              hi |= c;
+              if (c < 0x2d) {
+                if (c === COMMA || c === LF || c === CR || c === QUOTE) break;
+              } else if (c >= 0x80) {
+                adj += c < 0xc0 ? 1 : c >= 0xf0 ? -1 : 0;
+                high = true;
+              }
               i++;
             }
             if (i === lim || c !== COMMA) break;
-            this.pushField(fieldStart, i - recStart, hi);
-            hi = 0;
+            this.pushField(fieldStart, i - recStart, fieldAdj, false);
             i++;
             if (i === lim || buf[i] === QUOTE) {
               c = -1; // let S_FIELD look at the next field
               break;
             }
             fieldStart = i - recStart;
+            fieldAdj = adj;
           }
-          this.hi = hi;
           this.fieldStart = fieldStart;
+          this.fieldAdj = fieldAdj;
+          this.adj = adj;
+          this.high = high;
           if (c === -1) this.st = S_FIELD;
           else if (i === lim) break;
           else if (c === LF) {
-            this.pushField(fieldStart, i - recStart, hi);
+            this.pushField(fieldStart, i - recStart, fieldAdj, false);
             i = this.recordEnd(buf, i, emit, onBad);
           } else if (c === CR) {
-            this.pushField(fieldStart, i - recStart, hi);
+            this.pushField(fieldStart, i - recStart, fieldAdj, false);
             this.st = S_CR;
             i++;
           } else {
@@ -277,17 +291,23 @@ export class CsvParser {
           break;
         }
         case S_QUOTED: {
-          let hi = this.hi;
           let line = this.line;
+          let adj = this.adj;
+          let high = this.high;
           let c = 0;
-          for (; i < lim; i++) {
+          while (i < lim) {
             c = buf[i]!;
             if (c === QUOTE) break;
             if (c === LF) line++;
-            hi |= c;
+            else if (c >= 0x80) {
+              adj += c < 0xc0 ? 1 : c >= 0xf0 ? -1 : 0;
+              high = true;
+            }
+            i++;
           }
-          this.hi = hi;
           this.line = line;
+          this.adj = adj;
+          this.high = high;
           if (i === lim) break;
           this.st = S_QUOTE_IN_QUOTED;
           i++;
@@ -296,20 +316,23 @@ export class CsvParser {
         case S_QUOTE_IN_QUOTED: {
           const c = buf[i];
           if (c === QUOTE) {
-            this.hi |= 0x100; // marks `""` in this field (bit above any byte value)
+            this.esc = true;
             this.st = S_QUOTED;
             i++;
-          } else if (c === COMMA) {
-            this.pushField(this.fieldStart, i - 1 - this.recStart, this.hi);
-            this.st = S_FIELD;
-            i++;
-          } else if (c === LF) {
-            this.pushField(this.fieldStart, i - 1 - this.recStart, this.hi);
-            i = this.recordEnd(buf, i, emit, onBad);
-          } else if (c === CR) {
-            this.pushField(this.fieldStart, i - 1 - this.recStart, this.hi);
-            this.st = S_CR;
-            i++;
+            break;
+          }
+          if (c === COMMA || c === LF || c === CR) {
+            // The field ends before its closing quote, at i - 1.
+            this.pushField(this.fieldStart, i - 1 - this.recStart, this.fieldAdj, this.esc);
+            if (c === COMMA) {
+              this.st = S_FIELD;
+              i++;
+            } else if (c === LF) {
+              i = this.recordEnd(buf, i, emit, onBad);
+            } else {
+              this.st = S_CR;
+              i++;
+            }
           } else {
             this.bad("text after a closing quote", onBad);
           }
@@ -333,22 +356,23 @@ export class CsvParser {
         }
       }
     }
-    // Carry the unfinished record into the next chunk.
+    // Carry the open record into the next chunk.
     if (this.st !== S_SKIP && !this.discarding && (this.nf > 0 || this.st !== S_FIELD)) {
       this.pend.append(buf, Math.max(this.recStart, 0), end);
     }
     this.recStart -= end;
   }
 
-  /** Store the span of a finished field; `hi` is the OR of its bytes (plus 0x100 for `""`). */
-  private pushField(startRel: number, endRel: number, hi: number): void {
-    this.hi = 0;
+  /** Store the span of a finished field (offsets relative to the record). */
+  private pushField(startRel: number, endRel: number, startAdj: number, esc: boolean): void {
+    this.esc = false;
     if (this.discarding) return;
     const k = this.nf++;
     if (k >= (this.hdr === undefined ? MAX_COLUMNS : this.hdr.length)) return; // counted, not stored: the record is already wrong
     this.fStart[k] = startRel;
     this.fEnd[k] = endRel;
-    this.fFlags[k] = (hi & 0x80 ? F_NON_ASCII : 0) | (hi & 0x100 ? F_ESCAPED : 0);
+    this.fAdj[k] = startAdj;
+    this.fEsc[k] = esc;
   }
 
   /** The LF at `i` ends the current record. Returns the position after it. */
@@ -360,7 +384,6 @@ export class CsvParser {
       src = this.pend.buf;
       base = 0;
     }
-    // Offsets are relative to the record; the record ends before the LF (a CR is never inside a span).
     this.deliver(src, base, i - this.recStart, emit, onBad);
     this.line++;
     this.startRecord(i + 1);
@@ -372,7 +395,9 @@ export class CsvParser {
     this.recStart = at;
     this.recLine = this.line;
     this.nf = 0;
-    this.hi = 0;
+    this.adj = 0;
+    this.high = false;
+    this.esc = false;
     this.discarding = false;
     this.pend.clear();
   }
@@ -383,13 +408,13 @@ export class CsvParser {
     switch (this.st) {
       case S_FIELD:
         if (this.nf === 0) return; // nothing after the last newline
-        this.pushField(len, len, 0);
+        this.pushField(len, len, this.adj, false);
         break;
       case S_UNQUOTED:
-        this.pushField(this.fieldStart, len, this.hi);
+        this.pushField(this.fieldStart, len, this.fieldAdj, false);
         break;
       case S_QUOTE_IN_QUOTED:
-        this.pushField(this.fieldStart, len - 1, this.hi);
+        this.pushField(this.fieldStart, len - 1, this.fieldAdj, this.esc);
         break;
       case S_QUOTED:
         if (!this.discarding) this.bad("unbalanced quote: a quoted field is still open at the end of the input", onBad);
@@ -411,22 +436,24 @@ export class CsvParser {
     if (hdr === undefined && n > MAX_COLUMNS) return this.bad(`header has more than ${MAX_COLUMNS} columns`, onBad);
     if (hdr !== undefined && n !== hdr.length) return this.bad(`expected ${hdr.length} columns, found ${n}`, onBad);
     const fields = new Array<string>(n);
-    const whole = len <= SLICE_RECORD_MAX ? src.latin1Slice(base, base + len) : undefined;
-    for (let k = 0; k < n; k++) {
-      const a = this.fStart[k]!;
-      const b = this.fEnd[k]!;
-      const flags = this.fFlags[k]!;
-      let v: string | undefined;
-      if (flags & F_NON_ASCII) v = decodeUtf8(src, base + a, base + b);
-      else v = whole === undefined ? src.latin1Slice(base + a, base + b) : whole.slice(a, b);
-      if (v === undefined) return this.bad("invalid UTF-8", onBad);
-      fields[k] = flags & F_ESCAPED ? v.replaceAll('""', '"') : v;
+    const { fStart, fEnd, fAdj, fEsc } = this;
+    if (len <= SLICE_RECORD_MAX) {
+      const text = src.utf8Slice(base, base + len);
+      if (this.high && text.includes("\uFFFD") && !isUtf8(src.subarray(base, base + len))) return this.bad("invalid UTF-8", onBad);
+      // UTF-16 offset = byte offset - adj; separators are ASCII, so a field ends with the adj the next one starts with.
+      for (let k = 0; k < n; k++) {
+        const v = text.slice(fStart[k]! - fAdj[k]!, fEnd[k]! - (k + 1 < n ? fAdj[k + 1]! : this.adj));
+        fields[k] = fEsc[k] ? v.replaceAll('""', '"') : v;
+      }
+    } else {
+      if (this.high && !isUtf8(src.subarray(base, base + len))) return this.bad("invalid UTF-8", onBad);
+      for (let k = 0; k < n; k++) {
+        const v = src.utf8Slice(base + fStart[k]!, base + fEnd[k]!);
+        fields[k] = fEsc[k] ? v.replaceAll('""', '"') : v;
+      }
     }
-    if (hdr === undefined) {
-      this.setHeader(fields);
-      return;
-    }
-    emit(fields, this.recLine);
+    if (hdr === undefined) this.setHeader(fields);
+    else emit(fields, this.recLine);
   }
 
   private setHeader(fields: string[]): void {

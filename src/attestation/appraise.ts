@@ -16,6 +16,7 @@ import { handshakeReportData } from "../crypto/handshake.ts";
 import type { Policy } from "./policy.ts";
 import { verifySimulatedEvidence } from "./simulated/verify.ts";
 import { SIM_WARNING } from "./simulated/quote-format.ts";
+import { verifyGroupEvidence } from "./group/group-quote.ts";
 
 export interface AppraisalExpectation {
   purpose: "first-key" | "second-key";
@@ -35,11 +36,13 @@ export interface AppraisalResult {
   claims: EnclaveClaims;
   policy: "accepted";
   warnings: string[];
+  /** Group attestation: which verification node's group vouched for the platform. */
+  group?: { gvcertId: string; peTimestamp: string };
 }
 
 export function appraiseAttestResponse(res: AttestResponse, expect: AppraisalExpectation, policy: Policy, now: Date): AppraisalResult {
   const ev = res.evidence;
-  if (ev.kind !== "simulated") {
+  if (ev.kind !== "simulated" && ev.kind !== "group") {
     throw new CmrError("CMR_EVIDENCE_UNSUPPORTED", `handshake evidence of kind ${ev.kind} needs its hardware verifier with collateral, which the handshake does not wire yet`, {
       hint: "use `cmr verify-evidence` to check hardware evidence offline",
     });
@@ -49,7 +52,31 @@ export function appraiseAttestResponse(res: AttestResponse, expect: AppraisalExp
       hint: 'simulated evidence offers no hardware protection; set "allowSimulated": true in the policy only for development and demos',
     });
   }
-  const body = verifySimulatedEvidence(ev, { trustedRoots: policy.trustedRoots.simulated, now });
+  if (policy.requireGroupAttestation && ev.kind !== "group") {
+    throw new AttestationError("CMR_ATTEST_GVCERT", "the policy requires group attestation (a member key issued by a verification node) and the enclave presented a platform-key quote", {
+      hint: "start the node with --verifier URL so its attester joins the group",
+    });
+  }
+  let body: { measurement: string; reportData: string; timestamp: number };
+  let platform: string;
+  let group: AppraisalResult["group"];
+  if (ev.kind === "group") {
+    const g = verifyGroupEvidence(ev, {
+      trustedRoots: policy.trustedRoots.simulated,
+      trustedGvcerts: policy.trustedVerifiers,
+      now,
+      maxPeAgeMs: policy.maxGvcertAgeDays * 86400_000,
+      revocations: res.revocations,
+      maxRevocationAgeMs: policy.maxRevocationAgeSeconds * 1000,
+    });
+    body = g.body;
+    platform = "anonymous member of group " + g.group.id.slice(0, 16);
+    group = { gvcertId: g.group.id, peTimestamp: new Date(g.group.gvcert.peTimestamp).toISOString() };
+  } else {
+    const b = verifySimulatedEvidence(ev, { trustedRoots: policy.trustedRoots.simulated, now });
+    body = b;
+    platform = b.platformId;
+  }
 
   const allowed = policy.measurements[expect.role];
   if (!allowed.includes(body.measurement)) {
@@ -91,10 +118,11 @@ export function appraiseAttestResponse(res: AttestResponse, expect: AppraisalExp
     });
   }
   return {
-    backend: "simulated",
+    backend: ev.kind === "group" ? "simulated (group-signed)" : "simulated",
     simulated: true,
     measurement: body.measurement,
-    platform: body.platformId,
+    platform,
+    ...(group ? { group } : {}),
     quoteTime: new Date(body.timestamp).toISOString(),
     quoteAgeMs: ageMs,
     claims: res.claims,

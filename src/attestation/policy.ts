@@ -9,6 +9,7 @@
  */
 import { z } from "zod";
 import { CmrError } from "../errors.ts";
+import { HardwarePolicySchema } from "./hardware-policy.ts";
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex characters (a SHA-256 measurement)");
 
@@ -35,6 +36,17 @@ export const PolicySchema = z
     maxQuoteAgeSeconds: z.number().positive().max(86400).default(60),
     /** Clock skew tolerated for quotes that claim to come from the future. */
     maxClockSkewSeconds: z.number().nonnegative().max(600).default(5),
+    /** Real TEE identities and accepted TCB statuses (see hardware-policy.ts); absent: no hardware evidence is accepted. */
+    hardware: HardwarePolicySchema.optional(),
+    /**
+     * Group attestation (seed [80-107]): ids (SHA-256 of the gvcert text) of the verification
+     * nodes whose groups the owner trusts; empty = any group whose gvcert a trusted vendor root
+     * vouches for. `requireGroupAttestation` refuses evidence not signed by a group member.
+     */
+    trustedVerifiers: z.array(hex64).default([]),
+    requireGroupAttestation: z.boolean().default(false),
+    maxGvcertAgeDays: z.number().positive().max(3650).default(365),
+    maxRevocationAgeSeconds: z.number().positive().max(7 * 86400).default(3600),
   })
   .strict();
 

@@ -23,11 +23,13 @@ export type EnclaveClaims = z.infer<typeof EnclaveClaimsSchema>;
 
 export const EvidenceSchema = z.object({
   /** "simulated" for the software backend; real kinds name their TEE. */
-  kind: z.enum(["simulated", "sgx-dcap", "tdx", "sev-snp", "nitro"]),
+  kind: z.enum(["simulated", "group", "sgx-dcap", "tdx", "sev-snp", "nitro"]),
   /** The quote/report bytes, base64. */
   quote: z.string().min(1).max(1 << 20),
   /** PEM certificates the verifier needs beside the quote (sim: the platform certificate). */
   certificates: z.array(z.string().max(1 << 16)).max(8).default([]),
+  /** Group evidence only: the group verification certificate (canonical JSON text), seed [99]. */
+  gvcert: z.string().max(1 << 16).optional(),
 });
 export type Evidence = z.infer<typeof EvidenceSchema>;
 
@@ -49,5 +51,10 @@ export const AttestResponseSchema = z.object({
   evidence: EvidenceSchema,
   /** Public session id (derived from the transcript); the channel's name on the host. */
   sessionId: z.string().regex(/^[0-9a-f]{32}$/),
+  /**
+   * Group evidence only: the verification node's current signed revocation list, attached by the
+   * attestee's host (untrusted, but signed by the provisioning enclave and dated).
+   */
+  revocations: z.string().max(1 << 20).optional(),
 });
 export type AttestResponse = z.infer<typeof AttestResponseSchema>;

@@ -27,6 +27,13 @@ export const LABELS = {
   envelope: "cmr/v1/envelope",
   /** Sealing (simulated backend). */
   sealKey: "cmr/v1/seal/key",
+  /** Group attestation (seed [80-107]). */
+  registrationReportData: "cmr/v1/group/registration",
+  joinReportData: "cmr/v1/group/join",
+  groupQuote: "cmr/v1/group/quote",
+  vendorReport: "cmr/v1/sim-vendor/report",
+  peToken: "cmr/v1/group/attestation-token",
+  peRevocations: "cmr/v1/group/revocations",
   /** Simulated quote body signature context. */
   simulatedQuote: "cmr/v1/sim/quote",
 } as const;

@@ -23,10 +23,9 @@ import { LABELS } from "../../protocol/labels.ts";
 import { JobSpecSchema, type JobSpec, type JobSummary, type MapResult, type MapTask, type ReduceResult, type ReduceTask } from "../../protocol/job.ts";
 import { assertId, objectIds } from "../../protocol/object-ids.ts";
 import type { EnclaveClaims } from "../../protocol/evidence.ts";
-import { answerAttestRequest } from "../runtime/attestee.ts";
+import { answerAttestRequest, type Quoter } from "../runtime/attestee.ts";
 import { SessionTable, type InboundSession, type OutboundSession } from "../runtime/sessions.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
-import type { TeeBackend } from "../tee/index.ts";
 import { splitUpload } from "./split-upload.ts";
 import { assembleResult } from "./assemble-result.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
@@ -53,7 +52,7 @@ interface JobState {
 }
 
 export class CoordinatorEnclave {
-  readonly #tee: TeeBackend;
+  readonly #tee: Quoter;
   readonly #store: EnclaveObjectStore;
   readonly #claims: EnclaveClaims;
   readonly #clients = new SessionTable<InboundSession>();
@@ -61,7 +60,7 @@ export class CoordinatorEnclave {
   readonly #pending = new Map<string, { handshake: Handshake; jobId: string; workerId: string; phase: Phase }>();
   readonly #jobs = new Map<string, JobState>();
 
-  constructor(tee: TeeBackend, store: EnclaveObjectStore, claims: EnclaveClaims) {
+  constructor(tee: Quoter, store: EnclaveObjectStore, claims: EnclaveClaims) {
     this.#tee = tee;
     this.#store = store;
     this.#claims = claims;

@@ -10,16 +10,16 @@
  * (map reads a shard), RFC 4180 section 2.
  *
  * Design for the hot path: one pass over the chunk's bytes with a small state machine that keeps
- * each field as a span of its record; the record is then decoded with one native call and cut
- * with string slices (a native call costs ~90 ns, so one per field would dominate). To slice
- * the decoded string the scanner counts, per non-ASCII byte, how far UTF-16 offsets fall behind
- * byte offsets. Chunk boundaries may fall anywhere: the open record's bytes are carried in
- * `pend`, and span offsets are relative to the record start, so they survive the move. Memory
- * is bounded by `maxRecordBytes`.
+ * each field as a span of its record; records are decoded with one native call per few KiB (a
+ * native call costs ~100 ns, so one per field, or even per record, would dominate) and cut
+ * with string slices. To slice the decoded text the scanner counts, per non-ASCII byte, how far
+ * UTF-16 offsets fall behind byte offsets. Chunk boundaries may fall anywhere: the open record's
+ * bytes are carried in `pend`, and span offsets are relative to the record start, so they
+ * survive the move. Memory is bounded by `maxRecordBytes`.
  *
  * @module
  */
-import { isUtf8 } from "node:buffer";
+import { isAscii, isUtf8 } from "node:buffer";
 import { CmrError } from "../../errors.ts";
 
 export interface CsvParserOptions {
@@ -37,7 +37,7 @@ export const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024;
 export const MAX_COLUMNS = 65_536;
 
 /** Node's decoders without `toString`'s encoding dispatch; present on Buffer.prototype, missing from @types/node. */
-type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
+export type FastBuffer = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -52,8 +52,12 @@ const S_QUOTE_IN_QUOTED = 3; // saw `"` inside a quoted field: closing quote or 
 const S_CR = 4; // saw CR outside quotes: only LF may follow
 const S_SKIP = 5; // skip mode: dropping a bad record up to the next LF
 
-/** Records up to this size are decoded as one string and sliced; bigger ones per field, so that a kept field does not pin a big string. */
-const SLICE_RECORD_MAX = 4096;
+/**
+ * Complete records within this many bytes of a chunk are decoded with one native call (a
+ * "window") and then sliced; a longer record is decoded field by field. It also bounds what a
+ * field string kept by the caller can pin: V8 slices of 13 or more characters share their parent.
+ */
+const WINDOW = 4096;
 /** `pend` is released after a record bigger than this, so one large record does not keep its buffer alive. */
 const PEND_KEEP_MAX = 64 * 1024;
 const EMPTY = Buffer.alloc(0) as FastBuffer;
@@ -168,6 +172,15 @@ export class CsvParser {
   /** The current record was reported too large: parse on to find its end, but keep nothing. */
   private discarding = false;
   private closed = false;
+  // The decode window: `winText` is `winBuf[winStart, winEnd)` decoded, and valid UTF-8 if `winOk`;
+  // the next record in it starts at byte `winPos`, which is UTF-16 offset `winUnit` of the text.
+  private winBuf: Uint8Array = EMPTY;
+  private winText = "";
+  private winStart = 0;
+  private winEnd = -1;
+  private winOk = false;
+  private winPos = 0;
+  private winUnit = 0;
 
   constructor(opts: CsvParserOptions) {
     const max = opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
@@ -356,6 +369,8 @@ export class CsvParser {
         }
       }
     }
+    // A caller may refill the same Buffer: a window never outlives the scan of its chunk.
+    this.winBuf = EMPTY;
     // Carry the open record into the next chunk.
     if (this.st !== S_SKIP && !this.discarding && (this.nf > 0 || this.st !== S_FIELD)) {
       this.pend.append(buf, Math.max(this.recStart, 0), end);
@@ -433,16 +448,35 @@ export class CsvParser {
     if (this.discarding) return;
     const n = this.nf;
     const hdr = this.hdr;
+    let text: string | undefined;
+    let off = 0;
+    if (src === this.winBuf && base >= this.winStart && base + len <= this.winEnd) {
+      // Inside the current window: usable if it is valid and no skipped bytes broke the offset chain.
+      if (this.winOk && base === this.winPos) {
+        text = this.winText;
+        off = this.winUnit;
+      }
+    } else if (src !== this.pend.buf && len < WINDOW) {
+      this.openWindow(src, base);
+      if (this.winOk) text = this.winText;
+    }
+    if (text !== undefined) {
+      // The next record starts after this one's LF: len bytes are len - adj code units.
+      this.winPos = base + len + 1;
+      this.winUnit = off + len - this.adj + 1;
+    }
     if (hdr === undefined && n > MAX_COLUMNS) return this.bad(`header has more than ${MAX_COLUMNS} columns`, onBad);
     if (hdr !== undefined && n !== hdr.length) return this.bad(`expected ${hdr.length} columns, found ${n}`, onBad);
     const fields = new Array<string>(n);
     const { fStart, fEnd, fAdj, fEsc } = this;
-    if (len <= SLICE_RECORD_MAX) {
-      const text = src.utf8Slice(base, base + len);
+    if (text === undefined && len < WINDOW) {
+      text = src.utf8Slice(base, base + len);
       if (this.high && text.includes("\uFFFD") && !isUtf8(src.subarray(base, base + len))) return this.bad("invalid UTF-8", onBad);
+    }
+    if (text !== undefined) {
       // UTF-16 offset = byte offset - adj; separators are ASCII, so a field ends with the adj the next one starts with.
       for (let k = 0; k < n; k++) {
-        const v = text.slice(fStart[k]! - fAdj[k]!, fEnd[k]! - (k + 1 < n ? fAdj[k + 1]! : this.adj));
+        const v = text.slice(off + fStart[k]! - fAdj[k]!, off + fEnd[k]! - (k + 1 < n ? fAdj[k + 1]! : this.adj));
         fields[k] = fEsc[k] ? v.replaceAll('""', '"') : v;
       }
     } else {
@@ -454,6 +488,23 @@ export class CsvParser {
     }
     if (hdr === undefined) this.setHeader(fields);
     else emit(fields, this.recLine);
+  }
+
+  /** Decode the complete lines of `src` from `base` up to WINDOW bytes on (the record at `base` ends within them). */
+  private openWindow(src: FastBuffer, base: number): void {
+    const lf = src.lastIndexOf(LF, Math.min(src.length, base + WINDOW) - 1);
+    this.winBuf = src;
+    this.winStart = base;
+    this.winEnd = lf;
+    // The native checks run at several GB/s; V8's UTF-8 decoder is slower, so ASCII text skips it.
+    const bytes = src.subarray(base, lf);
+    if (isAscii(bytes)) {
+      this.winOk = true;
+      this.winText = src.latin1Slice(base, lf);
+    } else {
+      this.winOk = isUtf8(bytes);
+      this.winText = this.winOk ? src.utf8Slice(base, lf) : "";
+    }
   }
 
   private setHeader(fields: string[]): void {

@@ -10,10 +10,15 @@
 import { deriveSessionKeys, generateEphemeral, handshakeReportData, sharedSecret, transcriptHash } from "../../crypto/handshake.ts";
 import { AttestRequestSchema, type AttestResponse, type EnclaveClaims } from "../../protocol/evidence.ts";
 import { CmrError } from "../../errors.ts";
-import type { TeeBackend } from "../tee/index.ts";
+import type { Evidence } from "../../protocol/evidence.ts";
+
+/** Whatever makes evidence over 64 bytes of report data: the TEE backend or the group attester. */
+export interface Quoter {
+  quote(reportData: Uint8Array): Promise<Evidence>;
+}
 import type { InboundSession, SessionTable } from "./sessions.ts";
 
-export async function answerAttestRequest(raw: unknown, tee: TeeBackend, claims: EnclaveClaims, sessions: SessionTable<InboundSession>): Promise<AttestResponse> {
+export async function answerAttestRequest(raw: unknown, tee: Quoter, claims: EnclaveClaims, sessions: SessionTable<InboundSession>): Promise<AttestResponse> {
   const parsed = AttestRequestSchema.safeParse(raw);
   if (!parsed.success) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `malformed attestation request: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
   const req = parsed.data;

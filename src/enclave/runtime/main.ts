@@ -10,6 +10,10 @@
  * @module
  */
 import { z } from "zod";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { GroupAttester } from "./group-attester.ts";
+import { ProvisioningEnclave } from "../provisioning/provisioning-enclave.ts";
 import { CmrError } from "../../errors.ts";
 import { createTeeBackend, type TeeBackend } from "../tee/index.ts";
 import { serveEcalls, type Handler } from "./channel.ts";
@@ -19,7 +23,7 @@ import { WorkerEnclave } from "../worker/worker-enclave.ts";
 import type { EnclaveClaims } from "../../protocol/evidence.ts";
 
 const InitSchema = z.object({
-  role: z.enum(["coordinator", "worker"]),
+  role: z.enum(["coordinator", "worker", "provisioning"]),
   backend: z.enum(["simulated", "gramine-sgx", "tsm"]),
   dataDir: z.string().min(1),
   storageDir: z.string().min(1),
@@ -27,26 +31,67 @@ const InitSchema = z.object({
   capabilities: z.array(z.string().min(1).max(64)).max(32).optional(),
   dataTypes: z.array(z.string().min(1).max(64)).max(32).optional(),
   scope: z.string().min(1).max(200).optional(),
+  /** The attester's member credential, sealed by this enclave build on this platform. */
+  sealedMember: z.string().max(1 << 16).optional(),
 });
+
+/** The simulated vendor root(s) this platform was provisioned under: the enclave's own copy. */
+function vendorRoots(dataDir: string): string[] {
+  try {
+    return [readFileSync(join(dataDir, "sim", "vendor-root-cert.pem"), "utf8")];
+  } catch {
+    return [];
+  }
+}
 
 let tee: TeeBackend | undefined;
 const handlers: Record<string, Handler> = {
-  init: (raw) => {
+  init: async (raw) => {
     if (tee !== undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "enclave already initialised");
     const r = InitSchema.safeParse(raw);
     if (!r.success) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `bad init: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     const a = r.data;
     tee = createTeeBackend({ backend: a.backend, dataDir: a.dataDir, programPath: process.argv[1]! });
     const store = new EnclaveObjectStore(a.storageDir);
+    const roots = vendorRoots(a.dataDir);
+    if (a.role === "provisioning") {
+      const pe = new ProvisioningEnclave(tee, roots);
+      Object.assign(handlers, {
+        beginRegistration: () => pe.beginRegistration(),
+        completeRegistration: (x: unknown) => pe.completeRegistration(x as never),
+        restore: (x: unknown) => pe.restore(x as never),
+        joinStart: () => pe.joinStart(),
+        joinFinish: (x: unknown) => pe.joinFinish(x as never),
+        verifyEvidence: (x: unknown) => pe.verifyEvidence(x as never),
+        revoke: (x: unknown) => pe.revoke(x as never),
+        revocations: () => ({ revocations: JSON.stringify(pe.revocationList()) }),
+      });
+      return { measurement: tee.measurement().toString("hex"), backend: tee.name, simulated: tee.simulated };
+    }
+    const attester = new GroupAttester(tee, roots);
+    let enrolled: string | null = null;
+    let memberError: string | null = null;
+    if (a.sealedMember) {
+      try {
+        enrolled = await attester.load(a.sealedMember);
+      } catch (e) {
+        // Sealed by another build or platform, or stale: the host joins afresh.
+        memberError = (e as { code?: string }).code ?? "CMR_UNSEAL_FAILED";
+      }
+    }
+    Object.assign(handlers, {
+      joinPrepare: (x: unknown) => attester.prepareJoin(x as never),
+      joinComplete: (x: unknown) => attester.completeJoin(x as never),
+    });
     const claims: EnclaveClaims = {
-      role: a.role,
+      role: a.role as "coordinator" | "worker",
       enclaveId: a.enclaveId,
       ...(a.capabilities ? { capabilities: a.capabilities } : {}),
       ...(a.dataTypes ? { dataTypes: a.dataTypes } : {}),
       ...(a.scope ? { scope: a.scope } : {}),
     };
     if (a.role === "coordinator") {
-      const c = new CoordinatorEnclave(tee, store, claims);
+      const c = new CoordinatorEnclave(attester, store, claims);
       Object.assign(handlers, {
         attest: (x: unknown) => c.attest(x),
         submitJob: (x: unknown) => c.submitJob(x as never),
@@ -61,14 +106,14 @@ const handlers: Record<string, Handler> = {
         abortJob: (x: unknown) => c.abortJob(x as never),
       });
     } else {
-      const w = new WorkerEnclave(tee, store, claims);
+      const w = new WorkerEnclave(attester, store, claims);
       Object.assign(handlers, {
         attest: (x: unknown) => w.attest(x),
         runMap: (x: unknown) => w.runMap(x as never),
         runReduce: (x: unknown) => w.runReduce(x as never),
       });
     }
-    return { measurement: tee.measurement().toString("hex"), backend: tee.name, simulated: tee.simulated, claims };
+    return { measurement: tee.measurement().toString("hex"), backend: tee.name, simulated: tee.simulated, claims, enrolledGroup: enrolled, memberError };
   },
   measurement: () => ({ measurement: tee?.measurement().toString("hex") ?? null }),
 };

@@ -12,20 +12,19 @@ import { SecretKey } from "../../crypto/secret.ts";
 import { CmrError } from "../../errors.ts";
 import type { EnclaveClaims } from "../../protocol/evidence.ts";
 import type { MapTask, ReduceTask } from "../../protocol/job.ts";
-import { answerAttestRequest } from "../runtime/attestee.ts";
+import { answerAttestRequest, type Quoter } from "../runtime/attestee.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { SessionTable, type InboundSession } from "../runtime/sessions.ts";
-import type { TeeBackend } from "../tee/index.ts";
 import { runMapTask } from "./map-task.ts";
 import { runReduceTask } from "./reduce-task.ts";
 
 export class WorkerEnclave {
-  readonly #tee: TeeBackend;
+  readonly #tee: Quoter;
   readonly #store: EnclaveObjectStore;
   readonly #claims: EnclaveClaims;
   readonly #sessions = new SessionTable<InboundSession>();
 
-  constructor(tee: TeeBackend, store: EnclaveObjectStore, claims: EnclaveClaims) {
+  constructor(tee: Quoter, store: EnclaveObjectStore, claims: EnclaveClaims) {
     this.#tee = tee;
     this.#store = store;
     this.#claims = claims;

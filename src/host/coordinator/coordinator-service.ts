@@ -8,6 +8,9 @@
  * @module
  */
 import type { Server } from "node:http";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { initEnrolled, type RevocationFeed } from "../attester-link.ts";
 import { CmrError } from "../../errors.ts";
 import { assertId, objectIds } from "../../protocol/object-ids.ts";
 import type { IpcEvent, IpcFrame } from "../../protocol/ipc.ts";
@@ -25,6 +28,8 @@ export interface CoordinatorOptions {
   programPath: string;
   backend: "simulated" | "gramine-sgx" | "tsm";
   maxUploadBytes?: number;
+  /** Verification node: join its group and sign quotes with the member key (seed [87-99]). */
+  verifierUrl?: string;
   onFrame?: (raw: Buffer, frame: IpcFrame) => void;
   log?: (line: string) => void;
 }
@@ -49,18 +54,18 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       if (e.event === "log") log(`[enclave] ${String(e.data.message)}`);
     },
   });
-  const init = await enclave.call<{ measurement: string; backend: string; simulated: boolean }>("init", {
-    role: "coordinator",
-    backend: opts.backend,
-    dataDir: opts.dataDir,
-    storageDir: opts.store.localRoot,
-    enclaveId: "coordinator",
-  });
+  const { init, join, revocations } = await initEnrolled<{ measurement: string; backend: string; simulated: boolean; enrolledGroup?: string | null }>(
+    enclave,
+    { role: "coordinator", backend: opts.backend, dataDir: opts.dataDir, storageDir: opts.store.localRoot, enclaveId: "coordinator" },
+    { verifierUrl: opts.verifierUrl, dataDir: opts.dataDir, programSha256: fileSha256(opts.programPath) },
+  );
+  if (join) log(`attester ${join.reused ? "reuses its sealed" : "joined and sealed a"} member credential of group ${join.gvcertId.slice(0, 16)}…`);
   const workers = new WorkerRegistry();
   const jobs = new Map<string, JobRecord>();
   const router = new Router()
-    .on("GET", "/v1/health", (_q, res) => sendJson(res, 200, { ok: true, role: "coordinator", ...init, workers: workers.live().length }))
-    .on("POST", "/v1/attest", async (req, res) => sendJson(res, 200, await enclave.call("attest", await readJson(req))))
+    .on("GET", "/v1/health", (_q, res) => sendJson(res, 200, { ok: true, role: "coordinator", measurement: init.measurement, backend: init.backend, simulated: init.simulated, group: join?.gvcertId ?? null, workers: workers.live().length }))
+    .on("GET", "/v1/audit", (_q, res) => sendJson(res, 200, { preparation: join ?? null, jobs: [...jobs.values()].map((j) => ({ jobId: j.jobId, state: j.state, attestations: j.attestations })) }))
+    .on("POST", "/v1/attest", async (req, res) => sendJson(res, 200, await attestWithRevocations(enclave, await readJson(req), revocations)))
     .on("PUT", "/v1/uploads/:uploadId", async (req, res, p) => {
       const id = assertId(p.uploadId, "upload id");
       const { bytes } = await opts.store.put(objectIds.upload(id), req, { maxBytes: opts.maxUploadBytes ?? 64 * 1024 ** 3 });
@@ -114,6 +119,16 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     jobs,
     stop: () => stopAll(server, enclave),
   };
+}
+
+/** The enclave's attestation answer, with the verifier's signed revocation list attached. */
+export async function attestWithRevocations(enclave: EnclaveProcess, request: unknown, feed: RevocationFeed | undefined): Promise<unknown> {
+  const res = await enclave.call<Record<string, unknown>>("attest", request);
+  return feed ? { ...res, revocations: await feed.current() } : res;
+}
+
+export function fileSha256(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
 export async function stopAll(server: Server, enclave: EnclaveProcess): Promise<void> {

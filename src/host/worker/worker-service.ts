@@ -11,7 +11,8 @@ import type { IpcFrame } from "../../protocol/ipc.ts";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
 import { postJson } from "../http/client.ts";
 import { listen, readJson, Router, sendJson } from "../http/server.ts";
-import { stopAll } from "../coordinator/coordinator-service.ts";
+import { attestWithRevocations, fileSha256, stopAll } from "../coordinator/coordinator-service.ts";
+import { initEnrolled } from "../attester-link.ts";
 
 export interface WorkerOptions {
   workerId: string;
@@ -25,6 +26,7 @@ export interface WorkerOptions {
   programPath: string;
   backend: "simulated" | "gramine-sgx" | "tsm";
   onFrame?: (raw: Buffer, frame: IpcFrame) => void;
+  verifierUrl?: string;
   /**
    * Called before a task is handed to the enclave. The host is untrusted: tests use this seam to
    * play a malicious host that tampers with storage or messages.
@@ -42,18 +44,22 @@ export interface RunningWorker {
 
 export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const enclave = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave`, ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
-  const init = await enclave.call<{ measurement: string }>("init", {
-    role: "worker",
-    backend: opts.backend,
-    dataDir: opts.dataDir,
-    storageDir: opts.storageDir,
-    enclaveId: opts.workerId,
-    capabilities: opts.capabilities,
-    ...(opts.dataTypes.length ? { dataTypes: opts.dataTypes } : {}),
-  });
+  const { init, revocations } = await initEnrolled<{ measurement: string; enrolledGroup?: string | null }>(
+    enclave,
+    {
+      role: "worker",
+      backend: opts.backend,
+      dataDir: opts.dataDir,
+      storageDir: opts.storageDir,
+      enclaveId: opts.workerId,
+      capabilities: opts.capabilities,
+      ...(opts.dataTypes.length ? { dataTypes: opts.dataTypes } : {}),
+    },
+    { verifierUrl: opts.verifierUrl, dataDir: opts.dataDir, programSha256: fileSha256(opts.programPath) },
+  );
   const router = new Router()
     .on("GET", "/v1/health", (_q, res) => sendJson(res, 200, { ok: true, role: "worker", workerId: opts.workerId, measurement: init.measurement }))
-    .on("POST", "/v1/attest", async (req, res) => sendJson(res, 200, await enclave.call("attest", await readJson(req))))
+    .on("POST", "/v1/attest", async (req, res) => sendJson(res, 200, await attestWithRevocations(enclave, await readJson(req), revocations)))
     .on("POST", "/v1/tasks/map", async (req, res) => {
       const body = (await readJson(req)) as Record<string, unknown>;
       await opts.beforeTask?.("map", body);

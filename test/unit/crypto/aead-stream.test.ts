@@ -347,7 +347,7 @@ describe("tampering", async () => {
 
   test("stream id length flipped to 0 or past 1024 -> CMR_STREAM_FORMAT", async () => {
     const idLen = Buffer.byteLength(ID);
-    assert.equal(idLen, 26); // 0x001a: flip bits to reach 0 is not one flip; use the high byte
+    assert.equal(idLen, 26); // 0x001a; one flip in the high byte gives 0x081a = 2074, zero needs a rewrite
     assert.match((await refuse(flip(ct, 58, 3), "CMR_STREAM_FORMAT")).message, /stream id length 2074 outside/);
     const zero = Buffer.from(ct);
     zero.writeUInt16BE(0, 58);

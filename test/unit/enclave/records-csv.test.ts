@@ -131,6 +131,21 @@ describe("CsvParser: RFC 4180", () => {
     assert.ok(Object.isFrozen(p.header));
   });
 
+  it("a caller may refill and feed the same Buffer object", () => {
+    const p = new CsvParser({ source: "s" });
+    const got: Array<[string[], number]> = [];
+    const bad: number[] = [];
+    const buf = Buffer.from('h\n1\nx"\n3\n'); // line 4 is dropped in skip mode
+    const emit = (f: string[], line: number) => got.push([f, line]);
+    const onBad = (e: CmrError) => bad.push(e.details?.line as number);
+    p.feed(buf, emit, onBad);
+    buf.write("a\nb\nQQQ\n\n"); // same length, same object
+    p.feed(buf, emit, onBad);
+    p.end(emit, onBad);
+    assert.deepEqual(bad, [3]);
+    assert.deepEqual(got, [[["1"], 2], [["3"], 4], [["a"], 5], [["b"], 6], [["QQQ"], 7], [[""], 8]]);
+  });
+
   it("accepts a plain Uint8Array that is a view into a larger buffer", () => {
     const backing = new Uint8Array(Buffer.from("XXa,b\n1,2\nYY"));
     const p = new CsvParser({ source: "s" });

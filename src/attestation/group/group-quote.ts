@@ -1,0 +1,102 @@
+/**
+ * Group evidence (seed [98-106]): the attester signs the quote body (measurement, report data,
+ * its timestamp) with its ECDAA member key instead of a platform key, so a relying party learns
+ * that a genuine enrolled platform signed, not which one. Evidence = quote + gvcert; the relying
+ * party checks the gvcert, the group signature (against the PE's signed revocation list), the
+ * PE and attester timestamps, the measurement and the nonce.
+ *
+ * Trust zone: PURE.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { AttestationError, CmrError } from "../../errors.ts";
+import { LABELS } from "../../protocol/labels.ts";
+import type { Evidence } from "../../protocol/evidence.ts";
+import { decodeSignature, verify as ecdaaVerify } from "../../crypto/ecdaa/index.ts";
+import { verifyGvcert, type VerifiedGvcert } from "./gvcert.ts";
+import { SignedJsonSchema, verifySignedJson } from "./signed-json.ts";
+
+export const GROUP_QUOTE_FORMAT = "cmr/group-quote/v1";
+
+export const GroupQuoteBodySchema = z.object({
+  format: z.literal(GROUP_QUOTE_FORMAT),
+  tee: z.literal("simulated"),
+  warning: z.string(),
+  measurement: z.string().regex(/^[0-9a-f]{64}$/),
+  reportData: z.string().regex(/^[0-9a-f]{128}$/),
+  /** Attester timestamp, ms. */
+  timestamp: z.number().int().nonnegative(),
+});
+export type GroupQuoteBody = z.infer<typeof GroupQuoteBodySchema>;
+
+export const RevocationListSchema = z.object({
+  format: z.literal("cmr/revocations/v1"),
+  gvcertId: z.string().regex(/^[0-9a-f]{64}$/),
+  issuedAt: z.number().int(),
+  /** Revoked member secrets (hex scalars): ECDAA private-key revocation. */
+  revoked: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(100_000),
+});
+export type RevocationList = z.infer<typeof RevocationListSchema>;
+
+export function groupQuoteMessage(bodyText: string): Uint8Array {
+  return Buffer.concat([Buffer.from(LABELS.groupQuote), Buffer.from([0]), Buffer.from(bodyText, "utf8")]);
+}
+
+export interface GroupVerifyOptions {
+  trustedRoots: string[];
+  trustedGvcerts: string[];
+  now: Date;
+  maxPeAgeMs: number;
+  /** The signed revocation list the attestee's host attached (JSON text of SignedJson). */
+  revocations: string | undefined;
+  maxRevocationAgeMs: number;
+}
+
+export function verifyRevocationList(raw: string | undefined, g: VerifiedGvcert, now: Date, maxAgeMs: number): bigint[] {
+  if (raw === undefined) {
+    throw new AttestationError("CMR_ATTEST_REVOKED", "group evidence came without the verification node's revocation list", { hint: "the attesting node's host must be started with --verifier URL" });
+  }
+  let doc;
+  try {
+    doc = SignedJsonSchema.parse(JSON.parse(raw));
+  } catch {
+    throw new AttestationError("CMR_ATTEST_REVOKED", "the revocation list is malformed");
+  }
+  if (!verifySignedJson(LABELS.peRevocations, doc, g.peKey)) throw new AttestationError("CMR_ATTEST_REVOKED", "the revocation list is not signed by the gvcert's provisioning enclave");
+  const list = RevocationListSchema.parse(JSON.parse(doc.text));
+  if (list.gvcertId !== g.id) throw new AttestationError("CMR_ATTEST_REVOKED", "the revocation list belongs to another group");
+  if (now.getTime() - list.issuedAt > maxAgeMs) {
+    throw new AttestationError("CMR_ATTEST_REVOKED", `the revocation list is ${Math.round((now.getTime() - list.issuedAt) / 1000)} s old (max ${Math.round(maxAgeMs / 1000)} s): a host may be withholding a newer one`);
+  }
+  return list.revoked.map((h) => BigInt(`0x${h}`));
+}
+
+export function verifyGroupEvidence(evidence: Evidence, opts: GroupVerifyOptions): { body: GroupQuoteBody; group: VerifiedGvcert } {
+  if (evidence.gvcert === undefined) throw new AttestationError("CMR_ATTEST_GVCERT", "group evidence carries no gvcert");
+  // 1. the gvcert is valid (and 3a: the PE timestamp is within its window)
+  const group = verifyGvcert(evidence.gvcert, { trustedRoots: opts.trustedRoots, trustedGvcerts: opts.trustedGvcerts, now: opts.now, maxPeAgeMs: opts.maxPeAgeMs });
+  let outer: { body: string; groupSignature: string };
+  try {
+    outer = z.object({ body: z.string().max(4096), groupSignature: z.string().regex(/^[0-9a-f]+$/) }).parse(JSON.parse(Buffer.from(evidence.quote, "base64").toString("utf8")));
+  } catch {
+    throw new AttestationError("CMR_ATTEST_EVIDENCE_FORMAT", "group evidence quote is malformed");
+  }
+  const bodyParsed = GroupQuoteBodySchema.safeParse((() => {
+    try {
+      return JSON.parse(outer.body);
+    } catch {
+      return undefined;
+    }
+  })());
+  if (!bodyParsed.success) throw new AttestationError("CMR_ATTEST_EVIDENCE_FORMAT", "group quote body is malformed");
+  // 2. the group signature is valid and its member is not revoked
+  const revoked = verifyRevocationList(opts.revocations, group, opts.now, opts.maxRevocationAgeMs);
+  try {
+    ecdaaVerify(group.ipk, decodeSignature(Buffer.from(outer.groupSignature, "hex")), groupQuoteMessage(outer.body), undefined, revoked);
+  } catch (e) {
+    if ((e as CmrError).code === "CMR_ECDAA_REVOKED") throw new AttestationError("CMR_ATTEST_REVOKED", "the group signature was made with a revoked member key", { hint: "this platform's attestation key was revoked by the verification node" });
+    throw new AttestationError("CMR_ATTEST_GROUP_SIGNATURE", "the group signature on the quote does not verify under the gvcert's group public key");
+  }
+  return { body: bodyParsed.data, group };
+}

@@ -1,0 +1,193 @@
+/**
+ * The verification node's provisioning enclave (PE), seed [80-94]:
+ *  - registration: PE timestamp, ECDAA group key pair (the EPID group keys), a PE signing key,
+ *    nonce, quote over H(group public key, PE key, timestamp, nonce) checked by the vendor, the
+ *    vendor report's time within the window, and the resulting gvcert; all sealed so a restart
+ *    keeps the group;
+ *  - preparation: a nonce per joining attester, the vendor's report on the attester's quote over
+ *    its join proof, then an ECDAA credential for its member key;
+ *  - evidence verification for relying parties, answered with a signed attestation token;
+ *  - revocation of member keys, published as a signed, dated list.
+ *
+ * Trust zone: TRUSTED (enclave only). The group issuing key never leaves except sealed.
+ *
+ * @module
+ */
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
+import { z } from "zod";
+import { CmrError, isCmrError } from "../../errors.ts";
+import { LABELS } from "../../protocol/labels.ts";
+import { EvidenceSchema, type Evidence } from "../../protocol/evidence.ts";
+import { canonicalJson } from "../../crypto/canonical-json.ts";
+import {
+  decodeIssuerSecretKey,
+  decodeJoinRequest,
+  encodeCredential,
+  encodeG1,
+  encodeIssuerPublicKey,
+  encodeIssuerSecretKey,
+  generateIssuerKey,
+  issueCredential,
+  type IssuerSecretKey,
+} from "../../crypto/ecdaa/index.ts";
+import { gvcertId, registrationReportData, REGISTRATION_WINDOW_MS, verifyVendorReport } from "../../attestation/group/gvcert.ts";
+import { verifyGroupEvidence } from "../../attestation/group/group-quote.ts";
+import { verifySimulatedEvidence } from "../../attestation/simulated/verify.ts";
+import { SignedJsonSchema, signJson, type SignedJson } from "../../attestation/group/signed-json.ts";
+import { joinReportData } from "../runtime/group-attester.ts";
+import type { TeeBackend } from "../tee/index.ts";
+
+const SEAL_LABEL = "cmr/v1/provisioning/state";
+const MAX_PENDING_JOINS = 1024;
+
+interface State {
+  isk: IssuerSecretKey;
+  peKey: KeyObject;
+  gvcert: string;
+  id: string;
+  revoked: string[];
+}
+
+const SealedStateSchema = z.object({ isk: z.string(), peKey: z.string(), gvcert: z.string(), revoked: z.array(z.string()) });
+
+export function quoteDigest(e: Evidence): string {
+  return createHash("sha256").update(e.quote, "utf8").digest("hex");
+}
+
+export class ProvisioningEnclave {
+  readonly #tee: TeeBackend;
+  readonly #vendorRoots: string[];
+  #state: State | undefined;
+  #registration: { isk: IssuerSecretKey; ipkHex: string; peKey: KeyObject; pePublicPem: string; peTimestamp: number; nonce: string; quote: Evidence } | undefined;
+  readonly #joins = new Map<string, number>();
+
+  constructor(tee: TeeBackend, vendorRoots: string[]) {
+    this.#tee = tee;
+    this.#vendorRoots = vendorRoots;
+  }
+
+  #ready(): State {
+    if (!this.#state) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "the provisioning enclave is not registered yet");
+    return this.#state;
+  }
+
+  async #sealState(): Promise<string> {
+    const s = this.#ready();
+    const plain = Buffer.from(canonicalJson({ isk: Buffer.from(encodeIssuerSecretKey(s.isk)).toString("hex"), peKey: s.peKey.export({ format: "pem", type: "pkcs8" }).toString(), gvcert: s.gvcert, revoked: s.revoked }));
+    const sealed = await this.#tee.seal(plain, SEAL_LABEL);
+    plain.fill(0);
+    return sealed.toString("base64");
+  }
+
+  /** Registration phase, first half (seed [81-84]). */
+  async beginRegistration(): Promise<{ quote: Evidence; peTimestamp: number }> {
+    const peTimestamp = Date.now();
+    const { secret, public: ipk } = generateIssuerKey();
+    const ipkHex = Buffer.from(encodeIssuerPublicKey(ipk)).toString("hex");
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const pePublicPem = publicKey.export({ format: "pem", type: "spki" }).toString();
+    const nonce = randomBytes(32).toString("hex");
+    const quote = await this.#tee.quote(registrationReportData(ipkHex, pePublicPem, peTimestamp, nonce));
+    this.#registration = { isk: secret, ipkHex, peKey: privateKey, pePublicPem, peTimestamp, nonce, quote };
+    return { quote, peTimestamp };
+  }
+
+  /** Registration phase, second half (seed [85-86]): check the vendor report, make the gvcert. */
+  async completeRegistration(args: { vendorReport: unknown }): Promise<{ gvcert: string; gvcertId: string; sealedState: string; peTimestamp: number; vendorTimestamp: number }> {
+    const r = this.#registration;
+    if (!r) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "no registration in progress");
+    const doc = SignedJsonSchema.parse(args.vendorReport);
+    const report = verifyVendorReport(doc, this.#vendorRoots);
+    const expected = registrationReportData(r.ipkHex, r.pePublicPem, r.peTimestamp, r.nonce).toString("hex");
+    if (report.quoteSha256 !== quoteDigest(r.quote) || report.reportData !== expected) {
+      throw new CmrError("CMR_ATTEST_GVCERT", "the vendor report is not about this registration's quote");
+    }
+    if (Math.abs(report.vendorTimestamp - r.peTimestamp) > REGISTRATION_WINDOW_MS) {
+      throw new CmrError("CMR_ATTEST_PE_TIMESTAMP", `the vendor report time is ${Math.abs(report.vendorTimestamp - r.peTimestamp)} ms from the PE timestamp; the window is ${REGISTRATION_WINDOW_MS} ms`);
+    }
+    const gvcert = canonicalJson({ format: "cmr/gvcert/v1", groupPublicKey: r.ipkHex, peSigningKey: r.pePublicPem, peTimestamp: r.peTimestamp, nonce: r.nonce, vendorReport: doc });
+    this.#state = { isk: r.isk, peKey: r.peKey, gvcert, id: gvcertId(gvcert), revoked: [] };
+    this.#registration = undefined;
+    return { gvcert, gvcertId: this.#state.id, sealedState: await this.#sealState(), peTimestamp: r.peTimestamp, vendorTimestamp: report.vendorTimestamp };
+  }
+
+  /** After a restart: the same group, from state sealed to this measurement and platform. */
+  async restore(args: { sealedState: string }): Promise<{ gvcert: string; gvcertId: string; revoked: number }> {
+    const plain = await this.#tee.unseal(Buffer.from(String(args.sealedState), "base64"), SEAL_LABEL);
+    const s = SealedStateSchema.parse(JSON.parse(plain.toString("utf8")));
+    plain.fill(0);
+    this.#state = { isk: decodeIssuerSecretKey(Buffer.from(s.isk, "hex")), peKey: createPrivateKey(s.peKey), gvcert: s.gvcert, id: gvcertId(s.gvcert), revoked: s.revoked };
+    return { gvcert: s.gvcert, gvcertId: this.#state.id, revoked: s.revoked.length };
+  }
+
+  /** Preparation phase (seed [88]): a fresh nonce and the gvcert for a joining attester. */
+  joinStart(): { nonce: string; gvcert: string } {
+    const s = this.#ready();
+    if (this.#joins.size >= MAX_PENDING_JOINS) this.#joins.delete(this.#joins.keys().next().value as string);
+    const nonce = randomBytes(32).toString("hex");
+    this.#joins.set(nonce, Date.now());
+    return { nonce, gvcert: s.gvcert };
+  }
+
+  /** Preparation phase (seed [92-93]): vendor-checked quote over the join proof -> credential. */
+  joinFinish(args: { nonce: string; joinRequest: string; quote: unknown; vendorReport: unknown }): { credential: string; memberId: string } {
+    const s = this.#ready();
+    const nonce = String(args.nonce);
+    const started = this.#joins.get(nonce);
+    if (started === undefined || Date.now() - started > 10 * 60_000) throw new CmrError("CMR_ATTEST_NONCE", "unknown, used or expired join nonce");
+    this.#joins.delete(nonce);
+    const quote = EvidenceSchema.parse(args.quote);
+    const report = verifyVendorReport(SignedJsonSchema.parse(args.vendorReport), this.#vendorRoots);
+    const req = Buffer.from(String(args.joinRequest), "hex");
+    if (report.quoteSha256 !== quoteDigest(quote) || report.reportData !== joinReportData(req, Buffer.from(nonce, "hex")).toString("hex")) {
+      throw new CmrError("CMR_ATTEST_KEY_BINDING", "the vendor report does not vouch for this join request and nonce");
+    }
+    const request = decodeJoinRequest(req);
+    const credential = issueCredential(s.isk, request, Buffer.from(nonce, "hex"));
+    return { credential: Buffer.from(encodeCredential(credential)).toString("hex"), memberId: createHash("sha256").update(encodeG1(request.Q)).digest("hex").slice(0, 16) };
+  }
+
+  revocationList(): SignedJson {
+    const s = this.#ready();
+    return signJson(LABELS.peRevocations, { format: "cmr/revocations/v1", gvcertId: s.id, issuedAt: Date.now(), revoked: s.revoked }, s.peKey);
+  }
+
+  async revoke(args: { memberSecret: string }): Promise<{ revoked: number; sealedState: string }> {
+    const s = this.#ready();
+    const h = String(args.memberSecret).toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(h)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "memberSecret must be 64 hex characters (the leaked ECDAA member key)");
+    if (!s.revoked.includes(h)) s.revoked.push(h);
+    return { revoked: s.revoked.length, sealedState: await this.#sealState() };
+  }
+
+  /** Verify evidence on a relying party's behalf; answer with a token signed by the PE key. */
+  verifyEvidence(args: { evidence: unknown; expectedReportData?: string }): { token: SignedJson; verdict: "valid" | "invalid"; error?: { code: string; message: string } } {
+    const s = this.#ready();
+    const now = new Date();
+    let claims: Record<string, unknown>;
+    try {
+      const ev = EvidenceSchema.parse(args.evidence);
+      let body: { measurement: string; reportData: string; timestamp: number };
+      if (ev.kind === "group") {
+        body = verifyGroupEvidence(ev, { trustedRoots: this.#vendorRoots, trustedGvcerts: [s.id], now, maxPeAgeMs: 3650 * 86400_000, revocations: JSON.stringify(this.revocationList()), maxRevocationAgeMs: 60_000 }).body;
+      } else if (ev.kind === "simulated") {
+        body = verifySimulatedEvidence(ev, { trustedRoots: this.#vendorRoots, now });
+      } else {
+        throw new CmrError("CMR_EVIDENCE_UNSUPPORTED", `the verification node checks simulated and group evidence, not ${ev.kind}`);
+      }
+      if (args.expectedReportData !== undefined && args.expectedReportData !== body.reportData) {
+        throw new CmrError("CMR_ATTEST_KEY_BINDING", "the evidence's report data is not the expected value");
+      }
+      claims = { verdict: "valid", kind: ev.kind, measurement: body.measurement, reportData: body.reportData, quoteTimestamp: body.timestamp, evidenceSha256: quoteDigest(ev) };
+    } catch (e) {
+      const err = isCmrError(e) ? e : new CmrError("CMR_ATTEST_EVIDENCE_FORMAT", "malformed evidence");
+      claims = { verdict: "invalid", error: { code: err.code, message: err.message } };
+    }
+    const token = signJson(LABELS.peToken, { format: "cmr/attestation-token/v1", gvcertId: s.id, issuedAt: now.getTime(), ...claims }, s.peKey);
+    return { token, verdict: claims.verdict as "valid" | "invalid", ...(claims.error ? { error: claims.error as { code: string; message: string } } : {}) };
+  }
+}
+
+export function peSigningPublicKey(gvcertText: string): KeyObject {
+  return createPublicKey((JSON.parse(gvcertText) as { peSigningKey: string }).peSigningKey);
+}

@@ -1,0 +1,119 @@
+/**
+ * The verification node (`cmr verifier`): host service + provisioning enclave (seed [77-94]).
+ * On first start it runs the registration phase with the simulated vendor and stores the PE's
+ * state sealed; later starts restore the same group. Its HTTP API serves the gvcert, member-key
+ * provisioning (join), evidence verification with signed tokens, revocation (operator token) and
+ * an audit log of all of it.
+ *
+ * Trust zone: UNTRUSTED (host). The group issuing key lives only in the PE (and sealed on disk).
+ *
+ * @module
+ */
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { CmrError } from "../../errors.ts";
+import { EnclaveProcess } from "../ipc/enclave-process.ts";
+import { listen, readJson, Router, sendJson } from "../http/server.ts";
+import { stopAll } from "../coordinator/coordinator-service.ts";
+import { SimulatedVendor } from "../sim-vendor/vendor-service.ts";
+
+export interface VerifierOptions {
+  port: number;
+  host?: string;
+  dataDir: string;
+  /** Data directory holding the simulated vendor's root key (default: dataDir). */
+  vendorDir?: string;
+  programPath: string;
+  log?: (line: string) => void;
+}
+
+export interface AuditEntry {
+  at: string;
+  event: "registration" | "restore" | "join" | "verify" | "revoke";
+  [k: string]: unknown;
+}
+
+export interface RunningVerifier {
+  url: string;
+  gvcertId: string;
+  adminToken: string;
+  audit: AuditEntry[];
+  stop(): Promise<void>;
+}
+
+export async function startVerifier(opts: VerifierOptions): Promise<RunningVerifier> {
+  const log = opts.log ?? (() => {});
+  const dir = join(opts.dataDir, "verifier");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const audit: AuditEntry[] = [];
+  const record = (e: Omit<AuditEntry, "at">): void => {
+    const entry = { at: new Date().toISOString(), ...e } as AuditEntry;
+    audit.push(entry);
+    appendFileSync(join(dir, "audit.jsonl"), JSON.stringify(entry) + "\n");
+  };
+  const tokenFile = join(dir, "admin-token");
+  if (!existsSync(tokenFile)) writeFileSync(tokenFile, randomBytes(24).toString("hex") + "\n", { mode: 0o600 });
+  const adminToken = readFileSync(tokenFile, "utf8").trim();
+  const vendor = new SimulatedVendor(opts.vendorDir ?? opts.dataDir);
+
+  const enclave = EnclaveProcess.start({ programPath: opts.programPath, label: "provisioning enclave" });
+  await enclave.call("init", { role: "provisioning", backend: "simulated", dataDir: opts.dataDir, storageDir: dir, enclaveId: "provisioning" });
+  const stateFile = join(dir, "pe-state.sealed");
+  let gvcert: string;
+  let gvcertId: string;
+  if (existsSync(stateFile)) {
+    const r = await enclave.call<{ gvcert: string; gvcertId: string; revoked: number }>("restore", { sealedState: readFileSync(stateFile, "utf8").trim() });
+    ({ gvcert, gvcertId } = r);
+    record({ event: "restore", gvcertId, revoked: r.revoked });
+    log(`restored group ${gvcertId} from sealed state`);
+  } else {
+    // Registration phase (seed [80-86]).
+    const begin = await enclave.call<{ quote: never; peTimestamp: number }>("beginRegistration");
+    const vendorReport = vendor.report(begin.quote);
+    const done = await enclave.call<{ gvcert: string; gvcertId: string; sealedState: string; peTimestamp: number; vendorTimestamp: number }>("completeRegistration", { vendorReport });
+    writeFileSync(stateFile, done.sealedState + "\n", { mode: 0o600 });
+    ({ gvcert, gvcertId } = done);
+    record({ event: "registration", gvcertId, peTimestamp: new Date(done.peTimestamp).toISOString(), vendorTimestamp: new Date(done.vendorTimestamp).toISOString(), windowMs: Math.abs(done.vendorTimestamp - done.peTimestamp) });
+    log(`registered group ${gvcertId}`);
+  }
+
+  const requireAdmin = (auth: string | undefined): void => {
+    const given = Buffer.from((auth ?? "").replace(/^Bearer /, ""));
+    const want = Buffer.from(adminToken);
+    if (given.length !== want.length || !timingSafeEqual(given, want)) {
+      throw new CmrError("CMR_ATTEST_CLAIMS", "revocation needs the operator token (Authorization: Bearer ...)", { hint: `the token is in ${tokenFile}` });
+    }
+  };
+
+  const router = new Router()
+    .on("GET", "/v1/health", (_q, res) => sendJson(res, 200, { ok: true, role: "verifier", gvcertId }))
+    .on("GET", "/v1/gvcert", (_q, res) => sendJson(res, 200, { gvcert, gvcertId }))
+    .on("POST", "/v1/join/start", async (_q, res) => sendJson(res, 200, await enclave.call("joinStart")))
+    .on("POST", "/v1/join/finish", async (req, res) => {
+      const body = (await readJson(req, 256 * 1024)) as { nonce?: unknown; joinRequest?: unknown; quote?: never };
+      // The verifier forwards the attester's quote over its join proof to the vendor (seed [92]).
+      const vendorReport = vendor.report(body.quote as never);
+      const out = await enclave.call<{ credential: string; memberId: string }>("joinFinish", { nonce: body.nonce, joinRequest: body.joinRequest, quote: body.quote, vendorReport });
+      record({ event: "join", memberId: out.memberId, gvcertId });
+      sendJson(res, 200, out);
+    })
+    .on("POST", "/v1/verify", async (req, res) => {
+      const body = (await readJson(req)) as { evidence?: unknown; expectedReportData?: unknown };
+      const out = await enclave.call<{ verdict: string; error?: { code: string } }>("verifyEvidence", body);
+      record({ event: "verify", verdict: out.verdict, ...(out.error ? { error: out.error.code } : {}) });
+      sendJson(res, 200, out);
+    })
+    .on("GET", "/v1/revocations", async (_q, res) => sendJson(res, 200, await enclave.call("revocations")))
+    .on("POST", "/v1/revoke", async (req, res) => {
+      requireAdmin(req.headers.authorization);
+      const body = (await readJson(req, 4096)) as { memberSecret?: unknown };
+      const out = await enclave.call<{ revoked: number; sealedState: string }>("revoke", { memberSecret: body.memberSecret });
+      writeFileSync(stateFile, out.sealedState + "\n", { mode: 0o600 });
+      record({ event: "revoke", revoked: out.revoked });
+      sendJson(res, 200, { revoked: out.revoked });
+    })
+    .on("GET", "/v1/audit", (_q, res) => sendJson(res, 200, { audit }));
+  const { server, url } = await listen(router, opts.port, opts.host);
+  return { url, gvcertId, adminToken, audit, stop: () => stopAll(server, enclave) };
+}

@@ -30,11 +30,14 @@ export interface LocalClusterOptions {
   storageDir?: string;
   workers: WorkerSpec[];
   separateProcesses?: boolean;
+  /** Also start a verification node; every node joins its group (group-signed quotes). */
+  withVerifier?: boolean;
   log?: (line: string) => void;
 }
 
 export interface LocalCluster {
   url: string;
+  verifierUrl?: string;
   storageDir: string;
   measurement: string;
   pids: number[];
@@ -82,16 +85,27 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   if (opts.separateProcesses) {
     const children: ChildProcess[] = [];
     try {
-      const coord = await spawnNode(["coordinator", "--port", "0", "--data-dir", opts.dataDir, "--storage", storageDir], log);
+      let verifierUrl: string | undefined;
+      if (opts.withVerifier) {
+        const v = await spawnNode(["verifier", "--port", "0", "--data-dir", opts.dataDir], log);
+        children.push(v.child);
+        verifierUrl = v.url;
+      }
+      const vArgs = verifierUrl ? ["--verifier", verifierUrl] : [];
+      // Each node is its own simulated platform (own attestation key and sealing secret), all
+      // provisioned under the one vendor root in dataDir.
+      const nodeDir = (name: string) => ["--data-dir", join(opts.dataDir, "nodes", name), "--vendor-dir", opts.dataDir];
+      const coord = await spawnNode(["coordinator", "--port", "0", ...nodeDir("coordinator"), "--storage", storageDir, ...vArgs], log);
       children.push(coord.child);
       for (const w of opts.workers) {
-        const args = ["worker", "--coordinator", coord.url, "--id", w.workerId, "--capabilities", w.capabilities.join(","), "--port", "0", "--data-dir", opts.dataDir, "--storage", storageDir];
+        const args = ["worker", "--coordinator", coord.url, "--id", w.workerId, "--capabilities", w.capabilities.join(","), "--port", "0", ...nodeDir(w.workerId), "--storage", storageDir, ...vArgs];
         if (w.dataTypes?.length) args.push("--data-types", w.dataTypes.join(","));
         children.push((await spawnNode(args, log)).child);
       }
       const health = (await (await fetch(`${coord.url}/v1/health`)).json()) as { measurement: string };
       return {
         url: coord.url,
+        ...(verifierUrl ? { verifierUrl } : {}),
         storageDir,
         measurement: health.measurement,
         pids: children.map((c) => c.pid!),

@@ -12,6 +12,7 @@ import { dataDirFrom, enclaveProgramPath, DEFAULTS } from "../host/config.ts";
 import { initSimPlatform } from "../host/sim-vendor/provision.ts";
 import { startCoordinator } from "../host/coordinator/coordinator-service.ts";
 import { startWorker } from "../host/worker/worker-service.ts";
+import { startVerifier } from "../host/verifier/verifier-service.ts";
 import { createBlobStore } from "../host/storage/blob-store.ts";
 import { getJson } from "../host/http/client.ts";
 import { attestCoordinator } from "../client/client.ts";
@@ -104,12 +105,14 @@ program
   .option("--port <n>", "port to listen on (0 = any free port)", int("--port"), DEFAULTS.coordinatorPort)
   .option("--host <addr>", "address to bind", "127.0.0.1")
   .option("--storage <dir>", "object storage directory (ciphertext only)", ".cmr/storage")
+  .option("--verifier <url>", "verification node: join its group so quotes are group-signed (seed [87-99])")
+  .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
   .addOption(dataDirOption())
-  .action(async (o: { port: number; host: string; storage: string; dataDir?: string }) => {
+  .action(async (o: { port: number; host: string; storage: string; verifier?: string; vendorDir?: string; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
-    await initSimPlatform(dataDir);
-    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: createBlobStore(o.storage), programPath: enclaveProgramPath(), backend: "simulated", log: (l) => process.stderr.write(`${l}\n`) });
+    await initSimPlatform(dataDir, o.vendorDir);
+    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: createBlobStore(o.storage), programPath: enclaveProgramPath(), backend: "simulated", ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
     process.stdout.write(`coordinator listening on ${c.url} (enclave measurement ${c.measurement}, backend ${c.backend})\n`);
     const stop = () => void c.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
@@ -126,12 +129,14 @@ program
   .option("--port <n>", "port to listen on (0 = any free port)", int("--port"), 0)
   .option("--host <addr>", "address to bind", "127.0.0.1")
   .option("--storage <dir>", "object storage directory shared with the coordinator", ".cmr/storage")
+  .option("--verifier <url>", "verification node: join its group so quotes are group-signed")
+  .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
   .addOption(dataDirOption())
   .addHelpText("after", "\nExample:\n  cmr worker --coordinator http://127.0.0.1:7400 --capabilities map,reduce --data-types transaction")
-  .action(async (o: { coordinator: string; capabilities: string; dataTypes: string; id?: string; port: number; host: string; storage: string; dataDir?: string }) => {
+  .action(async (o: { coordinator: string; capabilities: string; dataTypes: string; id?: string; port: number; host: string; storage: string; verifier?: string; vendorDir?: string; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
-    await initSimPlatform(dataDir);
+    await initSimPlatform(dataDir, o.vendorDir);
     const caps = list(o.capabilities);
     const bad = caps.filter((c) => c !== "map" && c !== "reduce");
     if (bad.length) throw new CmrError("CMR_USAGE", `unknown capability ${bad.join(", ")}: use map and/or reduce`);
@@ -146,9 +151,29 @@ program
       storageDir: createBlobStore(o.storage).localRoot,
       programPath: enclaveProgramPath(),
       backend: "simulated",
+      ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}),
     });
     process.stdout.write(`worker ${w.workerId} listening on ${w.url} (capabilities ${caps.join(",")})\n`);
     const stop = () => void w.stop().then(() => process.exit(0));
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+
+program
+  .command("verifier")
+  .description("run the verification node: provisioning enclave, group registration, member-key provisioning, evidence verification, revocation")
+  .option("--port <n>", "port to listen on (0 = any free port)", int("--port"), 7500)
+  .option("--host <addr>", "address to bind", "127.0.0.1")
+  .option("--vendor-dir <dir>", "data directory holding the simulated vendor's root key (default: --data-dir)")
+  .addOption(dataDirOption())
+  .addHelpText("after", "\nExample:\n  cmr verifier --port 7500\n  cmr coordinator --verifier http://127.0.0.1:7500\n\nThe operator token for POST /v1/revoke is in <data-dir>/verifier/admin-token.")
+  .action(async (o: { port: number; host: string; vendorDir?: string; dataDir?: string }) => {
+    const dataDir = dataDirFrom(o.dataDir);
+    if (!process.env.CMR_QUIET_SIM) warnSimulated();
+    await initSimPlatform(dataDir, o.vendorDir);
+    const v = await startVerifier({ port: o.port, host: o.host, dataDir, ...(o.vendorDir ? { vendorDir: o.vendorDir } : {}), programPath: enclaveProgramPath(), log: (l) => process.stderr.write(`${l}\n`) });
+    process.stdout.write(`verifier listening on ${v.url} (group ${v.gvcertId}; put this id in a policy's trustedVerifiers)\n`);
+    const stop = () => void v.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });
@@ -237,9 +262,9 @@ program
 
 program
   .command("demo")
-  .description("start a coordinator and 3 workers on loopback (simulated TEE), run the seed's worked example and a group-by, print results and attestations")
-  .addOption(dataDirOption())
-  .action(async (o: { dataDir?: string }) => demo({ dataDir: dataDirFrom(o.dataDir) }));
+  .description("start a verification node, a coordinator and 3 workers on loopback (simulated TEE), run the seed's worked example and a group-by, print results and the attestation audit")
+  .option("--data-dir <dir>", "keep the simulated platform and verifier state here (default: a fresh temporary directory)")
+  .action(async (o: { dataDir?: string }) => demo(o.dataDir ? { dataDir: dataDirFrom(o.dataDir) } : {}));
 
 const policyCmd = program.command("policy").description("data owner policies");
 policyCmd

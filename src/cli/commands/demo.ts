@@ -13,15 +13,19 @@ import { startLocalCluster } from "../local-cluster.ts";
 import { localPolicy, SIM_BANNER } from "../common.ts";
 import { runJob } from "./run-job.ts";
 
-export async function demo(opts: { dataDir: string }): Promise<void> {
+export async function demo(opts: { dataDir?: string }): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), "cmr-demo-"));
+  // A fresh simulated platform and verification node per run (unless --data-dir is given), so
+  // the audit log shows the whole story: registration, preparation, per-phase attestation.
+  const dataDir = opts.dataDir ?? join(work, "data");
   const out = (l = "") => process.stdout.write(l + "\n");
   out(SIM_BANNER);
   out("The demo's policy accepts simulated evidence (\"allowSimulated\": true) because no TEE hardware is used.");
   out();
   const cluster = await startLocalCluster({
-    dataDir: opts.dataDir,
+    dataDir,
     separateProcesses: true,
+    withVerifier: true,
     workers: [
       { workerId: "worker-1", capabilities: ["map", "reduce"] },
       { workerId: "worker-2", capabilities: ["map", "reduce"] },
@@ -30,9 +34,20 @@ export async function demo(opts: { dataDir: string }): Promise<void> {
     log: (l) => process.stderr.write(`${l}\n`),
   });
   try {
-    out(`cluster: coordinator ${cluster.url} and 3 workers (${cluster.pids.length} host processes, each with its own enclave process)`);
+    out(`cluster: verification node ${cluster.verifierUrl}, coordinator ${cluster.url} and 3 workers (${cluster.pids.length} host processes, each with its own enclave process)`);
     out(`enclave measurement (sha256 of dist/enclave.mjs): ${cluster.measurement}`);
-    const policy = await localPolicy(opts.dataDir);
+    const vh = (await (await fetch(`${cluster.verifierUrl}/v1/health`)).json()) as { gvcertId: string };
+    // The owner's policy: this build's measurement, the simulated vendor root, and only quotes
+    // group-signed by a member of this verification node's group.
+    const policy = { ...(await localPolicy(dataDir)), requireGroupAttestation: true, trustedVerifiers: [vh.gvcertId] };
+    const audit = (await (await fetch(`${cluster.verifierUrl}/v1/audit`)).json()) as { audit: { at: string; event: string; [k: string]: unknown }[] };
+    out();
+    out("Verification node audit log:");
+    for (const e of audit.audit) {
+      if (e.event === "registration") out(`  ${e.at} registration: PE timestamp ${String(e.peTimestamp)}, vendor report ${String(e.vendorTimestamp)} (within ${String(e.windowMs)} ms), group ${String(e.gvcertId).slice(0, 16)}…`);
+      else if (e.event === "restore") out(`  ${e.at} group ${String(e.gvcertId).slice(0, 16)}… restored from sealed state`);
+      else if (e.event === "join") out(`  ${e.at} preparation: attester joined, member ${String(e.memberId)} (credential sealed on its node)`);
+    }
 
     // The seed's worked example [45-48]: three shards of records with fields a, b, c.
     const fieldsCsv = join(work, "fields.csv");
@@ -63,7 +78,7 @@ export async function demo(opts: { dataDir: string }): Promise<void> {
 
     out();
     out("Attestation summary (from the coordinator enclave's sealed job summary):");
-    out(`  client -> coordinator: ${a.coordinator.backend} evidence, measurement ${a.coordinator.measurement.slice(0, 16)}…, quote age ${a.coordinator.quoteAgeMs} ms, policy ${a.coordinator.policy}`);
+    out(`  client -> coordinator: ${a.coordinator.backend} evidence from ${a.coordinator.platform}, measurement ${a.coordinator.measurement.slice(0, 16)}…, quote age ${a.coordinator.quoteAgeMs} ms, policy ${a.coordinator.policy}`);
     for (const s of [a.summary, b.summary]) {
       for (const at of s.attestations) out(`  job ${s.jobId}: coordinator -> ${at.worker} before ${at.phase}: measurement ${at.measurement.slice(0, 16)}…${at.simulated ? " (simulated)" : ""} at ${at.at}`);
     }

@@ -46,11 +46,21 @@ export async function startVerifier(opts: VerifierOptions): Promise<RunningVerif
   const log = opts.log ?? (() => {});
   const dir = join(opts.dataDir, "verifier");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const audit: AuditEntry[] = [];
+  // The audit log survives restarts: earlier entries are read back from audit.jsonl.
+  const auditFile = join(dir, "audit.jsonl");
+  const audit: AuditEntry[] = existsSync(auditFile)
+    ? readFileSync(auditFile, "utf8").split("\n").filter(Boolean).flatMap((l) => {
+        try {
+          return [JSON.parse(l) as AuditEntry];
+        } catch {
+          return [];
+        }
+      })
+    : [];
   const record = (e: Omit<AuditEntry, "at">): void => {
     const entry = { at: new Date().toISOString(), ...e } as AuditEntry;
     audit.push(entry);
-    appendFileSync(join(dir, "audit.jsonl"), JSON.stringify(entry) + "\n");
+    appendFileSync(auditFile, JSON.stringify(entry) + "\n");
   };
   const tokenFile = join(dir, "admin-token");
   if (!existsSync(tokenFile)) writeFileSync(tokenFile, randomBytes(24).toString("hex") + "\n", { mode: 0o600 });

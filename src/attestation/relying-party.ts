@@ -26,15 +26,18 @@ export class Handshake {
   readonly #eph: EphemeralKeyPair = generateEphemeral();
   readonly purpose: "first-key" | "second-key";
   readonly role: "coordinator" | "worker";
+  /** The enclave scope asked for (seed [64-72]); the answer's attested claims must name it. */
+  readonly scope: string | undefined;
   #used = false;
 
-  constructor(purpose: "first-key" | "second-key", role: "coordinator" | "worker") {
+  constructor(purpose: "first-key" | "second-key", role: "coordinator" | "worker", scope?: string) {
     this.purpose = purpose;
     this.role = role;
+    this.scope = scope;
   }
 
   request(): AttestRequest {
-    return { nonce: this.nonce.toString("hex"), publicKey: this.#eph.publicKey.toString("hex"), purpose: this.purpose };
+    return { nonce: this.nonce.toString("hex"), publicKey: this.#eph.publicKey.toString("hex"), purpose: this.purpose, ...(this.scope ? { scope: this.scope } : {}) };
   }
 
   /** Verify the enclave's answer and derive the session keys. `raw` is untrusted input. */
@@ -51,6 +54,12 @@ export class Handshake {
       throw new AttestationError("CMR_ATTEST_KEY_BINDING", "the enclave answered a different relying-party public key than the one sent: the request was altered in transit");
     }
     const appraisal = appraiseAttestResponse(res, { purpose: this.purpose, nonce: this.nonce, relyingPartyPublicKey: this.#eph.publicKey, role: this.role }, policy, now);
+    if (this.scope !== undefined && res.claims.scope !== this.scope) {
+      // Checked after the evidence: the scope is one of the claims the quote vouches for.
+      throw new AttestationError("CMR_ATTEST_CLAIMS", `the enclave that answered serves scope ${res.claims.scope ?? "(none)"}, not ${this.scope}: another client's or data type's enclave`, {
+        hint: "the host routed the request to the wrong enclave; refuse to send it data",
+      });
+    }
     this.#used = true;
     const binding = {
       purpose: this.purpose,

@@ -155,7 +155,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     url: c.url,
     storageDir,
     measurement: c.measurement,
-    pids: [c.enclave.pid!, ...workers.map((w) => w.enclave.pid!)],
+    pids: [...(await c.pool.all()).map((e) => e.enclave.pid!), ...(await Promise.all(workers.map(async (w) => (await w.pool.all()).map((e) => e.enclave.pid!)))).flat()],
     async stop() {
       await Promise.all(workers.map((w) => w.stop()));
       await c.stop();

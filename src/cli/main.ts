@@ -106,13 +106,14 @@ program
   .option("--host <addr>", "address to bind", "127.0.0.1")
   .option("--storage <dir>", "object storage directory (ciphertext only)", ".cmr/storage")
   .option("--verifier <url>", "verification node: join its group so quotes are group-signed (seed [87-99])")
+  .addOption(new Option("--isolation <mode>", "one enclave per client, per preset data type, or one shared enclave (seed [64-72])").choices(["client", "data-type", "shared"]).default("client"))
   .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
   .addOption(dataDirOption())
-  .action(async (o: { port: number; host: string; storage: string; verifier?: string; vendorDir?: string; dataDir?: string }) => {
+  .action(async (o: { port: number; host: string; storage: string; verifier?: string; isolation: "client" | "data-type" | "shared"; vendorDir?: string; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     await initSimPlatform(dataDir, o.vendorDir);
-    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: createBlobStore(o.storage), programPath: enclaveProgramPath(), backend: "simulated", ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
+    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: createBlobStore(o.storage), programPath: enclaveProgramPath(), backend: "simulated", isolation: o.isolation, ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
     process.stdout.write(`coordinator listening on ${c.url} (enclave measurement ${c.measurement}, backend ${c.backend})\n`);
     const stop = () => void c.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
@@ -195,6 +196,7 @@ program
   .addOption(new Option("--on-bad-record <what>", "what to do with malformed records").choices(["fail", "skip"]).default("fail"))
   .option("--data-type <type>", "preset data type of the input (workers must be attested for it)")
   .option("--out <file>", "write the result CSV here (default: stdout); written only if the job succeeds")
+  .option("--client <name>", "your name as a data owner: a per-client coordinator runs your job in your own enclave", "default")
   .option("--coordinator <url>", "use a running cluster instead of an embedded local one")
   .option("--policy <file>", "the data owner's policy (required with --coordinator)")
   .option("--plaintext", "INSECURE: same engine without encryption or attestation (benchmarks, debugging)")
@@ -253,6 +255,7 @@ program
         onBadRecord: o.onBadRecord as "fail" | "skip",
         ...(o.dataType ? { dataType: String(o.dataType) } : {}),
         out: o.out ? String(o.out) : process.stdout,
+        client: String(o.client),
       });
       process.stderr.write(`done: ${summary.rows} keys from ${summary.inputRecords} records${summary.badRecords ? `, ${summary.badRecords} bad records skipped` : ""}; ${summary.shards.length} shards, ${summary.reducers.length} reducers; ${Date.now() - t0} ms (${Object.entries(status.timings).map(([k, v]) => `${k} ${v}`).join(", ")})\n`);
     } finally {

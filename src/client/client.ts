@@ -34,8 +34,15 @@ export interface JobStatus {
   result?: { resultObject: string; rows: number; sealedSummary: string };
 }
 
-export async function attestCoordinator(url: string, policy: Policy, now?: () => Date): Promise<VerifiedSession> {
-  const hs = new Handshake("first-key", "coordinator");
+/**
+ * Attest the coordinator and agree the first key. `scope` names the enclave the client wants:
+ * its own ("client:<name>"), its data type's ("type:<name>"), or by default whatever the
+ * coordinator's isolation mode says for this client name and data type.
+ */
+export async function attestCoordinator(url: string, policy: Policy, now?: () => Date, who: { client?: string; dataType?: string } = {}): Promise<VerifiedSession> {
+  const health = await getJson<{ isolation?: string }>(`${url}/v1/health`);
+  const scope = health.isolation === "shared" ? "shared" : health.isolation === "data-type" ? `type:${who.dataType ?? "default"}` : `client:${who.client ?? "default"}`;
+  const hs = new Handshake("first-key", "coordinator", scope);
   const response = await postJson<unknown>(`${url}/v1/attest`, hs.request(), 30_000);
   return hs.complete(response, policy, now ? now() : new Date());
 }

@@ -39,6 +39,11 @@ export const AttestRequestSchema = z.object({
   publicKey: z.string().regex(/^[0-9a-f]{64}$/),
   /** Which channel this is for: client->coordinator ("first key") or coordinator->worker ("second key"). */
   purpose: z.enum(["first-key", "second-key"]),
+  /**
+   * Which enclave the relying party wants (seed [64-72]): "client:<name>", "type:<data type>" or
+   * "shared". Used by the host to route; the answering enclave's real scope is in its claims.
+   */
+  scope: z.string().regex(/^(?:client|type):[A-Za-z0-9._-]{1,64}$|^shared$/).optional(),
 });
 export type AttestRequest = z.infer<typeof AttestRequestSchema>;
 

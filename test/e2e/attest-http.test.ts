@@ -46,12 +46,17 @@ test("a client in another process attests the coordinator over HTTP and agrees t
 test("over HTTP: wrong measurement, stale clock and replay are each refused with their code", async () => {
   await assert.rejects(attestCoordinator(url, policy({ measurements: { coordinator: ["00".repeat(32)], worker: [measurement] } })), { code: "CMR_ATTEST_MEASUREMENT" });
   await assert.rejects(attestCoordinator(url, policy(), () => new Date(Date.now() + 3_600_000)), { code: "CMR_ATTEST_STALE" });
-  const hs = new Handshake("first-key", "coordinator");
+  const hs = new Handshake("first-key", "coordinator", "client:default");
   const res = await postJson<unknown>(`${url}/v1/attest`, hs.request());
   hs.complete(res, policy());
   assert.throws(() => hs.complete(res, policy()), { code: "CMR_ATTEST_NONCE_REPLAY" });
 });
 
+test("a request without a client scope is refused: this coordinator runs one enclave per client", async () => {
+  const hs = new Handshake("first-key", "coordinator");
+  await assert.rejects(postJson(`${url}/v1/attest`, hs.request()), (e: { code: string; message: string }) => e.code === "CMR_PROTOCOL_BAD_MESSAGE" && /one enclave per client/.test(e.message));
+});
+
 test("a malformed attestation request is refused by the enclave with a 400", async () => {
-  await assert.rejects(postJson(`${url}/v1/attest`, { nonce: "zz", publicKey: "00", purpose: "first-key" }), { code: "CMR_PROTOCOL_BAD_MESSAGE" });
+  await assert.rejects(postJson(`${url}/v1/attest`, { nonce: "zz", publicKey: "00", purpose: "first-key", scope: "client:default" }), { code: "CMR_PROTOCOL_BAD_MESSAGE" });
 });

@@ -20,7 +20,7 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startTestCluster(workerSpecs: { workerId: string; capabilities?: string[]; dataTypes?: string[] }[], opts: { onFrame?: (raw: Buffer, f: IpcFrame) => void } = {}): Promise<TestCluster> {
+export async function startTestCluster(workerSpecs: { workerId: string; capabilities?: string[]; dataTypes?: string[] }[], opts: { onFrame?: (raw: Buffer, f: IpcFrame, scope?: string) => void } = {}): Promise<TestCluster> {
   const dataDir = mkdtempSync(join(tmpdir(), "cmr-e2e-data-"));
   const storageDir = mkdtempSync(join(tmpdir(), "cmr-e2e-store-"));
   const platform = await initSimPlatform(dataDir);
@@ -37,7 +37,7 @@ export async function startTestCluster(workerSpecs: { workerId: string; capabili
       storageDir,
       programPath,
       backend: "simulated",
-      ...(opts.onFrame ? { onFrame: opts.onFrame } : {}),
+      ...(opts.onFrame ? { onFrame: (raw: Buffer, f: IpcFrame) => opts.onFrame!(raw, f) } : {}),
       ...o,
     });
     workers.push(w);

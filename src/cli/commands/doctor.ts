@@ -255,7 +255,7 @@ function collateralWindow(file: string, text: string): CollateralWindow {
   for (const t of times) if (Number.isNaN(t.issue.getTime()) || Number.isNaN(t.next.getTime())) throw new Error(`${t.which} has no valid issueDate/nextUpdate`);
   const first = times.reduce((a, b) => (b.next < a.next ? b : a));
   const latestIssue = times.reduce((a, b) => (b.issue > a.issue ? b : a)).issue;
-  return { file, fmspc: tcb.fmspc ?? "?", tee: tcb.id ?? "SGX", earliestNext: first.next, which: first.which, latestIssue };
+  return { file, fmspc: (tcb.fmspc ?? "?").toLowerCase(), tee: tcb.id ?? "SGX", earliestNext: first.next, which: first.which, latestIssue };
 }
 
 function checkCollateral(dataDir: string, probe: Probe, policy: Policy | undefined, now: Date): DoctorCheck {

@@ -28,6 +28,8 @@ export interface RunJobOptions {
   out: string | NodeJS.WritableStream;
   viaStorageDir?: string;
   quiet?: boolean;
+  /** The data owner's name: selects its own enclave on a per-client coordinator (seed [64-72]). */
+  client?: string;
 }
 
 export interface RunJobResult {
@@ -39,7 +41,7 @@ export interface RunJobResult {
 export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
   const progress = new Progress();
   const say = (l: string) => !o.quiet && progress.update(l);
-  const session = await attestCoordinator(o.url, o.policy);
+  const session = await attestCoordinator(o.url, o.policy, undefined, { ...(o.client ? { client: o.client } : {}), ...(o.dataType ? { dataType: o.dataType } : {}) });
   say(`attested coordinator ${session.appraisal.measurement.slice(0, 16)}… (${session.appraisal.backend})`);
   const { uploadId } = await uploadFile(o.url, session, o.input, o.viaStorageDir ? { viaStorageDir: o.viaStorageDir } : {});
   say(`uploaded ${basename(o.input)} encrypted under the first key`);

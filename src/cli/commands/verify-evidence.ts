@@ -157,13 +157,15 @@ function tcbLine(kind: HardwareEvidenceKind, claims: VerifiedClaims): string {
 }
 
 function claimsText(kind: HardwareEvidenceKind, claims: VerifiedClaims): string[] {
-  const pad = (k: string) => k.padEnd(17);
+  const pad = (k: string) => (k.length >= 17 ? `${k} ` : k.padEnd(17));
   const lines: string[] = [];
   lines.push(`  ${pad("TCB status")}${tcbLine(kind, claims)}`);
   if (claims.issuedAt !== undefined) lines.push(`  ${pad("issued at")}${claims.issuedAt}`);
   lines.push("measurements");
   for (const [k, v] of Object.entries(claims.measurements)) lines.push(`  ${pad(k)}${v}`);
-  lines.push(`report data        ${claims.reportData === "" ? "(none)" : claims.reportData}`);
+  // 64 bytes (SGX/TDX/SNP) in full; a Nitro user_data can be 1 KiB: --json has it in full.
+  const rd = claims.reportData;
+  lines.push(`report data        ${rd === "" ? "(none)" : rd.length <= 128 ? rd : `${rd.slice(0, 128)}... (${rd.length / 2} bytes; --json prints it in full)`}`);
   lines.push("attributes");
   for (const [k, v] of Object.entries(claims.attributes)) lines.push(`  ${pad(k)}${short(v)}`);
   if (claims.warnings.length > 0) {

@@ -144,7 +144,8 @@ export class CoordinatorEnclave {
   /** Start attesting a worker for one phase of one job (seed [76]); the host relays the request. */
   beginAttestWorker(args: { jobId: string; workerId: string; phase: Phase }): unknown {
     this.#job(args.jobId);
-    const handshake = new Handshake("second-key", "worker");
+    // Workers follow the coordinator's isolation (seed [71]): the same scope, checked in the claims.
+    const handshake = new Handshake("second-key", "worker", this.#claims.scope);
     const handshakeId = randomBytes(12).toString("hex");
     this.#pending.set(handshakeId, { handshake, jobId: args.jobId, workerId: String(args.workerId).slice(0, 128), phase: args.phase === "reduce" ? "reduce" : "map" });
     return { handshakeId, request: handshake.request() };

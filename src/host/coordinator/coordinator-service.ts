@@ -10,7 +10,8 @@
 import type { Server } from "node:http";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { initEnrolled, type RevocationFeed } from "../attester-link.ts";
+import { initEnrolled, type JoinRecord, type RevocationFeed } from "../attester-link.ts";
+import { EnclavePool, scopeFor, type Isolation } from "../ipc/enclave-pool.ts";
 import { CmrError } from "../../errors.ts";
 import { assertId, objectIds } from "../../protocol/object-ids.ts";
 import type { IpcEvent, IpcFrame } from "../../protocol/ipc.ts";
@@ -30,7 +31,9 @@ export interface CoordinatorOptions {
   maxUploadBytes?: number;
   /** Verification node: join its group and sign quotes with the member key (seed [87-99]). */
   verifierUrl?: string;
-  onFrame?: (raw: Buffer, frame: IpcFrame) => void;
+  /** One enclave per client (default), per preset data type, or one shared enclave. */
+  isolation?: Isolation;
+  onFrame?: (raw: Buffer, frame: IpcFrame, scope: string) => void;
   log?: (line: string) => void;
 }
 
@@ -39,33 +42,65 @@ export interface RunningCoordinator {
   measurement: string;
   backend: string;
   simulated: boolean;
-  enclave: EnclaveProcess;
+  isolation: Isolation;
+  pool: EnclavePool<EnclaveInfo>;
   jobs: Map<string, JobRecord>;
   stop(): Promise<void>;
 }
 
+interface EnclaveInfo {
+  measurement: string;
+  backend: string;
+  simulated: boolean;
+  join: JoinRecord | undefined;
+  revocations: RevocationFeed | undefined;
+}
+
 export async function startCoordinator(opts: CoordinatorOptions): Promise<RunningCoordinator> {
   const log = opts.log ?? (() => {});
-  const enclave = EnclaveProcess.start({
-    programPath: opts.programPath,
-    label: "coordinator enclave",
-    ...(opts.onFrame ? { onFrame: opts.onFrame } : {}),
-    onEvent: (e: IpcEvent) => {
-      if (e.event === "log") log(`[enclave] ${String(e.data.message)}`);
-    },
+  const isolation = opts.isolation ?? "client";
+  const programSha256 = fileSha256(opts.programPath);
+  const pool = new EnclavePool<EnclaveInfo>(async (scope) => {
+    const enclave = EnclaveProcess.start({
+      programPath: opts.programPath,
+      label: `coordinator enclave (${scope})`,
+      ...(opts.onFrame ? { onFrame: (raw: Buffer, f: IpcFrame) => opts.onFrame!(raw, f, scope) } : {}),
+      onEvent: (e: IpcEvent) => {
+        if (e.event === "log") log(`[enclave ${scope}] ${String(e.data.message)}`);
+      },
+    });
+    try {
+      const { init, join, revocations } = await initEnrolled<{ measurement: string; backend: string; simulated: boolean; enrolledGroup?: string | null }>(
+        enclave,
+        { role: "coordinator", backend: opts.backend, dataDir: opts.dataDir, storageDir: opts.store.localRoot, enclaveId: `coordinator/${scope}`, scope },
+        { verifierUrl: opts.verifierUrl, dataDir: opts.dataDir, programSha256 },
+      );
+      if (join) log(`attester of enclave ${scope} ${join.reused ? "reuses its sealed" : "joined and sealed a"} member credential of group ${join.gvcertId.slice(0, 16)}…`);
+      log(`started coordinator enclave for ${scope}`);
+      return { scope, enclave, info: { measurement: init.measurement, backend: init.backend, simulated: init.simulated, join, revocations } };
+    } catch (e) {
+      await enclave.stop();
+      throw e;
+    }
   });
-  const { init, join, revocations } = await initEnrolled<{ measurement: string; backend: string; simulated: boolean; enrolledGroup?: string | null }>(
-    enclave,
-    { role: "coordinator", backend: opts.backend, dataDir: opts.dataDir, storageDir: opts.store.localRoot, enclaveId: "coordinator" },
-    { verifierUrl: opts.verifierUrl, dataDir: opts.dataDir, programSha256: fileSha256(opts.programPath) },
-  );
-  if (join) log(`attester ${join.reused ? "reuses its sealed" : "joined and sealed a"} member credential of group ${join.gvcertId.slice(0, 16)}…`);
+  // Start one enclave now: it proves the program runs and gives /v1/health its measurement.
+  const first = await pool.get(isolation === "shared" ? "shared" : isolation === "client" ? "client:default" : "type:default");
   const workers = new WorkerRegistry();
   const jobs = new Map<string, JobRecord>();
   const router = new Router()
-    .on("GET", "/v1/health", (_q, res) => sendJson(res, 200, { ok: true, role: "coordinator", measurement: init.measurement, backend: init.backend, simulated: init.simulated, group: join?.gvcertId ?? null, workers: workers.live().length }))
-    .on("GET", "/v1/audit", (_q, res) => sendJson(res, 200, { preparation: join ?? null, jobs: [...jobs.values()].map((j) => ({ jobId: j.jobId, state: j.state, attestations: j.attestations })) }))
-    .on("POST", "/v1/attest", async (req, res) => sendJson(res, 200, await attestWithRevocations(enclave, await readJson(req), revocations)))
+    .on("GET", "/v1/health", (_q, res) =>
+      sendJson(res, 200, { ok: true, role: "coordinator", measurement: first.info.measurement, backend: first.info.backend, simulated: first.info.simulated, isolation, group: first.info.join?.gvcertId ?? null, workers: workers.live().length }),
+    )
+    .on("GET", "/v1/audit", async (_q, res) =>
+      sendJson(res, 200, { preparation: (await pool.all()).map((e) => ({ scope: e.scope, join: e.info.join ?? null })), jobs: [...jobs.values()].map((j) => ({ jobId: j.jobId, state: j.state, attestations: j.attestations })) }),
+    )
+    .on("POST", "/v1/attest", async (req, res) => {
+      const body = (await readJson(req)) as { scope?: unknown };
+      const e = await pool.get(scopeFor(isolation, body.scope));
+      const answer = (await attestWithRevocations(e.enclave, body, e.info.revocations)) as { sessionId: string };
+      pool.bindSession(answer.sessionId, e);
+      sendJson(res, 200, answer);
+    })
     .on("PUT", "/v1/uploads/:uploadId", async (req, res, p) => {
       const id = assertId(p.uploadId, "upload id");
       const { bytes } = await opts.store.put(objectIds.upload(id), req, { maxBytes: opts.maxUploadBytes ?? 64 * 1024 ** 3 });
@@ -87,13 +122,15 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     })
     .on("GET", "/v1/workers", (_q, res) => sendJson(res, 200, { workers: workers.list() }))
     .on("POST", "/v1/jobs", async (req, res) => {
-      const body = (await readJson(req)) as { jobId?: unknown };
+      const body = (await readJson(req)) as { jobId?: unknown; sessionId?: unknown };
       const jobId = assertId(body.jobId, "job id");
       if (jobs.has(jobId)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${jobId} exists`);
-      const plan = await enclave.call<{ reducers: number; dataType: string | null }>("submitJob", body);
-      const runner = new JobRunner(jobId, enclave, workers, opts.store, plan);
+      // The job goes to the enclave that holds the client's session, and only there.
+      const e = pool.forSession(body.sessionId);
+      const plan = await e.enclave.call<{ reducers: number; dataType: string | null }>("submitJob", body);
+      const runner = new JobRunner(jobId, e.enclave, workers, opts.store, plan);
       jobs.set(jobId, runner.record);
-      log(`job ${jobId} accepted`);
+      log(`job ${jobId} accepted in enclave ${e.scope}`);
       void runner.run().then(() => log(`job ${jobId} ${runner.record.state}${runner.record.error ? `: ${runner.record.error.code}` : ""}`));
       sendJson(res, 202, { jobId, state: runner.record.state });
     })
@@ -112,12 +149,16 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const { server, url } = await listen(router, opts.port, opts.host);
   return {
     url,
-    measurement: init.measurement,
-    backend: init.backend,
-    simulated: init.simulated,
-    enclave,
+    measurement: first.info.measurement,
+    backend: first.info.backend,
+    simulated: first.info.simulated,
+    isolation,
+    pool,
     jobs,
-    stop: () => stopAll(server, enclave),
+    stop: async () => {
+      await closeServer(server);
+      await pool.stop();
+    },
   };
 }
 
@@ -131,8 +172,12 @@ export function fileSha256(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
-export async function stopAll(server: Server, enclave: EnclaveProcess): Promise<void> {
+export async function closeServer(server: Server): Promise<void> {
   server.closeAllConnections();
   await new Promise<void>((r) => server.close(() => r()));
+}
+
+export async function stopAll(server: Server, enclave: EnclaveProcess): Promise<void> {
+  await closeServer(server);
   await enclave.stop();
 }

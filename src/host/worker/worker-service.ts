@@ -11,8 +11,10 @@ import type { IpcFrame } from "../../protocol/ipc.ts";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
 import { postJson } from "../http/client.ts";
 import { listen, readJson, Router, sendJson } from "../http/server.ts";
-import { attestWithRevocations, fileSha256, stopAll } from "../coordinator/coordinator-service.ts";
-import { initEnrolled } from "../attester-link.ts";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { attestWithRevocations, closeServer, fileSha256 } from "../coordinator/coordinator-service.ts";
+import { initEnrolled, type RevocationFeed } from "../attester-link.ts";
+import { EnclavePool, SCOPE_PATTERN } from "../ipc/enclave-pool.ts";
 
 export interface WorkerOptions {
   workerId: string;
@@ -38,39 +40,65 @@ export interface RunningWorker {
   url: string;
   workerId: string;
   measurement: string;
-  enclave: EnclaveProcess;
+  pool: EnclavePool<{ measurement: string; revocations: RevocationFeed | undefined }>;
   stop(): Promise<void>;
 }
 
 export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
-  const enclave = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave`, ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
-  const { init, revocations } = await initEnrolled<{ measurement: string; enrolledGroup?: string | null }>(
-    enclave,
-    {
-      role: "worker",
-      backend: opts.backend,
-      dataDir: opts.dataDir,
-      storageDir: opts.storageDir,
-      enclaveId: opts.workerId,
-      capabilities: opts.capabilities,
-      ...(opts.dataTypes.length ? { dataTypes: opts.dataTypes } : {}),
-    },
-    { verifierUrl: opts.verifierUrl, dataDir: opts.dataDir, programSha256: fileSha256(opts.programPath) },
-  );
+  const programSha256 = fileSha256(opts.programPath);
+  // One worker enclave per scope the coordinator attests it for (seed [71]).
+  const pool = new EnclavePool<{ measurement: string; revocations: RevocationFeed | undefined }>(async (scope) => {
+    const enclave = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
+    try {
+      const { init, revocations } = await initEnrolled<{ measurement: string; enrolledGroup?: string | null }>(
+        enclave,
+        {
+          role: "worker",
+          backend: opts.backend,
+          dataDir: opts.dataDir,
+          storageDir: opts.storageDir,
+          enclaveId: opts.workerId,
+          capabilities: opts.capabilities,
+          ...(opts.dataTypes.length ? { dataTypes: opts.dataTypes } : {}),
+          ...(scope === "unscoped" ? {} : { scope }),
+        },
+        { verifierUrl: opts.verifierUrl, dataDir: opts.dataDir, programSha256 },
+      );
+      return { scope, enclave, info: { measurement: init.measurement, revocations } };
+    } catch (e) {
+      await enclave.stop();
+      throw e;
+    }
+  });
+  const first = await pool.get("client:default");
+  const task = (phase: "map" | "reduce") => async (req: IncomingMessage, res: ServerResponse) => {
+    const body = (await readJson(req)) as Record<string, unknown>;
+    const e = pool.forSession(body.sessionId);
+    await opts.beforeTask?.(phase, body);
+    sendJson(res, 200, await e.enclave.call(phase === "map" ? "runMap" : "runReduce", body));
+  };
   const router = new Router()
-    .on("GET", "/v1/health", (_q, res) => sendJson(res, 200, { ok: true, role: "worker", workerId: opts.workerId, measurement: init.measurement }))
-    .on("POST", "/v1/attest", async (req, res) => sendJson(res, 200, await attestWithRevocations(enclave, await readJson(req), revocations)))
-    .on("POST", "/v1/tasks/map", async (req, res) => {
-      const body = (await readJson(req)) as Record<string, unknown>;
-      await opts.beforeTask?.("map", body);
-      sendJson(res, 200, await enclave.call("runMap", body));
+    .on("GET", "/v1/health", (_q, res) => sendJson(res, 200, { ok: true, role: "worker", workerId: opts.workerId, measurement: first.info.measurement }))
+    .on("POST", "/v1/attest", async (req, res) => {
+      const body = (await readJson(req)) as { scope?: unknown };
+      const scope = typeof body.scope === "string" && SCOPE_PATTERN.test(body.scope) ? body.scope : "unscoped";
+      const e = await pool.get(scope);
+      const answer = (await attestWithRevocations(e.enclave, body, e.info.revocations)) as { sessionId: string };
+      pool.bindSession(answer.sessionId, e);
+      sendJson(res, 200, answer);
     })
-    .on("POST", "/v1/tasks/reduce", async (req, res) => {
-      const body = (await readJson(req)) as Record<string, unknown>;
-      await opts.beforeTask?.("reduce", body);
-      sendJson(res, 200, await enclave.call("runReduce", body));
-    });
+    .on("POST", "/v1/tasks/map", task("map"))
+    .on("POST", "/v1/tasks/reduce", task("reduce"));
   const { server, url } = await listen(router, opts.port, opts.host);
   await postJson(`${opts.coordinatorUrl}/v1/workers`, { workerId: opts.workerId, url, capabilities: opts.capabilities, dataTypes: opts.dataTypes }, 10_000);
-  return { url, workerId: opts.workerId, measurement: init.measurement, enclave, stop: () => stopAll(server, enclave) };
+  return {
+    url,
+    workerId: opts.workerId,
+    measurement: first.info.measurement,
+    pool,
+    stop: async () => {
+      await closeServer(server);
+      await pool.stop();
+    },
+  };
 }

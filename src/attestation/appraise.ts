@@ -10,13 +10,15 @@
  *
  * @module
  */
-import { AttestationError, CmrError } from "../errors.ts";
+import { AttestationError } from "../errors.ts";
 import type { AttestResponse, EnclaveClaims } from "../protocol/evidence.ts";
 import { handshakeReportData } from "../crypto/handshake.ts";
 import type { Policy } from "./policy.ts";
 import { verifySimulatedEvidence } from "./simulated/verify.ts";
 import { SIM_WARNING } from "./simulated/quote-format.ts";
 import { verifyGroupEvidence } from "./group/group-quote.ts";
+import { verifyEvidence } from "./verify-evidence.ts";
+import { applyHardwarePolicy } from "./hardware-policy.ts";
 
 export interface AppraisalExpectation {
   purpose: "first-key" | "second-key";
@@ -38,15 +40,52 @@ export interface AppraisalResult {
   warnings: string[];
   /** Group attestation: which verification node's group vouched for the platform. */
   group?: { gvcertId: string; peTimestamp: string };
+  /** Hardware evidence: the verified claims and what in the policy they matched. */
+  hardware?: { kind: string; measurements: Record<string, string>; tcb?: { status: string; advisoryIds: string[] }; matched: unknown };
+}
+
+/**
+ * Hardware evidence (SGX/TDX DCAP, SEV-SNP, Nitro): the evidence verifier for its kind (chains to
+ * the vendor roots, collateral and TCB), the policy's hardware identities and accepted TCB
+ * statuses, then the key binding. These quotes carry no time of their own (Nitro's aside):
+ * freshness comes from the relying party's nonce inside the report data.
+ */
+function appraiseHardware(res: AttestResponse, expect: AppraisalExpectation, policy: Policy, now: Date): AppraisalResult {
+  const ev = res.evidence;
+  if (!policy.hardware) {
+    throw new AttestationError("CMR_EVIDENCE_POLICY", `the enclave presented ${ev.kind} evidence and the policy names no hardware identities`, { hint: "add a \"hardware\" section to the policy (docs/tee-backends.md)" });
+  }
+  const cert = ev.kind === "sev-snp" && ev.certificates[0] ? Buffer.from(ev.certificates[0]) : undefined;
+  const v = verifyEvidence(Buffer.from(ev.quote, "base64"), { now, ...(res.collateral ? { collateral: res.collateral } : {}), ...(cert ? { cert } : {}) });
+  const result = applyHardwarePolicy(v.claims, policy.hardware);
+  if (res.claims.role !== expect.role) throw new AttestationError("CMR_ATTEST_CLAIMS", `the enclave claims role ${res.claims.role}, expected ${expect.role}`);
+  if (v.claims.issuedAt !== undefined) {
+    const age = now.getTime() - Date.parse(v.claims.issuedAt);
+    if (age > policy.maxQuoteAgeSeconds * 1000) throw new AttestationError("CMR_ATTEST_STALE", `the evidence is ${(age / 1000).toFixed(1)} s old; the policy allows ${policy.maxQuoteAgeSeconds} s`);
+  }
+  if (res.nonce !== expect.nonce.toString("hex")) throw new AttestationError("CMR_ATTEST_NONCE", "the evidence answers another nonce");
+  const expected = handshakeReportData({ purpose: expect.purpose, nonce: expect.nonce, relyingPartyPublicKey: expect.relyingPartyPublicKey, enclavePublicKey: Buffer.from(res.enclavePublicKey, "hex"), claims: res.claims }).toString("hex");
+  if (v.claims.reportData !== expected) {
+    throw new AttestationError("CMR_ATTEST_KEY_BINDING", "the hardware report data does not bind these public keys, nonce and claims", { details: { expected: expected.slice(0, 32), found: v.claims.reportData.slice(0, 32) } });
+  }
+  const m = v.claims.measurements;
+  return {
+    backend: ev.kind,
+    simulated: false,
+    measurement: m.mrenclave ?? m.mrtd ?? m.measurement ?? m.pcr0 ?? "",
+    platform: String(v.claims.attributes.fmspc ?? v.claims.attributes.chip_id ?? v.claims.attributes.module_id ?? ev.kind),
+    quoteTime: v.claims.issuedAt ?? now.toISOString(),
+    quoteAgeMs: v.claims.issuedAt ? now.getTime() - Date.parse(v.claims.issuedAt) : 0,
+    claims: res.claims,
+    policy: "accepted",
+    warnings: [...v.claims.warnings, ...(v.claims.tcb ? [`TCB status ${v.claims.tcb.status}${v.claims.tcb.advisoryIds.length ? ` (${v.claims.tcb.advisoryIds.join(", ")})` : ""}`] : [])],
+    hardware: { kind: v.kind, measurements: m, ...(v.claims.tcb ? { tcb: v.claims.tcb } : {}), matched: result },
+  };
 }
 
 export function appraiseAttestResponse(res: AttestResponse, expect: AppraisalExpectation, policy: Policy, now: Date): AppraisalResult {
   const ev = res.evidence;
-  if (ev.kind !== "simulated" && ev.kind !== "group") {
-    throw new CmrError("CMR_EVIDENCE_UNSUPPORTED", `handshake evidence of kind ${ev.kind} needs its hardware verifier with collateral, which the handshake does not wire yet`, {
-      hint: "use `cmr verify-evidence` to check hardware evidence offline",
-    });
-  }
+  if (ev.kind !== "simulated" && ev.kind !== "group") return appraiseHardware(res, expect, policy, now);
   if (!policy.allowSimulated) {
     throw new AttestationError("CMR_ATTEST_SIMULATED_REFUSED", "the enclave presented SIMULATED evidence and the policy does not accept simulated evidence", {
       hint: 'simulated evidence offers no hardware protection; set "allowSimulated": true in the policy only for development and demos',

@@ -45,6 +45,8 @@ export class Handshake {
     if (this.#used) {
       throw new AttestationError("CMR_ATTEST_NONCE_REPLAY", `nonce ${this.nonce.toString("hex").slice(0, 16)}… was already answered once; a second answer is a replay`);
     }
+    // One answer per nonce, whether or not it verifies: a failed attempt cannot be retried.
+    this.#used = true;
     const parsed = AttestResponseSchema.safeParse(raw);
     if (!parsed.success) {
       throw new CmrError("CMR_ATTEST_EVIDENCE_FORMAT", `malformed attestation response: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
@@ -60,7 +62,6 @@ export class Handshake {
         hint: "the host routed the request to the wrong enclave; refuse to send it data",
       });
     }
-    this.#used = true;
     const binding = {
       purpose: this.purpose,
       nonce: this.nonce,

@@ -20,6 +20,8 @@ import { loadPolicyFile, localPolicy, measureProgram, reportError, warnSimulated
 import { startLocalCluster } from "./local-cluster.ts";
 import { runJob } from "./commands/run-job.ts";
 import { demo } from "./commands/demo.ts";
+import { verifyEvidenceCommand } from "./commands/verify-evidence.ts";
+import { doctorCommand } from "./commands/doctor.ts";
 
 const program = new Command();
 program
@@ -29,6 +31,10 @@ program
   .showHelpAfterError("(run with --help for usage)");
 
 const dataDirOption = () => new Option("--data-dir <dir>", `data directory: simulated platform, vendor root, sealed state (env CMR_DATA_DIR, default ${DEFAULTS.dataDir})`);
+const teeOption = () =>
+  new Option("--tee <backend>", "TEE backend of this node's enclaves (env CMR_TEE): simulated, or gramine-sgx / tsm on TEE hardware (docs/tee-backends.md)")
+    .choices(["simulated", "gramine-sgx", "tsm"])
+    .default(process.env.CMR_TEE ?? "simulated");
 const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
 const int = (name: string) => (s: string) => {
   const n = Number(s);
@@ -106,14 +112,15 @@ program
   .option("--host <addr>", "address to bind", "127.0.0.1")
   .option("--storage <dir>", "object storage directory (ciphertext only)", ".cmr/storage")
   .option("--verifier <url>", "verification node: join its group so quotes are group-signed (seed [87-99])")
+  .addOption(teeOption())
   .addOption(new Option("--isolation <mode>", "one enclave per client, per preset data type, or one shared enclave (seed [64-72])").choices(["client", "data-type", "shared"]).default("client"))
   .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
   .addOption(dataDirOption())
-  .action(async (o: { port: number; host: string; storage: string; verifier?: string; isolation: "client" | "data-type" | "shared"; vendorDir?: string; dataDir?: string }) => {
+  .action(async (o: { port: number; host: string; storage: string; verifier?: string; tee: "simulated" | "gramine-sgx" | "tsm"; isolation: "client" | "data-type" | "shared"; vendorDir?: string; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     await initSimPlatform(dataDir, o.vendorDir);
-    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: createBlobStore(o.storage), programPath: enclaveProgramPath(), backend: "simulated", isolation: o.isolation, ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
+    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: createBlobStore(o.storage), programPath: enclaveProgramPath(), backend: o.tee, isolation: o.isolation, ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
     process.stdout.write(`coordinator listening on ${c.url} (enclave measurement ${c.measurement}, backend ${c.backend})\n`);
     const stop = () => void c.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
@@ -131,10 +138,11 @@ program
   .option("--host <addr>", "address to bind", "127.0.0.1")
   .option("--storage <dir>", "object storage directory shared with the coordinator", ".cmr/storage")
   .option("--verifier <url>", "verification node: join its group so quotes are group-signed")
+  .addOption(teeOption())
   .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
   .addOption(dataDirOption())
   .addHelpText("after", "\nExample:\n  cmr worker --coordinator http://127.0.0.1:7400 --capabilities map,reduce --data-types transaction")
-  .action(async (o: { coordinator: string; capabilities: string; dataTypes: string; id?: string; port: number; host: string; storage: string; verifier?: string; vendorDir?: string; dataDir?: string }) => {
+  .action(async (o: { coordinator: string; capabilities: string; dataTypes: string; id?: string; port: number; host: string; storage: string; verifier?: string; tee: "simulated" | "gramine-sgx" | "tsm"; vendorDir?: string; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     await initSimPlatform(dataDir, o.vendorDir);
@@ -151,7 +159,7 @@ program
       dataDir,
       storageDir: createBlobStore(o.storage).localRoot,
       programPath: enclaveProgramPath(),
-      backend: "simulated",
+      backend: o.tee,
       ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}),
     });
     process.stdout.write(`worker ${w.workerId} listening on ${w.url} (capabilities ${caps.join(",")})\n`);
@@ -224,7 +232,7 @@ program
       code = { kind: "builtin", op: o.op as JobCode extends { op: infer X } ? X : never, keyField: String(o.key), ...(o.value ? { valueField: String(o.value) } : {}) };
     }
     if (o.plaintext) {
-      throw new CmrError("CMR_USAGE", "--plaintext is not available yet (issue #6)");
+      process.stderr.write("INSECURE: --plaintext: the upload, shards, partitions and result are NOT encrypted and carry no digests; use only to measure the engine or debug a job.\n");
     }
     const workers = Number(o.workers);
     if (workers < 1) throw new CmrError("CMR_USAGE", "--workers must be at least 1");
@@ -256,6 +264,7 @@ program
         ...(o.dataType ? { dataType: String(o.dataType) } : {}),
         out: o.out ? String(o.out) : process.stdout,
         client: String(o.client),
+        insecurePlaintext: o.plaintext === true,
       });
       process.stderr.write(`done: ${summary.rows} keys from ${summary.inputRecords} records${summary.badRecords ? `, ${summary.badRecords} bad records skipped` : ""}; ${summary.shards.length} shards, ${summary.reducers.length} reducers; ${Date.now() - t0} ms (${Object.entries(status.timings).map(([k, v]) => `${k} ${v}`).join(", ")})\n`);
     } finally {
@@ -268,6 +277,34 @@ program
   .description("start a verification node, a coordinator and 3 workers on loopback (simulated TEE), run the seed's worked example and a group-by, print results and the attestation audit")
   .option("--data-dir <dir>", "keep the simulated platform and verifier state here (default: a fresh temporary directory)")
   .action(async (o: { dataDir?: string }) => demo(o.dataDir ? { dataDir: dataDirFrom(o.dataDir) } : {}));
+
+program
+  .command("verify-evidence")
+  .description("check stored attestation evidence offline (SGX or TDX quote, SEV-SNP report, Nitro document)")
+  .argument("<file>", "the evidence: raw, hex or base64; kind and encoding are detected")
+  .option("--collateral <file>", "Intel collateral (dcap-qvl QuoteCollateralV3 JSON) for SGX/TDX TCB evaluation")
+  .option("--cert <file>", "SEV-SNP: the VCEK or VLEK certificate (DER or PEM)")
+  .option("--chain <file>", "SEV-SNP: ASK (or ASVK) then ARK, PEM (default: the bundled chain for the product)")
+  .option("--roots <dir>", "trust these root certificates (PEM/DER files) instead of the bundled vendor roots")
+  .option("--at <time>", "verify as of this ISO-8601 time (default: now)")
+  .option("--policy <file>", "also apply this policy's hardware identities and accepted TCB statuses")
+  .option("--json", "machine-readable output")
+  .addHelpText("after", "\nExit status: 0 verified, 1 not verified (the failing check's code and why), 2 usage error.\n\nExamples:\n  cmr verify-evidence quote.bin --collateral collateral.json --at 2025-07-01T00:00:00Z\n  cmr verify-evidence report.bin --cert vcek.der --json\n  cmr verify-evidence attestation.cose.b64 --policy policy.json")
+  .action(async (file: string, o: { collateral?: string; cert?: string; chain?: string; roots?: string; at?: string; json?: boolean; policy?: string }) => {
+    process.exitCode = await verifyEvidenceCommand(file, o);
+  });
+
+program
+  .command("doctor")
+  .description("check this machine's TEE interfaces, the policy, collateral and the cluster's reachability, and say how to fix what is wrong")
+  .addOption(dataDirOption())
+  .option("--policy <file>", "policy to check this build's measurement against")
+  .option("--coordinator <url>", "coordinator to check")
+  .option("--verifier <url>", "verification node to check")
+  .option("--json", "machine-readable output")
+  .action(async (o: { dataDir?: string; policy?: string; coordinator?: string; verifier?: string; json?: boolean }) => {
+    process.exitCode = await doctorCommand({ ...o, dataDir: dataDirFrom(o.dataDir) });
+  });
 
 const policyCmd = program.command("policy").description("data owner policies");
 policyCmd

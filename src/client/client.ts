@@ -11,7 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { Transform } from "node:stream";
+import { PassThrough, Transform } from "node:stream";
 import { CmrError } from "../errors.ts";
 import { Handshake, type VerifiedSession } from "../attestation/relying-party.ts";
 import type { Policy } from "../attestation/policy.ts";
@@ -20,7 +20,7 @@ import { deriveObjectKey } from "../crypto/handshake.ts";
 import { openEnvelope, sealEnvelope } from "../crypto/key-wrap.ts";
 import { LABELS } from "../protocol/labels.ts";
 import { objectIds } from "../protocol/object-ids.ts";
-import type { JobSpec, JobSummary } from "../protocol/job.ts";
+import type { JobSpecInput, JobSummary } from "../protocol/job.ts";
 import { getJson, httpRequest, postJson, expectJson } from "../host/http/client.ts";
 
 export interface JobStatus {
@@ -48,7 +48,7 @@ export async function attestCoordinator(url: string, policy: Policy, now?: () =>
 }
 
 /** S11: encrypt `file` under the upload key (derived from the first key) and upload it. */
-export async function uploadFile(url: string, session: VerifiedSession, file: string, opts: { uploadId?: string; viaStorageDir?: string } = {}): Promise<{ uploadId: string; sha256: string }> {
+export async function uploadFile(url: string, session: VerifiedSession, file: string, opts: { uploadId?: string; viaStorageDir?: string; insecurePlaintext?: boolean } = {}): Promise<{ uploadId: string; sha256: string }> {
   const uploadId = opts.uploadId ?? `u${randomBytes(8).toString("hex")}`;
   const objectId = objectIds.upload(uploadId);
   const key = deriveObjectKey(session.toEnclave, LABELS.uploadKey, uploadId);
@@ -59,7 +59,8 @@ export async function uploadFile(url: string, session: VerifiedSession, file: st
       cb(null, chunk);
     },
   });
-  const enc = new EncryptStream(key.expose(), { streamId: objectId });
+  // INSECURE plaintext mode (benchmarks): the same path without the cipher.
+  const enc = opts.insecurePlaintext ? new PassThrough() : new EncryptStream(key.expose(), { streamId: objectId });
   try {
     if (opts.viaStorageDir) {
       const p = join(opts.viaStorageDir, objectId);
@@ -80,7 +81,7 @@ export async function uploadFile(url: string, session: VerifiedSession, file: st
   return { uploadId, sha256: hash.digest("hex") };
 }
 
-export async function submitJob(url: string, session: VerifiedSession, spec: JobSpec): Promise<void> {
+export async function submitJob(url: string, session: VerifiedSession, spec: JobSpecInput): Promise<void> {
   const sealedJob = sealEnvelope(session.toEnclave.expose(), spec, { recipient: session.sessionId, purpose: "job", objectId: spec.jobId });
   await postJson(`${url}/v1/jobs`, { sessionId: session.sessionId, challenge: session.challenge, jobId: spec.jobId, sealedJob });
 }
@@ -99,7 +100,7 @@ export async function waitForJob(url: string, jobId: string, onProgress?: (s: Jo
  * enclave wrote (digest in the summary), decrypt it, and only then move it to `out`. On any
  * failure nothing is left at `out`.
  */
-export async function fetchResult(url: string, session: VerifiedSession, status: JobStatus, out: NodeJS.WritableStream | string): Promise<JobSummary> {
+export async function fetchResult(url: string, session: VerifiedSession, status: JobStatus, out: NodeJS.WritableStream | string, opts: { insecurePlaintext?: boolean } = {}): Promise<JobSummary> {
   if (!status.result) throw new CmrError("CMR_JOB_FAILED", `job ${status.jobId} has no result`);
   const summary = openEnvelope<JobSummary>(session.fromEnclave.expose(), status.result.sealedSummary, { recipient: session.sessionId, purpose: "task-result", objectId: status.jobId });
   if (summary.jobId !== status.jobId) throw new CmrError("CMR_INTEGRITY", "the result summary belongs to another job");
@@ -113,10 +114,10 @@ export async function fetchResult(url: string, session: VerifiedSession, status:
       cb(null, chunk);
     },
     flush(cb) {
-      cb(hash.digest("hex") === summary.resultSha256 ? null : new CmrError("CMR_INTEGRITY", `the result object for job ${status.jobId} is not the one the coordinator enclave wrote (digest mismatch)`));
+      cb(opts.insecurePlaintext || hash.digest("hex") === summary.resultSha256 ? null : new CmrError("CMR_INTEGRITY", `the result object for job ${status.jobId} is not the one the coordinator enclave wrote (digest mismatch)`));
     },
   });
-  const dec = new DecryptStream(key.expose(), { streamId: summary.resultObject });
+  const dec = opts.insecurePlaintext ? new PassThrough() : new DecryptStream(key.expose(), { streamId: summary.resultObject });
   try {
     if (typeof out === "string") {
       mkdirSync(dirname(out), { recursive: true });

@@ -17,8 +17,13 @@ export const ENV = {
   enclaveProgram: "CMR_ENCLAVE_PROGRAM",
   /** Extra node flags for enclave processes (development: "--cpu-prof --cpu-prof-dir=DIR"). */
   enclaveExecArgv: "CMR_ENCLAVE_EXEC_ARGV",
-  /** TEE backend: simulated | gramine-sgx | tsm. */
+  /** TEE backend: simulated | gramine-sgx | tsm (the --tee flag overrides it). */
   tee: "CMR_TEE",
+  /**
+   * Command that runs the enclave program instead of `node dist/enclave.mjs`, e.g.
+   * "gramine-sgx cmr-enclave" on an SGX machine (docs/tee-backends.md).
+   */
+  enclaveLauncher: "CMR_ENCLAVE_LAUNCHER",
 } as const;
 
 export const DEFAULTS = {

@@ -61,5 +61,10 @@ export const AttestResponseSchema = z.object({
    * attestee's host (untrusted, but signed by the provisioning enclave and dated).
    */
   revocations: z.string().max(1 << 20).optional(),
+  /**
+   * Hardware evidence (SGX/TDX) only: Intel collateral (dcap-qvl QuoteCollateralV3 JSON) the
+   * attestee's host fetched or cached; untrusted, every part of it is signed by Intel.
+   */
+  collateral: z.string().max(1 << 22).optional(),
 });
 export type AttestResponse = z.infer<typeof AttestResponseSchema>;

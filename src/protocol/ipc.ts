@@ -1,7 +1,8 @@
 /**
  * The host <-> enclave channel: length-prefixed JSON frames over the enclave process's
- * stdin/stdout (u32 big-endian length, then UTF-8 JSON). This is the ECALL surface; every
- * message type is listed in ./ecalls.ts. Bulk data never crosses it: the enclave reads and
+ * stdin/stdout (u32 big-endian length, then UTF-8 JSON). This is the ECALL surface; the ops
+ * each enclave role serves are registered in src/enclave/runtime/main.ts and listed in
+ * docs/architecture.md. Bulk data never crosses it: the enclave reads and
  * writes ciphertext objects in storage itself (as it would under Gramine).
  *
  * Trust zone: PURE.

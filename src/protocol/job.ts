@@ -37,10 +37,14 @@ export const JobSpecSchema = z.object({
   shards: z.number().int().min(1).max(1024),
   reducers: z.number().int().min(1).max(1024),
   onBadRecord: z.enum(["fail", "skip"]).default("fail"),
+  /** INSECURE (`cmr run --plaintext`): no encryption of the upload, shards, partitions or result. */
+  insecurePlaintext: z.boolean().default(false),
   /** The data owner's policy, so the coordinator enclave attests workers by the owner's rules. */
   policy: PolicySchema,
 });
 export type JobSpec = z.infer<typeof JobSpecSchema>;
+/** What a client sends (defaults not yet applied). */
+export type JobSpecInput = z.input<typeof JobSpecSchema>;
 
 /** Coordinator enclave -> worker enclave, sealed under the worker's second key. */
 export interface MapTask {
@@ -57,6 +61,7 @@ export interface MapTask {
   code: JobCode;
   reducers: number;
   onBadRecord: "fail" | "skip";
+  plaintext: boolean;
   partitions: { objectId: string; wrappedKey: string }[];
 }
 
@@ -74,6 +79,7 @@ export interface ReduceTask {
   attempt: number;
   reduceIndex: number;
   code: JobCode;
+  plaintext: boolean;
   inputs: { objectId: string; wrappedKey: string; records: number; sha256: string }[];
   output: { objectId: string; wrappedKey: string };
 }

@@ -14,7 +14,12 @@ export const LABELS = {
   sessionKeyToEnclave: "cmr/v1/session/key/to-enclave",
   sessionKeyFromEnclave: "cmr/v1/session/key/from-enclave",
   sessionId: "cmr/v1/session/id",
-  /** The "challenge value" every upload carries (seed [111, 116]). */
+  /**
+   * The "challenge value" of seed [111, 116]: carried by every job submission and task message
+   * and checked before anything on the channel is decrypted. It routes and filters; the
+   * authentication itself is the AEAD under the session keys (uploads are bound by their key,
+   * derived from the session).
+   */
   challenge: "cmr/v1/session/challenge",
   /** Keys derived from the first key for the client's objects (S11, results). */
   uploadKey: "cmr/v1/client/upload-key",

@@ -137,3 +137,23 @@ test("cmr demo runs the seed's worked example and a group-by, exit 0", async () 
   assert.match(r.stdout, /coordinator -> worker-\d before map/);
   assert.match(r.stdout, /coordinator -> worker-\d before reduce/);
 });
+
+test("review fixes: too many range boundaries, dynamic import, leaky error names, huge exponents", async () => {
+  const input = file("rb.csv", "k,v\na,1\nc,2\ne,1e00001\n");
+  const r = await cmr(["run", "--input", input, "--key", "k", "--op", "sum", "--value", "v", "--workers", "1", "--shards", "2", "--partition", "range", "--boundaries", "b,c,d"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /3 range boundaries need 4 shards, but the job has 2/);
+  const ok = await cmr(["run", "--input", input, "--key", "k", "--op", "sum", "--value", "v", "--workers", "1", "--shards", "4", "--partition", "range", "--boundaries", "b,c,d"]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(ok.stdout, "key,value\na,1\nc,2\ne,10\n", "1e00001 sums exactly as 10");
+  const words = file("w.csv", "text\nx\n");
+  const dyn = file("dyn.mjs", "export function map(r, emit) { import('node:fs'); emit('a', 1); }\nexport function reduce(k, v) { return 1; }\n");
+  const d = await cmr(["run", "--input", words, "--job", dyn, "--workers", "1"]);
+  assert.equal(d.code, 1);
+  assert.match(d.stderr, /CMR_JOB_CODE_REJECTED: job code may not import modules/);
+  const leak = file("leak.mjs", "export function map(r) { throw { name: 'LEAK-' + r.text }; }\nexport function reduce(k, v) { return 1; }\n");
+  const l = await cmr(["run", "--input", words, "--job", leak, "--workers", "1"]);
+  assert.equal(l.code, 1);
+  assert.match(l.stderr, /job code threw a non-standard value in map/);
+  assert.doesNotMatch(l.stderr, /LEAK/);
+});

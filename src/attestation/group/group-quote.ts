@@ -64,7 +64,15 @@ export function verifyRevocationList(raw: string | undefined, g: VerifiedGvcert,
     throw new AttestationError("CMR_ATTEST_REVOKED", "the revocation list is malformed");
   }
   if (!verifySignedJson(LABELS.peRevocations, doc, g.peKey)) throw new AttestationError("CMR_ATTEST_REVOKED", "the revocation list is not signed by the gvcert's provisioning enclave");
-  const list = RevocationListSchema.parse(JSON.parse(doc.text));
+  const parsedList = RevocationListSchema.safeParse((() => {
+    try {
+      return JSON.parse(doc.text);
+    } catch {
+      return undefined;
+    }
+  })());
+  if (!parsedList.success) throw new AttestationError("CMR_ATTEST_REVOKED", "the signed revocation list is malformed");
+  const list = parsedList.data;
   if (list.gvcertId !== g.id) throw new AttestationError("CMR_ATTEST_REVOKED", "the revocation list belongs to another group");
   if (now.getTime() - list.issuedAt > maxAgeMs) {
     throw new AttestationError("CMR_ATTEST_REVOKED", `the revocation list is ${Math.round((now.getTime() - list.issuedAt) / 1000)} s old (max ${Math.round(maxAgeMs / 1000)} s): a host may be withholding a newer one`);

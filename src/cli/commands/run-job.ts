@@ -30,6 +30,8 @@ export interface RunJobOptions {
   quiet?: boolean;
   /** The data owner's name: selects its own enclave on a per-client coordinator (seed [64-72]). */
   client?: string;
+  /** INSECURE: no encryption of data objects (benchmarks, debugging). */
+  insecurePlaintext?: boolean;
 }
 
 export interface RunJobResult {
@@ -43,7 +45,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
   const say = (l: string) => !o.quiet && progress.update(l);
   const session = await attestCoordinator(o.url, o.policy, undefined, { ...(o.client ? { client: o.client } : {}), ...(o.dataType ? { dataType: o.dataType } : {}) });
   say(`attested coordinator ${session.appraisal.measurement.slice(0, 16)}… (${session.appraisal.backend})`);
-  const { uploadId } = await uploadFile(o.url, session, o.input, o.viaStorageDir ? { viaStorageDir: o.viaStorageDir } : {});
+  const { uploadId } = await uploadFile(o.url, session, o.input, { ...(o.viaStorageDir ? { viaStorageDir: o.viaStorageDir } : {}), insecurePlaintext: o.insecurePlaintext === true });
   say(`uploaded ${basename(o.input)} encrypted under the first key`);
   const jobId = `j${randomBytes(8).toString("hex")}`;
   await submitJob(o.url, session, {
@@ -57,6 +59,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     shards: o.shards,
     reducers: o.reducers,
     onBadRecord: o.onBadRecord,
+    insecurePlaintext: o.insecurePlaintext === true,
     ...(o.dataType ? { dataType: o.dataType } : {}),
     policy: o.policy,
   });
@@ -71,6 +74,6 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     const err = status.error ?? { code: "CMR_JOB_FAILED", message: "job failed" };
     throw new CmrError(err.code as never, err.message, err.hint ? { hint: err.hint } : {});
   }
-  const summary = await fetchResult(o.url, session, status, o.out);
+  const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true });
   return { summary, status, coordinator: session.appraisal };
 }

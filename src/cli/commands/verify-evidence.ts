@@ -251,6 +251,7 @@ export async function verifyEvidenceCommand(file: string, o: VerifyEvidenceComma
     judged: policy === undefined ? "authenticity" : "authenticity+policy",
     roots: rootsText,
     authentic: false,
+    ...(o.policy === undefined ? {} : { policy: { file: o.policy, accepted: false } }),
   };
   try {
     const d = detectEvidence(evidence);
@@ -272,7 +273,6 @@ export async function verifyEvidenceCommand(file: string, o: VerifyEvidenceComma
 
   // --- the owner's hardware policy
   if (policy !== undefined && o.policy !== undefined) {
-    outcome.policy = { file: o.policy, accepted: false };
     try {
       if (policy.hardware === undefined) {
         throw new CmrError("CMR_EVIDENCE_POLICY", `the policy in ${o.policy} has no \`hardware\` section, so it accepts no hardware evidence`, {

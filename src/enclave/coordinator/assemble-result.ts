@@ -28,7 +28,7 @@ export async function assembleResult(
   resultKey: SecretKey,
   store: EnclaveObjectStore,
 ): Promise<{ rows: number; sha256: string }> {
-  const sources = inputs.map((i) => checked(i.objectId, i.records, readJsonLines<[string, string]>(store.openDecrypted(i.objectId, i.key, i.sha256), i.objectId)));
+  const sources = inputs.map((i) => checked(i.objectId, i.records, readJsonLines<[string, string]>(store.openDecrypted(i.objectId, i.key, store.plaintext ? undefined : i.sha256), i.objectId)));
   const writer = store.createEncryptedWriter(resultObject, resultKey);
   let rows = 0;
   let buf = "key,value\n";

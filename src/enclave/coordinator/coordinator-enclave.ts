@@ -131,7 +131,7 @@ export class CoordinatorEnclave {
     const uploadObject = objectIds.upload(spec.uploadId);
     const uploadKey = deriveObjectKey(job.client.toEnclave, LABELS.uploadKey, spec.uploadId);
     const targets = Array.from({ length: spec.shards }, (_, i) => ({ objectId: objectIds.shard(spec.jobId, i), key: SecretKey.random("shard-key") }));
-    const split = await splitUpload(spec, uploadObject, uploadKey, targets, this.#store);
+    const split = await splitUpload(spec, uploadObject, uploadKey, targets, this.#store.withMode(spec.insecurePlaintext));
     job.header = split.header;
     job.inputRecords = split.inputRecords;
     job.badRecords = split.badRecords;
@@ -215,6 +215,7 @@ export class CoordinatorEnclave {
       code: job.spec.code,
       reducers: job.spec.reducers,
       onBadRecord: job.spec.onBadRecord,
+      plaintext: job.spec.insecurePlaintext,
       partitions: job.partitionKeys[m]!.map((k, r) => {
         const objectId = objectIds.partition(job.spec.jobId, m, r);
         return { objectId, wrappedKey: wrapKey(kek, k.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };
@@ -265,6 +266,7 @@ export class CoordinatorEnclave {
       attempt,
       reduceIndex: r,
       code: job.spec.code,
+      plaintext: job.spec.insecurePlaintext,
       inputs: job.maps.map((mr, m) => {
         const p = mr.partitions[r]!;
         return { objectId: p.objectId, records: p.records, sha256: p.sha256, wrappedKey: wrapKey(kek, job.partitionKeys[m]![r]!.expose(), { recipient, purpose: "partition-key", objectId: p.objectId }).toString("base64") };
@@ -297,7 +299,7 @@ export class CoordinatorEnclave {
     const resultObject = objectIds.result(job.spec.jobId);
     const resultKey = deriveObjectKey(job.client.fromEnclave, LABELS.resultKey, job.spec.jobId);
     const inputs = job.reduces.map((rr, r) => ({ objectId: rr.output.objectId, sha256: rr.output.sha256, records: rr.outputRecords, key: job.outputKeys[r]! }));
-    const { rows, sha256 } = await assembleResult(inputs, resultObject, resultKey, this.#store);
+    const { rows, sha256 } = await assembleResult(inputs, resultObject, resultKey, this.#store.withMode(job.spec.insecurePlaintext));
     const summary: JobSummary = {
       jobId: job.spec.jobId,
       resultObject,

@@ -110,6 +110,10 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   let boundaries: string[] | null = null;
   if (spec.partition === "range" && field !== null) {
     boundaries = spec.rangeBoundaries ? [...spec.rangeBoundaries].sort(compareKeys) : await sampleBoundaries(spec, field, uploadObject, uploadKey, store);
+    // k boundaries make k+1 ranges; more ranges than shards would route records nowhere.
+    if (boundaries.length > n - 1) {
+      throw new CmrError("CMR_USAGE", `${boundaries.length} range boundaries need ${boundaries.length + 1} shards, but the job has ${n}`, { hint: `use --shards ${boundaries.length + 1} or fewer boundaries` });
+    }
   }
   const read = field === null ? null : keyReader(spec, field);
   const writers = shardTargets.map((t) => store.createEncryptedWriter(t.objectId, t.key));
@@ -123,6 +127,8 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
     let shard: number;
     if (read === null) shard = total % n;
     else {
+      // A column missing from the CSV header is never a skippable bad record: check it first.
+      if (Array.isArray(rec) && total === 0 && badInSplit === 0) fieldIndex(header ?? [], field!, spec.inputName);
       let k: string | undefined;
       try {
         k = read(rec, header, line);

@@ -81,6 +81,13 @@ export function compileJob(code: JobCode, ctx: RecordContext): CompiledJob {
         parseNumber(text, ctx.inputName, line, valueField!);
         return text;
       };
+      const exact = (rec: InputRecord, line: number): dec.Decimal => {
+        const d = dec.parseDecimal(numberOf(rec, line));
+        if (d === undefined) {
+          throw new CmrError("CMR_RECORD_NOT_NUMERIC", `${ctx.inputName} line ${line}: field "${valueField!}" has an exponent too large for an exact sum`, { details: { source: ctx.inputName, line, field: valueField! } });
+        }
+        return d;
+      };
       const merge = {
         count: (a: unknown, b: unknown) => (a as number) + (b as number),
         sum: (a: unknown, b: unknown) => dec.encode(dec.add(dec.decode(a as string), dec.decode(b as string))),
@@ -97,9 +104,9 @@ export function compileJob(code: JobCode, ctx: RecordContext): CompiledJob {
           case "count":
             return 1;
           case "sum":
-            return dec.encode(dec.parseDecimal(numberOf(rec, line))!);
+            return dec.encode(exact(rec, line));
           case "avg":
-            return [dec.encode(dec.parseDecimal(numberOf(rec, line))!), 1];
+            return [dec.encode(exact(rec, line)), 1];
           default:
             return parseNumber(numberOf(rec, line), ctx.inputName, line, valueField!);
         }

@@ -16,7 +16,7 @@ export interface Decimal {
 
 export const ZERO: Decimal = { m: 0n, e: 0 };
 
-const DECIMAL = /^([+-]?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d{1,4}))?$/;
+const DECIMAL = /^([+-]?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/;
 
 /** Parse text that parseNumber already accepted. Returns undefined for anything else. */
 export function parseDecimal(text: string): Decimal | undefined {
@@ -24,6 +24,8 @@ export function parseDecimal(text: string): Decimal | undefined {
   if (m === null) return undefined;
   const frac = m[3] ?? "";
   const exp = Number(m[4] ?? "0") - frac.length;
+  // parseNumber already bounds the value to a finite double; this bounds the work per value.
+  if (!Number.isSafeInteger(exp) || Math.abs(exp) > 2000) return undefined;
   const mant = BigInt(m[2]! + frac);
   return normalize({ m: m[1] === "-" ? -mant : mant, e: exp });
 }

@@ -47,6 +47,8 @@ globalThis.__groupBatch = (fn, json) => {
 globalThis.__currentLine = () => __line;
 `;
 
+const STANDARD_ERRORS = new Set(["Error", "TypeError", "RangeError", "ReferenceError", "SyntaxError", "EvalError", "URIError", "AggregateError"]);
+
 export interface SandboxedJob {
   hasCombine: boolean;
   mapBatch(records: [number, unknown][]): [string, unknown][];
@@ -55,7 +57,7 @@ export interface SandboxedJob {
 }
 
 function stripExports(source: string): string {
-  if (/^\s*import[\s{*]/m.test(source)) {
+  if (/^\s*import[\s{*]/m.test(source) || /\bimport\s*\(/.test(source) || /\bimport\s*\.\s*meta\b/.test(source)) {
     throw new CmrError("CMR_JOB_CODE_REJECTED", "job code may not import modules: it runs without file system, network or process access", {
       hint: "inline what you need in the job file",
     });
@@ -82,8 +84,11 @@ export function loadSandboxedJob(source: string, inputName: string, timeoutMs = 
       } catch {
         line = 0;
       }
-      // The job's own error message may quote record contents, so only its type crosses.
-      const kind = typeof e === "object" && e !== null && "name" in e ? String((e as Error).name) : "error";
+      // The job's own error message (and even a custom error name) may quote record contents,
+      // so only a standard error type, or "timeout", crosses.
+      const name = typeof e === "object" && e !== null && "name" in e ? String((e as Error).name) : "";
+      const timedOut = (e as { code?: string })?.code === "ERR_SCRIPT_EXECUTION_TIMEOUT";
+      const kind = timedOut ? "a timeout" : STANDARD_ERRORS.has(name) ? name : "a non-standard value";
       throw new CmrError("CMR_JOB_CODE_ERROR", `job code threw ${kind} in ${what}${line ? ` at ${inputName} line ${line}` : ""}`, {
         hint: "run the job on a small sample with --plaintext to debug it locally",
         details: line ? { source: inputName, line } : {},

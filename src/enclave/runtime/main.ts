@@ -118,4 +118,9 @@ const handlers: Record<string, Handler> = {
   measurement: () => ({ measurement: tee?.measurement().toString("hex") ?? null }),
 };
 
+// A stray rejected promise (from job code, say) must not take the enclave down with it.
+process.on("unhandledRejection", () => {
+  process.stderr.write("[enclave] ignored an unhandled promise rejection\n");
+});
+
 serveEcalls(handlers);

@@ -12,7 +12,7 @@ import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync, sta
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import type { Readable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import { CmrError, IntegrityError } from "../../errors.ts";
 import { assertObjectId } from "../../protocol/object-ids.ts";
 import { DecryptStream, EncryptStream } from "../../crypto/aead-stream.ts";
@@ -28,9 +28,20 @@ import { createHash } from "node:crypto";
 
 export class EnclaveObjectStore {
   readonly root: string;
+  /**
+   * INSECURE benchmark/debug mode (`cmr run --plaintext`): objects are stored as plain bytes,
+   * with no encryption and no digests, so the engine's own cost can be measured against the
+   * cost of confidentiality. Chosen per job by the data owner in the sealed job.
+   */
+  readonly plaintext: boolean;
 
-  constructor(root: string) {
+  constructor(root: string, plaintext = false) {
     this.root = root;
+    this.plaintext = plaintext;
+  }
+
+  withMode(plaintext: boolean): EnclaveObjectStore {
+    return plaintext === this.plaintext ? this : new EnclaveObjectStore(this.root, plaintext);
   }
 
   path(objectId: string): string {
@@ -52,6 +63,7 @@ export class EnclaveObjectStore {
       throw new CmrError("CMR_STORAGE_NOT_FOUND", `object ${objectId} is missing from storage`, { hint: "the object was deleted or never written; re-upload or re-run the job" });
     }
     const src = createReadStream(p, { highWaterMark: 1024 * 1024 });
+    if (this.plaintext) return src;
     const dec = new DecryptStream(key.expose(), { streamId: objectId });
     if (expectSha256 !== undefined) {
       // The digest its writer declared: catches a valid but different ciphertext (an older
@@ -78,9 +90,10 @@ export class EnclaveObjectStore {
     const tmp = `${p}.tmp-${randomBytes(6).toString("hex")}`;
     const hash = createHash("sha256");
     let bytes = 0;
-    const enc = new EncryptStream(key.expose(), { streamId: objectId });
+    const plaintext = this.plaintext;
+    const enc = plaintext ? new PassThrough() : new EncryptStream(key.expose(), { streamId: objectId });
     enc.on("data", (d: Buffer) => {
-      hash.update(d);
+      if (!plaintext) hash.update(d);
       bytes += d.length;
     });
     const done = pipeline(enc, createWriteStream(tmp));
@@ -106,7 +119,7 @@ export class EnclaveObjectStore {
           rmSync(tmp, { force: true });
           throw e;
         }
-        return { sha256: hash.digest("hex"), bytes };
+        return { sha256: plaintext ? "" : hash.digest("hex"), bytes };
       },
       abort(): void {
         enc.destroy();

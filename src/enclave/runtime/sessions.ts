@@ -34,6 +34,7 @@ export class SessionTable<T extends SessionKeys> {
     if (this.#sessions.size >= MAX_SESSIONS) {
       const oldest = this.#sessions.keys().next().value as string;
       this.#sessions.get(oldest)?.toEnclave.destroy();
+      this.#sessions.get(oldest)?.fromEnclave.destroy();
       this.#sessions.delete(oldest);
     }
     this.#sessions.set(s.sessionId, s);

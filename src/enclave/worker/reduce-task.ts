@@ -35,7 +35,7 @@ export async function runReduceTask(task: ReduceTask, inputKeys: SecretKey[], ou
   const job = compileJob(task.code, { format: "jsonl", header: null, inputName: task.jobId });
   const tally = { n: 0 };
   const sources = task.inputs.map((inp, i) =>
-    counted(inp.objectId, inp.records, readJsonLines<[string, unknown]>(store.openDecrypted(inp.objectId, inputKeys[i]!, inp.sha256), inp.objectId), tally),
+    counted(inp.objectId, inp.records, readJsonLines<[string, unknown]>(store.openDecrypted(inp.objectId, inputKeys[i]!, store.plaintext ? undefined : inp.sha256), inp.objectId), tally),
   );
   const writer = store.createEncryptedWriter(task.output.objectId, outputKey);
   let outputRecords = 0;

@@ -53,7 +53,7 @@ export class WorkerEnclave {
     const shardKey = this.#unwrap(session, task.wrappedShardKey, "shard-key", task.shardObject);
     const partitionKeys = task.partitions.map((p) => this.#unwrap(session, p.wrappedKey, "partition-key", p.objectId));
     try {
-      const result = await runMapTask(task, shardKey, partitionKeys, this.#store);
+      const result = await runMapTask(task, shardKey, partitionKeys, this.#store.withMode(task.plaintext === true));
       return { taskId: task.taskId, sealedResult: sealEnvelope(session.fromEnclave.expose(), result, { recipient: session.sessionId, purpose: "task-result", objectId: task.taskId }) };
     } finally {
       shardKey.destroy();
@@ -66,7 +66,7 @@ export class WorkerEnclave {
     const inputKeys = task.inputs.map((i) => this.#unwrap(session, i.wrappedKey, "partition-key", i.objectId));
     const outputKey = this.#unwrap(session, task.output.wrappedKey, "result-key", task.output.objectId);
     try {
-      const result = await runReduceTask(task, inputKeys, outputKey, this.#store);
+      const result = await runReduceTask(task, inputKeys, outputKey, this.#store.withMode(task.plaintext === true));
       return { taskId: task.taskId, sealedResult: sealEnvelope(session.fromEnclave.expose(), result, { recipient: session.sessionId, purpose: "task-result", objectId: task.taskId }) };
     } finally {
       for (const k of inputKeys) k.destroy();

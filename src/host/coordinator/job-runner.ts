@@ -197,7 +197,9 @@ export class JobRunner {
         }
       }
     };
-    await Promise.all(workers.map(runOn));
+    // A task lost late in a phase goes back to the queue after the other workers have stopped
+    // looking: keep going while live workers and queued tasks remain.
+    while (fatal === undefined && queue.length > 0 && pool.length > 0) await Promise.all([...pool].map(runOn));
     if (fatal !== undefined) throw fatal;
     if (queue.length) throw new CmrError("CMR_WORKER_LOST", `${queue.length} ${phase} task(s) could not be placed: no live attested worker left`);
   }

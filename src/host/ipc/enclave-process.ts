@@ -60,7 +60,11 @@ export class EnclaveProcess {
     // Profiling hook for development (e.g. "--cpu-prof"): the host picks the command line of the
     // enclave process anyway; under a real TEE the measured manifest fixes it.
     const execArgv = (process.env[ENV.enclaveExecArgv] ?? "").split(" ").filter(Boolean);
-    const child = spawn(process.execPath, [...execArgv, opts.programPath], { stdio: ["pipe", "pipe", "inherit"] });
+    const launcher = (process.env[ENV.enclaveLauncher] ?? "").split(" ").filter(Boolean);
+    const child =
+      launcher.length > 0
+        ? spawn(launcher[0]!, launcher.slice(1), { stdio: ["pipe", "pipe", "inherit"] })
+        : spawn(process.execPath, [...execArgv, opts.programPath], { stdio: ["pipe", "pipe", "inherit"] });
     return new EnclaveProcess(child, opts);
   }
 

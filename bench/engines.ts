@@ -41,6 +41,8 @@ export interface RunOutcome {
   note?: string;
   /** cmr's own "done: ..." line with its phase timings. */
   engineReport?: string;
+  /** 1-minute load average when the run started: above the core count, something else competed for the CPUs. */
+  loadAvg1AtStart?: number;
 }
 
 interface Spawned {

@@ -17,7 +17,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, release, totalmem } from "node:os";
+import { cpus, loadavg, release, totalmem } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -101,6 +101,7 @@ const say = (l: string) => {
 if (!existsSync(join(root, "dist", "cmr.mjs")) || !existsSync(join(root, "dist", "enclave.mjs"))) fail("dist/ is missing: run `npm run build` (npm run bench does it)");
 
 const startedAt = new Date();
+const loadAvgAtStart = loadavg();
 const stamp = startedAt.toISOString().replace(/\.\d+Z$/, "Z").replaceAll(":", "-");
 const dataDir = join(benchDir, "data");
 const outDir = join(dataDir, `out-${stamp}`);
@@ -126,7 +127,8 @@ async function timed(label: string, once: () => Promise<RunOutcome>): Promise<Ru
   const all: RunOutcome[] = [];
   for (let i = 0; i < repeat; i++) {
     log(`${label}${repeat > 1 ? ` (${i + 1}/${repeat})` : ""}…`);
-    const r = await once();
+    const load = loadavg()[0]!;
+    const r = { ...(await once()), loadAvg1AtStart: Math.round(load * 100) / 100 };
     all.push(r);
     log(`  ${r.status}${r.seconds !== undefined ? ` ${r.seconds.toFixed(2)} s, ${r.mbPerSecond!.toFixed(1)} MB/s` : ""}${r.note ? `: ${r.note}` : ""}`);
     if (r.status !== "ok") return r;
@@ -218,7 +220,7 @@ const doc = {
   startedAt: startedAt.toISOString(),
   finishedAt: new Date().toISOString(),
   command,
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, memoryBytes: totalmem(), kernel: release(), node: process.version },
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, memoryBytes: totalmem(), kernel: release(), node: process.version, loadAvgAtStart, loadAvgAtEnd: loadavg() },
   versions: { gitHead, enclaveSha256: enclaveSha, sqlite3: sqlite.path ? (sqlite as { version?: string }).version ?? null : null, duckdb: duckdbVersion ?? null },
   dataset: { path: relative(root, dataset.path), bytes: dataset.bytes, rows: dataset.rows, seed: dataset.seed, distinctKeys: dataset.distinctKeys, generatorVersion: dataset.generatorVersion, reused: !dataset.generated, generateSeconds: dataset.generateSeconds },
   options: { ops, workers: workerCounts, engines: [...engines], repeat },
@@ -234,6 +236,8 @@ writeFileSync(resultsPath, JSON.stringify(doc, null, 2) + "\n");
 if (jsonOnly) process.stdout.write(JSON.stringify(doc, null, 2) + "\n");
 say("");
 say(`cmr bench: ${formatSize(dataset.bytes)} CSV (${dataset.rows} rows, ${dataset.distinctKeys} keys, seed ${dataset.seed}), ${cpus().length} cores, Node ${process.version}`);
+const busiest = Math.max(...runs.map((r) => r.loadAvg1AtStart ?? 0));
+if (busiest > cpus().length) say(`note: the 1-minute load average reached ${busiest.toFixed(1)} on ${cpus().length} cores during the runs: other processes competed for the CPUs, so times are noisy (see loadAvg1AtStart per run in the JSON; --repeat N helps)`);
 say("");
 say(formatRows(rows));
 say("");

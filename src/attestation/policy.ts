@@ -47,6 +47,11 @@ export const PolicySchema = z
     requireGroupAttestation: z.boolean().default(false),
     maxGvcertAgeDays: z.number().positive().max(3650).default(365),
     maxRevocationAgeSeconds: z.number().positive().max(7 * 86400).default(3600),
+    /**
+     * Require the coordinator to run this owner's job in an enclave of its own (seed [64-72]):
+     * "client" or "data-type". Absent: the client follows the coordinator's announced mode.
+     */
+    requireIsolation: z.enum(["client", "data-type"]).optional(),
   })
   .strict();
 

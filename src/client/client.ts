@@ -40,7 +40,9 @@ export interface JobStatus {
  * coordinator's isolation mode says for this client name and data type.
  */
 export async function attestCoordinator(url: string, policy: Policy, now?: () => Date, who: { client?: string; dataType?: string } = {}): Promise<VerifiedSession> {
-  const health = await getJson<{ isolation?: string }>(`${url}/v1/health`);
+  // The host's announced isolation is only a hint; a policy that requires one overrides it, and
+  // the answering enclave's attested claims must then name exactly that scope.
+  const health = policy.requireIsolation ? { isolation: policy.requireIsolation } : await getJson<{ isolation?: string }>(`${url}/v1/health`);
   const scope = health.isolation === "shared" ? "shared" : health.isolation === "data-type" ? `type:${who.dataType ?? "default"}` : `client:${who.client ?? "default"}`;
   const hs = new Handshake("first-key", "coordinator", scope);
   const response = await postJson<unknown>(`${url}/v1/attest`, hs.request(), 30_000);

@@ -73,3 +73,19 @@ test("two clients at once: separate enclaves, separate keys, no cross-use", asyn
     await c.stop();
   }
 });
+
+test("a policy that requires per-client isolation refuses a coordinator running one shared enclave", async () => {
+  const { startCoordinator } = await import("../../src/host/coordinator/coordinator-service.ts");
+  const { LocalBlobStore } = await import("../../src/host/storage/blob-store.ts");
+  const { enclaveProgramPath } = await import("../../src/host/config.ts");
+  const c = await startTestCluster([]);
+  const shared = await startCoordinator({ port: 0, dataDir: c.dataDir, store: new LocalBlobStore(c.storageDir), programPath: enclaveProgramPath(), backend: "simulated", isolation: "shared" });
+  try {
+    const ok = await attestCoordinator(shared.url, c.policy);
+    assert.equal(ok.claims.scope, "shared", "without a requirement the client follows the announced mode");
+    await assert.rejects(attestCoordinator(shared.url, { ...c.policy, requireIsolation: "client" }, undefined, { client: "bank-a" }), { code: "CMR_ATTEST_CLAIMS" });
+  } finally {
+    await shared.stop();
+    await c.stop();
+  }
+});

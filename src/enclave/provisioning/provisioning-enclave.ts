@@ -60,10 +60,17 @@ export class ProvisioningEnclave {
   #state: State | undefined;
   #registration: { isk: IssuerSecretKey; ipkHex: string; peKey: KeyObject; pePublicPem: string; peTimestamp: number; nonce: string; quote: Evidence } | undefined;
   readonly #joins = new Map<string, number>();
+  /**
+   * Which enclave builds may join (seed [92]: the PE checks the attester's quote). A member key
+   * lets its holder sign any measurement claim, so only approved builds may hold one. Default:
+   * this PE's own build (cmr runs one enclave bundle for every role).
+   */
+  readonly #joinMeasurements: string[];
 
-  constructor(tee: TeeBackend, vendorRoots: string[]) {
+  constructor(tee: TeeBackend, vendorRoots: string[], joinMeasurements?: string[]) {
     this.#tee = tee;
     this.#vendorRoots = vendorRoots;
+    this.#joinMeasurements = joinMeasurements && joinMeasurements.length ? joinMeasurements : [tee.measurement().toString("hex")];
   }
 
   #ready(): State {
@@ -141,6 +148,11 @@ export class ProvisioningEnclave {
     const req = Buffer.from(String(args.joinRequest), "hex");
     if (report.quoteSha256 !== quoteDigest(quote) || report.reportData !== joinReportData(req, Buffer.from(nonce, "hex")).toString("hex")) {
       throw new CmrError("CMR_ATTEST_KEY_BINDING", "the vendor report does not vouch for this join request and nonce");
+    }
+    if (!this.#joinMeasurements.includes(report.measurement)) {
+      throw new CmrError("CMR_ATTEST_MEASUREMENT", `a build with measurement ${report.measurement} asked to join; this group admits ${this.#joinMeasurements.join(", ")}`, {
+        hint: "start the verifier with --allow-measurement for every enclave build that may join",
+      });
     }
     const request = decodeJoinRequest(req);
     const credential = issueCredential(s.isk, request, Buffer.from(nonce, "hex"));

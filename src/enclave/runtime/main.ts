@@ -33,6 +33,8 @@ const InitSchema = z.object({
   scope: z.string().min(1).max(200).optional(),
   /** The attester's member credential, sealed by this enclave build on this platform. */
   sealedMember: z.string().max(1 << 16).optional(),
+  /** Provisioning enclave: measurements of the enclave builds allowed to join its group. */
+  joinMeasurements: z.array(z.string().regex(/^[0-9a-f]{64,96}$/)).max(64).optional(),
 });
 
 /** The simulated vendor root(s) this platform was provisioned under: the enclave's own copy. */
@@ -55,7 +57,7 @@ const handlers: Record<string, Handler> = {
     const store = new EnclaveObjectStore(a.storageDir);
     const roots = vendorRoots(a.dataDir);
     if (a.role === "provisioning") {
-      const pe = new ProvisioningEnclave(tee, roots);
+      const pe = new ProvisioningEnclave(tee, roots, a.joinMeasurements);
       Object.assign(handlers, {
         beginRegistration: () => pe.beginRegistration(),
         completeRegistration: (x: unknown) => pe.completeRegistration(x as never),

@@ -25,6 +25,8 @@ export interface VerifierOptions {
   /** Data directory holding the simulated vendor's root key (default: dataDir). */
   vendorDir?: string;
   programPath: string;
+  /** Enclave builds allowed to join (default: the verifier's own build). */
+  allowMeasurements?: string[];
   log?: (line: string) => void;
 }
 
@@ -68,7 +70,7 @@ export async function startVerifier(opts: VerifierOptions): Promise<RunningVerif
   const vendor = new SimulatedVendor(opts.vendorDir ?? opts.dataDir);
 
   const enclave = EnclaveProcess.start({ programPath: opts.programPath, label: "provisioning enclave" });
-  await enclave.call("init", { role: "provisioning", backend: "simulated", dataDir: opts.dataDir, storageDir: dir, enclaveId: "provisioning" });
+  await enclave.call("init", { role: "provisioning", backend: "simulated", dataDir: opts.dataDir, storageDir: dir, enclaveId: "provisioning", ...(opts.allowMeasurements?.length ? { joinMeasurements: opts.allowMeasurements } : {}) });
   const stateFile = join(dir, "pe-state.sealed");
   let gvcert: string;
   let gvcertId: string;

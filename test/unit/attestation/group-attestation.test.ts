@@ -113,7 +113,7 @@ test("check 2, group signature: a flipped signature byte -> CMR_ATTEST_GROUP_SIG
 });
 
 test("check 2, forged: a member of another group presenting this group's gvcert -> CMR_ATTEST_GROUP_SIGNATURE", async () => {
-  const otherPe = new ProvisioningEnclave((await simPlatform({ vendorDir: vendorNode.dataDir })).tee, roots);
+  const otherPe = new ProvisioningEnclave((await simPlatform({ vendorDir: vendorNode.dataDir })).tee, roots, [measurement]);
   await register(otherPe);
   const rogue = new GroupAttester(nodeA.tee, roots);
   const start = otherPe.joinStart();
@@ -186,6 +186,14 @@ test("sealing: a restarted PE keeps its group; another build cannot unseal PE st
   assert.equal(await reloaded.load(sealedA), reg.gvcertId);
   const foreignA = new SimulatedTee({ backend: "simulated", dataDir: nodeA.dataDir, programPath: otherBuild });
   await assert.rejects(new GroupAttester(foreignA, roots).load(sealedA), { code: "CMR_UNSEAL_FAILED" });
+});
+
+test("join: an enclave build the group does not admit cannot obtain a member key", async () => {
+  const otherBuild = await simPlatform({ vendorDir: vendorNode.dataDir, program: "// some other build\n" });
+  const attester = new GroupAttester(otherBuild.tee, roots);
+  const start = pe.joinStart();
+  const prep = await attester.prepareJoin(start);
+  assert.throws(() => pe.joinFinish({ nonce: start.nonce, joinRequest: prep.joinRequest, quote: prep.quote, vendorReport: vendor.report(prep.quote) }), { code: "CMR_ATTEST_MEASUREMENT" });
 });
 
 test("join: a used nonce, or a vendor report about another quote, is refused", async () => {

@@ -16,7 +16,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { ProcessTreeMonitor, peakByRole, type ProcessPeak } from "./proc-monitor.ts";
+import { machineBusySeconds, ProcessTreeMonitor, peakByRole, type ProcessPeak } from "./proc-monitor.ts";
 
 export type Engine = "confidential" | "plaintext" | "sqlite3" | "duckdb";
 export type Op = "max" | "sum";
@@ -41,11 +41,19 @@ export interface RunOutcome {
   note?: string;
   /** cmr's own "done: ..." line with its phase timings. */
   engineReport?: string;
-  /** 1-minute load average when the run started: above the core count, something else competed for the CPUs. */
-  loadAvg1AtStart?: number;
+  /** CPU seconds (user + system) used by the engine's processes, as last seen by the monitor. */
+  cpuSeconds?: number;
+  /**
+   * CPU seconds the rest of the machine used during the run (busy time from /proc/stat minus the
+   * engine's): the harness's own polling is a few percent of that; much more means other work
+   * competed for the cores and the time is noisy.
+   */
+  otherCpuSeconds?: number;
 }
 
 interface Spawned {
+  cpuSeconds: number;
+  otherCpuSeconds: number;
   code: number | null;
   signal: NodeJS.Signals | null;
   seconds: number;
@@ -61,6 +69,7 @@ function quote(a: string): string {
 /** Spawn, watch its process tree every pollMs, wait for exit. */
 export function runWatched(cmd: string, args: string[], opts: { rootRole: string; stdin?: string; env?: NodeJS.ProcessEnv; pollMs?: number; cwd?: string }): Promise<Spawned> {
   return new Promise((resolve, reject) => {
+    const busy0 = machineBusySeconds();
     const t0 = performance.now();
     const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: opts.env ?? process.env, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     if (child.pid === undefined) {
@@ -80,9 +89,16 @@ export function runWatched(cmd: string, args: string[], opts: { rootRole: string
     });
     child.once("close", (code, signal) => {
       const seconds = (performance.now() - t0) / 1000;
-      resolve({ code, signal, seconds, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), processes: mon.stop() });
+      const processes = mon.stop();
+      const cpuSeconds = processes.reduce((a, p) => a + p.cpuSeconds, 0);
+      const otherCpuSeconds = Math.max(0, machineBusySeconds() - busy0 - cpuSeconds);
+      resolve({ code, signal, seconds, cpuSeconds, otherCpuSeconds, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), processes });
     });
   });
+}
+
+function cpuOf(r: Spawned): { cpuSeconds: number; otherCpuSeconds: number } {
+  return { cpuSeconds: Math.round(r.cpuSeconds * 100) / 100, otherCpuSeconds: Math.round(r.otherCpuSeconds * 100) / 100 };
 }
 
 function tail(s: string, lines = 4): string {
@@ -109,7 +125,7 @@ export async function runCmr(o: CmrRunOptions): Promise<RunOutcome> {
   const command = ["node", ...args].map(quote).join(" ");
   // CI=true: one progress line per update instead of a redrawn TTY line (stderr is a pipe anyway).
   const r = await runWatched(process.execPath, args, { rootRole: "cli", env: { ...process.env, CI: "true" } });
-  const base = { engine, op: o.op, workers: o.workers, command, processes: r.processes, peakRssByRole: peakByRole(r.processes) };
+  const base = { engine, op: o.op, workers: o.workers, command, processes: r.processes, peakRssByRole: peakByRole(r.processes), ...cpuOf(r) };
   if (o.plaintext && r.code === 2 && /CMR_USAGE|unknown option/.test(r.stderr)) {
     return { ...base, status: "not available", note: tail(r.stderr, 2) };
   }
@@ -156,7 +172,7 @@ export async function runSqlite3(o: { sqlite3: string; input: string; inputBytes
   ].join("\n");
   const command = `${o.sqlite3} :memory: <<'SQL'\n${script}SQL`;
   const r = await runWatched(o.sqlite3, [":memory:"], { rootRole: "sqlite3", stdin: script });
-  const base = { engine: "sqlite3" as const, op: o.op, command, processes: r.processes, peakRssByRole: peakByRole(r.processes) };
+  const base = { engine: "sqlite3" as const, op: o.op, command, processes: r.processes, peakRssByRole: peakByRole(r.processes), ...cpuOf(r) };
   if (r.code !== 0 || !existsSync(outPath)) return { ...base, status: "failed", processSeconds: r.seconds, note: `exit ${r.code ?? r.signal}: ${tail(r.stderr)}` };
   return { ...base, status: "ok", seconds: r.seconds, processSeconds: r.seconds, mbPerSecond: o.inputBytes / 1e6 / r.seconds, outPath };
 }
@@ -168,7 +184,7 @@ export async function runDuckdb(o: { input: string; inputBytes: number; op: Op; 
   const args = ["--import", "tsx", script, o.input, o.op, outPath];
   const command = ["node", ...args].map(quote).join(" ");
   const r = await runWatched(process.execPath, args, { rootRole: "duckdb", cwd: join(o.benchDir, "..") });
-  const base = { engine: "duckdb" as const, op: o.op, command, processes: r.processes, peakRssByRole: peakByRole(r.processes) };
+  const base = { engine: "duckdb" as const, op: o.op, command, processes: r.processes, peakRssByRole: peakByRole(r.processes), ...cpuOf(r) };
   if (r.code !== 0 || !existsSync(outPath)) return { ...base, status: "failed", processSeconds: r.seconds, note: `exit ${r.code ?? r.signal}: ${tail(r.stderr)}` };
   const report = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { seconds?: number; version?: string };
   const seconds = report.seconds ?? r.seconds;

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename } from "node:path";
 
@@ -32,6 +33,8 @@ export interface ProcessPeak {
   peakRssBytes: number;
   /** Clock ticks since boot at process start (/proc/<pid>/stat field 22): orders the processes. */
   startTicks: number;
+  /** User + system CPU seconds at the last poll (/proc/<pid>/stat fields 14 and 15). */
+  cpuSeconds: number;
   polls: number;
 }
 
@@ -79,12 +82,33 @@ function childrenByScan(): Map<number, number[]> {
   return byParent;
 }
 
-function startTicksOf(pid: number): number | undefined {
+let clockTicks: number | undefined;
+/** sysconf(_SC_CLK_TCK): the unit of /proc times (100 on every Linux we know). */
+export function clockTicksPerSecond(): number {
+  if (clockTicks === undefined) {
+    const r = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
+    const n = Number((r.stdout ?? "").trim());
+    clockTicks = Number.isInteger(n) && n > 0 ? n : 100;
+  }
+  return clockTicks;
+}
+
+function statOf(pid: number): { startTicks: number; cpuTicks: number } | undefined {
   const stat = readText(`/proc/${pid}/stat`);
   if (!stat) return undefined;
-  // Fields after the parenthesised comm: state is field 3, starttime field 22.
+  // Fields after the parenthesised comm start at field 3 (state): utime is field 14, stime 15,
+  // starttime 22.
   const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(rest[19]);
+  return { startTicks: Number(rest[19]), cpuTicks: Number(rest[11]) + Number(rest[12]) };
+}
+
+/** Busy CPU time of the whole machine so far, in seconds (all of /proc/stat's "cpu" line but idle and iowait). */
+export function machineBusySeconds(): number {
+  const line = (readText("/proc/stat") ?? "").split("\n")[0] ?? "";
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is already inside user).
+  const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+  return busy / clockTicksPerSecond();
 }
 
 function kbField(status: string, name: string): number {
@@ -137,9 +161,9 @@ export class ProcessTreeMonitor {
   #sample(pid: number): void {
     const status = readText(`/proc/${pid}/status`);
     const cmdRaw = readText(`/proc/${pid}/cmdline`);
-    const startTicks = startTicksOf(pid);
+    const st = statOf(pid);
     let t = this.#tracked.get(pid);
-    if (status === undefined || cmdRaw === undefined || startTicks === undefined || (t && t.startTicks !== startTicks)) {
+    if (status === undefined || cmdRaw === undefined || st === undefined || (t && t.startTicks !== st.startTicks)) {
       if (t) t.gone = true; // exited (or the pid was reused: stop following it)
       return;
     }
@@ -147,7 +171,7 @@ export class ProcessTreeMonitor {
     const cmdline = describeCmdline(cmdRaw);
     const rss = Math.max(kbField(status, "VmHWM"), kbField(status, "VmRSS"));
     if (!t) {
-      t = { pid, role: "", cmdline, peakRssBytes: 0, startTicks, polls: 0, gone: false };
+      t = { pid, role: "", cmdline, peakRssBytes: 0, startTicks: st.startTicks, cpuSeconds: 0, polls: 0, gone: false };
       this.#tracked.set(pid, t);
     }
     if (t.cmdline !== cmdline) {
@@ -156,6 +180,7 @@ export class ProcessTreeMonitor {
       t.peakRssBytes = 0;
     }
     t.peakRssBytes = Math.max(t.peakRssBytes, rss);
+    t.cpuSeconds = st.cpuTicks / clockTicksPerSecond();
     t.polls++;
   }
 
@@ -171,7 +196,7 @@ export class ProcessTreeMonitor {
       else if (/\benclave\.mjs\b/.test(t.cmdline)) role = enclaves++ === 0 ? "coordinator-enclave" : "worker-enclave";
       else if (/cmr(\.mjs)? (coordinator|worker|verifier)\b/.test(t.cmdline)) role = `${/cmr(?:\.mjs)? (coordinator|worker|verifier)\b/.exec(t.cmdline)![1]}-host`;
       else role = basename(t.cmdline.split(" ")[0] ?? "other");
-      return { pid: t.pid, role, cmdline: t.cmdline, peakRssBytes: t.peakRssBytes, startTicks: t.startTicks, polls: t.polls };
+      return { pid: t.pid, role, cmdline: t.cmdline, peakRssBytes: t.peakRssBytes, startTicks: t.startTicks, cpuSeconds: t.cpuSeconds, polls: t.polls };
     });
   }
 }

@@ -127,8 +127,7 @@ async function timed(label: string, once: () => Promise<RunOutcome>): Promise<Ru
   const all: RunOutcome[] = [];
   for (let i = 0; i < repeat; i++) {
     log(`${label}${repeat > 1 ? ` (${i + 1}/${repeat})` : ""}…`);
-    const load = loadavg()[0]!;
-    const r = { ...(await once()), loadAvg1AtStart: Math.round(load * 100) / 100 };
+    const r = await once();
     all.push(r);
     log(`  ${r.status}${r.seconds !== undefined ? ` ${r.seconds.toFixed(2)} s, ${r.mbPerSecond!.toFixed(1)} MB/s` : ""}${r.note ? `: ${r.note}` : ""}`);
     if (r.status !== "ok") return r;
@@ -192,7 +191,7 @@ for (const op of ops) {
 
 // 4. The ceiling: AES-GCM throughput and the attestation handshake.
 let aes: AesResult | undefined;
-let handshake: HandshakeResult = {};
+let handshake: HandshakeResult = { inProcessError: "skipped: --no-ceiling" };
 if (!args["no-ceiling"]) {
   log("AES-256-GCM throughput (512 MiB in 1 MiB frames, 3 runs)…");
   aes = measureAesGcm();
@@ -236,8 +235,9 @@ writeFileSync(resultsPath, JSON.stringify(doc, null, 2) + "\n");
 if (jsonOnly) process.stdout.write(JSON.stringify(doc, null, 2) + "\n");
 say("");
 say(`cmr bench: ${formatSize(dataset.bytes)} CSV (${dataset.rows} rows, ${dataset.distinctKeys} keys, seed ${dataset.seed}), ${cpus().length} cores, Node ${process.version}`);
-const busiest = Math.max(...runs.map((r) => r.loadAvg1AtStart ?? 0));
-if (busiest > cpus().length) say(`note: the 1-minute load average reached ${busiest.toFixed(1)} on ${cpus().length} cores during the runs: other processes competed for the CPUs, so times are noisy (see loadAvg1AtStart per run in the JSON; --repeat N helps)`);
+const otherCores = (r: RunOutcome) => (r.processSeconds && r.otherCpuSeconds !== undefined ? r.otherCpuSeconds / r.processSeconds : 0);
+const noisy = runs.filter((r) => otherCores(r) > 0.25);
+if (noisy.length) say(`note: during ${noisy.length} of ${runs.length} runs other processes used more than a quarter of a core (up to ${Math.max(...noisy.map(otherCores)).toFixed(2)} of ${cpus().length} cores; otherCpuSeconds in the JSON): those times are noisy; --repeat N helps`);
 say("");
 say(formatRows(rows));
 say("");

@@ -205,6 +205,11 @@ program
   .addOption(new Option("--on-bad-record <what>", "what to do with malformed records").choices(["fail", "skip"]).default("fail"))
   .option("--data-type <type>", "preset data type of the input (workers must be attested for it)")
   .option("--out <file>", "write the result CSV here (default: stdout); written only if the job succeeds")
+  .option("--sort-buffer-mb <n>", "map-side buffer per task before sorted runs spill to storage (encrypted)", (v: string) => {
+    const n = Number(v);
+    if (!(n > 0)) throw new CmrError("CMR_USAGE", `--sort-buffer-mb expects a positive number, got ${JSON.stringify(v)}`);
+    return n;
+  })
   .option("--client <name>", "your name as a data owner: a per-client coordinator runs your job in your own enclave", "default")
   .option("--coordinator <url>", "use a running cluster instead of an embedded local one")
   .option("--policy <file>", "the data owner's policy (required with --coordinator)")
@@ -266,6 +271,7 @@ program
         out: o.out ? String(o.out) : process.stdout,
         client: String(o.client),
         insecurePlaintext: o.plaintext === true,
+        ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}),
       });
       process.stderr.write(`done: ${summary.rows} keys from ${summary.inputRecords} records${summary.badRecords ? `, ${summary.badRecords} bad records skipped` : ""}; ${summary.shards.length} shards, ${summary.reducers.length} reducers; ${Date.now() - t0} ms (${Object.entries(status.timings).map(([k, v]) => `${k} ${v}`).join(", ")})\n`);
     } finally {

@@ -37,6 +37,8 @@ export const JobSpecSchema = z.object({
   shards: z.number().int().min(1).max(1024),
   reducers: z.number().int().min(1).max(1024),
   onBadRecord: z.enum(["fail", "skip"]).default("fail"),
+  /** Map-side sort buffer: above this, sorted runs spill to storage (encrypted). */
+  sortBufferMB: z.number().min(0.001).max(4096).default(64),
   /** INSECURE (`cmr run --plaintext`): no encryption of the upload, shards, partitions or result. */
   insecurePlaintext: z.boolean().default(false),
   /** The data owner's policy, so the coordinator enclave attests workers by the owner's rules. */
@@ -62,6 +64,7 @@ export interface MapTask {
   reducers: number;
   onBadRecord: "fail" | "skip";
   plaintext: boolean;
+  sortBufferBytes: number;
   partitions: { objectId: string; wrappedKey: string }[];
 }
 

@@ -7,6 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runJob } from "../../src/cli/commands/run-job.ts";
@@ -20,7 +21,7 @@ const jsonl = join(dir, "tx.jsonl");
 writeCsv(csv, rows);
 writeJsonl(jsonl, rows);
 
-async function run(c: TestCluster, o: { op: Op; input?: string; format?: "csv" | "jsonl"; partition?: "hash" | "range"; shards?: number; reducers?: number; boundaries?: string[] }): Promise<string> {
+async function run(c: TestCluster, o: { op: Op; input?: string; format?: "csv" | "jsonl"; partition?: "hash" | "range"; shards?: number; reducers?: number; boundaries?: string[]; sortBufferMB?: number }): Promise<string> {
   const out = join(dir, `out-${Math.random().toString(36).slice(2)}.csv`);
   await runJob({
     url: c.coordinator.url,
@@ -35,6 +36,7 @@ async function run(c: TestCluster, o: { op: Op; input?: string; format?: "csv" |
     onBadRecord: "fail",
     out,
     quiet: true,
+    ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
   });
   return readFileSync(out, "utf8");
 }
@@ -55,6 +57,17 @@ describe("5 workers, CSV, every op", () => {
   });
   test("avg with range partitioning (given boundaries) matches", async () => {
     assert.equal(await run(c, { op: "avg", partition: "range", boundaries: ["O", "z"] }), expectedCsv(rows, "avg"));
+  });
+  test("a tiny sort buffer forces many encrypted spills; sum and avg still match", async () => {
+    assert.equal(await run(c, { op: "sum", sortBufferMB: 0.002 }), expectedCsv(rows, "sum"));
+    assert.equal(await run(c, { op: "avg", input: jsonl, format: "jsonl", sortBufferMB: 0.002 }), expectedCsv(rows, "avg"));
+  });
+  test("a custom job without combine spills raw map output and still counts right", async () => {
+    const source = "export function map(r, emit) { emit(r.key, 1); }\nexport function reduce(k, vs) { return vs.length; }\n";
+    const sha256 = createHash("sha256").update(source).digest("hex");
+    const out = join(dir, "custom-spill.csv");
+    await runJob({ url: c.coordinator.url, policy: { ...c.policy, jobCodeHashes: [sha256] }, input: csv, format: "csv", code: { kind: "custom", source, sha256, splitField: "key" }, shards: 5, reducers: 3, partition: "hash", onBadRecord: "fail", out, quiet: true, sortBufferMB: 0.05 });
+    assert.equal(readFileSync(out, "utf8"), expectedCsv(rows, "count"));
   });
   test("JSON Lines: count and max match", async () => {
     assert.equal(await run(c, { op: "count", input: jsonl, format: "jsonl" }), expectedCsv(rows, "count"));

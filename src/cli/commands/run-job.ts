@@ -30,6 +30,8 @@ export interface RunJobOptions {
   quiet?: boolean;
   /** The data owner's name: selects its own enclave on a per-client coordinator (seed [64-72]). */
   client?: string;
+  /** Map-side sort buffer before spilling sorted runs (MB). */
+  sortBufferMB?: number;
   /** INSECURE: no encryption of data objects (benchmarks, debugging). */
   insecurePlaintext?: boolean;
 }
@@ -60,6 +62,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     reducers: o.reducers,
     onBadRecord: o.onBadRecord,
     insecurePlaintext: o.insecurePlaintext === true,
+    ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
     ...(o.dataType ? { dataType: o.dataType } : {}),
     policy: o.policy,
   });

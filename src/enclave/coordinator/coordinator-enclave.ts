@@ -216,6 +216,7 @@ export class CoordinatorEnclave {
       reducers: job.spec.reducers,
       onBadRecord: job.spec.onBadRecord,
       plaintext: job.spec.insecurePlaintext,
+      sortBufferBytes: Math.round(job.spec.sortBufferMB * 1024 * 1024),
       partitions: job.partitionKeys[m]!.map((k, r) => {
         const objectId = objectIds.partition(job.spec.jobId, m, r);
         return { objectId, wrappedKey: wrapKey(kek, k.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };

@@ -18,6 +18,7 @@ import { JsonlParser } from "../records/jsonl-parser.ts";
 import { compareKeys } from "../records/csv-writer.ts";
 import { fieldIndex } from "../records/fields.ts";
 import { fnv1a } from "../jobs/hash.ts";
+import { SHARD_LINE_COLUMN } from "../jobs/compile-job.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { sendEvent } from "../runtime/channel.ts";
 
@@ -92,6 +93,19 @@ async function sampleBoundaries(spec: JobSpec, field: string, uploadObject: stri
   return out;
 }
 
+/** A CSV shard row: the input line number, then the record's fields. */
+function csvLine(line: number, fields: string[]): string {
+  let s = String(line);
+  for (const f of fields) s += "," + (NEEDS_QUOTES.test(f) ? `"${f.replace(/"/g, '""')}"` : f);
+  return s + "\n";
+}
+
+const NEEDS_QUOTES = /[",\r\n]/;
+
+function csvHeaderLine(header: string[]): string {
+  return csvLine(0, header).replace(/^0/, SHARD_LINE_COLUMN);
+}
+
 function rangeIndex(boundaries: string[], k: string): number {
   // Shard i holds keys in [boundaries[i-1], boundaries[i]).
   let lo = 0;
@@ -123,6 +137,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   let total = 0;
   let badInSplit = 0;
   let header: string[] | undefined;
+  const headerWritten = new Array<boolean>(n).fill(false);
   const route = (rec: string[] | Record<string, unknown>, line: number): void => {
     let shard: number;
     if (read === null) shard = total % n;
@@ -149,7 +164,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
     }
     total++;
     counts[shard]!++;
-    buffers[shard] += JSON.stringify([line, rec]) + "\n";
+    buffers[shard] += Array.isArray(rec) ? csvLine(line, rec) : JSON.stringify([line, rec]) + "\n";
     if (buffers[shard]!.length >= FLUSH_AT) {
       pending.push(writers[shard]!.write(buffers[shard]!));
       buffers[shard] = "";
@@ -158,7 +173,14 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   };
   try {
     let bad = 0;
-    const parsed = await parseUploadWithHeader(spec, uploadObject, uploadKey, store, route, (h) => (header = h), async () => {
+    const parsed = await parseUploadWithHeader(spec, uploadObject, uploadKey, store, route, (h) => {
+      header = h;
+      // CSV shards are CSV again: the input header with the line column in front.
+      for (let i = 0; i < n; i++) {
+        buffers[i] = csvHeaderLine(h) + buffers[i];
+        headerWritten[i] = true;
+      }
+    }, async () => {
       if (pending.length) {
         const p = pending;
         pending = [];
@@ -167,6 +189,10 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
     });
     bad = parsed.bad;
     await Promise.all(pending);
+    if (spec.format === "csv" && total === 0) {
+      // Every shard starts with the header row; make sure even empty shards have it.
+      for (let i = 0; i < n; i++) if (!headerWritten[i]) buffers[i] = csvHeaderLine(parsed.header ?? []) + buffers[i];
+    }
     const shards = [];
     for (let i = 0; i < n; i++) {
       if (buffers[i]!.length) await writers[i]!.write(buffers[i]!);

@@ -17,8 +17,24 @@ import { fieldIndex, formatNumber, parseNumber } from "../records/fields.ts";
 import * as dec from "./decimal.ts";
 import { fnv1a } from "./hash.ts";
 import { loadSandboxedJob, type SandboxedJob } from "./sandbox.ts";
+import { ExactSum } from "./exact-sum.ts";
 
 export type InputRecord = string[] | Record<string, unknown>;
+
+/** First column of a CSV shard: the record's line in the client's input (for error messages). */
+export const SHARD_LINE_COLUMN = "#cmr-input-line";
+
+/** A decimal without exponent, up to 15 digits either side: always a valid, exact-summable number. */
+const PLAIN_DECIMAL = /^-?\d{1,15}(?:\.\d{1,15})?$/;
+
+/**
+ * A batch of shard records with their input line numbers. CSV shard records carry the line in
+ * their first column, so no per-record tuple is allocated for them (this is the hot path).
+ */
+export interface MapBatch {
+  records: InputRecord[];
+  lineOf(i: number): number;
+}
 
 export interface RecordContext {
   format: "csv" | "jsonl";
@@ -27,10 +43,15 @@ export interface RecordContext {
 }
 
 export interface CompiledJob {
-  /** Map-side combining: merge a new partial into the key's accumulator (associative ops). */
+  /**
+   * Map-side combining: fold a mapped value into the key's accumulator (undefined for the
+   * first value); returns the accumulator, which may be a live object.
+   */
   readonly combineInto: ((acc: unknown, v: unknown) => unknown) | undefined;
+  /** The JSON form of an accumulator, as written into partitions. */
+  readonly serialize: (acc: unknown) => unknown;
   /** Maps a batch of [line, record]; bad records throw CmrError with source and line. */
-  mapBatch(batch: [number, InputRecord][], emit: (key: string, partial: unknown) => void, onBad: (e: CmrError) => void): void;
+  mapBatch(batch: MapBatch, emit: (key: string, partial: unknown) => void, onBad: (e: CmrError) => void): void;
   /** Custom combine over a group, when the job code has one. */
   combineGroups: ((groups: [string, unknown[]][]) => unknown[]) | undefined;
   partitionOf(key: string, reducers: number): number;
@@ -75,50 +96,56 @@ export function compileJob(code: JobCode, ctx: RecordContext): CompiledJob {
       }
       const ki = index(keyField);
       const vi = valueField === undefined ? -1 : index(valueField);
-      const numberOf = (rec: InputRecord, line: number): string => {
-        const text = getField(rec, valueField!, vi, ctx, line);
-        if (text === undefined) throw missing(ctx, line, valueField!);
-        parseNumber(text, ctx.inputName, line, valueField!);
+      const textOf = (rec: InputRecord, i: number, batch: MapBatch): string => {
+        const text = Array.isArray(rec) && vi >= 0 ? rec[vi] : getField(rec, valueField!, vi, ctx, batch.lineOf(i));
+        if (text === undefined) throw missing(ctx, batch.lineOf(i), valueField!);
         return text;
       };
-      const exact = (rec: InputRecord, line: number): dec.Decimal => {
-        const d = dec.parseDecimal(numberOf(rec, line));
-        if (d === undefined) {
+      // Sums: a plain decimal (the common case) is checked by one regex; anything else goes
+      // through the strict parser, and must also be exact-summable.
+      const sumText = (rec: InputRecord, i: number, batch: MapBatch): string => {
+        const text = textOf(rec, i, batch);
+        if (PLAIN_DECIMAL.test(text)) return text;
+        const line = batch.lineOf(i);
+        parseNumber(text, ctx.inputName, line, valueField!);
+        if (dec.parseDecimal(text) === undefined) {
           throw new CmrError("CMR_RECORD_NOT_NUMERIC", `${ctx.inputName} line ${line}: field "${valueField!}" has an exponent too large for an exact sum`, { details: { source: ctx.inputName, line, field: valueField! } });
         }
-        return d;
+        return text;
       };
-      const merge = {
-        count: (a: unknown, b: unknown) => (a as number) + (b as number),
-        sum: (a: unknown, b: unknown) => dec.encode(dec.add(dec.decode(a as string), dec.decode(b as string))),
-        min: (a: unknown, b: unknown) => Math.min(a as number, b as number),
-        max: (a: unknown, b: unknown) => Math.max(a as number, b as number),
-        avg: (a: unknown, b: unknown) => {
-          const [sa, ca] = a as [string, number];
-          const [sb, cb] = b as [string, number];
-          return [dec.encode(dec.add(dec.decode(sa), dec.decode(sb))), ca + cb];
+      // Map-side accumulators are live objects (ExactSum for sums); partitions hold their JSON
+      // form: count n, sum "decimal", avg ["decimal", n], min/max number.
+      const valueOf: (rec: InputRecord, i: number, batch: MapBatch) => unknown =
+        op === "count" ? () => 1 : op === "sum" || op === "avg" ? sumText : (rec, i, batch) => parseNumber(textOf(rec, i, batch), ctx.inputName, batch.lineOf(i), valueField!);
+      const combineInto = {
+        count: (acc: unknown) => ((acc as number | undefined) ?? 0) + 1,
+        sum: (acc: unknown, v: unknown) => {
+          const s = (acc as ExactSum | undefined) ?? new ExactSum();
+          s.addText(v as string);
+          return s;
         },
+        avg: (acc: unknown, v: unknown) => {
+          const a = (acc as { s: ExactSum; n: number } | undefined) ?? { s: new ExactSum(), n: 0 };
+          a.s.addText(v as string);
+          a.n++;
+          return a;
+        },
+        min: (acc: unknown, v: unknown) => (acc === undefined ? (v as number) : Math.min(acc as number, v as number)),
+        max: (acc: unknown, v: unknown) => (acc === undefined ? (v as number) : Math.max(acc as number, v as number)),
       }[op];
-      const partialOf = (rec: InputRecord, line: number): unknown => {
-        switch (op) {
-          case "count":
-            return 1;
-          case "sum":
-            return dec.encode(exact(rec, line));
-          case "avg":
-            return [dec.encode(exact(rec, line)), 1];
-          default:
-            return parseNumber(numberOf(rec, line), ctx.inputName, line, valueField!);
-        }
-      };
+      const serialize = (acc: unknown): unknown =>
+        op === "sum" ? (acc as ExactSum).toString() : op === "avg" ? [(acc as { s: ExactSum }).s.toString(), (acc as { n: number }).n] : acc;
       return {
-        combineInto: merge,
+        combineInto,
+        serialize,
         mapBatch(batch, emit, onBad) {
-          for (const [line, rec] of batch) {
+          const recs = batch.records;
+          for (let i = 0; i < recs.length; i++) {
+            const rec = recs[i]!;
             try {
-              const key = getField(rec, keyField, ki, ctx, line);
-              if (key === undefined) throw missing(ctx, line, keyField);
-              emit(key, partialOf(rec, line));
+              const key = Array.isArray(rec) && ki >= 0 ? rec[ki] : getField(rec, keyField, ki, ctx, batch.lineOf(i));
+              if (key === undefined) throw missing(ctx, batch.lineOf(i), keyField);
+              emit(key, valueOf(rec, i, batch));
             } catch (e) {
               onBad(e as CmrError);
             }
@@ -128,13 +155,28 @@ export function compileJob(code: JobCode, ctx: RecordContext): CompiledJob {
         partitionOf: (key, r) => fnv1a(key) % r,
         reduceGroups(groups) {
           return groups.map(([, partials]) => {
-            const total = partials.reduce((a, b) => merge(a, b));
-            if (op === "sum") return dec.toPlainString(dec.decode(total as string));
-            if (op === "avg") {
-              const [s, c] = total as [string, number];
-              return formatNumber(dec.toNumber(dec.decode(s)) / c);
+            switch (op) {
+              case "count":
+                return String((partials as number[]).reduce((a, b) => a + b, 0));
+              case "sum": {
+                const s = new ExactSum();
+                for (const p of partials) s.addDecimal(dec.decode(p as string));
+                return s.toString();
+              }
+              case "avg": {
+                const s = new ExactSum();
+                let n = 0;
+                for (const [t, c] of partials as [string, number][]) {
+                  s.addDecimal(dec.decode(t));
+                  n += c;
+                }
+                return formatNumber(dec.toNumber(s.toDecimal()) / n);
+              }
+              case "min":
+                return formatNumber(Math.min(...(partials as number[])));
+              case "max":
+                return formatNumber(Math.max(...(partials as number[])));
             }
-            return formatNumber(total as number);
           });
         },
       };
@@ -144,9 +186,12 @@ export function compileJob(code: JobCode, ctx: RecordContext): CompiledJob {
       const idx = fields.map((f) => index(f));
       const position = new Map(fields.map((f, i) => [f, i]));
       return {
-        combineInto: (a, b) => Math.max(a as number, b as number),
+        combineInto: (a, b) => (a === undefined ? (b as number) : Math.max(a as number, b as number)),
+        serialize: (a) => a,
         mapBatch(batch, emit, onBad) {
-          for (const [line, rec] of batch) {
+          for (let i = 0; i < batch.records.length; i++) {
+            const rec = batch.records[i]!;
+            const line = batch.lineOf(i);
             try {
               // Extract the preset fields first, so a bad record emits nothing at all.
               const values = fields.map((f, i) => {
@@ -176,13 +221,17 @@ export function compileJob(code: JobCode, ctx: RecordContext): CompiledJob {
       const toObject = (rec: InputRecord): unknown => {
         if (!Array.isArray(rec)) return rec;
         const o: Record<string, string> = {};
-        ctx.header!.forEach((h, i) => (o[h] = rec[i]!));
+        // Shards carry the input line number as an extra first column; job code does not see it.
+        ctx.header!.forEach((h, i) => {
+          if (h !== SHARD_LINE_COLUMN) o[h] = rec[i]!;
+        });
         return o;
       };
       return {
         combineInto: undefined,
+        serialize: (a) => a,
         mapBatch(batch, emit) {
-          for (const [k, v] of job.mapBatch(batch.map(([line, rec]) => [line, toObject(rec)]))) emit(k, v);
+          for (const [k, v] of job.mapBatch(batch.records.map((rec, i) => [batch.lineOf(i), toObject(rec)]))) emit(k, v);
         },
         combineGroups: job.hasCombine ? (groups) => job.combineGroups(groups) : undefined,
         partitionOf: (key, r) => fnv1a(key) % r,

@@ -3,8 +3,10 @@
  * per key where the op allows, sort by key (map-shuffle), split by reduce key into R partitions
  * (reduce-shuffle), encrypt each partition under the key the coordinator chose for it.
  *
- * Memory: the shard streams through; map output is held per key (combined ops: one value per
- * distinct key). TODO(#6): spill sorted runs to storage when the buffer passes its bound.
+ * Memory is bounded by the task's sort buffer: when the buffered map output passes it, the
+ * buffer is sorted and spilled as R encrypted runs (under a key that never leaves this
+ * enclave); at the end each partition is the k-way merge of its runs. A reducer may then see a
+ * key more than once from one mapper; it merges partials anyway.
  *
  * Trust zone: TRUSTED (enclave only).
  *
@@ -12,66 +14,179 @@
  */
 import { CmrError } from "../../errors.ts";
 import type { MapResult, MapTask } from "../../protocol/job.ts";
-import type { SecretKey } from "../../crypto/secret.ts";
+import { SecretKey } from "../../crypto/secret.ts";
 import { compareKeys } from "../records/csv-writer.ts";
-import { compileJob, type InputRecord } from "../jobs/compile-job.ts";
-import { readJsonLines } from "../runtime/lines.ts";
+import { CsvParser } from "../records/csv-parser.ts";
+import { compileJob, SHARD_LINE_COLUMN, type CompiledJob, type InputRecord, type MapBatch } from "../jobs/compile-job.ts";
+import { mergeSorted, readJsonLines } from "../runtime/lines.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { writeSortedPairs } from "./partition-writer.ts";
 
 const BATCH = 2000;
+/** Rough per-entry overhead of a Map entry plus its key string, for the buffer estimate. */
+const ENTRY_BYTES = 80;
+
+/** Records of a shard: CSV shards (line column first) or JSON lines of [line, object]. */
+async function* shardRecords(task: MapTask, key: SecretKey, store: EnclaveObjectStore): AsyncGenerator<MapBatch> {
+  const stream = store.openDecrypted(task.shardObject, key);
+  if (task.format === "csv") {
+    const parser = new CsvParser({ source: task.shardObject });
+    let records: string[][] = [];
+    const lineOf = function (this: { records: InputRecord[] }, i: number): number {
+      return Number((this.records[i] as string[])[0]);
+    };
+    const emit = (fields: string[]) => {
+      records.push(fields);
+    };
+    for await (const chunk of stream) {
+      parser.feed(chunk as Buffer, emit);
+      if (records.length >= BATCH) {
+        yield { records, lineOf };
+        records = [];
+      }
+    }
+    parser.end(emit);
+    if (records.length) yield { records, lineOf };
+    return;
+  }
+  let tuples: [number, InputRecord][] = [];
+  const toBatch = (t: [number, InputRecord][]): MapBatch => ({ records: t.map((x) => x[1]), lineOf: (i) => t[i]![0] });
+  for await (const rec of readJsonLines<[number, InputRecord]>(stream, task.shardObject)) {
+    tuples.push(rec);
+    if (tuples.length === BATCH) {
+      yield toBatch(tuples);
+      tuples = [];
+    }
+  }
+  if (tuples.length) yield toBatch(tuples);
+}
+
+class MapOutputBuffer {
+  readonly combined = new Map<string, unknown>();
+  readonly grouped = new Map<string, unknown[]>();
+  bytes = 0;
+
+  readonly job: CompiledJob;
+
+  constructor(job: CompiledJob) {
+    this.job = job;
+  }
+
+  emit = (k: string, v: unknown): void => {
+    if (this.job.combineInto) {
+      const prev = this.combined.get(k);
+      if (prev === undefined) this.bytes += ENTRY_BYTES + 2 * k.length;
+      const next = this.job.combineInto(prev, v);
+      if (next !== prev) this.combined.set(k, next);
+    } else {
+      const list = this.grouped.get(k);
+      if (list === undefined) {
+        this.grouped.set(k, [v]);
+        this.bytes += ENTRY_BYTES + 2 * k.length + 32;
+      } else {
+        list.push(v);
+        this.bytes += typeof v === "string" ? 16 + 2 * v.length : 32;
+      }
+    }
+  };
+
+  /** map-shuffle: the buffered output sorted by key (UTF-8 byte order), as JSON-ready pairs. */
+  drainSorted(): [string, unknown][] {
+    const job = this.job;
+    let pairs: [string, unknown][];
+    if (job.combineInto) {
+      pairs = [...this.combined.keys()].sort(compareKeys).map((k) => [k, job.serialize(this.combined.get(k))]);
+    } else {
+      const keys = [...this.grouped.keys()].sort(compareKeys);
+      if (job.combineGroups) {
+        pairs = [];
+        for (let i = 0; i < keys.length; i += BATCH) {
+          const groups = keys.slice(i, i + BATCH).map((k): [string, unknown[]] => [k, this.grouped.get(k)!]);
+          job.combineGroups(groups).forEach((v, j) => pairs.push([groups[j]![0], v]));
+        }
+      } else {
+        pairs = keys.flatMap((k) => this.grouped.get(k)!.map((v): [string, unknown] => [k, v]));
+      }
+    }
+    this.combined.clear();
+    this.grouped.clear();
+    this.bytes = 0;
+    return pairs;
+  }
+}
 
 export async function runMapTask(task: MapTask, shardKey: SecretKey, partitionKeys: SecretKey[], store: EnclaveObjectStore): Promise<MapResult> {
-  const job = compileJob(task.code, { format: task.format, header: task.header, inputName: task.inputName });
+  // CSV shards carry the input line number as their first column (see split-upload.ts).
+  const header = task.format === "csv" ? [SHARD_LINE_COLUMN, ...(task.header ?? [])] : null;
+  const job = compileJob(task.code, { format: task.format, header, inputName: task.inputName });
   let inputRecords = 0;
   let badRecords = 0;
   const onBad = (e: CmrError): void => {
     if (task.onBadRecord === "skip" && e.code?.startsWith("CMR_RECORD_")) badRecords++;
     else throw e;
   };
-  const combined = new Map<string, unknown>();
-  const grouped = new Map<string, unknown[]>();
-  const emit = job.combineInto
-    ? (k: string, v: unknown) => {
-        const prev = combined.get(k);
-        combined.set(k, prev === undefined ? v : job.combineInto!(prev, v));
-      }
-    : (k: string, v: unknown) => {
-        const list = grouped.get(k);
-        if (list === undefined) grouped.set(k, [v]);
-        else list.push(v);
-      };
-  let batch: [number, InputRecord][] = [];
-  for await (const rec of readJsonLines<[number, InputRecord]>(store.openDecrypted(task.shardObject, shardKey), task.shardObject)) {
-    batch.push(rec);
-    inputRecords++;
-    if (batch.length === BATCH) {
-      job.mapBatch(batch, emit, onBad);
-      batch = [];
-    }
-  }
-  if (batch.length) job.mapBatch(batch, emit, onBad);
+  const buffer = new MapOutputBuffer(job);
+  const spills: { objectIds: string[]; key: SecretKey }[] = [];
+  const partitionOf = (k: string): number => job.partitionOf(k, task.reducers);
+  const spillPrefix = `${task.shardObject.replace(/\/shards\/\d+$/, "")}/spills/m${task.mapIndex}-a${task.attempt}`;
 
-  // map-shuffle: sort the map output by key (UTF-8 byte order, the order of the final result).
-  let pairs: [string, unknown][];
-  if (job.combineInto) {
-    pairs = [...combined.keys()].sort(compareKeys).map((k) => [k, combined.get(k)]);
-  } else {
-    const keys = [...grouped.keys()].sort(compareKeys);
-    if (job.combineGroups) {
-      pairs = [];
-      for (let i = 0; i < keys.length; i += BATCH) {
-        const groups = keys.slice(i, i + BATCH).map((k): [string, unknown[]] => [k, grouped.get(k)!]);
-        job.combineGroups(groups).forEach((v, j) => pairs.push([groups[j]![0], v]));
+  try {
+    for await (const batch of shardRecords(task, shardKey, store)) {
+      inputRecords += batch.records.length;
+      job.mapBatch(batch, buffer.emit, onBad);
+      if (buffer.bytes > task.sortBufferBytes) {
+        const key = SecretKey.random("spill-key");
+        const s = spills.length;
+        const targets = Array.from({ length: task.reducers }, (_, r) => ({ objectId: `${spillPrefix}-s${s}-r${r}`, key }));
+        await writeSortedPairs(buffer.drainSorted(), task.reducers, partitionOf, targets, store);
+        spills.push({ objectIds: targets.map((t) => t.objectId), key });
       }
+    }
+    const targets = task.partitions.map((p, r) => ({ objectId: p.objectId, key: partitionKeys[r]! }));
+    let partitions;
+    if (spills.length === 0) {
+      partitions = await writeSortedPairs(buffer.drainSorted(), task.reducers, partitionOf, targets, store);
     } else {
-      pairs = keys.flatMap((k) => grouped.get(k)!.map((v): [string, unknown] => [k, v]));
+      // Spill the rest too, then each partition is the k-way merge of its runs.
+      const key = SecretKey.random("spill-key");
+      const s = spills.length;
+      const last = Array.from({ length: task.reducers }, (_, r) => ({ objectId: `${spillPrefix}-s${s}-r${r}`, key }));
+      await writeSortedPairs(buffer.drainSorted(), task.reducers, partitionOf, last, store);
+      spills.push({ objectIds: last.map((t) => t.objectId), key });
+      partitions = [];
+      for (let r = 0; r < task.reducers; r++) {
+        const runs = spills.map((sp) => readJsonLines<[string, unknown]>(store.openDecrypted(sp.objectIds[r]!, sp.key), sp.objectIds[r]!));
+        const [written] = await writeSortedPairsAsync(mergeSorted(runs, compareKeys), targets[r]!, store);
+        partitions.push(written!);
+      }
+    }
+    return { taskId: task.taskId, attempt: task.attempt, inputRecords, badRecords, partitions };
+  } finally {
+    for (const sp of spills) {
+      for (const id of sp.objectIds) store.remove(id);
+      sp.key.destroy();
     }
   }
-  combined.clear();
-  grouped.clear();
+}
 
-  // reduce-shuffle: partition by reduce key, one encrypted object per reducer.
-  const partitions = await writeSortedPairs(pairs, task.reducers, (k) => job.partitionOf(k, task.reducers), task.partitions.map((p, r) => ({ objectId: p.objectId, key: partitionKeys[r]! })), store);
-  return { taskId: task.taskId, attempt: task.attempt, inputRecords, badRecords, partitions };
+async function writeSortedPairsAsync(pairs: AsyncIterable<[string, unknown]>, target: { objectId: string; key: SecretKey }, store: EnclaveObjectStore): Promise<{ objectId: string; records: number; sha256: string }[]> {
+  const w = store.createEncryptedWriter(target.objectId, target.key);
+  let records = 0;
+  let buf = "";
+  try {
+    for await (const [k, v] of pairs) {
+      buf += JSON.stringify([k, v]) + "\n";
+      records++;
+      if (buf.length >= 256 * 1024) {
+        await w.write(buf);
+        buf = "";
+      }
+    }
+    if (buf.length) await w.write(buf);
+    const { sha256 } = await w.end();
+    return [{ objectId: target.objectId, records, sha256 }];
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
 }

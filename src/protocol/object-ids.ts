@@ -24,8 +24,10 @@ export function assertObjectId(id: string): string {
 export const objectIds = {
   upload: (uploadId: string) => `uploads/${uploadId}`,
   shard: (jobId: string, i: number) => `jobs/${jobId}/shards/${i}`,
-  partition: (jobId: string, mapTask: number, r: number) => `jobs/${jobId}/partitions/m${mapTask}-r${r}`,
-  reduceOutput: (jobId: string, r: number) => `jobs/${jobId}/reduce/${r}`,
+  // Attempt ids in the names: a retried task writes new objects, so a late or hung earlier
+  // attempt can never overwrite what the committed attempt wrote.
+  partition: (jobId: string, mapTask: number, r: number, attempt = 1) => `jobs/${jobId}/partitions/m${mapTask}-a${attempt}-r${r}`,
+  reduceOutput: (jobId: string, r: number, attempt = 1) => `jobs/${jobId}/reduce/${r}-a${attempt}`,
   result: (jobId: string) => `jobs/${jobId}/result`,
 };
 

@@ -48,6 +48,8 @@ interface JobState {
   /** session id -> phase it was attested for, within this job. */
   attestedFor: Map<string, Phase>;
   issuedTasks: Map<string, { sessionId: string; attempt: number }>;
+  /** Latest attempt issued per task ("m3", "r1"): only its answer may commit. */
+  latestAttempt: Map<string, number>;
   codeSha256: string;
 }
 
@@ -112,6 +114,7 @@ export class CoordinatorEnclave {
       attestations: [],
       attestedFor: new Map(),
       issuedTasks: new Map(),
+      latestAttempt: new Map(),
       codeSha256,
     });
     return {
@@ -218,11 +221,12 @@ export class CoordinatorEnclave {
       plaintext: job.spec.insecurePlaintext,
       sortBufferBytes: Math.round(job.spec.sortBufferMB * 1024 * 1024),
       partitions: job.partitionKeys[m]!.map((k, r) => {
-        const objectId = objectIds.partition(job.spec.jobId, m, r);
+        const objectId = objectIds.partition(job.spec.jobId, m, r, attempt);
         return { objectId, wrappedKey: wrapKey(kek, k.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };
       }),
     };
     job.issuedTasks.set(taskId, { sessionId: w.sessionId, attempt });
+    job.latestAttempt.set(`m${m}`, Math.max(attempt, job.latestAttempt.get(`m${m}`) ?? 0));
     return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
   }
 
@@ -239,7 +243,8 @@ export class CoordinatorEnclave {
     const job = this.#job(args.jobId);
     const { result, worker } = this.#openResult<MapResult>(job, args);
     const m = Number(/-m(\d+)-a/.exec(result.taskId)?.[1]);
-    if (job.maps[m] !== undefined) return { duplicate: true }; // committed once: a late attempt is ignored
+    // Committed once: a second answer, or one from a superseded attempt, is ignored.
+    if (job.maps[m] !== undefined || result.attempt !== job.latestAttempt.get(`m${m}`)) return { duplicate: true };
     if (result.inputRecords !== job.shards[m]!.records) {
       throw new CmrError("CMR_INTEGRITY", `map task ${result.taskId} read ${result.inputRecords} records, shard holds ${job.shards[m]!.records}`);
     }
@@ -260,7 +265,7 @@ export class CoordinatorEnclave {
     const taskId = `${job.spec.jobId}-r${r}-a${attempt}`;
     const kek = w.toEnclave.expose();
     const recipient = w.sessionId;
-    const outObject = objectIds.reduceOutput(job.spec.jobId, r);
+    const outObject = objectIds.reduceOutput(job.spec.jobId, r, attempt);
     const task: ReduceTask = {
       jobId: job.spec.jobId,
       taskId,
@@ -275,6 +280,7 @@ export class CoordinatorEnclave {
       output: { objectId: outObject, wrappedKey: wrapKey(kek, job.outputKeys[r]!.expose(), { recipient, purpose: "result-key", objectId: outObject }).toString("base64") },
     };
     job.issuedTasks.set(taskId, { sessionId: w.sessionId, attempt });
+    job.latestAttempt.set(`r${r}`, Math.max(attempt, job.latestAttempt.get(`r${r}`) ?? 0));
     return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
   }
 
@@ -282,7 +288,7 @@ export class CoordinatorEnclave {
     const job = this.#job(args.jobId);
     const { result, worker } = this.#openResult<ReduceResult>(job, args);
     const r = Number(/-r(\d+)-a/.exec(result.taskId)?.[1]);
-    if (job.reduces[r] !== undefined) return { duplicate: true };
+    if (job.reduces[r] !== undefined || result.attempt !== job.latestAttempt.get(`r${r}`)) return { duplicate: true };
     const expected = job.maps.reduce((n, mr) => n + mr.partitions[r]!.records, 0);
     if (result.inputRecords !== expected) {
       throw new CmrError("CMR_INTEGRITY", `reduce task ${result.taskId} read ${result.inputRecords} records, mappers wrote ${expected}`);

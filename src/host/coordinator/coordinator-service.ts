@@ -35,6 +35,8 @@ export interface CoordinatorOptions {
   isolation?: Isolation;
   onFrame?: (raw: Buffer, frame: IpcFrame, scope: string) => void;
   log?: (line: string) => void;
+  /** How a busy worker is watched: a /v1/health probe every intervalMs; lost after missedBeats misses. */
+  heartbeat?: { intervalMs: number; missedBeats: number };
 }
 
 export interface RunningCoordinator {
@@ -128,7 +130,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       // The job goes to the enclave that holds the client's session, and only there.
       const e = pool.forSession(body.sessionId);
       const plan = await e.enclave.call<{ reducers: number; dataType: string | null }>("submitJob", body);
-      const runner = new JobRunner(jobId, e.enclave, workers, opts.store, plan);
+      const runner = new JobRunner(jobId, e.enclave, workers, opts.store, plan, opts.heartbeat);
       jobs.set(jobId, runner.record);
       log(`job ${jobId} accepted in enclave ${e.scope}`);
       void runner.run().then(() => log(`job ${jobId} ${runner.record.state}${runner.record.error ? `: ${runner.record.error.code}` : ""}`));

@@ -11,7 +11,7 @@
  * @module
  */
 import { CmrError, isCmrError } from "../../errors.ts";
-import { postJson } from "../http/client.ts";
+import { getJson, postJson } from "../http/client.ts";
 import type { EnclaveProcess } from "../ipc/enclave-process.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { WorkerEntry, WorkerRegistry } from "./worker-registry.ts";
@@ -57,8 +57,9 @@ export class JobRunner {
   readonly #store: BlobStore;
   readonly #dataType: string | null;
   readonly #reducers: number;
+  readonly #heartbeat: { intervalMs: number; missedBeats: number };
 
-  constructor(jobId: string, enclave: EnclaveProcess, workers: WorkerRegistry, store: BlobStore, plan: { dataType: string | null; reducers: number }) {
+  constructor(jobId: string, enclave: EnclaveProcess, workers: WorkerRegistry, store: BlobStore, plan: { dataType: string | null; reducers: number }, heartbeat = { intervalMs: 1000, missedBeats: 3 }) {
     const now = new Date().toISOString();
     this.record = {
       jobId,
@@ -75,6 +76,7 @@ export class JobRunner {
     this.#store = store;
     this.#dataType = plan.dataType;
     this.#reducers = plan.reducers;
+    this.#heartbeat = heartbeat;
   }
 
   #stageStart = Date.now();
@@ -160,22 +162,69 @@ export class JobRunner {
     }
   }
 
+  /**
+   * Run a task call while checking every `heartbeatMs` that the worker still answers
+   * /v1/health; after `missedBeats` misses in a row the call is aborted as CMR_WORKER_LOST.
+   * (A killed worker process fails the call at once; this catches one that hangs.)
+   */
+  async #withHeartbeat<T>(w: WorkerEntry, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ctl = new AbortController();
+    let missed = 0;
+    let checking = false;
+    const timer = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      getJson(`${w.url}/v1/health`, this.#heartbeat.intervalMs)
+        .then(() => (missed = 0))
+        .catch(() => {
+          if (++missed >= this.#heartbeat.missedBeats) {
+            ctl.abort(new CmrError("CMR_WORKER_LOST", `worker ${w.workerId} stopped answering (${missed} missed heartbeats of ${this.#heartbeat.intervalMs} ms)`));
+          }
+        })
+        .finally(() => (checking = false));
+    }, this.#heartbeat.intervalMs);
+    try {
+      return await call(ctl.signal);
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
   /** Run tasks over the attested workers, one at a time per worker; reassign on worker loss. */
   async #runTasks(phase: "map" | "reduce", tasks: number[], workers: AttestedWorker[]): Promise<void> {
     const queue = tasks.map((t) => ({ index: t, attempt: 1 }));
     const pool = [...workers];
     let fatal: unknown;
+    const drop = (w: AttestedWorker): void => {
+      const i = pool.indexOf(w);
+      if (i >= 0) pool.splice(i, 1);
+    };
     const runOn = async (w: AttestedWorker): Promise<void> => {
       while (fatal === undefined) {
         const t = queue.shift();
         if (t === undefined) return;
+        if (t.attempt > 1) {
+          // A reassigned task goes to a worker attested afresh, on a new session.
+          const again = await this.#attest(w.entry, phase);
+          if (again === undefined) {
+            queue.unshift(t);
+            drop(w);
+            if (pool.length === 0) fatal = new CmrError("CMR_WORKER_LOST", `no attested ${phase} worker is left to take over lost tasks`);
+            return;
+          }
+          const at = pool.indexOf(w);
+          w = again;
+          if (at >= 0) pool[at] = w;
+        }
         const assign = phase === "map" ? "assignMap" : "assignReduce";
         const idx = phase === "map" ? { shardId: t.index } : { reduceIndex: t.index };
         let taskId = `${phase}-${t.index}`;
         try {
           const a = await this.#enclave.call<{ taskId: string; sealedTask: string }>(assign, { jobId: this.record.jobId, ...idx, sessionId: w.sessionId, attempt: t.attempt });
           taskId = a.taskId;
-          const out = await postJson<{ taskId: string; sealedResult: string }>(`${w.entry.url}/v1/tasks/${phase}`, { sessionId: w.sessionId, challenge: w.challenge, taskId: a.taskId, sealedTask: a.sealedTask });
+          const out = await this.#withHeartbeat(w.entry, (signal) =>
+            postJson<{ taskId: string; sealedResult: string }>(`${w.entry.url}/v1/tasks/${phase}`, { sessionId: w.sessionId, challenge: w.challenge, taskId: a.taskId, sealedTask: a.sealedTask }, undefined, signal),
+          );
           await this.#enclave.call(phase === "map" ? "completeMap" : "completeReduce", { jobId: this.record.jobId, taskId: a.taskId, sealedResult: out.sealedResult });
           this.record.assignments.push({ task: taskId, worker: w.entry.workerId, attempt: t.attempt, outcome: "ok" });
           if (phase === "map") this.record.progress.mapsDone++;
@@ -187,7 +236,7 @@ export class JobRunner {
             this.record.assignments.push({ task: taskId, worker: w.entry.workerId, attempt: t.attempt, outcome: "worker-lost" });
             this.#workers.markFailed(w.entry.workerId);
             queue.unshift({ index: t.index, attempt: t.attempt + 1 });
-            pool.splice(pool.indexOf(w), 1);
+            drop(w);
             if (pool.length === 0) fatal = new CmrError("CMR_WORKER_LOST", `every attested ${phase} worker was lost (last: ${w.entry.workerId}: ${e.message})`);
             return;
           }

@@ -16,18 +16,20 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   body?: Buffer | string | Readable;
   timeoutMs?: number;
+  /** Abort the request (e.g. when the peer stopped answering its heartbeat). */
+  signal?: AbortSignal;
 }
 
 export function httpRequest(url: string, opts: RequestOptions = {}): Promise<{ status: number; body: Readable; headers: Record<string, string | string[] | undefined> }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: opts.method ?? "GET", headers: opts.headers ?? {} }, (res) => {
+    const req = request(url, { method: opts.method ?? "GET", headers: opts.headers ?? {}, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => {
       resolve({ status: res.statusCode ?? 0, body: res, headers: res.headers });
     });
     if (opts.timeoutMs) {
       req.setTimeout(opts.timeoutMs, () => req.destroy(new CmrError("CMR_UNREACHABLE", `${opts.method ?? "GET"} ${url} timed out after ${opts.timeoutMs} ms`)));
     }
     req.on("error", (e) =>
-      reject(e instanceof CmrError ? e : new CmrError("CMR_UNREACHABLE", `cannot reach ${url}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { hint: "is the service running and the URL right?" })),
+      reject(e instanceof CmrError ? e : opts.signal?.aborted && opts.signal.reason instanceof CmrError ? opts.signal.reason : new CmrError("CMR_UNREACHABLE", `cannot reach ${url}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { hint: "is the service running and the URL right?" })),
     );
     const body = opts.body;
     if (body === undefined) req.end();
@@ -58,9 +60,9 @@ export async function expectJson<T>(p: Promise<{ status: number; body: Readable 
   return parsed as T;
 }
 
-export function postJson<T>(url: string, body: unknown, timeoutMs?: number): Promise<T> {
+export function postJson<T>(url: string, body: unknown, timeoutMs?: number, signal?: AbortSignal): Promise<T> {
   return expectJson<T>(
-    httpRequest(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), ...(timeoutMs ? { timeoutMs } : {}) }),
+    httpRequest(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), ...(timeoutMs ? { timeoutMs } : {}), ...(signal ? { signal } : {}) }),
   );
 }
 

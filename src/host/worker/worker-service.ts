@@ -33,7 +33,7 @@ export interface WorkerOptions {
    * Called before a task is handed to the enclave. The host is untrusted: tests use this seam to
    * play a malicious host that tampers with storage or messages.
    */
-  beforeTask?: (phase: "map" | "reduce", body: Record<string, unknown>) => Promise<void> | void;
+  beforeTask?: (phase: "map" | "reduce", body: Record<string, unknown>, enclavePid: number | undefined) => Promise<void | "hang"> | void | "hang";
 }
 
 export interface RunningWorker {
@@ -74,11 +74,19 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const task = (phase: "map" | "reduce") => async (req: IncomingMessage, res: ServerResponse) => {
     const body = (await readJson(req)) as Record<string, unknown>;
     const e = pool.forSession(body.sessionId);
-    await opts.beforeTask?.(phase, body);
+    if ((await opts.beforeTask?.(phase, body, e.enclave.pid)) === "hang") {
+      // Test seam: a worker that stops answering altogether (health probes included).
+      hung = true;
+      return;
+    }
     sendJson(res, 200, await e.enclave.call(phase === "map" ? "runMap" : "runReduce", body));
   };
+  let hung = false;
   const router = new Router()
-    .on("GET", "/v1/health", (_q, res) => sendJson(res, 200, { ok: true, role: "worker", workerId: opts.workerId, measurement: first.info.measurement }))
+    .on("GET", "/v1/health", (q, res) => {
+      if (hung) q.socket.destroy();
+      else sendJson(res, 200, { ok: true, role: "worker", workerId: opts.workerId, measurement: first.info.measurement });
+    })
     .on("POST", "/v1/attest", async (req, res) => {
       const body = (await readJson(req)) as { scope?: unknown };
       const scope = typeof body.scope === "string" && SCOPE_PATTERN.test(body.scope) ? body.scope : "unscoped";

@@ -44,9 +44,9 @@ export interface RunOutcome {
   /** CPU seconds (user + system) used by the engine's processes, as last seen by the monitor. */
   cpuSeconds?: number;
   /**
-   * CPU seconds the rest of the machine used during the run (busy time from /proc/stat minus the
-   * engine's): the harness's own polling is a few percent of that; much more means other work
-   * competed for the cores and the time is noisy.
+   * CPU seconds the rest of the machine used during the run: busy time from /proc/stat minus the
+   * engine's processes and the harness's own. Much above zero means other work competed for the
+   * cores and the time is noisy.
    */
   otherCpuSeconds?: number;
 }
@@ -70,6 +70,7 @@ function quote(a: string): string {
 export function runWatched(cmd: string, args: string[], opts: { rootRole: string; stdin?: string; env?: NodeJS.ProcessEnv; pollMs?: number; cwd?: string }): Promise<Spawned> {
   return new Promise((resolve, reject) => {
     const busy0 = machineBusySeconds();
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: opts.env ?? process.env, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     if (child.pid === undefined) {
@@ -91,7 +92,9 @@ export function runWatched(cmd: string, args: string[], opts: { rootRole: string
       const seconds = (performance.now() - t0) / 1000;
       const processes = mon.stop();
       const cpuSeconds = processes.reduce((a, p) => a + p.cpuSeconds, 0);
-      const otherCpuSeconds = Math.max(0, machineBusySeconds() - busy0 - cpuSeconds);
+      // The harness's own CPU (mostly the poller) is not "other": subtract it too.
+      const own = process.cpuUsage(cpu0);
+      const otherCpuSeconds = Math.max(0, machineBusySeconds() - busy0 - cpuSeconds - (own.user + own.system) / 1e6);
       resolve({ code, signal, seconds, cpuSeconds, otherCpuSeconds, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), processes });
     });
   });
@@ -185,6 +188,7 @@ export async function runDuckdb(o: { input: string; inputBytes: number; op: Op; 
   const command = ["node", ...args].map(quote).join(" ");
   const r = await runWatched(process.execPath, args, { rootRole: "duckdb", cwd: join(o.benchDir, "..") });
   const base = { engine: "duckdb" as const, op: o.op, command, processes: r.processes, peakRssByRole: peakByRole(r.processes), ...cpuOf(r) };
+  if (r.code !== 0 && /Cannot find (package|module) '@duckdb\/node-api'/.test(r.stderr)) return { ...base, status: "skipped", note: "@duckdb/node-api is not installed (a dev dependency: run npm install)" };
   if (r.code !== 0 || !existsSync(outPath)) return { ...base, status: "failed", processSeconds: r.seconds, note: `exit ${r.code ?? r.signal}: ${tail(r.stderr)}` };
   const report = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as { seconds?: number; version?: string };
   const seconds = report.seconds ?? r.seconds;

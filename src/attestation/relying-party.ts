@@ -19,6 +19,8 @@ import { CmrError } from "../errors.ts";
 export interface VerifiedSession extends SessionKeys {
   appraisal: AppraisalResult;
   claims: AttestResponse["claims"];
+  /** The verified answer itself (public), kept for receipts and offline re-checks. */
+  response: AttestResponse;
 }
 
 export class Handshake {
@@ -75,6 +77,6 @@ export class Handshake {
     if (keys.sessionId !== res.sessionId) {
       throw new AttestationError("CMR_ATTEST_KEY_BINDING", "the enclave derived a different session id: the two sides do not share a key");
     }
-    return { ...keys, appraisal, claims: res.claims };
+    return { ...keys, appraisal, claims: res.claims, response: res };
   }
 }

@@ -22,6 +22,7 @@ import { runJob } from "./commands/run-job.ts";
 import { demo } from "./commands/demo.ts";
 import { verifyEvidenceCommand } from "./commands/verify-evidence.ts";
 import { doctorCommand } from "./commands/doctor.ts";
+import { verifyReceiptCommand } from "./commands/verify-receipt.ts";
 
 const program = new Command();
 program
@@ -211,6 +212,7 @@ program
     return n;
   })
   .option("--client <name>", "your name as a data owner: a per-client coordinator runs your job in your own enclave", "default")
+  .option("--receipt <file>", "write the signed job receipt and the coordinator's attestation here (default with --out: OUT.receipt.json); check it later with `cmr verify-receipt`")
   .option("--coordinator <url>", "use a running cluster instead of an embedded local one")
   .option("--policy <file>", "the data owner's policy (required with --coordinator)")
   .option("--plaintext", "INSECURE: same engine without encryption or attestation (benchmarks, debugging)")
@@ -272,6 +274,7 @@ program
         client: String(o.client),
         insecurePlaintext: o.plaintext === true,
         ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}),
+        ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}),
       });
       process.stderr.write(`done: ${summary.rows} keys from ${summary.inputRecords} records${summary.badRecords ? `, ${summary.badRecords} bad records skipped` : ""}; ${summary.shards.length} shards, ${summary.reducers.length} reducers; ${Date.now() - t0} ms (${Object.entries(status.timings).map(([k, v]) => `${k} ${v}`).join(", ")})\n`);
     } finally {
@@ -299,6 +302,18 @@ program
   .addHelpText("after", "\nExit status: 0 verified, 1 not verified (the failing check's code and why), 2 usage error.\n\nExamples:\n  cmr verify-evidence quote.bin --collateral collateral.json --at 2025-07-01T00:00:00Z\n  cmr verify-evidence report.bin --cert vcek.der --json\n  cmr verify-evidence attestation.cose.b64 --policy policy.json")
   .action(async (file: string, o: { collateral?: string; cert?: string; chain?: string; roots?: string; at?: string; json?: boolean; policy?: string }) => {
     process.exitCode = await verifyEvidenceCommand(file, o);
+  });
+
+program
+  .command("verify-receipt")
+  .description("check a job receipt offline: its signature, the coordinator attestation that vouches for the signing key, and the input and result files")
+  .argument("<receipt>", "the receipt bundle `cmr run` wrote (OUT.receipt.json)")
+  .option("--input <file>", "the input you uploaded: its SHA-256 must be the one the enclave read")
+  .option("--result <file>", "the result file: its SHA-256 must be the output the receipt names")
+  .option("--policy <file>", "policy whose roots and coordinator measurements the attestation must satisfy (default: trust the measurement shown)")
+  .option("--json", "machine-readable output")
+  .action(async (file: string, o: { input?: string; result?: string; policy?: string; json?: boolean }) => {
+    process.exitCode = verifyReceiptCommand(file, o);
   });
 
 program

@@ -22,6 +22,8 @@ import { LABELS } from "../protocol/labels.ts";
 import { objectIds } from "../protocol/object-ids.ts";
 import type { JobSpecInput, JobSummary } from "../protocol/job.ts";
 import { getJson, httpRequest, postJson, expectJson } from "../host/http/client.ts";
+import { canonicalJson } from "../crypto/canonical-json.ts";
+import { ReceiptSchema, receiptKeyFromClaims, verifyReceiptSignature, type Receipt, type SignedReceipt } from "../protocol/receipt.ts";
 
 export interface JobStatus {
   jobId: string;
@@ -102,10 +104,58 @@ export async function waitForJob(url: string, jobId: string, onProgress?: (s: Jo
  * enclave wrote (digest in the summary), decrypt it, and only then move it to `out`. On any
  * failure nothing is left at `out`.
  */
-export async function fetchResult(url: string, session: VerifiedSession, status: JobStatus, out: NodeJS.WritableStream | string, opts: { insecurePlaintext?: boolean } = {}): Promise<JobSummary> {
+export interface ReceiptExpectations {
+  /** SHA-256 of the plaintext the client uploaded. */
+  inputSha256?: string;
+  codeSha256?: string;
+  policy?: Policy;
+}
+
+function receiptError(why: string): CmrError {
+  return new CmrError("CMR_RECEIPT_INVALID", `job receipt rejected: ${why}`, { hint: "the result was not written; the job did not run as the receipt must show" });
+}
+
+/** Check a receipt against the attested coordinator key and what the client itself knows. */
+export function checkReceipt(doc: SignedReceipt, receiptKeySpki: string | undefined, expect: ReceiptExpectations & { jobId: string; resultSha256: string }): Receipt {
+  if (!receiptKeySpki) throw receiptError("the attested coordinator has no receipt key in its claims");
+  if (!verifyReceiptSignature(doc, receiptKeyFromClaims(receiptKeySpki))) throw receiptError("its signature does not verify with the attested coordinator's receipt key");
+  let r: Receipt;
+  try {
+    r = ReceiptSchema.parse(JSON.parse(doc.text));
+  } catch {
+    throw receiptError("it is malformed");
+  }
+  if (r.jobId !== expect.jobId) throw receiptError(`it is for job ${r.jobId}, not ${expect.jobId}`);
+  if (r.output.sha256 !== expect.resultSha256) throw receiptError("its output digest is not the result's");
+  if (expect.inputSha256 !== undefined && r.input.sha256 !== expect.inputSha256) {
+    throw receiptError(`the enclave read input ${r.input.sha256.slice(0, 16)}…, you uploaded ${expect.inputSha256.slice(0, 16)}…`);
+  }
+  if (expect.codeSha256 !== undefined && r.codeSha256 !== expect.codeSha256) throw receiptError(`job code ${r.codeSha256.slice(0, 16)}… ran, you approved ${expect.codeSha256.slice(0, 16)}…`);
+  if (expect.policy !== undefined && r.policySha256 !== createHash("sha256").update(canonicalJson(expect.policy)).digest("hex")) throw receiptError("the enclave applied another policy than yours");
+  const counts = new Map<number, number>();
+  for (const p of r.partitions) counts.set(p.reduce, (counts.get(p.reduce) ?? 0) + p.records);
+  for (const red of r.reducers) {
+    if (red.inputRecords !== (counts.get(red.reduceIndex) ?? 0)) throw receiptError(`reducer ${red.reduceIndex} read ${red.inputRecords} records, mappers wrote ${counts.get(red.reduceIndex) ?? 0}`);
+  }
+  if (r.partitions.length !== r.shards.length * r.reducers.length) throw receiptError("it does not list one partition per mapper and reducer");
+  return r;
+}
+
+export async function fetchResult(url: string, session: VerifiedSession, status: JobStatus, out: NodeJS.WritableStream | string, opts: { insecurePlaintext?: boolean; expect?: ReceiptExpectations } = {}): Promise<JobSummary> {
   if (!status.result) throw new CmrError("CMR_JOB_FAILED", `job ${status.jobId} has no result`);
   const summary = openEnvelope<JobSummary>(session.fromEnclave.expose(), status.result.sealedSummary, { recipient: session.sessionId, purpose: "task-result", objectId: status.jobId });
   if (summary.jobId !== status.jobId) throw new CmrError("CMR_INTEGRITY", "the result summary belongs to another job");
+  const receipt = checkReceipt(summary.receipt, session.claims.receiptKey, { ...(opts.expect ?? {}), jobId: status.jobId, resultSha256: summary.resultSha256 });
+  const plainHash = createHash("sha256");
+  const plainTap = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      plainHash.update(chunk);
+      cb(null, chunk);
+    },
+    flush(cb) {
+      cb(opts.insecurePlaintext || plainHash.digest("hex") === receipt.output.plainSha256 ? null : receiptError("the decrypted result is not the output the receipt names"));
+    },
+  });
   const key = deriveObjectKey(session.fromEnclave, LABELS.resultKey, status.jobId);
   const res = await httpRequest(`${url}/v1/jobs/${status.jobId}/result`);
   if (res.status !== 200) await expectJson(Promise.resolve(res));
@@ -125,7 +175,7 @@ export async function fetchResult(url: string, session: VerifiedSession, status:
       mkdirSync(dirname(out), { recursive: true });
       const tmp = `${out}.tmp-${randomBytes(4).toString("hex")}`;
       try {
-        await pipeline(res.body, tap, dec, createWriteStream(tmp));
+        await pipeline(res.body, tap, dec, plainTap, createWriteStream(tmp));
         renameSync(tmp, out);
       } catch (e) {
         rmSync(tmp, { force: true });
@@ -134,7 +184,7 @@ export async function fetchResult(url: string, session: VerifiedSession, status:
     } else {
       // Buffer the plaintext so that a failure mid-stream prints nothing partial to stdout.
       const chunks: Buffer[] = [];
-      await pipeline(res.body, tap, dec, async function* (src) {
+      await pipeline(res.body, tap, dec, plainTap, async function* (src) {
         for await (const c of src) chunks.push(c as Buffer);
       });
       out.write(Buffer.concat(chunks));

@@ -18,6 +18,8 @@ export const EnclaveClaimsSchema = z.object({
   dataTypes: z.array(z.string().min(1).max(64)).max(32).optional(),
   /** Per-client or per-data-type enclave scope (seed [64-72]). */
   scope: z.string().min(1).max(200).optional(),
+  /** Coordinator: its job-receipt signing key (SPKI DER, base64), bound into the attestation. */
+  receiptKey: z.string().max(400).optional(),
 });
 export type EnclaveClaims = z.infer<typeof EnclaveClaimsSchema>;
 

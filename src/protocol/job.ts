@@ -107,4 +107,6 @@ export interface JobSummary {
   reducers: { reduceIndex: number; records: number; worker: string; measurement: string }[];
   codeSha256: string;
   attestations: { worker: string; phase: "map" | "reduce"; measurement: string; at: string; simulated: boolean }[];
+  /** The signed job receipt (protocol/receipt.ts). */
+  receipt: { text: string; signature: string };
 }

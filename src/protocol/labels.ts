@@ -39,6 +39,8 @@ export const LABELS = {
   vendorReport: "cmr/v1/sim-vendor/report",
   peToken: "cmr/v1/group/attestation-token",
   peRevocations: "cmr/v1/group/revocations",
+  /** Job integrity receipts (issue #7). */
+  receipt: "cmr/v1/job-receipt",
   /** Simulated quote body signature context. */
   simulatedQuote: "cmr/v1/sim/quote",
 } as const;

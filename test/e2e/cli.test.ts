@@ -16,7 +16,7 @@ const dataDir = join(dir, ".cmr");
 
 function cmr(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args, ...(args[0] === "measure" || args.includes("--help") ? [] : ["--data-dir", dataDir])], { env: { ...process.env, ...env }, cwd: dir });
+    const child = spawn(process.execPath, [bin, ...args, ...(args[0] === "measure" || args[0] === "verify-receipt" || args.includes("--help") ? [] : ["--data-dir", dataDir])], { env: { ...process.env, ...env }, cwd: dir });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -156,4 +156,28 @@ test("review fixes: too many range boundaries, dynamic import, leaky error names
   assert.equal(l.code, 1);
   assert.match(l.stderr, /job code threw a non-standard value in map/);
   assert.doesNotMatch(l.stderr, /LEAK/);
+});
+
+test("job receipts: written with the result, verified offline, tampering and wrong files refused", async () => {
+  const input = file("rc.csv", "k,v\na,1\nb,2\na,3\n");
+  const out = join(dir, "rc-out.csv");
+  const r = await cmr(["run", "--input", input, "--key", "k", "--op", "sum", "--value", "v", "--workers", "2", "--out", out]);
+  assert.equal(r.code, 0, r.stderr);
+  const bundle = `${out}.receipt.json`;
+  assert.ok(existsSync(bundle));
+  const policy = join(dir, "rc-policy.json");
+  assert.equal((await cmr(["policy", "init", "--allow-simulated", "--out", policy])).code, 0);
+  const v = await cmr(["verify-receipt", bundle, "--input", input, "--result", out, "--policy", policy]);
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  assert.match(v.stdout, /VERIFIED/);
+  assert.match(v.stdout, /\[ok\] attestation simulated/);
+  const wrong = await cmr(["verify-receipt", bundle, "--input", file("other.csv", "k,v\na,9\n"), "--result", out]);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stdout, /\[FAIL\] input/);
+  const b = JSON.parse(readFileSync(bundle, "utf8")) as { receipt: { text: string } };
+  b.receipt.text = b.receipt.text.replace('"rows":2', '"rows":3');
+  const forged = file("forged.receipt.json", JSON.stringify(b));
+  const f = await cmr(["verify-receipt", forged]);
+  assert.equal(f.code, 1);
+  assert.match(f.stdout, /\[FAIL\] signature/);
 });

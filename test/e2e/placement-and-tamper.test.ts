@@ -162,3 +162,21 @@ test("S11 second path: upload via storage plus a notification gives the same ans
     await c.stop();
   }
 });
+
+test("the client refuses a result whose receipt does not match what it uploaded or approved", async () => {
+  const c = await startTestCluster([{ workerId: "w1" }]);
+  try {
+    const session = await attestCoordinator(c.coordinator.url, c.policy);
+    const { uploadId, sha256 } = await uploadFile(c.coordinator.url, session, csv);
+    await submitJob(c.coordinator.url, session, { jobId: "jreceipt", uploadId, inputName: "tx.csv", format: "csv", code: { kind: "builtin", op: "count", keyField: "key" }, partition: "hash", shards: 2, reducers: 1, onBadRecord: "fail", policy: c.policy });
+    const status = await waitForJob(c.coordinator.url, "jreceipt");
+    const out = join(dir, "receipt-mismatch.csv");
+    await assert.rejects(fetchResult(c.coordinator.url, session, status, out, { expect: { inputSha256: "00".repeat(32) } }), { code: "CMR_RECEIPT_INVALID" });
+    await assert.rejects(fetchResult(c.coordinator.url, session, status, out, { expect: { codeSha256: "11".repeat(32) } }), { code: "CMR_RECEIPT_INVALID" });
+    assert.equal(existsSync(out), false);
+    const ok = await fetchResult(c.coordinator.url, session, status, out, { expect: { inputSha256: sha256, policy: c.policy } });
+    assert.equal(ok.rows, 12);
+  } finally {
+    await c.stop();
+  }
+});

@@ -4,7 +4,9 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { basename } from "node:path";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus } from "../../client/client.ts";
 import type { Policy } from "../../attestation/policy.ts";
@@ -30,6 +32,8 @@ export interface RunJobOptions {
   quiet?: boolean;
   /** The data owner's name: selects its own enclave on a per-client coordinator (seed [64-72]). */
   client?: string;
+  /** Where to write the job receipt bundle (receipt + the coordinator's attestation). */
+  receiptOut?: string;
   /** Map-side sort buffer before spilling sorted runs (MB). */
   sortBufferMB?: number;
   /** INSECURE: no encryption of data objects (benchmarks, debugging). */
@@ -42,12 +46,18 @@ export interface RunJobResult {
   coordinator: AppraisalResult;
 }
 
+/** The receipt with what an offline checker needs: the coordinator's attestation answer. */
+export function writeReceiptBundle(path: string, summary: JobSummary, attestation: unknown, inputName: string): void {
+  const bundle = { format: "cmr/receipt-bundle/v1", inputName, receipt: summary.receipt, attestation };
+  writeFileSync(path, JSON.stringify(bundle, null, 2) + "\n");
+}
+
 export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
   const progress = new Progress();
   const say = (l: string) => !o.quiet && progress.update(l);
   const session = await attestCoordinator(o.url, o.policy, undefined, { ...(o.client ? { client: o.client } : {}), ...(o.dataType ? { dataType: o.dataType } : {}) });
   say(`attested coordinator ${session.appraisal.measurement.slice(0, 16)}… (${session.appraisal.backend})`);
-  const { uploadId } = await uploadFile(o.url, session, o.input, { ...(o.viaStorageDir ? { viaStorageDir: o.viaStorageDir } : {}), insecurePlaintext: o.insecurePlaintext === true });
+  const { uploadId, sha256: inputSha256 } = await uploadFile(o.url, session, o.input, { ...(o.viaStorageDir ? { viaStorageDir: o.viaStorageDir } : {}), insecurePlaintext: o.insecurePlaintext === true });
   say(`uploaded ${basename(o.input)} encrypted under the first key`);
   const jobId = `j${randomBytes(8).toString("hex")}`;
   await submitJob(o.url, session, {
@@ -77,6 +87,8 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     const err = status.error ?? { code: "CMR_JOB_FAILED", message: "job failed" };
     throw new CmrError(err.code as never, err.message, err.hint ? { hint: err.hint } : {});
   }
-  const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true });
+  const codeSha256 = o.code.kind === "custom" ? o.code.sha256 : createHash("sha256").update(canonicalJson(o.code)).digest("hex");
+  const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true, expect: { inputSha256, codeSha256, policy: o.policy } });
+  if (o.receiptOut) writeReceiptBundle(o.receiptOut, summary, session.response, basename(o.input));
   return { summary, status, coordinator: session.appraisal };
 }

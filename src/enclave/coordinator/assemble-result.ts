@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { IntegrityError } from "../../errors.ts";
 import type { SecretKey } from "../../crypto/secret.ts";
 import { compareKeys, csvField } from "../records/csv-writer.ts";
@@ -27,23 +28,26 @@ export async function assembleResult(
   resultObject: string,
   resultKey: SecretKey,
   store: EnclaveObjectStore,
-): Promise<{ rows: number; sha256: string }> {
+): Promise<{ rows: number; sha256: string; plainSha256: string }> {
   const sources = inputs.map((i) => checked(i.objectId, i.records, readJsonLines<[string, string]>(store.openDecrypted(i.objectId, i.key, store.plaintext ? undefined : i.sha256), i.objectId)));
   const writer = store.createEncryptedWriter(resultObject, resultKey);
   let rows = 0;
   let buf = "key,value\n";
+  const plain = createHash("sha256");
   try {
     for await (const [k, v] of mergeSorted(sources, compareKeys)) {
       buf += `${csvField(k)},${csvField(v)}\n`;
       rows++;
       if (buf.length >= 256 * 1024) {
+        plain.update(buf, "utf8");
         await writer.write(buf);
         buf = "";
       }
     }
+    plain.update(buf, "utf8");
     await writer.write(buf);
     const { sha256 } = await writer.end();
-    return { rows, sha256 };
+    return { rows, sha256, plainSha256: plain.digest("hex") };
   } catch (e) {
     writer.abort();
     throw e;

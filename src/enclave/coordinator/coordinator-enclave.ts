@@ -13,7 +13,9 @@
  *
  * @module
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, sign, type KeyObject } from "node:crypto";
+import { canonicalJson } from "../../crypto/canonical-json.ts";
+import { receiptSignedBytes, type Receipt } from "../../protocol/receipt.ts";
 import { CmrError } from "../../errors.ts";
 import { Handshake } from "../../attestation/relying-party.ts";
 import { deriveObjectKey } from "../../crypto/handshake.ts";
@@ -36,6 +38,7 @@ interface JobState {
   spec: JobSpec;
   client: InboundSession;
   header: string[] | null;
+  inputSha256: string;
   inputRecords: number;
   badRecords: number;
   shards: { objectId: string; records: number; sha256: string; key: SecretKey }[];
@@ -62,10 +65,16 @@ export class CoordinatorEnclave {
   readonly #pending = new Map<string, { handshake: Handshake; jobId: string; workerId: string; phase: Phase }>();
   readonly #jobs = new Map<string, JobState>();
 
-  constructor(tee: Quoter, store: EnclaveObjectStore, claims: EnclaveClaims) {
+  /** Signs job receipts; its public half is in the attested claims (claims.receiptKey). */
+  readonly #receiptKey: KeyObject;
+  readonly #measurement: string;
+
+  constructor(tee: Quoter, store: EnclaveObjectStore, claims: EnclaveClaims, receiptKey: KeyObject, measurement: string) {
     this.#tee = tee;
     this.#store = store;
     this.#claims = claims;
+    this.#receiptKey = receiptKey;
+    this.#measurement = measurement;
   }
 
   attest(request: unknown): Promise<unknown> {
@@ -90,7 +99,7 @@ export class CoordinatorEnclave {
     }
     const spec = parsed.data;
     if (spec.jobId !== jobId) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "job id inside the sealed job differs from the request");
-    let codeSha256 = sha256Hex(JSON.stringify(spec.code));
+    let codeSha256 = sha256Hex(canonicalJson(spec.code));
     if (spec.code.kind === "custom") {
       codeSha256 = spec.code.sha256;
       if (sha256Hex(spec.code.source) !== spec.code.sha256) {
@@ -104,6 +113,7 @@ export class CoordinatorEnclave {
       spec,
       client,
       header: null,
+      inputSha256: "",
       inputRecords: 0,
       badRecords: 0,
       shards: [],
@@ -136,6 +146,7 @@ export class CoordinatorEnclave {
     const targets = Array.from({ length: spec.shards }, (_, i) => ({ objectId: objectIds.shard(spec.jobId, i), key: SecretKey.random("shard-key") }));
     const split = await splitUpload(spec, uploadObject, uploadKey, targets, this.#store.withMode(spec.insecurePlaintext));
     job.header = split.header;
+    job.inputSha256 = split.inputSha256;
     job.inputRecords = split.inputRecords;
     job.badRecords = split.badRecords;
     job.shards = split.shards.map((s, i) => ({ ...s, key: targets[i]!.key }));
@@ -306,7 +317,7 @@ export class CoordinatorEnclave {
     const resultObject = objectIds.result(job.spec.jobId);
     const resultKey = deriveObjectKey(job.client.fromEnclave, LABELS.resultKey, job.spec.jobId);
     const inputs = job.reduces.map((rr, r) => ({ objectId: rr.output.objectId, sha256: rr.output.sha256, records: rr.outputRecords, key: job.outputKeys[r]! }));
-    const { rows, sha256 } = await assembleResult(inputs, resultObject, resultKey, this.#store.withMode(job.spec.insecurePlaintext));
+    const { rows, sha256, plainSha256 } = await assembleResult(inputs, resultObject, resultKey, this.#store.withMode(job.spec.insecurePlaintext));
     const summary: JobSummary = {
       jobId: job.spec.jobId,
       resultObject,
@@ -318,10 +329,30 @@ export class CoordinatorEnclave {
       reducers: job.reduces.map((rr, r) => ({ reduceIndex: r, records: rr.outputRecords, worker: rr.worker, measurement: rr.measurement })),
       codeSha256: job.codeSha256,
       attestations: job.attestations,
+      receipt: this.#signReceipt(job, { object: resultObject, sha256, plainSha256, rows }),
     };
     const sealedSummary = sealEnvelope(job.client.fromEnclave.expose(), summary, { recipient: job.client.sessionId, purpose: "task-result", objectId: job.spec.jobId });
     this.#forget(job);
     return { jobId: job.spec.jobId, resultObject, rows, sealedSummary };
+  }
+
+  #signReceipt(job: JobState, output: Receipt["output"]): { text: string; signature: string } {
+    const receipt: Receipt = {
+      format: "cmr/receipt/v1",
+      jobId: job.spec.jobId,
+      issuedAt: new Date().toISOString(),
+      coordinatorMeasurement: this.#measurement,
+      input: { name: job.spec.inputName, sha256: job.inputSha256, records: job.inputRecords, badRecords: job.badRecords },
+      codeSha256: job.codeSha256,
+      policySha256: sha256Hex(canonicalJson(job.spec.policy)),
+      plaintext: job.spec.insecurePlaintext,
+      shards: job.maps.map((mr, m) => ({ shardId: m, records: job.shards[m]!.records, sha256: job.shards[m]!.sha256, mappedBy: mr.worker, measurement: mr.measurement, attempt: mr.attempt })),
+      partitions: job.maps.flatMap((mr, m) => mr.partitions.map((p, r) => ({ map: m, reduce: r, records: p.records, sha256: p.sha256 }))),
+      reducers: job.reduces.map((rr, r) => ({ reduceIndex: r, inputRecords: rr.inputRecords, outputRecords: rr.outputRecords, sha256: rr.output.sha256, reducedBy: rr.worker, measurement: rr.measurement, attempt: rr.attempt })),
+      output,
+    };
+    const text = canonicalJson(receipt);
+    return { text, signature: sign("sha256", receiptSignedBytes(text), this.#receiptKey).toString("base64") };
   }
 
   /** Drop a job's keys (after success or failure). Intermediate objects become unreadable. */

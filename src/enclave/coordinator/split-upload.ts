@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { CmrError } from "../../errors.ts";
 import type { JobSpec } from "../../protocol/job.ts";
 import type { SecretKey } from "../../crypto/secret.ts";
@@ -27,6 +28,8 @@ const SAMPLE_SIZE = 10_000;
 
 export interface SplitResult {
   header: string[] | null;
+  /** SHA-256 of the decrypted upload: exactly the bytes the client encrypted. */
+  inputSha256: string;
   inputRecords: number;
   badRecords: number;
   shards: { objectId: string; records: number; sha256: string }[];
@@ -199,7 +202,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
       const { sha256 } = await writers[i]!.end();
       shards.push({ objectId: shardTargets[i]!.objectId, records: counts[i]!, sha256 });
     }
-    return { header: parsed.header, inputRecords: total, badRecords: bad + badInSplit, shards, boundaries };
+    return { header: parsed.header, inputSha256: parsed.sha256, inputRecords: total, badRecords: bad + badInSplit, shards, boundaries };
   } catch (e) {
     for (const w of writers) w.abort();
     throw e;
@@ -215,10 +218,12 @@ async function parseUploadWithHeader(
   emit: Emit,
   onHeader: (h: string[]) => void,
   drain: () => Promise<void>,
-): Promise<{ header: string[] | null; bad: number }> {
+): Promise<{ header: string[] | null; bad: number; sha256: string }> {
   let bad = 0;
   const onBad = spec.onBadRecord === "skip" ? () => void bad++ : undefined;
   const source = spec.inputName;
+  // SHA-256 of the plaintext the client uploaded: the job receipt names it.
+  const hash = createHash("sha256");
   if (spec.format === "csv") {
     const p = new CsvParser({ source });
     let told = false;
@@ -230,19 +235,21 @@ async function parseUploadWithHeader(
       emit(fields, line);
     };
     for await (const chunk of store.openDecrypted(uploadObject, key)) {
+      hash.update(chunk as Buffer);
       p.feed(chunk as Buffer, e, onBad);
       await drain();
     }
     p.end(e, onBad);
     if (p.header === undefined) throw new CmrError("CMR_RECORD_MALFORMED", `${source} is empty: no header row`, { hint: "CSV input needs a header row naming the columns" });
-    return { header: p.header, bad };
+    return { header: p.header, bad, sha256: hash.digest("hex") };
   }
   const p = new JsonlParser({ source });
   const e = (rec: Record<string, unknown>, line: number) => emit(rec, line);
   for await (const chunk of store.openDecrypted(uploadObject, key)) {
+    hash.update(chunk as Buffer);
     p.feed(chunk as Buffer, e, onBad);
     await drain();
   }
   p.end(e, onBad);
-  return { header: null, bad };
+  return { header: null, bad, sha256: hash.digest("hex") };
 }

@@ -11,6 +11,7 @@
  */
 import { z } from "zod";
 import { readFileSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
 import { join } from "node:path";
 import { GroupAttester } from "./group-attester.ts";
 import { ProvisioningEnclave } from "../provisioning/provisioning-enclave.ts";
@@ -85,15 +86,18 @@ const handlers: Record<string, Handler> = {
       joinPrepare: (x: unknown) => attester.prepareJoin(x as never),
       joinComplete: (x: unknown) => attester.completeJoin(x as never),
     });
+    // The coordinator's job-receipt key: made here, its public half attested in the claims.
+    const receiptKeys = a.role === "coordinator" ? generateKeyPairSync("ec", { namedCurve: "P-256" }) : undefined;
     const claims: EnclaveClaims = {
       role: a.role as "coordinator" | "worker",
+      ...(receiptKeys ? { receiptKey: receiptKeys.publicKey.export({ format: "der", type: "spki" }).toString("base64") } : {}),
       enclaveId: a.enclaveId,
       ...(a.capabilities ? { capabilities: a.capabilities } : {}),
       ...(a.dataTypes ? { dataTypes: a.dataTypes } : {}),
       ...(a.scope ? { scope: a.scope } : {}),
     };
     if (a.role === "coordinator") {
-      const c = new CoordinatorEnclave(attester, store, claims);
+      const c = new CoordinatorEnclave(attester, store, claims, receiptKeys!.privateKey, tee.measurement().toString("hex"));
       Object.assign(handlers, {
         attest: (x: unknown) => c.attest(x),
         submitJob: (x: unknown) => c.submitJob(x as never),

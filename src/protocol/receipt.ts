@@ -1,0 +1,53 @@
+/**
+ * The job integrity receipt (issue #7, after VC3's job verification): signed inside the
+ * coordinator enclave with a key whose public half is in the enclave's attested claims, it says
+ * what ran on what: the digest of the input the client uploaded, the job code and policy
+ * hashes, every shard's and partition's digest and record count, which attested measurement ran
+ * each task, and the output digest. The client checks it before it writes the result.
+ *
+ * Trust zone: PURE.
+ *
+ * @module
+ */
+import { createPublicKey, verify, type KeyObject } from "node:crypto";
+import { z } from "zod";
+import { LABELS } from "./labels.ts";
+
+export const RECEIPT_LABEL = LABELS.receipt;
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$|^$/);
+
+export const ReceiptSchema = z.object({
+  format: z.literal("cmr/receipt/v1"),
+  jobId: z.string(),
+  issuedAt: z.string(),
+  coordinatorMeasurement: z.string(),
+  input: z.object({ name: z.string(), sha256: hex64, records: z.number().int(), badRecords: z.number().int() }),
+  codeSha256: hex64,
+  policySha256: hex64,
+  plaintext: z.boolean(),
+  shards: z.array(z.object({ shardId: z.number().int(), records: z.number().int(), sha256: hex64, mappedBy: z.string(), measurement: z.string(), attempt: z.number().int() })),
+  partitions: z.array(z.object({ map: z.number().int(), reduce: z.number().int(), records: z.number().int(), sha256: hex64 })),
+  reducers: z.array(z.object({ reduceIndex: z.number().int(), inputRecords: z.number().int(), outputRecords: z.number().int(), sha256: hex64, reducedBy: z.string(), measurement: z.string(), attempt: z.number().int() })),
+  output: z.object({ object: z.string(), sha256: hex64, plainSha256: hex64, rows: z.number().int() }),
+});
+export type Receipt = z.infer<typeof ReceiptSchema>;
+
+export const SignedReceiptSchema = z.object({ text: z.string().max(16 << 20), signature: z.string().max(512) });
+export type SignedReceipt = z.infer<typeof SignedReceiptSchema>;
+
+export function receiptSignedBytes(text: string): Buffer {
+  return Buffer.concat([Buffer.from(RECEIPT_LABEL, "utf8"), Buffer.from([0]), Buffer.from(text, "utf8")]);
+}
+
+export function receiptKeyFromClaims(spkiBase64: string): KeyObject {
+  return createPublicKey({ key: Buffer.from(spkiBase64, "base64"), format: "der", type: "spki" });
+}
+
+export function verifyReceiptSignature(doc: SignedReceipt, key: KeyObject): boolean {
+  try {
+    return verify("sha256", receiptSignedBytes(doc.text), key, Buffer.from(doc.signature, "base64"));
+  } catch {
+    return false;
+  }
+}

@@ -87,6 +87,7 @@ export const ERROR_CODES = [
   "CMR_JOB_CODE_ERROR",
   "CMR_JOB_FAILED",
   "CMR_JOB_NOT_FOUND",
+  "CMR_JOB_INTERRUPTED",
   "CMR_NO_MATCHING_WORKER",
   "CMR_WORKER_LOST",
   // --- storage

@@ -15,7 +15,7 @@ import { startWorker } from "../host/worker/worker-service.ts";
 import { startVerifier } from "../host/verifier/verifier-service.ts";
 import { createBlobStore } from "../host/storage/blob-store.ts";
 import { getJson } from "../host/http/client.ts";
-import { attestCoordinator } from "../client/client.ts";
+import { attestCoordinator, type JobStatus } from "../client/client.ts";
 import { loadPolicyFile, localPolicy, measureProgram, reportError, warnSimulated } from "./common.ts";
 import { startLocalCluster } from "./local-cluster.ts";
 import { runJob } from "./commands/run-job.ts";
@@ -302,6 +302,30 @@ program
   .addHelpText("after", "\nExit status: 0 verified, 1 not verified (the failing check's code and why), 2 usage error.\n\nExamples:\n  cmr verify-evidence quote.bin --collateral collateral.json --at 2025-07-01T00:00:00Z\n  cmr verify-evidence report.bin --cert vcek.der --json\n  cmr verify-evidence attestation.cose.b64 --policy policy.json")
   .action(async (file: string, o: { collateral?: string; cert?: string; chain?: string; roots?: string; at?: string; json?: boolean; policy?: string }) => {
     process.exitCode = await verifyEvidenceCommand(file, o);
+  });
+
+program
+  .command("status")
+  .description("show a job's state on a coordinator: stage, progress, attestations, whether it resumed after a restart, and why it failed")
+  .argument("<job>", "job id (cmr run prints it with --verbose; it is also in the receipt)")
+  .requiredOption("--coordinator <url>", "coordinator URL")
+  .option("--json", "machine-readable output")
+  .action(async (jobId: string, o: { coordinator: string; json?: boolean }) => {
+    const s = await getJson<JobStatus>(`${o.coordinator.replace(/\/$/, "")}/v1/jobs/${encodeURIComponent(jobId)}`);
+    if (o.json) {
+      process.stdout.write(JSON.stringify(s, null, 2) + "\n");
+    } else {
+      const p = s.progress;
+      const lines = [
+        `job ${s.jobId}: ${s.state}${s.resumedFrom ? ` (resumed after a coordinator restart from stage ${s.resumedFrom})` : ""}`,
+        `  progress: ${p.inputRecords} records, maps ${p.mapsDone}/${p.shards}, reduces ${p.reducesDone}/${p.reducers}`,
+        `  attestations: ${s.attestations.filter((a) => a.result === "accepted").length} accepted, ${s.attestations.filter((a) => a.result === "refused").length} refused`,
+        ...(s.error ? [`  error: ${s.error.code}: ${s.error.message}`, ...(s.error.hint ? [`  hint: ${s.error.hint}`] : [])] : []),
+        ...(s.result ? [`  result: ${s.result.rows} rows, ready to fetch (only the client that submitted it can decrypt it)`] : []),
+      ];
+      process.stdout.write(lines.join("\n") + "\n");
+    }
+    process.exitCode = s.state === "failed" ? 1 : 0;
   });
 
 program

@@ -33,6 +33,7 @@ export interface JobStatus {
   assignments: { task: string; worker: string; attempt: number; outcome: string }[];
   timings: Record<string, number>;
   error?: { code: string; message: string; hint?: string };
+  resumedFrom?: string;
   result?: { resultObject: string; rows: number; sealedSummary: string };
 }
 
@@ -90,9 +91,21 @@ export async function submitJob(url: string, session: VerifiedSession, spec: Job
   await postJson(`${url}/v1/jobs`, { sessionId: session.sessionId, challenge: session.challenge, jobId: spec.jobId, sealedJob });
 }
 
-export async function waitForJob(url: string, jobId: string, onProgress?: (s: JobStatus) => void, pollMs = 100): Promise<JobStatus> {
+export async function waitForJob(url: string, jobId: string, onProgress?: (s: JobStatus) => void, pollMs = 100, patienceMs = 60_000): Promise<JobStatus> {
+  let unreachableSince: number | undefined;
   for (;;) {
-    const s = await getJson<JobStatus>(`${url}/v1/jobs/${jobId}`);
+    let s: JobStatus;
+    try {
+      s = await getJson<JobStatus>(`${url}/v1/jobs/${jobId}`);
+      unreachableSince = undefined;
+    } catch (e) {
+      // A coordinator that restarts resumes its jobs: keep asking for a while.
+      if ((e as CmrError).code !== "CMR_UNREACHABLE") throw e;
+      unreachableSince ??= Date.now();
+      if (Date.now() - unreachableSince > patienceMs) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+      continue;
+    }
     onProgress?.(s);
     if (s.state === "succeeded" || s.state === "failed") return s;
     await new Promise((r) => setTimeout(r, pollMs));

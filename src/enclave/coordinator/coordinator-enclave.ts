@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { randomBytes, sign, type KeyObject } from "node:crypto";
+import { createPrivateKey, randomBytes, sign, type KeyObject } from "node:crypto";
 import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { receiptSignedBytes, type Receipt } from "../../protocol/receipt.ts";
 import { CmrError } from "../../errors.ts";
@@ -29,6 +29,7 @@ import { answerAttestRequest, type Quoter } from "../runtime/attestee.ts";
 import { SessionTable, type InboundSession, type OutboundSession } from "../runtime/sessions.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { splitUpload } from "./split-upload.ts";
+import type { TeeBackend } from "../tee/index.ts";
 import { assembleResult } from "./assemble-result.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
 
@@ -54,7 +55,18 @@ interface JobState {
   /** Latest attempt issued per task ("m3", "r1"): only its answer may commit. */
   latestAttempt: Map<string, number>;
   codeSha256: string;
+  /** Added to every attempt number after a restore, so resumed tasks never reuse object names. */
+  attemptBase: number;
+  /**
+   * The receipt key the client saw attested when it submitted the job (after a restart, the
+   * restored one from the sealed checkpoint, not this enclave's new key).
+   */
+  receiptKey: KeyObject;
 }
+
+const CHECKPOINT_LABEL = "cmr/v1/coordinator/job-checkpoint";
+const hex = (k: SecretKey): string => k.expose().toString("hex");
+const key = (h: string, label: string): SecretKey => new SecretKey(Buffer.from(h, "hex"), label);
 
 export class CoordinatorEnclave {
   readonly #tee: Quoter;
@@ -68,8 +80,10 @@ export class CoordinatorEnclave {
   /** Signs job receipts; its public half is in the attested claims (claims.receiptKey). */
   readonly #receiptKey: KeyObject;
   readonly #measurement: string;
+  readonly #sealer: Pick<TeeBackend, "seal" | "unseal">;
 
-  constructor(tee: Quoter, store: EnclaveObjectStore, claims: EnclaveClaims, receiptKey: KeyObject, measurement: string) {
+  constructor(tee: Quoter, store: EnclaveObjectStore, claims: EnclaveClaims, receiptKey: KeyObject, measurement: string, sealer: Pick<TeeBackend, "seal" | "unseal">) {
+    this.#sealer = sealer;
     this.#tee = tee;
     this.#store = store;
     this.#claims = claims;
@@ -126,6 +140,8 @@ export class CoordinatorEnclave {
       issuedTasks: new Map(),
       latestAttempt: new Map(),
       codeSha256,
+      attemptBase: 0,
+      receiptKey: this.#receiptKey,
     });
     return {
       jobId,
@@ -212,7 +228,7 @@ export class CoordinatorEnclave {
     const shard = job.shards[m];
     if (shard === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} has no shard ${m}`);
     const w = this.#workerFor(job, args.sessionId, "map");
-    const attempt = Number(args.attempt) || 1;
+    const attempt = (Number(args.attempt) || 1) + job.attemptBase;
     const taskId = `${job.spec.jobId}-m${m}-a${attempt}`;
     const kek = w.toEnclave.expose();
     const recipient = w.sessionId;
@@ -272,7 +288,7 @@ export class CoordinatorEnclave {
       if (job.maps[m] === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `map task ${m} of job ${job.spec.jobId} has not completed`);
     }
     const w = this.#workerFor(job, args.sessionId, "reduce");
-    const attempt = Number(args.attempt) || 1;
+    const attempt = (Number(args.attempt) || 1) + job.attemptBase;
     const taskId = `${job.spec.jobId}-r${r}-a${attempt}`;
     const kek = w.toEnclave.expose();
     const recipient = w.sessionId;
@@ -352,7 +368,67 @@ export class CoordinatorEnclave {
       output,
     };
     const text = canonicalJson(receipt);
-    return { text, signature: sign("sha256", receiptSignedBytes(text), this.#receiptKey).toString("base64") };
+    return { text, signature: sign("sha256", receiptSignedBytes(text), job.receiptKey).toString("base64") };
+  }
+
+  /**
+   * The job's state after a committed stage, sealed to this enclave build and platform, for the
+   * host to keep (issue #7: coordinator restarts). Holds the job's keys, so it leaves only sealed.
+   */
+  async checkpoint(args: { jobId: string }): Promise<{ stage: string; sealed: string }> {
+    const job = this.#job(args.jobId);
+    const done = (xs: unknown[]) => xs.filter((x) => x !== undefined).length;
+    const stage = job.spec.reducers > 0 && done(job.reduces) === job.spec.reducers ? "reduced" : job.shards.length > 0 && done(job.maps) === job.shards.length ? "mapped" : job.shards.length > 0 ? "split" : "submitted";
+    const state = {
+      spec: job.spec,
+      client: { sessionId: job.client.sessionId, challenge: job.client.challenge, purpose: job.client.purpose, createdAt: job.client.createdAt, toEnclave: hex(job.client.toEnclave), fromEnclave: hex(job.client.fromEnclave) },
+      header: job.header,
+      inputSha256: job.inputSha256,
+      inputRecords: job.inputRecords,
+      badRecords: job.badRecords,
+      shards: job.shards.map((s) => ({ objectId: s.objectId, records: s.records, sha256: s.sha256, key: hex(s.key) })),
+      partitionKeys: job.partitionKeys.map((row) => row.map(hex)),
+      outputKeys: job.outputKeys.map(hex),
+      maps: stage === "split" || stage === "submitted" ? [] : job.maps,
+      reduces: stage === "reduced" ? job.reduces : [],
+      attestations: job.attestations,
+      codeSha256: job.codeSha256,
+      attemptBase: job.attemptBase,
+      receiptKey: job.receiptKey.export({ format: "pem", type: "pkcs8" }).toString(),
+    };
+    const plain = Buffer.from(JSON.stringify(state));
+    const sealed = (await this.#sealer.seal(plain, CHECKPOINT_LABEL)).toString("base64");
+    plain.fill(0);
+    return { stage, sealed };
+  }
+
+  /** Resume a job from a sealed checkpoint after a restart; workers will be attested again. */
+  async restoreJob(args: { sealed: string }): Promise<{ jobId: string; stage: string; reducers: number; dataType: string | null }> {
+    const plain = await this.#sealer.unseal(Buffer.from(String(args.sealed), "base64"), CHECKPOINT_LABEL);
+    type Saved = Omit<JobState, "client" | "shards" | "partitionKeys" | "outputKeys" | "attestedFor" | "issuedTasks" | "latestAttempt" | "receiptKey"> & {
+      receiptKey: string;
+      client: { sessionId: string; challenge: string; purpose: "first-key" | "second-key"; createdAt: number; toEnclave: string; fromEnclave: string };
+      shards: { objectId: string; records: number; sha256: string; key: string }[];
+      partitionKeys: string[][];
+      outputKeys: string[];
+    };
+    const s = JSON.parse(plain.toString("utf8")) as Saved;
+    plain.fill(0);
+    const job: JobState = {
+      ...s,
+      client: { ...s.client, toEnclave: key(s.client.toEnclave, "session/to-enclave"), fromEnclave: key(s.client.fromEnclave, "session/from-enclave") },
+      shards: s.shards.map((x) => ({ ...x, key: key(x.key, "shard-key") })),
+      partitionKeys: s.partitionKeys.map((row) => row.map((h) => key(h, "partition-key"))),
+      outputKeys: s.outputKeys.map((h) => key(h, "reduce-output-key")),
+      attestedFor: new Map(),
+      issuedTasks: new Map(),
+      latestAttempt: new Map(),
+      attemptBase: s.attemptBase + 100,
+      receiptKey: createPrivateKey(s.receiptKey),
+    };
+    this.#jobs.set(job.spec.jobId, job);
+    const stage = job.reduces.length === job.spec.reducers && job.spec.reducers > 0 ? "reduced" : job.maps.length > 0 ? "mapped" : job.shards.length > 0 ? "split" : "submitted";
+    return { jobId: job.spec.jobId, stage, reducers: job.spec.reducers, dataType: job.spec.dataType ?? null };
   }
 
   /** Drop a job's keys (after success or failure). Intermediate objects become unreadable. */

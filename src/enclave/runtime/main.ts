@@ -97,7 +97,7 @@ const handlers: Record<string, Handler> = {
       ...(a.scope ? { scope: a.scope } : {}),
     };
     if (a.role === "coordinator") {
-      const c = new CoordinatorEnclave(attester, store, claims, receiptKeys!.privateKey, tee.measurement().toString("hex"));
+      const c = new CoordinatorEnclave(attester, store, claims, receiptKeys!.privateKey, tee.measurement().toString("hex"), tee);
       Object.assign(handlers, {
         attest: (x: unknown) => c.attest(x),
         submitJob: (x: unknown) => c.submitJob(x as never),
@@ -110,6 +110,8 @@ const handlers: Record<string, Handler> = {
         completeReduce: (x: unknown) => c.completeReduce(x as never),
         finalize: (x: unknown) => c.finalize(x as never),
         abortJob: (x: unknown) => c.abortJob(x as never),
+        checkpoint: (x: unknown) => c.checkpoint(x as never),
+        restoreJob: (x: unknown) => c.restoreJob(x as never),
       });
     } else {
       const w = new WorkerEnclave(attester, store, claims);

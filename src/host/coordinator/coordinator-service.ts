@@ -18,7 +18,9 @@ import type { IpcEvent, IpcFrame } from "../../protocol/ipc.ts";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
 import { listen, readJson, Router, sendJson } from "../http/server.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
-import { JobRunner, type JobRecord } from "./job-runner.ts";
+import { JobRunner, type CheckpointStage, type JobRecord } from "./job-runner.ts";
+import { CoordinatorStateStore } from "./state-store.ts";
+import { join } from "node:path";
 import { WorkerRegistry } from "./worker-registry.ts";
 
 export interface CoordinatorOptions {
@@ -37,6 +39,8 @@ export interface CoordinatorOptions {
   log?: (line: string) => void;
   /** How a busy worker is watched: a /v1/health probe every intervalMs; lost after missedBeats misses. */
   heartbeat?: { intervalMs: number; missedBeats: number };
+  /** SQLite file for job, worker and upload state (default <dataDir>/coordinator/state.db). */
+  statePath?: string;
 }
 
 export interface RunningCoordinator {
@@ -89,6 +93,38 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const first = await pool.get(isolation === "shared" ? "shared" : isolation === "client" ? "client:default" : "type:default");
   const workers = new WorkerRegistry();
   const jobs = new Map<string, JobRecord>();
+  const state = new CoordinatorStateStore(opts.statePath ?? join(opts.dataDir, "coordinator", "state.db"));
+  for (const w of state.workers()) workers.register(w);
+  const startRunner = (jobId: string, e: { enclave: EnclaveProcess; scope: string }, plan: { reducers: number; dataType: string | null }, previous?: JobRecord): JobRunner => {
+    const runner = new JobRunner(jobId, e.enclave, workers, opts.store, plan, opts.heartbeat, {
+      onChange: (r) => state.saveJob(r, e.scope, plan),
+      onCheckpoint: (stage, sealed) => state.saveCheckpoint(jobId, stage, sealed),
+    }, previous);
+    jobs.set(jobId, runner.record);
+    return runner;
+  };
+  // After a restart: terminal jobs keep their status and results; running jobs resume from
+  // their last committed stage, or fail with a status that says why they cannot.
+  for (const saved of state.jobs()) {
+    const { record, scope, plan, checkpoint } = saved;
+    if (record.state === "succeeded" || record.state === "failed") {
+      jobs.set(record.jobId, record);
+      continue;
+    }
+    try {
+      if (!checkpoint) throw new CmrError("CMR_JOB_INTERRUPTED", "no committed stage to resume from");
+      const e = await pool.get(scope);
+      const restored = await e.enclave.call<{ stage: CheckpointStage }>("restoreJob", { sealed: checkpoint.sealed });
+      const runner = startRunner(record.jobId, e, plan, record);
+      log(`job ${record.jobId} resumes after a restart from stage ${restored.stage}`);
+      void runner.run(restored.stage).then(() => log(`job ${record.jobId} ${runner.record.state}`));
+    } catch (err) {
+      const why = err instanceof CmrError ? `${err.code}: ${err.message}` : "unknown error";
+      const failed: JobRecord = { ...record, state: "failed", updatedAt: new Date().toISOString(), error: { code: "CMR_JOB_INTERRUPTED", message: `the coordinator restarted while job ${record.jobId} was ${record.state} and cannot resume it (${why})`, hint: "submit the job again; the upload is still in storage" } };
+      jobs.set(record.jobId, failed);
+      state.saveJob(failed, scope, plan);
+    }
+  }
   const router = new Router()
     .on("GET", "/v1/health", (_q, res) =>
       sendJson(res, 200, { ok: true, role: "coordinator", measurement: first.info.measurement, backend: first.info.backend, simulated: first.info.simulated, isolation, group: first.info.join?.gvcertId ?? null, workers: workers.live().length }),
@@ -106,6 +142,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     .on("PUT", "/v1/uploads/:uploadId", async (req, res, p) => {
       const id = assertId(p.uploadId, "upload id");
       const { bytes } = await opts.store.put(objectIds.upload(id), req, { maxBytes: opts.maxUploadBytes ?? 64 * 1024 ** 3 });
+      // Acknowledged only once durable: the object is in place and the upload is on record.
+      state.recordUpload(id, bytes);
       log(`stored upload ${id} (${bytes} bytes of ciphertext)`);
       sendJson(res, 201, { uploadId: id, bytes });
     })
@@ -115,10 +153,12 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       if (!opts.store.exists(objectIds.upload(id))) {
         throw new CmrError("CMR_STORAGE_NOT_FOUND", `notified upload ${id} is not in storage (${objectIds.upload(id)})`, { hint: "write the object first, then notify" });
       }
+      state.recordUpload(id, -1);
       sendJson(res, 200, { uploadId: id, found: true });
     })
     .on("POST", "/v1/workers", async (req, res) => {
       const w = workers.register(await readJson(req, 64 * 1024));
+      state.saveWorker(w);
       log(`worker ${w.workerId} registered at ${w.url} (claims ${w.capabilities.join(",")})`);
       sendJson(res, 201, { workerId: w.workerId });
     })
@@ -130,8 +170,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       // The job goes to the enclave that holds the client's session, and only there.
       const e = pool.forSession(body.sessionId);
       const plan = await e.enclave.call<{ reducers: number; dataType: string | null }>("submitJob", body);
-      const runner = new JobRunner(jobId, e.enclave, workers, opts.store, plan, opts.heartbeat);
-      jobs.set(jobId, runner.record);
+      const runner = startRunner(jobId, e, { reducers: plan.reducers, dataType: plan.dataType }, undefined);
+      state.saveJob(runner.record, e.scope, { reducers: plan.reducers, dataType: plan.dataType });
       log(`job ${jobId} accepted in enclave ${e.scope}`);
       void runner.run().then(() => log(`job ${jobId} ${runner.record.state}${runner.record.error ? `: ${runner.record.error.code}` : ""}`));
       sendJson(res, 202, { jobId, state: runner.record.state });
@@ -160,6 +200,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     stop: async () => {
       await closeServer(server);
       await pool.stop();
+      state.close();
     },
   };
 }

@@ -28,6 +28,16 @@ export interface AttestationRecord {
   error?: { code: string; message: string };
 }
 
+export type CheckpointStage = "submitted" | "split" | "mapped" | "reduced";
+const STAGES: CheckpointStage[] = ["submitted", "split", "mapped", "reduced"];
+
+export interface RunnerHooks {
+  /** Called on every state change (the host persists the record). */
+  onChange?: (record: JobRecord) => void;
+  /** Called with the enclave's sealed checkpoint after each committed stage. */
+  onCheckpoint?: (stage: CheckpointStage, sealed: string) => void;
+}
+
 export interface JobRecord {
   jobId: string;
   state: JobState;
@@ -39,6 +49,8 @@ export interface JobRecord {
   assignments: { task: string; worker: string; attempt: number; outcome: "ok" | "worker-lost" | "failed" }[];
   attestations: AttestationRecord[];
   error?: { code: string; message: string; hint?: string };
+  /** Set when the job was resumed after a coordinator restart. */
+  resumedFrom?: CheckpointStage;
   result?: { resultObject: string; rows: number; sealedSummary: string };
 }
 
@@ -58,8 +70,18 @@ export class JobRunner {
   readonly #dataType: string | null;
   readonly #reducers: number;
   readonly #heartbeat: { intervalMs: number; missedBeats: number };
+  readonly #hooks: RunnerHooks;
 
-  constructor(jobId: string, enclave: EnclaveProcess, workers: WorkerRegistry, store: BlobStore, plan: { dataType: string | null; reducers: number }, heartbeat = { intervalMs: 1000, missedBeats: 3 }) {
+  constructor(
+    jobId: string,
+    enclave: EnclaveProcess,
+    workers: WorkerRegistry,
+    store: BlobStore,
+    plan: { dataType: string | null; reducers: number },
+    heartbeat = { intervalMs: 1000, missedBeats: 3 },
+    hooks: RunnerHooks = {},
+    previous?: JobRecord,
+  ) {
     const now = new Date().toISOString();
     this.record = {
       jobId,
@@ -77,6 +99,8 @@ export class JobRunner {
     this.#dataType = plan.dataType;
     this.#reducers = plan.reducers;
     this.#heartbeat = heartbeat;
+    this.#hooks = hooks;
+    if (previous) Object.assign(this.record, { ...previous, error: undefined });
   }
 
   #stageStart = Date.now();
@@ -87,25 +111,49 @@ export class JobRunner {
     this.#stageStart = now;
     this.record.state = state;
     this.record.updatedAt = new Date(now).toISOString();
+    this.#hooks.onChange?.(this.record);
   }
 
-  async run(): Promise<void> {
+  /** Persist a committed stage: the enclave's sealed checkpoint goes to the host's state store. */
+  async #commit(): Promise<void> {
+    if (!this.#hooks.onCheckpoint) return;
+    const cp = await this.#enclave.call<{ stage: CheckpointStage; sealed: string }>("checkpoint", { jobId: this.record.jobId });
+    this.#hooks.onCheckpoint(cp.stage, cp.sealed);
+  }
+
+  /**
+   * Run the job, or resume it after a coordinator restart from its last committed stage:
+   * "submitted" (split again from the upload), "split", "mapped" or "reduced".
+   */
+  async run(resumeFrom: CheckpointStage = "submitted"): Promise<void> {
     const jobId = this.record.jobId;
+    const from = STAGES.indexOf(resumeFrom);
+    if (from > 0) this.record.resumedFrom = resumeFrom;
     try {
-      this.#set("splitting");
-      const split = await this.#enclave.call<{ inputRecords: number; shards: { shardId: number }[] }>("splitJob", { jobId });
-      this.record.progress.shards = split.shards.length;
-      this.record.progress.inputRecords = split.inputRecords;
-
-      this.#set("mapping");
-      const mappers = await this.#attestAll("map");
-      await this.#runTasks("map", split.shards.map((s) => s.shardId), mappers);
-
-      this.#set("reducing");
-      const reducers = await this.#attestAll("reduce");
-      const reduceCount = this.#reducers;
-      this.record.progress.reducers = reduceCount;
-      await this.#runTasks("reduce", Array.from({ length: reduceCount }, (_, r) => r), reducers);
+      if (from < 1) {
+        await this.#commit();
+        this.#set("splitting");
+        const split = await this.#enclave.call<{ inputRecords: number; shards: { shardId: number }[] }>("splitJob", { jobId });
+        this.record.progress.shards = split.shards.length;
+        this.record.progress.inputRecords = split.inputRecords;
+        await this.#commit();
+      }
+      if (from < 2) {
+        this.#set("mapping");
+        this.record.progress.mapsDone = 0;
+        const mappers = await this.#attestAll("map");
+        await this.#runTasks("map", Array.from({ length: this.record.progress.shards }, (_, m) => m), mappers);
+        await this.#commit();
+      }
+      if (from < 3) {
+        this.#set("reducing");
+        this.record.progress.reducesDone = 0;
+        const reducers = await this.#attestAll("reduce");
+        const reduceCount = this.#reducers;
+        this.record.progress.reducers = reduceCount;
+        await this.#runTasks("reduce", Array.from({ length: reduceCount }, (_, r) => r), reducers);
+        await this.#commit();
+      }
 
       this.#set("finalizing");
       const fin = await this.#enclave.call<{ resultObject: string; rows: number; sealedSummary: string }>("finalize", { jobId });

@@ -1,0 +1,78 @@
+/**
+ * The coordinator host's durable state (issue #7): uploads it acknowledged, registered workers,
+ * jobs with their records (status, assignments, attestations) and the coordinator enclave's
+ * sealed checkpoint of each job after every committed stage. Secrets appear here only sealed
+ * (to the enclave's measurement and platform); everything else is public metadata.
+ *
+ * Trust zone: UNTRUSTED (host). SQLite through better-sqlite3, synchronous and transactional.
+ *
+ * @module
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { JobRecord } from "./job-runner.ts";
+import type { WorkerEntry } from "./worker-registry.ts";
+
+export type Checkpoint = { stage: "submitted" | "split" | "mapped" | "reduced"; sealed: string; scope: string };
+
+export class CoordinatorStateStore {
+  readonly #db: Database.Database;
+
+  constructor(path: string) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.#db = new Database(path);
+    this.#db.pragma("journal_mode = WAL");
+    this.#db.pragma("synchronous = FULL");
+    this.#db.exec(`
+      CREATE TABLE IF NOT EXISTS uploads (upload_id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, stored_at TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS workers (worker_id TEXT PRIMARY KEY, entry TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS jobs (
+        job_id TEXT PRIMARY KEY, scope TEXT NOT NULL, state TEXT NOT NULL, record TEXT NOT NULL,
+        plan TEXT NOT NULL, checkpoint_stage TEXT, checkpoint_sealed TEXT, updated_at TEXT NOT NULL);
+    `);
+  }
+
+  recordUpload(uploadId: string, bytes: number): void {
+    this.#db.prepare("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?)").run(uploadId, bytes, new Date().toISOString());
+  }
+
+  hasUpload(uploadId: string): boolean {
+    return this.#db.prepare("SELECT 1 FROM uploads WHERE upload_id = ?").get(uploadId) !== undefined;
+  }
+
+  saveWorker(w: WorkerEntry): void {
+    this.#db.prepare("INSERT OR REPLACE INTO workers VALUES (?, ?)").run(w.workerId, JSON.stringify(w));
+  }
+
+  workers(): WorkerEntry[] {
+    return (this.#db.prepare("SELECT entry FROM workers").all() as { entry: string }[]).map((r) => JSON.parse(r.entry) as WorkerEntry);
+  }
+
+  saveJob(record: JobRecord, scope: string, plan: unknown): void {
+    this.#db
+      .prepare(
+        `INSERT INTO jobs (job_id, scope, state, record, plan, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(job_id) DO UPDATE SET state = excluded.state, record = excluded.record, updated_at = excluded.updated_at`,
+      )
+      .run(record.jobId, scope, record.state, JSON.stringify(record), JSON.stringify(plan), new Date().toISOString());
+  }
+
+  saveCheckpoint(jobId: string, stage: Checkpoint["stage"], sealed: string): void {
+    this.#db.prepare("UPDATE jobs SET checkpoint_stage = ?, checkpoint_sealed = ? WHERE job_id = ?").run(stage, sealed, jobId);
+  }
+
+  jobs(): { record: JobRecord; scope: string; plan: { reducers: number; dataType: string | null }; checkpoint: Checkpoint | undefined }[] {
+    const rows = this.#db.prepare("SELECT * FROM jobs").all() as { record: string; scope: string; plan: string; checkpoint_stage: string | null; checkpoint_sealed: string | null }[];
+    return rows.map((r) => ({
+      record: JSON.parse(r.record) as JobRecord,
+      scope: r.scope,
+      plan: JSON.parse(r.plan) as { reducers: number; dataType: string | null },
+      checkpoint: r.checkpoint_stage && r.checkpoint_sealed ? { stage: r.checkpoint_stage as Checkpoint["stage"], sealed: r.checkpoint_sealed, scope: r.scope } : undefined,
+    }));
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}

@@ -8,7 +8,7 @@
  * @module
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,9 +50,9 @@ function cliPath(): string {
   return here.endsWith(".mjs") ? here : join(here, "..", "..", "..", "bin", "cmr.mjs");
 }
 
-function spawnNode(args: string[], log: (l: string) => void): Promise<{ child: ChildProcess; url: string }> {
+function spawnNode(args: string[], log: (l: string) => void, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath(), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CMR_QUIET_SIM: "1" } });
+    const child = spawn(process.execPath, [cliPath(), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CMR_QUIET_SIM: "1", ...env } });
     let out = "";
     const timer = setTimeout(() => reject(new CmrError("CMR_UNREACHABLE", `${args[0]} did not start within 20 s`)), 20_000);
     child.stdout!.on("data", (d: Buffer) => {
@@ -97,10 +97,12 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       const nodeDir = (name: string) => ["--data-dir", join(opts.dataDir, "nodes", name), "--vendor-dir", opts.dataDir];
       const coord = await spawnNode(["coordinator", "--port", "0", ...nodeDir("coordinator"), "--storage", storageDir, ...vArgs], log);
       children.push(coord.child);
+      // Registering a worker is an admin action: the workers get the coordinator's operator token.
+      const token = readFileSync(join(opts.dataDir, "nodes", "coordinator", "coordinator", "operator-token"), "utf8").trim();
       for (const w of opts.workers) {
         const args = ["worker", "--coordinator", coord.url, "--id", w.workerId, "--capabilities", w.capabilities.join(","), "--port", "0", ...nodeDir(w.workerId), "--storage", storageDir, ...vArgs];
         if (w.dataTypes?.length) args.push("--data-types", w.dataTypes.join(","));
-        children.push((await spawnNode(args, log)).child);
+        children.push((await spawnNode(args, log, { CMR_OPERATOR_TOKEN: token })).child);
       }
       const health = (await (await fetch(`${coord.url}/v1/health`)).json()) as { measurement: string };
       return {
@@ -141,6 +143,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
           storageDir,
           programPath,
           backend: "simulated",
+          operatorToken: coordinator.operatorToken,
         }),
       );
     }

@@ -122,7 +122,7 @@ program
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     await initSimPlatform(dataDir, o.vendorDir);
     const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: createBlobStore(o.storage), programPath: enclaveProgramPath(), backend: o.tee, isolation: o.isolation, ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
-    process.stdout.write(`coordinator listening on ${c.url} (enclave measurement ${c.measurement}, backend ${c.backend})\n`);
+    process.stdout.write(`coordinator listening on ${c.url} (enclave measurement ${c.measurement}, backend ${c.backend}; operator token in ${dataDir}/coordinator/operator-token)\n`);
     const stop = () => void c.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
@@ -139,14 +139,16 @@ program
   .option("--host <addr>", "address to bind", "127.0.0.1")
   .option("--storage <dir>", "object storage directory shared with the coordinator", ".cmr/storage")
   .option("--verifier <url>", "verification node: join its group so quotes are group-signed")
+  .option("--operator-token <token>", "the coordinator's operator token, needed to register (env CMR_OPERATOR_TOKEN; it is in the coordinator's <data-dir>/coordinator/operator-token)")
   .addOption(teeOption())
   .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
   .addOption(dataDirOption())
   .addHelpText("after", "\nExample:\n  cmr worker --coordinator http://127.0.0.1:7400 --capabilities map,reduce --data-types transaction")
-  .action(async (o: { coordinator: string; capabilities: string; dataTypes: string; id?: string; port: number; host: string; storage: string; verifier?: string; tee: "simulated" | "gramine-sgx" | "tsm"; vendorDir?: string; dataDir?: string }) => {
+  .action(async (o: { coordinator: string; capabilities: string; dataTypes: string; id?: string; port: number; host: string; storage: string; verifier?: string; operatorToken?: string; tee: "simulated" | "gramine-sgx" | "tsm"; vendorDir?: string; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     await initSimPlatform(dataDir, o.vendorDir);
+    const operatorToken = o.operatorToken ?? process.env.CMR_OPERATOR_TOKEN;
     const caps = list(o.capabilities);
     const bad = caps.filter((c) => c !== "map" && c !== "reduce");
     if (bad.length) throw new CmrError("CMR_USAGE", `unknown capability ${bad.join(", ")}: use map and/or reduce`);
@@ -161,6 +163,7 @@ program
       storageDir: createBlobStore(o.storage).localRoot,
       programPath: enclaveProgramPath(),
       backend: o.tee,
+      ...(operatorToken ? { operatorToken } : {}),
       ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}),
     });
     process.stdout.write(`worker ${w.workerId} listening on ${w.url} (capabilities ${caps.join(",")})\n`);

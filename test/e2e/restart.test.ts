@@ -57,7 +57,7 @@ async function setup() {
   for (const id of ["w1", "w2"]) {
     workers.push(
       await startWorker({
-        workerId: id, coordinatorUrl: url, capabilities: ["map", "reduce"], dataTypes: [], port: 0, dataDir, storageDir: storage, programPath: enclaveProgramPath(), backend: "simulated",
+        workerId: id, coordinatorUrl: url, operatorToken: readFileSync(join(dataDir, "coordinator", "operator-token"), "utf8").trim(), capabilities: ["map", "reduce"], dataTypes: [], port: 0, dataDir, storageDir: storage, programPath: enclaveProgramPath(), backend: "simulated",
         beforeTask: async (phase) => {
           if (phase === "map" && slow) await new Promise((r) => setTimeout(r, 1500));
         },

@@ -39,7 +39,7 @@ test("verifier: register, restart with the same group, nodes join, group-atteste
   const coordinator = await startCoordinator({ port: 0, dataDir: nodes[0]!, store: new LocalBlobStore(storageDir), programPath, backend: "simulated", verifierUrl: v.url });
   const workers = [];
   for (const [i, d] of nodes.slice(1).entries()) {
-    workers.push(await startWorker({ workerId: `w${i + 1}`, coordinatorUrl: coordinator.url, capabilities: ["map", "reduce"], dataTypes: [], port: 0, dataDir: d, storageDir, programPath, backend: "simulated", verifierUrl: v.url }));
+    workers.push(await startWorker({ workerId: `w${i + 1}`, coordinatorUrl: coordinator.url, capabilities: ["map", "reduce"], dataTypes: [], port: 0, dataDir: d, storageDir, programPath, backend: "simulated", verifierUrl: v.url, operatorToken: coordinator.operatorToken }));
   }
   try {
     const audit = await getJson<{ audit: { event: string }[] }>(`${v.url}/v1/audit`);

@@ -37,6 +37,7 @@ export async function startTestCluster(workerSpecs: { workerId: string; capabili
       storageDir,
       programPath,
       backend: "simulated",
+      operatorToken: coordinator.operatorToken,
       ...(opts.onFrame ? { onFrame: (raw: Buffer, f: IpcFrame) => opts.onFrame!(raw, f) } : {}),
       ...o,
     });

@@ -8,8 +8,10 @@
  * @module
  */
 import type { Server } from "node:http";
-import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import type { IncomingMessage } from "node:http";
 import { initEnrolled, type JoinRecord, type RevocationFeed } from "../attester-link.ts";
 import { EnclavePool, scopeFor, type Isolation } from "../ipc/enclave-pool.ts";
 import { CmrError } from "../../errors.ts";
@@ -41,10 +43,14 @@ export interface CoordinatorOptions {
   heartbeat?: { intervalMs: number; missedBeats: number };
   /** SQLite file for job, worker and upload state (default <dataDir>/coordinator/state.db). */
   statePath?: string;
+  /** Operator token for admin endpoints (default: <dataDir>/coordinator/operator-token, made on first start). */
+  operatorToken?: string;
 }
 
 export interface RunningCoordinator {
   url: string;
+  /** The bearer token admin endpoints (worker registration and listing, audit) require. */
+  operatorToken: string;
   measurement: string;
   backend: string;
   simulated: boolean;
@@ -94,6 +100,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const workers = new WorkerRegistry();
   const jobs = new Map<string, JobRecord>();
   const state = new CoordinatorStateStore(opts.statePath ?? join(opts.dataDir, "coordinator", "state.db"));
+  const operatorToken = opts.operatorToken ?? loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
+  const admin = (req: IncomingMessage): void => requireBearer(req, operatorToken, join(opts.dataDir, "coordinator", "operator-token"));
   for (const w of state.workers()) workers.register(w);
   const startRunner = (jobId: string, e: { enclave: EnclaveProcess; scope: string }, plan: { reducers: number; dataType: string | null }, previous?: JobRecord): JobRunner => {
     const runner = new JobRunner(jobId, e.enclave, workers, opts.store, plan, opts.heartbeat, {
@@ -129,9 +137,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     .on("GET", "/v1/health", (_q, res) =>
       sendJson(res, 200, { ok: true, role: "coordinator", measurement: first.info.measurement, backend: first.info.backend, simulated: first.info.simulated, isolation, group: first.info.join?.gvcertId ?? null, workers: workers.live().length }),
     )
-    .on("GET", "/v1/audit", async (_q, res) =>
-      sendJson(res, 200, { preparation: (await pool.all()).map((e) => ({ scope: e.scope, join: e.info.join ?? null })), jobs: [...jobs.values()].map((j) => ({ jobId: j.jobId, state: j.state, attestations: j.attestations })) }),
-    )
+    .on("GET", "/v1/audit", async (q, res) => {
+      admin(q);
+      sendJson(res, 200, { preparation: (await pool.all()).map((e) => ({ scope: e.scope, join: e.info.join ?? null })), jobs: [...jobs.values()].map((j) => ({ jobId: j.jobId, state: j.state, attestations: j.attestations })) });
+    })
     .on("POST", "/v1/attest", async (req, res) => {
       const body = (await readJson(req)) as { scope?: unknown };
       const e = await pool.get(scopeFor(isolation, body.scope));
@@ -157,12 +166,16 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       sendJson(res, 200, { uploadId: id, found: true });
     })
     .on("POST", "/v1/workers", async (req, res) => {
+      admin(req);
       const w = workers.register(await readJson(req, 64 * 1024));
       state.saveWorker(w);
       log(`worker ${w.workerId} registered at ${w.url} (claims ${w.capabilities.join(",")})`);
       sendJson(res, 201, { workerId: w.workerId });
     })
-    .on("GET", "/v1/workers", (_q, res) => sendJson(res, 200, { workers: workers.list() }))
+    .on("GET", "/v1/workers", (q, res) => {
+      admin(q);
+      sendJson(res, 200, { workers: workers.list() });
+    })
     .on("POST", "/v1/jobs", async (req, res) => {
       const body = (await readJson(req)) as { jobId?: unknown; sessionId?: unknown };
       const jobId = assertId(body.jobId, "job id");
@@ -191,6 +204,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const { server, url } = await listen(router, opts.port, opts.host);
   return {
     url,
+    operatorToken,
     measurement: first.info.measurement,
     backend: first.info.backend,
     simulated: first.info.simulated,
@@ -209,6 +223,23 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
 export async function attestWithRevocations(enclave: EnclaveProcess, request: unknown, feed: RevocationFeed | undefined): Promise<unknown> {
   const res = await enclave.call<Record<string, unknown>>("attest", request);
   return feed ? { ...res, revocations: await feed.current() } : res;
+}
+
+/** A random operator token kept in a 0600 file next to the node's state. */
+export function loadOrCreateToken(path: string): string {
+  if (!existsSync(path)) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(path, randomBytes(24).toString("hex") + "\n", { mode: 0o600 });
+  }
+  return readFileSync(path, "utf8").trim();
+}
+
+export function requireBearer(req: IncomingMessage, token: string, where: string): void {
+  const given = Buffer.from(String(req.headers.authorization ?? "").replace(/^Bearer /, ""));
+  const want = Buffer.from(token);
+  if (given.length !== want.length || !timingSafeEqual(given, want)) {
+    throw new CmrError("CMR_UNAUTHORIZED", "this endpoint needs the operator token (Authorization: Bearer ...)", { hint: `the token is in ${where}; give it to workers with --operator-token or CMR_OPERATOR_TOKEN` });
+  }
 }
 
 export function fileSha256(path: string): string {

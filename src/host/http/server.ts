@@ -55,6 +55,7 @@ export function statusFor(code: CmrErrorCode): number {
   if (code.startsWith("CMR_ATTEST_") || code === "CMR_PROTOCOL_CHALLENGE") return 403;
   if (code === "CMR_JOB_NOT_FOUND" || code === "CMR_STORAGE_NOT_FOUND" || code === "CMR_PROTOCOL_UNKNOWN_SESSION") return 404;
   if (code === "CMR_HTTP") return 400;
+  if (code === "CMR_UNAUTHORIZED") return 401;
   if (code.startsWith("CMR_PROTOCOL_") || code.startsWith("CMR_RECORD_") || code === "CMR_USAGE" || code === "CMR_JOB_CODE_REJECTED") return 400;
   if (code === "CMR_NO_MATCHING_WORKER") return 409;
   if (code === "CMR_INTEGRITY" || code.startsWith("CMR_STREAM_") || code === "CMR_UNWRAP_FAILED") return 422;
@@ -97,6 +98,9 @@ export async function listen(router: Router, port: number, host = "127.0.0.1"): 
   server.requestTimeout = 0; // map and reduce calls may run for minutes
   server.headersTimeout = 60_000;
   server.maxHeadersCount = 64;
+  // Bounded connections: a flood of idle sockets cannot exhaust the host.
+  server.maxConnections = 512;
+  server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => resolve());

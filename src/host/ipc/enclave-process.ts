@@ -9,6 +9,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
+import { getPriority, setPriority } from "node:os";
 import { CmrError, errorFromJSON } from "../../errors.ts";
 import { ENV } from "../config.ts";
 import { encodeFrame, FrameDecoder, type IpcEvent, type IpcFrame, type IpcResponse } from "../../protocol/ipc.ts";
@@ -65,6 +66,15 @@ export class EnclaveProcess {
       launcher.length > 0
         ? spawn(launcher[0]!, launcher.slice(1), { stdio: ["pipe", "pipe", "inherit"] })
         : spawn(process.execPath, [...execArgv, opts.programPath], { stdio: ["pipe", "pipe", "inherit"] });
+    // Bulk work runs in enclaves; the host's control plane (status, heartbeats, attestation
+    // relays) must stay responsive next to them, so enclaves run at a slightly lower priority.
+    if (child.pid !== undefined) {
+      try {
+        setPriority(child.pid, Math.min(19, getPriority(child.pid) + 5));
+      } catch {
+        // not permitted here: keep the default priority
+      }
+    }
     return new EnclaveProcess(child, opts);
   }
 

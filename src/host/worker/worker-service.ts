@@ -9,7 +9,7 @@
  */
 import type { IpcFrame } from "../../protocol/ipc.ts";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
-import { postJson } from "../http/client.ts";
+import { expectJson, httpRequest } from "../http/client.ts";
 import { listen, readJson, Router, sendJson } from "../http/server.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { attestWithRevocations, closeServer, fileSha256 } from "../coordinator/coordinator-service.ts";
@@ -29,6 +29,8 @@ export interface WorkerOptions {
   backend: "simulated" | "gramine-sgx" | "tsm";
   onFrame?: (raw: Buffer, frame: IpcFrame) => void;
   verifierUrl?: string;
+  /** The coordinator's operator token: registering a worker is an admin action. */
+  operatorToken?: string;
   /**
    * Called before a task is handed to the enclave. The host is untrusted: tests use this seam to
    * play a malicious host that tampers with storage or messages.
@@ -98,7 +100,14 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     .on("POST", "/v1/tasks/map", task("map"))
     .on("POST", "/v1/tasks/reduce", task("reduce"));
   const { server, url } = await listen(router, opts.port, opts.host);
-  await postJson(`${opts.coordinatorUrl}/v1/workers`, { workerId: opts.workerId, url, capabilities: opts.capabilities, dataTypes: opts.dataTypes }, 10_000);
+  await expectJson(
+    httpRequest(`${opts.coordinatorUrl}/v1/workers`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(opts.operatorToken ? { authorization: `Bearer ${opts.operatorToken}` } : {}) },
+      body: JSON.stringify({ workerId: opts.workerId, url, capabilities: opts.capabilities, dataTypes: opts.dataTypes }),
+      timeoutMs: 10_000,
+    }),
+  );
   return {
     url,
     workerId: opts.workerId,

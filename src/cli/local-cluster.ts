@@ -52,7 +52,7 @@ function cliPath(): string {
 
 function spawnNode(args: string[], log: (l: string) => void, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath(), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CMR_QUIET_SIM: "1", ...env } });
+    const child = spawn(process.execPath, [cliPath(), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CMR_QUIET_SIM: "1", CMR_PARENT_PID: String(process.pid), ...env } });
     let out = "";
     const timer = setTimeout(() => reject(new CmrError("CMR_UNREACHABLE", `${args[0]} did not start within 20 s`)), 20_000);
     child.stdout!.on("data", (d: Buffer) => {

@@ -372,6 +372,23 @@ policyCmd
     process.stdout.write(`wrote ${o.out}: review the measurements and roots before trusting it${policy.allowSimulated ? " (accepts SIMULATED evidence)" : ""}\n`);
   });
 
+/**
+ * Nodes that a local cluster started as child processes stop when their parent is gone, so an
+ * interrupted `cmr demo` or `cmr run` leaves nothing running (CMR_PARENT_PID is set by it).
+ */
+function followParent(): void {
+  const ppid = Number(process.env.CMR_PARENT_PID);
+  if (!ppid) return;
+  setInterval(() => {
+    try {
+      process.kill(ppid, 0);
+    } catch {
+      process.exit(0);
+    }
+  }, 1000).unref();
+}
+followParent();
+
 program.exitOverride();
 try {
   await program.parseAsync(process.argv);

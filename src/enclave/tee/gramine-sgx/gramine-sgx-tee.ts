@@ -27,7 +27,8 @@
  * @module
  */
 import { closeSync, constants, existsSync, openSync, readFileSync, writeSync } from "node:fs";
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto";
+import { hkdfSync } from "node:crypto";
+import { sealBlob, unsealBlob } from "../_sealed-blob.ts";
 import { join } from "node:path";
 import { CmrError } from "../../../errors.ts";
 import type { Evidence } from "../../../protocol/evidence.ts";
@@ -175,27 +176,14 @@ export class GramineSgxTee implements TeeBackend {
   }
 
   async seal(plaintext: Uint8Array, label: string): Promise<Buffer> {
-    const nonce = randomBytes(12);
-    const c = createCipheriv("aes-256-gcm", this.#sealKey(label), nonce);
-    c.setAAD(Buffer.from(label));
-    return Buffer.concat([SEAL_MAGIC, nonce, c.update(plaintext), c.final(), c.getAuthTag()]);
+    return sealBlob(SEAL_MAGIC, this.#sealKey(label), plaintext, label);
   }
 
   async unseal(sealed: Uint8Array, label: string): Promise<Buffer> {
-    const s = Buffer.from(sealed);
-    const fail = (): CmrError =>
+    return unsealBlob(SEAL_MAGIC, () => this.#sealKey(label), sealed, label, () =>
       new CmrError("CMR_UNSEAL_FAILED", `cannot unseal "${label}": it was sealed by another enclave build (MRENCLAVE) or CPU, or modified`, {
         hint: "sealed state only opens in the same enclave build on the same SGX CPU (a microcode/TCB update can change the key too); re-provision it",
-      });
-    if (s.length < SEAL_MAGIC.length + 12 + 16 || !s.subarray(0, SEAL_MAGIC.length).equals(SEAL_MAGIC)) throw fail();
-    const key = this.#sealKey(label);
-    const d = createDecipheriv("aes-256-gcm", key, s.subarray(8, 20));
-    d.setAAD(Buffer.from(label));
-    d.setAuthTag(s.subarray(s.length - 16));
-    try {
-      return Buffer.concat([d.update(s.subarray(20, s.length - 16)), d.final()]);
-    } catch {
-      throw fail();
-    }
+      }),
+    );
   }
 }

@@ -14,7 +14,10 @@
  *
  * @module
  */
-import { createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, hkdfSync, randomBytes, sign, type KeyObject } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, hkdfSync, sign, type KeyObject } from "node:crypto";
+import { sealBlob, unsealBlob } from "../_sealed-blob.ts";
+
+const SEAL_MAGIC = Buffer.from("CMRSEAL1");
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CmrError } from "../../../errors.ts";
@@ -83,26 +86,14 @@ export class SimulatedTee implements TeeBackend {
   }
 
   async seal(plaintext: Uint8Array, label: string): Promise<Buffer> {
-    const nonce = randomBytes(12);
-    const c = createCipheriv("aes-256-gcm", this.#sealKey(label), nonce);
-    c.setAAD(Buffer.from(label));
-    return Buffer.concat([Buffer.from("CMRSEAL1"), nonce, c.update(plaintext), c.final(), c.getAuthTag()]);
+    return sealBlob(SEAL_MAGIC, this.#sealKey(label), plaintext, label);
   }
 
   async unseal(sealed: Uint8Array, label: string): Promise<Buffer> {
-    const s = Buffer.from(sealed);
-    const fail = (): CmrError =>
+    return unsealBlob(SEAL_MAGIC, () => this.#sealKey(label), sealed, label, () =>
       new CmrError("CMR_UNSEAL_FAILED", `cannot unseal "${label}": it was sealed by another enclave measurement or platform, or modified`, {
         hint: "sealed state only opens in the same enclave build on the same platform; re-provision it",
-      });
-    if (s.length < 8 + 12 + 16 || !s.subarray(0, 8).equals(Buffer.from("CMRSEAL1"))) throw fail();
-    const d = createDecipheriv("aes-256-gcm", this.#sealKey(label), s.subarray(8, 20));
-    d.setAAD(Buffer.from(label));
-    d.setAuthTag(s.subarray(s.length - 16));
-    try {
-      return Buffer.concat([d.update(s.subarray(20, s.length - 16)), d.final()]);
-    } catch {
-      throw fail();
-    }
+      }),
+    );
   }
 }

@@ -6,6 +6,7 @@
 import { Command, Option } from "commander";
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { CmrError } from "../errors.ts";
 import { BUILTIN_OPS, type JobCode } from "../protocol/job.ts";
 import { dataDirFrom, enclaveProgramPath, DEFAULTS } from "../host/config.ts";
@@ -85,7 +86,7 @@ program
       const session = await attestCoordinator(cluster?.url ?? o.coordinator!, policy);
       const a = session.appraisal;
       if (o.json) {
-        process.stdout.write(JSON.stringify({ verified: true, backend: a.backend, simulated: a.simulated, measurement: a.measurement, platform: a.platform, quoteTime: a.quoteTime, quoteAgeMs: a.quoteAgeMs, policy: a.policy, claims: a.claims, sessionId: session.sessionId, warnings: a.warnings }, null, 2) + "\n");
+        process.stdout.write(JSON.stringify({ verified: true, backend: a.backend, simulated: a.simulated, measurement: a.measurement, platform: a.platform, quoteTime: a.quoteTime, quoteAgeMs: a.quoteAgeMs, policy: a.policy, claims: a.claims, ...(a.hardware ? { hardware: a.hardware } : {}), ...(a.group ? { group: a.group } : {}), sessionId: session.sessionId, warnings: a.warnings }, null, 2) + "\n");
       } else {
         process.stdout.write(
           [
@@ -96,6 +97,14 @@ program
             `  quote time:   ${a.quoteTime}  (age ${a.quoteAgeMs} ms, policy max ${policy.maxQuoteAgeSeconds} s)`,
             `  nonce:        matched; key binding: both X25519 public keys, nonce and claims are in the report data`,
             `  claims:       role ${a.claims.role}, id ${a.claims.enclaveId}`,
+            ...(a.hardware
+              ? [
+                  `  ${a.hardware.kind} claims:`,
+                  ...Object.entries(a.hardware.measurements).map(([k, v]) => `    ${k.padEnd(12)} ${v}`),
+                  ...(a.hardware.tcb ? [`    TCB status   ${a.hardware.tcb.status}${a.hardware.tcb.advisoryIds.length ? ` (${a.hardware.tcb.advisoryIds.join(", ")})` : ""}`] : []),
+                ]
+              : []),
+            ...(a.group ? [`  group:        verification node ${a.group.gvcertId.slice(0, 16)}… (PE registered ${a.group.peTimestamp})`] : []),
             `  policy:       ${a.policy}`,
             `  session:      ${session.sessionId} (first key agreed; never leaves this process)`,
           ].join("\n") + "\n",
@@ -302,9 +311,11 @@ program
   .option("--at <time>", "verify as of this ISO-8601 time (default: now)")
   .option("--policy <file>", "also apply this policy's hardware identities and accepted TCB statuses")
   .option("--json", "machine-readable output")
-  .addHelpText("after", "\nExit status: 0 verified, 1 not verified (the failing check's code and why), 2 usage error.\n\nExamples:\n  cmr verify-evidence quote.bin --collateral collateral.json --at 2025-07-01T00:00:00Z\n  cmr verify-evidence report.bin --cert vcek.der --json\n  cmr verify-evidence attestation.cose.b64 --policy policy.json")
-  .action(async (file: string, o: { collateral?: string; cert?: string; chain?: string; roots?: string; at?: string; json?: boolean; policy?: string }) => {
-    process.exitCode = await verifyEvidenceCommand(file, o);
+  .addOption(dataDirOption())
+  .addHelpText("after", "\nCollateral given with --collateral is cached in <data-dir>/collateral after it verified; SGX/TDX evidence checked without --collateral uses a cached copy.\nExit status: 0 verified, 1 not verified (the failing check's code and why), 2 usage error.\n\nExamples:\n  cmr verify-evidence quote.bin --collateral collateral.json --at 2025-07-01T00:00:00Z\n  cmr verify-evidence report.bin --cert vcek.der --json\n  cmr verify-evidence attestation.cose.b64 --policy policy.json")
+  .action(async (file: string, o: { collateral?: string; cert?: string; chain?: string; roots?: string; at?: string; json?: boolean; policy?: string; dataDir?: string }) => {
+    const { dataDir, ...rest } = o;
+    process.exitCode = await verifyEvidenceCommand(file, { ...rest, cacheDir: join(dataDirFrom(dataDir), "collateral") });
   });
 
 program

@@ -73,12 +73,13 @@ export async function uploadFile(url: string, session: VerifiedSession, file: st
       const tmp = `${p}.tmp-${randomBytes(4).toString("hex")}`;
       await pipeline(createReadStream(file), tap, enc, createWriteStream(tmp));
       renameSync(tmp, p);
-      await postJson(`${url}/v1/uploads/${uploadId}/notify`, {});
+      await postJson(`${url}/v1/uploads/${uploadId}/notify`, { sessionId: session.sessionId, challenge: session.challenge });
     } else {
       const src = createReadStream(file);
       const body = src.pipe(tap).pipe(enc);
       src.on("error", (e) => enc.destroy(new CmrError("CMR_USAGE", `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
-      await expectJson(httpRequest(`${url}/v1/uploads/${uploadId}`, { method: "PUT", headers: { "content-type": "application/octet-stream" }, body }));
+      // The upload carries the challenge value of the coordinator's attestation (seed [111]).
+      await expectJson(httpRequest(`${url}/v1/uploads/${uploadId}`, { method: "PUT", headers: { "content-type": "application/octet-stream", "x-cmr-session": session.sessionId, "x-cmr-challenge": session.challenge }, body }));
     }
   } finally {
     key.destroy();
@@ -88,7 +89,9 @@ export async function uploadFile(url: string, session: VerifiedSession, file: st
 
 export async function submitJob(url: string, session: VerifiedSession, spec: JobSpecInput): Promise<void> {
   const sealedJob = sealEnvelope(session.toEnclave.expose(), spec, { recipient: session.sessionId, purpose: "job", objectId: spec.jobId });
-  await postJson(`${url}/v1/jobs`, { sessionId: session.sessionId, challenge: session.challenge, jobId: spec.jobId, sealedJob });
+  // The upload id travels in the clear too (it is public): the host looks up the challenge value
+  // the upload arrived with, and the enclave checks both against the sealed job.
+  await postJson(`${url}/v1/jobs`, { sessionId: session.sessionId, challenge: session.challenge, jobId: spec.jobId, uploadId: spec.uploadId, sealedJob });
 }
 
 export async function waitForJob(url: string, jobId: string, onProgress?: (s: JobStatus) => void, pollMs = 100, patienceMs = 60_000): Promise<JobStatus> {
@@ -106,6 +109,9 @@ export async function waitForJob(url: string, jobId: string, onProgress?: (s: Jo
       await new Promise((r) => setTimeout(r, 500));
       continue;
     }
+    // The answer comes from the untrusted host: it must be this job's, because fetchResult
+    // takes the job id (sealed summary, result key, receipt) from it.
+    if (s.jobId !== jobId) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `the coordinator answered with the status of job ${String(s.jobId).slice(0, 64)} for job ${jobId}`, { hint: "the host substituted another job's answer; do not trust it" });
     onProgress?.(s);
     if (s.state === "succeeded" || s.state === "failed") return s;
     await new Promise((r) => setTimeout(r, pollMs));

@@ -71,6 +71,7 @@ export function sealEnvelope(key: Uint8Array, payload: unknown, ctx: WrapContext
 }
 
 export function openEnvelope<T>(key: Uint8Array, sealed: string, ctx: WrapContext): T {
-  const plain = open(LABELS.envelope, key, Buffer.from(sealed, "base64"), ctx);
+  // `sealed` comes from an untrusted host: a dropped or non-string field is a failed unwrap too.
+  const plain = open(LABELS.envelope, key, typeof sealed === "string" ? Buffer.from(sealed, "base64") : Buffer.alloc(0), ctx);
   return JSON.parse(plain.toString("utf8")) as T;
 }

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { runJob } from "../../src/cli/commands/run-job.ts";
 import { attestCoordinator, submitJob, uploadFile, waitForJob } from "../../src/client/client.ts";
 import { Handshake } from "../../src/attestation/relying-party.ts";
+import { sealEnvelope } from "../../src/crypto/key-wrap.ts";
 import { expectedCsv, makeRows, writeCsv } from "../helpers/data.ts";
 import { startTestCluster } from "../helpers/cluster.ts";
 
@@ -55,14 +56,22 @@ test("two clients at once: separate enclaves, separate keys, no cross-use", asyn
     // And the job records say which scope's worker enclaves were attested.
     assert.ok(a.summary.attestations.length >= 2 && b.summary.attestations.length >= 2);
 
-    // Client B cannot get its enclave to read client A's upload: the key is A's.
+    // Client B cannot get its enclave to read client A's upload: the upload arrived with A's
+    // challenge value, so B's enclave refuses it before decrypting anything.
     const sessionA = await attestCoordinator(c.coordinator.url, c.policy, undefined, { client: "bank-a" });
     const { uploadId } = await uploadFile(c.coordinator.url, sessionA, join(dir, "a.csv"));
     const sessionB = await attestCoordinator(c.coordinator.url, c.policy, undefined, { client: "bank-b" });
-    await submitJob(c.coordinator.url, sessionB, { jobId: "jsteal", uploadId, inputName: "a.csv", format: "csv", code: { kind: "builtin", op: "count", keyField: "key" }, partition: "hash", shards: 1, reducers: 1, onBadRecord: "fail", policy: c.policy });
-    const stolen = await waitForJob(c.coordinator.url, "jsteal");
-    assert.equal(stolen.state, "failed");
-    assert.equal(stolen.error?.code, "CMR_STREAM_KEY_MISMATCH");
+    await assert.rejects(
+      submitJob(c.coordinator.url, sessionB, { jobId: "jsteal", uploadId, inputName: "a.csv", format: "csv", code: { kind: "builtin", op: "count", keyField: "key" }, partition: "hash", shards: 1, reducers: 1, onBadRecord: "fail", policy: c.policy }),
+      { code: "CMR_PROTOCOL_CHALLENGE" },
+    );
+    // Even if the host lied about the challenge, the upload key is A's: B's enclave cannot read it.
+    const bPool = (await c.coordinator.pool.all()).find((e) => e.scope === "client:bank-b")!;
+    const spec = { jobId: "jsteal2", uploadId, inputName: "a.csv", format: "csv", code: { kind: "builtin", op: "count", keyField: "key" }, partition: "hash", shards: 1, reducers: 1, onBadRecord: "fail", policy: c.policy };
+    const sealedJob = sealEnvelope(sessionB.toEnclave.expose(), spec, { recipient: sessionB.sessionId, purpose: "job", objectId: "jsteal2" });
+    await bPool.enclave.call("submitJob", { sessionId: sessionB.sessionId, challenge: sessionB.challenge, jobId: "jsteal2", uploadId, sealedJob, uploadChallenge: sessionB.challenge });
+    await assert.rejects(bPool.enclave.call("splitJob", { jobId: "jsteal2" }), { code: "CMR_STREAM_KEY_MISMATCH" });
+    void waitForJob;
 
     // A host that routes bank-a's attestation to bank-b's enclave is caught by the client.
     const hs = new Handshake("first-key", "coordinator", "client:bank-a");

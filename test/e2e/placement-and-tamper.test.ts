@@ -180,3 +180,20 @@ test("the client refuses a result whose receipt does not match what it uploaded 
     await c.stop();
   }
 });
+
+test("an upload without the attested session's challenge value is refused (seed [111])", async () => {
+  const c = await startTestCluster([]);
+  try {
+    const { httpRequest, expectJson } = await import("../../src/host/http/client.ts");
+    await assert.rejects(expectJson(httpRequest(`${c.coordinator.url}/v1/uploads/u1`, { method: "PUT", body: "ciphertext" })), { code: "CMR_PROTOCOL_CHALLENGE" });
+    const session = await attestCoordinator(c.coordinator.url, c.policy);
+    await assert.rejects(
+      expectJson(httpRequest(`${c.coordinator.url}/v1/uploads/u2`, { method: "PUT", headers: { "x-cmr-session": session.sessionId, "x-cmr-challenge": "00".repeat(32) }, body: "x" })).then(() =>
+        submitJob(c.coordinator.url, session, { jobId: "jchal", uploadId: "u2", inputName: "x", format: "csv", code: { kind: "builtin", op: "count", keyField: "k" }, partition: "hash", shards: 1, reducers: 1, onBadRecord: "fail", policy: c.policy }),
+      ),
+      { code: "CMR_PROTOCOL_CHALLENGE" },
+    );
+  } finally {
+    await c.stop();
+  }
+});

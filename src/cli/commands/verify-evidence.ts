@@ -15,8 +15,9 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { X509Certificate } from "node:crypto";
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CmrError, isCmrError } from "../../errors.ts";
 import type { VerifiedClaims } from "../../attestation/claims.ts";
@@ -39,6 +40,12 @@ export const processOutput: CommandOutput = {
 
 export interface VerifyEvidenceCommandOptions {
   collateral?: string;
+  /**
+   * Collateral cache (<data-dir>/collateral): collateral given with --collateral is kept there
+   * after it verified, and SGX/TDX evidence checked without --collateral uses a cached copy,
+   * so stored evidence can be checked offline later.
+   */
+  cacheDir?: string;
   cert?: string;
   chain?: string;
   roots?: string;
@@ -263,7 +270,15 @@ export async function verifyEvidenceCommand(file: string, o: VerifyEvidenceComma
   // --- authenticity (exit 1 when a check fails)
   let verified: VerifiedEvidence;
   try {
+    if (inputs.collateral === undefined && o.cacheDir !== undefined && (outcome.kind === "sgx-dcap" || outcome.kind === "tdx")) {
+      const cached = cachedCollateralFor(evidence, now, inputs, o.cacheDir);
+      if (cached) {
+        inputs.collateral = cached.bytes;
+        io.err(`cmr: note: using cached collateral ${cached.path}\n`);
+      }
+    }
     verified = verifyEvidence(evidence, { now, ...inputs });
+    if (o.collateral !== undefined && o.cacheDir !== undefined && inputs.collateral !== undefined) cacheCollateral(inputs.collateral, o.cacheDir);
   } catch (e) {
     if (isCmrError(e) && e.code === "CMR_USAGE") return usageExit(e, io);
     outcome.error = errorOf(e);
@@ -288,6 +303,41 @@ export async function verifyEvidenceCommand(file: string, o: VerifyEvidenceComma
   }
   outcome.verified = true;
   return finish(outcome, o, io);
+}
+
+const COLLATERAL_ERRORS = new Set(["CMR_EVIDENCE_COLLATERAL", "CMR_EVIDENCE_COLLATERAL_SIGNATURE", "CMR_EVIDENCE_COLLATERAL_EXPIRED", "CMR_EVIDENCE_TCB_NOT_SUPPORTED", "CMR_EVIDENCE_QE_IDENTITY"]);
+
+/** Keep verified collateral for offline checks, named by its digest. */
+function cacheCollateral(bytes: Uint8Array, dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${createHash("sha256").update(bytes).digest("hex").slice(0, 16)}.json`), bytes);
+  } catch {
+    // a cache that cannot be written only costs a later fetch
+  }
+}
+
+/** The newest cached collateral under which this evidence verifies at `now`, if any. */
+function cachedCollateralFor(evidence: Uint8Array, now: Date, inputs: { roots?: Uint8Array[] }, dir: string): { path: string; bytes: Uint8Array } | undefined {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => join(dir, f));
+  } catch {
+    return undefined;
+  }
+  files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  for (const path of files) {
+    const bytes = new Uint8Array(readFileSync(path));
+    try {
+      verifyEvidence(evidence, { now, collateral: bytes, ...(inputs.roots ? { roots: inputs.roots } : {}) });
+      return { path, bytes };
+    } catch (e) {
+      // Collateral for another platform or period: try the next file. Any other failure is the
+      // evidence's own, and the main check reports it.
+      if (!isCmrError(e) || !COLLATERAL_ERRORS.has(e.code)) return { path, bytes };
+    }
+  }
+  return undefined;
 }
 
 function errorOf(e: unknown): { code: string; message: string; hint?: string } {

@@ -102,8 +102,13 @@ export class CoordinatorEnclave {
   }
 
   /** The client's job arrives sealed under its first key, with the channel's challenge value. */
-  submitJob(args: { sessionId: string; challenge: string; jobId: string; sealedJob: string }): unknown {
+  submitJob(args: { sessionId: string; challenge: string; jobId: string; uploadId?: string; sealedJob: string; uploadChallenge?: string | null }): unknown {
     const client = this.#clients.checkChallenge(args.sessionId, args.challenge);
+    if (args.uploadChallenge !== client.challenge) {
+      throw new CmrError("CMR_PROTOCOL_CHALLENGE", "the upload this job names did not arrive with this session's challenge value: it was not sent by the attested client on this channel", {
+        hint: "upload the data again on the attested session",
+      });
+    }
     const jobId = assertId(args.jobId, "job id");
     if (this.#jobs.has(jobId)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${jobId} was already submitted`);
     const raw = openEnvelope<unknown>(client.toEnclave.expose(), args.sealedJob, { recipient: client.sessionId, purpose: "job", objectId: jobId });
@@ -113,6 +118,9 @@ export class CoordinatorEnclave {
     }
     const spec = parsed.data;
     if (spec.jobId !== jobId) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "job id inside the sealed job differs from the request");
+    if (spec.uploadId !== args.uploadId) {
+      throw new CmrError("CMR_PROTOCOL_CHALLENGE", "the upload id the host presented with this job is not the one inside the sealed job", { hint: "the request was altered on the way" });
+    }
     let codeSha256 = sha256Hex(canonicalJson(spec.code));
     if (spec.code.kind === "custom") {
       codeSha256 = spec.code.sha256;

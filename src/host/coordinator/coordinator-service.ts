@@ -150,19 +150,22 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     })
     .on("PUT", "/v1/uploads/:uploadId", async (req, res, p) => {
       const id = assertId(p.uploadId, "upload id");
+      const { sessionId, challenge } = uploadCredentials(req.headers["x-cmr-session"], req.headers["x-cmr-challenge"]);
       const { bytes } = await opts.store.put(objectIds.upload(id), req, { maxBytes: opts.maxUploadBytes ?? 64 * 1024 ** 3 });
       // Acknowledged only once durable: the object is in place and the upload is on record.
-      state.recordUpload(id, bytes);
+      state.recordUpload(id, bytes, sessionId, challenge);
       log(`stored upload ${id} (${bytes} bytes of ciphertext)`);
       sendJson(res, 201, { uploadId: id, bytes });
     })
-    .on("POST", "/v1/uploads/:uploadId/notify", (_req, res, p) => {
+    .on("POST", "/v1/uploads/:uploadId/notify", async (req, res, p) => {
       // S11, second path: the client wrote the ciphertext to storage itself and tells us its id.
       const id = assertId(p.uploadId, "upload id");
+      const body = (await readJson(req, 4096)) as { sessionId?: unknown; challenge?: unknown };
+      const { sessionId, challenge } = uploadCredentials(body.sessionId, body.challenge);
       if (!opts.store.exists(objectIds.upload(id))) {
         throw new CmrError("CMR_STORAGE_NOT_FOUND", `notified upload ${id} is not in storage (${objectIds.upload(id)})`, { hint: "write the object first, then notify" });
       }
-      state.recordUpload(id, -1);
+      state.recordUpload(id, -1, sessionId, challenge);
       sendJson(res, 200, { uploadId: id, found: true });
     })
     .on("POST", "/v1/workers", async (req, res) => {
@@ -182,7 +185,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       if (jobs.has(jobId)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${jobId} exists`);
       // The job goes to the enclave that holds the client's session, and only there.
       const e = pool.forSession(body.sessionId);
-      const plan = await e.enclave.call<{ reducers: number; dataType: string | null }>("submitJob", body);
+      // The enclave compares the challenge the upload arrived with to the session's before it
+      // decrypts anything (seed [111]).
+      const uploadId = (body as { uploadId?: unknown }).uploadId;
+      const plan = await e.enclave.call<{ reducers: number; dataType: string | null }>("submitJob", { ...body, uploadChallenge: typeof uploadId === "string" ? (state.uploadChallenge(uploadId) ?? null) : null });
       const runner = startRunner(jobId, e, { reducers: plan.reducers, dataType: plan.dataType }, undefined);
       state.saveJob(runner.record, e.scope, { reducers: plan.reducers, dataType: plan.dataType });
       log(`job ${jobId} accepted in enclave ${e.scope}`);
@@ -223,6 +229,15 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
 export async function attestWithRevocations(enclave: EnclaveProcess, request: unknown, feed: RevocationFeed | undefined): Promise<unknown> {
   const res = await enclave.call<Record<string, unknown>>("attest", request);
   return feed ? { ...res, revocations: await feed.current() } : res;
+}
+
+function uploadCredentials(sessionId: unknown, challenge: unknown): { sessionId: string; challenge: string } {
+  if (typeof sessionId !== "string" || !/^[0-9a-f]{32}$/.test(sessionId) || typeof challenge !== "string" || !/^[0-9a-f]{64}$/.test(challenge)) {
+    throw new CmrError("CMR_PROTOCOL_CHALLENGE", "an upload must carry the attested session id and its challenge value (x-cmr-session, x-cmr-challenge)", {
+      hint: "attest the coordinator first; the cmr client sends both",
+    });
+  }
+  return { sessionId, challenge };
 }
 
 /** A random operator token kept in a 0600 file next to the node's state. */

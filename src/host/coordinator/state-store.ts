@@ -25,7 +25,7 @@ export class CoordinatorStateStore {
     this.#db.pragma("journal_mode = WAL");
     this.#db.pragma("synchronous = FULL");
     this.#db.exec(`
-      CREATE TABLE IF NOT EXISTS uploads (upload_id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, stored_at TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS uploads (upload_id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, stored_at TEXT NOT NULL, session_id TEXT, challenge TEXT);
       CREATE TABLE IF NOT EXISTS workers (worker_id TEXT PRIMARY KEY, entry TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS jobs (
         job_id TEXT PRIMARY KEY, scope TEXT NOT NULL, state TEXT NOT NULL, record TEXT NOT NULL,
@@ -33,8 +33,14 @@ export class CoordinatorStateStore {
     `);
   }
 
-  recordUpload(uploadId: string, bytes: number): void {
-    this.#db.prepare("INSERT OR REPLACE INTO uploads VALUES (?, ?, ?)").run(uploadId, bytes, new Date().toISOString());
+  recordUpload(uploadId: string, bytes: number, sessionId: string, challenge: string): void {
+    this.#db.prepare("INSERT OR REPLACE INTO uploads (upload_id, bytes, stored_at, session_id, challenge) VALUES (?, ?, ?, ?, ?)").run(uploadId, bytes, new Date().toISOString(), sessionId, challenge);
+  }
+
+  /** The challenge value the upload arrived with (seed [111]); the enclave checks it. */
+  uploadChallenge(uploadId: string): string | undefined {
+    const r = this.#db.prepare("SELECT challenge FROM uploads WHERE upload_id = ?").get(uploadId) as { challenge: string | null } | undefined;
+    return r?.challenge ?? undefined;
   }
 
   hasUpload(uploadId: string): boolean {

@@ -86,11 +86,15 @@ export async function readJson(req: IncomingMessage, max = MAX_JSON_BODY): Promi
     if (n > max) throw new CmrError("CMR_HTTP", `request body exceeds ${max} bytes`);
     chunks.push(c as Buffer);
   }
+  let body: unknown;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
   } catch {
     throw new CmrError("CMR_HTTP", "request body is not JSON");
   }
+  // Every route reads fields of an object: `null`, a number or an array would fail untyped.
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new CmrError("CMR_HTTP", "request body is not a JSON object");
+  return body;
 }
 
 export async function listen(router: Router, port: number, host = "127.0.0.1"): Promise<{ server: Server; url: string }> {

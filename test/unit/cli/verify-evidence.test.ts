@@ -253,3 +253,20 @@ describe("cmr verify-evidence: usage errors (exit 2)", () => {
     assert.equal((await run(p, { policy: join(work, "none.json") })).code, 2);
   });
 });
+
+describe("cmr verify-evidence: collateral cache for offline checks", { skip }, () => {
+  test("collateral that verified is cached; later checks without --collateral use it", async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), "cmr-collateral-"));
+    const quote = V("sgx-dcap/dcap-qvl-sgx-v3.quote.bin");
+    const at = "2025-07-01T00:00:00Z";
+    const first = await run(quote, { collateral: V("sgx-dcap/dcap-qvl-sgx-v3.collateral.json"), at, cacheDir });
+    assert.equal(first.code, 0, first.err);
+    const second = await run(quote, { at, cacheDir, json: true });
+    assert.equal(second.code, 0, second.err);
+    assert.match(second.err, /using cached collateral/);
+    assert.equal((JSON.parse(second.out) as { claims: { tcb?: { status: string } } }).claims.tcb?.status, "ConfigurationAndSWHardeningNeeded");
+    const empty = mkdtempSync(join(tmpdir(), "cmr-collateral-"));
+    const none = await run(quote, { at, cacheDir: empty, json: true });
+    assert.equal((JSON.parse(none.out) as { claims: { tcb?: unknown } }).claims.tcb, undefined, "without cached collateral the TCB is not evaluated");
+  });
+});

@@ -100,7 +100,7 @@ export function checkTargets(rows: Row[], runs: RunOutcome[], handshake: Handsha
     }
     if (cp.length) {
       const worst = Math.max(...cp);
-      out.push({ target: `confidential <= ${TARGETS.maxConfOverPlain.toFixed(2)}x plaintext time`, op, measured: `${worst.toFixed(2)}x worst, ${Math.min(...cp).toFixed(2)}x best, over ${cp.length} worker count${cp.length === 1 ? "" : "s"}`, met: worst <= TARGETS.maxConfOverPlain, detail: "every worker count must meet it" });
+      out.push({ target: `confidential <= ${TARGETS.maxConfOverPlain.toFixed(2)}x plaintext time`, op, measured: `${worst.toFixed(3)}x worst, ${Math.min(...cp).toFixed(3)}x best, over ${cp.length} worker count${cp.length === 1 ? "" : "s"}`, met: worst <= TARGETS.maxConfOverPlain, detail: "every worker count must meet it" });
     } else {
       const why = plainRows[0]?.status === "not available" ? "plaintext mode not available in this build" : "no plaintext run";
       out.push({ target: `confidential <= ${TARGETS.maxConfOverPlain.toFixed(2)}x plaintext time`, op, measured: why, met: null, detail: "" });

@@ -31,6 +31,9 @@ export class CoordinatorStateStore {
         job_id TEXT PRIMARY KEY, scope TEXT NOT NULL, state TEXT NOT NULL, record TEXT NOT NULL,
         plan TEXT NOT NULL, checkpoint_stage TEXT, checkpoint_sealed TEXT, updated_at TEXT NOT NULL);
     `);
+    // Databases made by an earlier cmr lack newer columns: add them (SQLite cannot IF NOT EXISTS).
+    const have = new Set((this.#db.prepare("PRAGMA table_info(uploads)").all() as { name: string }[]).map((c) => c.name));
+    for (const col of ["session_id", "challenge"]) if (!have.has(col)) this.#db.exec(`ALTER TABLE uploads ADD COLUMN ${col} TEXT`);
   }
 
   recordUpload(uploadId: string, bytes: number, sessionId: string, challenge: string): void {

@@ -130,7 +130,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   let coordinator: RunningCoordinator | undefined;
   const workers: RunningWorker[] = [];
   try {
-    coordinator = await startCoordinator({ port: 0, dataDir: opts.dataDir, store, programPath, backend: "simulated", log });
+    // An embedded cluster lives for one command: its job state goes with its temporary storage.
+    coordinator = await startCoordinator({ port: 0, dataDir: opts.dataDir, store, programPath, backend: "simulated", log, ...(ownStorage ? { statePath: join(storageDir, ".state", "state.db") } : {}) });
     for (const w of opts.workers) {
       workers.push(
         await startWorker({

@@ -227,7 +227,7 @@ program
   .option("--receipt <file>", "write the signed job receipt and the coordinator's attestation here (default with --out: OUT.receipt.json); check it later with `cmr verify-receipt`")
   .option("--coordinator <url>", "use a running cluster instead of an embedded local one")
   .option("--policy <file>", "the data owner's policy (required with --coordinator)")
-  .option("--plaintext", "INSECURE: same engine without encryption or attestation (benchmarks, debugging)")
+  .option("--plaintext", "INSECURE: same engine without encrypting the data (attestation still runs; for benchmarks and debugging)")
   .addOption(dataDirOption())
   .addHelpText("after", "\nExamples:\n  cmr run --input tx.csv --key account --op sum --value amount --out totals.csv\n  cmr run --input events.jsonl --key user --op count --partition range --workers 5\n  cmr run --input tx.csv --job my-job.mjs --out result.csv\n\nOutput: CSV with header key,value; one row per key, sorted by key in UTF-8 byte order.")
   .action(async (o: Record<string, string | number | boolean | undefined>) => {
@@ -321,7 +321,7 @@ program
 program
   .command("status")
   .description("show a job's state on a coordinator: stage, progress, attestations, whether it resumed after a restart, and why it failed")
-  .argument("<job>", "job id (cmr run prints it with --verbose; it is also in the receipt)")
+  .argument("<job>", "job id (it is in the receipt bundle cmr run writes, and in `GET /v1/jobs` records)")
   .requiredOption("--coordinator <url>", "coordinator URL")
   .option("--json", "machine-readable output")
   .action(async (jobId: string, o: { coordinator: string; json?: boolean }) => {

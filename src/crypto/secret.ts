@@ -25,12 +25,22 @@ export class SecretKey {
     return new SecretKey(randomBytes(32), label);
   }
 
+  #destroyed = false;
+
   expose(): Buffer {
+    // A destroyed key must never be used: its bytes are zero, and zero is a key anyone knows.
+    if (this.#destroyed) throw new CmrError("CMR_INTERNAL", `secret key "${this.label}" was used after it was destroyed`);
     return this.#bytes;
+  }
+
+  /** An independent copy (its own lifetime: destroying one leaves the other intact). */
+  copy(): SecretKey {
+    return new SecretKey(this.expose(), this.label);
   }
 
   destroy(): void {
     this.#bytes.fill(0);
+    this.#destroyed = true;
   }
 
   toJSON(): never {

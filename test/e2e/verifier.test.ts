@@ -42,7 +42,8 @@ test("verifier: register, restart with the same group, nodes join, group-atteste
     workers.push(await startWorker({ workerId: `w${i + 1}`, coordinatorUrl: coordinator.url, capabilities: ["map", "reduce"], dataTypes: [], port: 0, dataDir: d, storageDir, programPath, backend: "simulated", verifierUrl: v.url, operatorToken: coordinator.operatorToken }));
   }
   try {
-    const audit = await getJson<{ audit: { event: string }[] }>(`${v.url}/v1/audit`);
+    await assert.rejects(getJson(`${v.url}/v1/audit`), { code: "CMR_UNAUTHORIZED" });
+    const audit = await (await fetch(`${v.url}/v1/audit`, { headers: { authorization: `Bearer ${v.adminToken}` } })).json() as { audit: { event: string }[] };
     assert.equal(audit.audit.filter((e) => e.event === "join").length, 3, "each node's attester joined (preparation phase)");
     const policy = parsePolicy({
       version: 1,
@@ -63,7 +64,7 @@ test("verifier: register, restart with the same group, nodes join, group-atteste
     assert.equal(phases.filter((p) => p === "map").length, 2);
     assert.equal(phases.filter((p) => p === "reduce").length, 2, "workers are attested again before the reduce phase");
 
-    await assert.rejects(postJson(`${v.url}/v1/revoke`, { memberSecret: "11".repeat(32) }), { code: "CMR_ATTEST_CLAIMS" });
+    await assert.rejects(postJson(`${v.url}/v1/revoke`, { memberSecret: "11".repeat(32) }), { code: "CMR_UNAUTHORIZED" });
     const ok = await fetch(`${v.url}/v1/revoke`, { method: "POST", headers: { authorization: `Bearer ${v.adminToken}`, "content-type": "application/json" }, body: JSON.stringify({ memberSecret: "11".repeat(32) }) });
     assert.equal(ok.status, 200);
     const list = await getJson<{ revocations: string }>(`${v.url}/v1/revocations`);

@@ -40,7 +40,9 @@ export async function demo(opts: { dataDir?: string }): Promise<void> {
     // The owner's policy: this build's measurement, the simulated vendor root, and only quotes
     // group-signed by a member of this verification node's group.
     const policy = { ...(await localPolicy(dataDir)), requireGroupAttestation: true, trustedVerifiers: [vh.gvcertId] };
-    const audit = (await (await fetch(`${cluster.verifierUrl}/v1/audit`)).json()) as { audit: { at: string; event: string; [k: string]: unknown }[] };
+    // The audit log is an operator endpoint: the demo plays the operator of its own verifier.
+    const adminToken = readFileSync(join(dataDir, "verifier", "admin-token"), "utf8").trim();
+    const audit = (await (await fetch(`${cluster.verifierUrl}/v1/audit`, { headers: { authorization: `Bearer ${adminToken}` } })).json()) as { audit: { at: string; event: string; [k: string]: unknown }[] };
     out();
     out("Verification node audit log:");
     for (const e of audit.audit) {

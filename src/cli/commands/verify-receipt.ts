@@ -65,7 +65,8 @@ export function verifyReceiptCommand(file: string, o: { input?: string; result?:
       fail("attestation", isCmrError(e) ? `${e.code}: ${e.message}` : String(e));
     }
   } else {
-    checks.push({ check: "attestation", ok: true, detail: "NOT checked: give --policy FILE to verify the coordinator's evidence and measurement" });
+    // Without a policy nothing says the signing key belongs to a genuine, approved enclave.
+    fail("attestation", "NOT checked: give --policy FILE to verify the coordinator's evidence and measurement (without it the receipt proves nothing)");
   }
   if (!verifyReceiptSignature(signed.data, receiptKeyFromClaims(res.claims.receiptKey ?? ""))) fail("signature", "the receipt does not verify with the receipt key in the attested claims");
   else pass("signature", "signed by the attested coordinator enclave's receipt key");
@@ -80,6 +81,7 @@ export function verifyReceiptCommand(file: string, o: { input?: string; result?:
       if (d === receipt.output.plainSha256) pass("result", `${o.result} is the output the enclave wrote (sha256 ${d})`);
       else fail("result", `${o.result} has sha256 ${d}; the receipt names ${receipt.output.plainSha256}`);
     }
+    if (receipt.plaintext) fail("mode", "the job ran with --plaintext: nothing was encrypted");
     const counts = new Map<number, number>();
     for (const p of receipt.partitions) counts.set(p.reduce, (counts.get(p.reduce) ?? 0) + p.records);
     const bad = receipt.reducers.filter((r) => r.inputRecords !== (counts.get(r.reduceIndex) ?? 0));

@@ -133,7 +133,9 @@ export class CoordinatorEnclave {
     }
     this.#jobs.set(jobId, {
       spec,
-      client,
+      // The job keeps its own copy of the client's keys: the session table may evict (and
+      // destroy) the session while the job still runs.
+      client: { ...client, toEnclave: client.toEnclave.copy(), fromEnclave: client.fromEnclave.copy() },
       header: null,
       inputSha256: "",
       inputRecords: 0,
@@ -441,6 +443,8 @@ export class CoordinatorEnclave {
 
   /** Drop a job's keys (after success or failure). Intermediate objects become unreadable. */
   #forget(job: JobState): void {
+    job.client.toEnclave.destroy();
+    job.client.fromEnclave.destroy();
     for (const s of job.shards) s.key.destroy();
     for (const row of job.partitionKeys) for (const k of row) k.destroy();
     for (const k of job.outputKeys) k.destroy();

@@ -90,7 +90,7 @@ export function loadSandboxedJob(source: string, inputName: string, timeoutMs = 
       const timedOut = (e as { code?: string })?.code === "ERR_SCRIPT_EXECUTION_TIMEOUT";
       const kind = timedOut ? "a timeout" : STANDARD_ERRORS.has(name) ? name : "a non-standard value";
       throw new CmrError("CMR_JOB_CODE_ERROR", `job code threw ${kind} in ${what}${line ? ` at ${inputName} line ${line}` : ""}`, {
-        hint: "run the job on a small sample with --plaintext to debug it locally",
+        hint: "run the job module on a small sample with plain node to debug it; only the error type and input line leave the enclave",
         details: line ? { source: inputName, line } : {},
       });
     }

@@ -9,7 +9,7 @@
  */
 import type { Server } from "node:http";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { IncomingMessage } from "node:http";
 import { initEnrolled, type JoinRecord, type RevocationFeed } from "../attester-link.ts";
@@ -76,6 +76,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     const enclave = EnclaveProcess.start({
       programPath: opts.programPath,
       label: `coordinator enclave (${scope})`,
+      onExit: () => pool.evict(scope),
       ...(opts.onFrame ? { onFrame: (raw: Buffer, f: IpcFrame) => opts.onFrame!(raw, f, scope) } : {}),
       onEvent: (e: IpcEvent) => {
         if (e.event === "log") log(`[enclave ${scope}] ${String(e.data.message)}`);
@@ -101,11 +102,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const jobs = new Map<string, JobRecord>();
   const state = new CoordinatorStateStore(opts.statePath ?? join(opts.dataDir, "coordinator", "state.db"));
   const operatorToken = opts.operatorToken ?? loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
-  const admin = (req: IncomingMessage): void => requireBearer(req, operatorToken, join(opts.dataDir, "coordinator", "operator-token"));
+  const admin = (req: IncomingMessage): void => requireBearer(req, operatorToken);
   for (const w of state.workers()) workers.register(w);
   const startRunner = (jobId: string, e: { enclave: EnclaveProcess; scope: string }, plan: { reducers: number; dataType: string | null }, previous?: JobRecord): JobRunner => {
     const runner = new JobRunner(jobId, e.enclave, workers, opts.store, plan, opts.heartbeat, {
-      onChange: (r) => state.saveJob(r, e.scope, plan),
+      onChange: (r) => {
+        state.saveJob(r, e.scope, plan);
+        if (r.state === "succeeded" || r.state === "failed") state.clearCheckpoint(jobId);
+      },
       onCheckpoint: (stage, sealed) => state.saveCheckpoint(jobId, stage, sealed),
     }, previous);
     jobs.set(jobId, runner.record);
@@ -128,7 +132,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       void runner.run(restored.stage).then(() => log(`job ${record.jobId} ${runner.record.state}`));
     } catch (err) {
       const why = err instanceof CmrError ? `${err.code}: ${err.message}` : "unknown error";
-      const failed: JobRecord = { ...record, state: "failed", updatedAt: new Date().toISOString(), error: { code: "CMR_JOB_INTERRUPTED", message: `the coordinator restarted while job ${record.jobId} was ${record.state} and cannot resume it (${why})`, hint: "submit the job again; the upload is still in storage" } };
+      const failed: JobRecord = { ...record, state: "failed", updatedAt: new Date().toISOString(), error: { code: "CMR_JOB_INTERRUPTED", message: `the coordinator restarted while job ${record.jobId} was ${record.state} and cannot resume it (${why})`, hint: "attest again, upload the data again and resubmit: the old upload belongs to the old session" } };
       jobs.set(record.jobId, failed);
       state.saveJob(failed, scope, plan);
     }
@@ -151,6 +155,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     .on("PUT", "/v1/uploads/:uploadId", async (req, res, p) => {
       const id = assertId(p.uploadId, "upload id");
       const { sessionId, challenge } = uploadCredentials(req.headers["x-cmr-session"], req.headers["x-cmr-challenge"]);
+      if (state.hasUpload(id) || opts.store.exists(objectIds.upload(id))) {
+        throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `upload ${id} exists: an upload is never replaced`, { hint: "use a new upload id" });
+      }
       const { bytes } = await opts.store.put(objectIds.upload(id), req, { maxBytes: opts.maxUploadBytes ?? 64 * 1024 ** 3 });
       // Acknowledged only once durable: the object is in place and the upload is on record.
       state.recordUpload(id, bytes, sessionId, challenge);
@@ -245,15 +252,16 @@ export function loadOrCreateToken(path: string): string {
   if (!existsSync(path)) {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     writeFileSync(path, randomBytes(24).toString("hex") + "\n", { mode: 0o600 });
+    chmodSync(dirname(path), 0o700);
   }
   return readFileSync(path, "utf8").trim();
 }
 
-export function requireBearer(req: IncomingMessage, token: string, where: string): void {
+export function requireBearer(req: IncomingMessage, token: string): void {
   const given = Buffer.from(String(req.headers.authorization ?? "").replace(/^Bearer /, ""));
   const want = Buffer.from(token);
   if (given.length !== want.length || !timingSafeEqual(given, want)) {
-    throw new CmrError("CMR_UNAUTHORIZED", "this endpoint needs the operator token (Authorization: Bearer ...)", { hint: `the token is in ${where}; give it to workers with --operator-token or CMR_OPERATOR_TOKEN` });
+    throw new CmrError("CMR_UNAUTHORIZED", "this endpoint needs the operator token (Authorization: Bearer ...)", { hint: "the operator token is in the coordinator's data directory (coordinator/operator-token); give it to workers with --operator-token or CMR_OPERATOR_TOKEN" });
   }
 }
 

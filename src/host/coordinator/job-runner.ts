@@ -49,6 +49,8 @@ export interface JobRecord {
   assignments: { task: string; worker: string; attempt: number; outcome: "ok" | "worker-lost" | "failed" }[];
   attestations: AttestationRecord[];
   error?: { code: string; message: string; hint?: string };
+  /** "unavailable" when the TEE backend cannot seal checkpoints (the job cannot survive a restart). */
+  checkpoints?: "unavailable";
   /** Set when the job was resumed after a coordinator restart. */
   resumedFrom?: CheckpointStage;
   result?: { resultObject: string; rows: number; sealedSummary: string };
@@ -59,6 +61,9 @@ interface AttestedWorker {
   sessionId: string;
   challenge: string;
 }
+
+/** Errors raised by the coordinator's own enclave (so a dead coordinator enclave is not a lost worker). */
+const COORDINATOR_FAILURE = new WeakSet<object>();
 
 const WORKER_FAILURE_CODES = new Set(["CMR_UNREACHABLE", "CMR_IPC_CLOSED", "CMR_HTTP", "CMR_WORKER_LOST", "CMR_PROTOCOL_UNKNOWN_SESSION"]);
 
@@ -117,8 +122,15 @@ export class JobRunner {
   /** Persist a committed stage: the enclave's sealed checkpoint goes to the host's state store. */
   async #commit(): Promise<void> {
     if (!this.#hooks.onCheckpoint) return;
-    const cp = await this.#enclave.call<{ stage: CheckpointStage; sealed: string }>("checkpoint", { jobId: this.record.jobId });
-    this.#hooks.onCheckpoint(cp.stage, cp.sealed);
+    try {
+      const cp = await this.#enclave.call<{ stage: CheckpointStage; sealed: string }>("checkpoint", { jobId: this.record.jobId });
+      this.#hooks.onCheckpoint(cp.stage, cp.sealed);
+    } catch (e) {
+      // A backend without sealing (configfs-tsm) cannot checkpoint: the job runs on, but a
+      // coordinator restart will fail it instead of resuming it.
+      if (!isCmrError(e) || e.code !== "CMR_TEE_UNAVAILABLE") throw e;
+      this.record.checkpoints = "unavailable";
+    }
   }
 
   /**
@@ -173,7 +185,7 @@ export class JobRunner {
   #cleanup(failed: boolean): void {
     const prefix = `jobs/${this.record.jobId}`;
     if (failed) return this.#store.deletePrefix(prefix);
-    for (const sub of ["shards", "partitions", "reduce"]) this.#store.deletePrefix(`${prefix}/${sub}`);
+    for (const sub of ["shards", "partitions", "reduce", "spills"]) this.#store.deletePrefix(`${prefix}/${sub}`);
   }
 
   /** Attest every live worker that claims the capability, afresh for this phase (seed [76]). */
@@ -207,6 +219,16 @@ export class JobRunner {
       this.record.attestations.push({ worker: w.workerId, phase, at, result: "refused", error: { code: err.code, message: err.message } });
       if (WORKER_FAILURE_CODES.has(err.code)) this.#workers.markFailed(w.workerId);
       return undefined;
+    }
+  }
+
+  /** An ECALL on the coordinator's own enclave: its failures are never blamed on a worker. */
+  async #coordinator<T>(op: string, args: unknown): Promise<T> {
+    try {
+      return await this.#enclave.call<T>(op, args);
+    } catch (e) {
+      if (typeof e === "object" && e !== null) COORDINATOR_FAILURE.add(e);
+      throw e;
     }
   }
 
@@ -268,18 +290,18 @@ export class JobRunner {
         const idx = phase === "map" ? { shardId: t.index } : { reduceIndex: t.index };
         let taskId = `${phase}-${t.index}`;
         try {
-          const a = await this.#enclave.call<{ taskId: string; sealedTask: string }>(assign, { jobId: this.record.jobId, ...idx, sessionId: w.sessionId, attempt: t.attempt });
+          const a = await this.#coordinator<{ taskId: string; sealedTask: string }>(assign, { jobId: this.record.jobId, ...idx, sessionId: w.sessionId, attempt: t.attempt });
           taskId = a.taskId;
           const out = await this.#withHeartbeat(w.entry, (signal) =>
             postJson<{ taskId: string; sealedResult: string }>(`${w.entry.url}/v1/tasks/${phase}`, { sessionId: w.sessionId, challenge: w.challenge, taskId: a.taskId, sealedTask: a.sealedTask }, undefined, signal),
           );
-          await this.#enclave.call(phase === "map" ? "completeMap" : "completeReduce", { jobId: this.record.jobId, taskId: a.taskId, sealedResult: out.sealedResult });
+          await this.#coordinator(phase === "map" ? "completeMap" : "completeReduce", { jobId: this.record.jobId, taskId: a.taskId, sealedResult: out.sealedResult });
           this.record.assignments.push({ task: taskId, worker: w.entry.workerId, attempt: t.attempt, outcome: "ok" });
           if (phase === "map") this.record.progress.mapsDone++;
           else this.record.progress.reducesDone++;
           this.record.updatedAt = new Date().toISOString();
         } catch (e) {
-          if (isCmrError(e) && WORKER_FAILURE_CODES.has(e.code)) {
+          if (isCmrError(e) && WORKER_FAILURE_CODES.has(e.code) && !COORDINATOR_FAILURE.has(e)) {
             // The worker is gone: its task goes back to the queue for another attested worker.
             this.record.assignments.push({ task: taskId, worker: w.entry.workerId, attempt: t.attempt, outcome: "worker-lost" });
             this.#workers.markFailed(w.entry.workerId);

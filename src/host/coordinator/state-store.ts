@@ -67,6 +67,11 @@ export class CoordinatorStateStore {
       .run(record.jobId, scope, record.state, JSON.stringify(record), JSON.stringify(plan), new Date().toISOString());
   }
 
+  /** A finished job needs no checkpoint: drop its sealed keys. */
+  clearCheckpoint(jobId: string): void {
+    this.#db.prepare("UPDATE jobs SET checkpoint_stage = NULL, checkpoint_sealed = NULL WHERE job_id = ?").run(jobId);
+  }
+
   saveCheckpoint(jobId: string, stage: Checkpoint["stage"], sealed: string): void {
     this.#db.prepare("UPDATE jobs SET checkpoint_stage = ?, checkpoint_sealed = ? WHERE job_id = ?").run(stage, sealed, jobId);
   }

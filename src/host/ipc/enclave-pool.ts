@@ -53,6 +53,12 @@ export class EnclavePool<T> {
     return p;
   }
 
+  /** Forget a scope whose enclave died: the next request starts a new one. */
+  evict(scope: string): void {
+    this.#byScope.delete(scope);
+    for (const [sid, e] of this.#bySession) if (e.scope === scope) this.#bySession.delete(sid);
+  }
+
   bindSession(sessionId: string, e: PooledEnclave<T>): void {
     this.#bySession.set(sessionId, e);
   }

@@ -19,6 +19,8 @@ export interface EnclaveProcessOptions {
   /** Called with every frame received from the enclave (tests record them). */
   onFrame?: (raw: Buffer, frame: IpcFrame) => void;
   onEvent?: (event: IpcEvent) => void;
+  /** Called once when the enclave process ends (crash, kill or stop). */
+  onExit?: () => void;
   label?: string;
 }
 
@@ -49,6 +51,7 @@ export class EnclaveProcess {
       }
     });
     child.on("exit", (code, signal) => {
+      opts.onExit?.();
       this.#fail(new CmrError("CMR_IPC_CLOSED", `${this.label} process exited (${signal ?? `code ${code}`})`, { hint: "see the enclave's stderr above" }));
     });
     child.on("error", (e) => this.#fail(new CmrError("CMR_IPC_CLOSED", `${this.label} process failed to start: ${e.message}`)));

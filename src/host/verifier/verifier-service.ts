@@ -9,13 +9,12 @@
  *
  * @module
  */
-import { randomBytes, timingSafeEqual } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CmrError } from "../../errors.ts";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
 import { listen, readJson, Router, sendJson } from "../http/server.ts";
-import { stopAll } from "../coordinator/coordinator-service.ts";
+import { requireBearer, stopAll } from "../coordinator/coordinator-service.ts";
 import { SimulatedVendor } from "../sim-vendor/vendor-service.ts";
 
 export interface VerifierOptions {
@@ -90,13 +89,6 @@ export async function startVerifier(opts: VerifierOptions): Promise<RunningVerif
     log(`registered group ${gvcertId}`);
   }
 
-  const requireAdmin = (auth: string | undefined): void => {
-    const given = Buffer.from((auth ?? "").replace(/^Bearer /, ""));
-    const want = Buffer.from(adminToken);
-    if (given.length !== want.length || !timingSafeEqual(given, want)) {
-      throw new CmrError("CMR_ATTEST_CLAIMS", "revocation needs the operator token (Authorization: Bearer ...)", { hint: `the token is in ${tokenFile}` });
-    }
-  };
 
   const router = new Router()
     .on("GET", "/v1/health", (_q, res) => sendJson(res, 200, { ok: true, role: "verifier", gvcertId }))
@@ -118,14 +110,17 @@ export async function startVerifier(opts: VerifierOptions): Promise<RunningVerif
     })
     .on("GET", "/v1/revocations", async (_q, res) => sendJson(res, 200, await enclave.call("revocations")))
     .on("POST", "/v1/revoke", async (req, res) => {
-      requireAdmin(req.headers.authorization);
+      requireBearer(req, adminToken);
       const body = (await readJson(req, 4096)) as { memberSecret?: unknown };
       const out = await enclave.call<{ revoked: number; sealedState: string }>("revoke", { memberSecret: body.memberSecret });
       writeFileSync(stateFile, out.sealedState + "\n", { mode: 0o600 });
       record({ event: "revoke", revoked: out.revoked });
       sendJson(res, 200, { revoked: out.revoked });
     })
-    .on("GET", "/v1/audit", (_q, res) => sendJson(res, 200, { audit }));
+    .on("GET", "/v1/audit", (q, res) => {
+      requireBearer(q, adminToken);
+      sendJson(res, 200, { audit });
+    });
   const { server, url } = await listen(router, opts.port, opts.host);
   return { url, gvcertId, adminToken, audit, stop: () => stopAll(server, enclave) };
 }

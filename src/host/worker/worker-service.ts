@@ -50,7 +50,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const programSha256 = fileSha256(opts.programPath);
   // One worker enclave per scope the coordinator attests it for (seed [71]).
   const pool = new EnclavePool<{ measurement: string; revocations: RevocationFeed | undefined }>(async (scope) => {
-    const enclave = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
+    const enclave = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, onExit: () => pool.evict(scope), ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
     try {
       const { init, revocations } = await initEnrolled<{ measurement: string; enrolledGroup?: string | null }>(
         enclave,
@@ -100,6 +100,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     .on("POST", "/v1/tasks/map", task("map"))
     .on("POST", "/v1/tasks/reduce", task("reduce"));
   const { server, url } = await listen(router, opts.port, opts.host);
+  // A worker that cannot register serves nobody: stop it rather than idle.
   await expectJson(
     httpRequest(`${opts.coordinatorUrl}/v1/workers`, {
       method: "POST",
@@ -107,7 +108,11 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       body: JSON.stringify({ workerId: opts.workerId, url, capabilities: opts.capabilities, dataTypes: opts.dataTypes }),
       timeoutMs: 10_000,
     }),
-  );
+  ).catch(async (e: unknown) => {
+    await closeServer(server);
+    await pool.stop();
+    throw e;
+  });
   return {
     url,
     workerId: opts.workerId,

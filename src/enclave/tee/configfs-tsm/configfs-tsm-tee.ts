@@ -31,9 +31,10 @@
  * @module
  */
 import { X509Certificate, randomBytes } from "node:crypto";
-import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { CmrError } from "../../../errors.ts";
+import { writePseudoFile } from "../_pseudo-file.ts";
 import type { Evidence } from "../../../protocol/evidence.ts";
 import { parseIntelQuote } from "../../../attestation/intel/index.ts";
 import { parseSnpReport } from "../../../attestation/snp/index.ts";
@@ -131,20 +132,9 @@ export class ConfigfsTsmTee implements TeeBackend {
   }
 
   #write(name: string, bytes: Uint8Array): void {
-    const p = this.#path(name);
-    let fd: number;
-    try {
-      fd = openSync(p, constants.O_WRONLY);
-    } catch (e) {
-      throw new CmrError("CMR_TEE_UNAVAILABLE", `cannot open ${p} for writing: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { hint: FIX_TSM });
-    }
-    try {
-      const n = writeSync(fd, bytes);
-      if (n !== bytes.length) throw new CmrError("CMR_TEE_UNAVAILABLE", `short write to ${p}: ${n} of ${bytes.length} bytes`);
-    } finally {
-      closeSync(fd);
-    }
+    writePseudoFile(this.#path(name), bytes, FIX_TSM);
   }
+
 
   #generation(): number {
     const text = this.#read("generation").toString("utf8").trim();

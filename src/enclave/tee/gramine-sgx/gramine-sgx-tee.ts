@@ -26,11 +26,12 @@
  *
  * @module
  */
-import { closeSync, constants, existsSync, openSync, readFileSync, writeSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { hkdfSync } from "node:crypto";
 import { sealBlob, unsealBlob } from "../_sealed-blob.ts";
 import { join } from "node:path";
 import { CmrError } from "../../../errors.ts";
+import { writePseudoFile } from "../_pseudo-file.ts";
 import type { Evidence } from "../../../protocol/evidence.ts";
 import { LABELS } from "../../../protocol/labels.ts";
 import { lengthPrefixed } from "../../../crypto/bytes.ts";
@@ -91,22 +92,10 @@ export class GramineSgxTee implements TeeBackend {
     }
   }
 
-  /** One write(2) of exactly these bytes, without O_CREAT/O_TRUNC (pseudo-files exist already). */
   #write(name: string, bytes: Uint8Array): void {
-    const p = this.#path(name);
-    let fd: number;
-    try {
-      fd = openSync(p, constants.O_WRONLY);
-    } catch (e) {
-      throw new CmrError("CMR_TEE_UNAVAILABLE", `cannot open ${p} for writing: ${(e as NodeJS.ErrnoException).code ?? "error"}`, { hint: FIX_RUN_UNDER_GRAMINE });
-    }
-    try {
-      const n = writeSync(fd, bytes);
-      if (n !== bytes.length) throw new CmrError("CMR_TEE_UNAVAILABLE", `short write to ${p}: ${n} of ${bytes.length} bytes`);
-    } finally {
-      closeSync(fd);
-    }
+    writePseudoFile(this.#path(name), bytes, FIX_RUN_UNDER_GRAMINE);
   }
+
 
   /** MRENCLAVE from EREPORT on ourselves, or from a quote when the report files are missing. */
   #selfMeasurement(): Buffer {

@@ -9,7 +9,7 @@
  */
 import type { Server } from "node:http";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { IncomingMessage } from "node:http";
 import { initEnrolled, type JoinRecord, type RevocationFeed } from "../attester-link.ts";
@@ -148,7 +148,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     .on("POST", "/v1/attest", async (req, res) => {
       const body = (await readJson(req)) as { scope?: unknown };
       const e = await pool.get(scopeFor(isolation, body.scope));
-      const answer = (await attestWithRevocations(e.enclave, body, e.info.revocations)) as { sessionId: string };
+      const answer = (await attestWithRevocations(e.enclave, body, e.info.revocations, opts.dataDir)) as { sessionId: string };
       pool.bindSession(answer.sessionId, e);
       sendJson(res, 200, answer);
     })
@@ -232,10 +232,26 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   };
 }
 
-/** The enclave's attestation answer, with the verifier's signed revocation list attached. */
-export async function attestWithRevocations(enclave: EnclaveProcess, request: unknown, feed: RevocationFeed | undefined): Promise<unknown> {
-  const res = await enclave.call<Record<string, unknown>>("attest", request);
-  return feed ? { ...res, revocations: await feed.current() } : res;
+/**
+ * The enclave's attestation answer, with what the relying party needs beside it: the verifier's
+ * signed revocation list (group evidence) and, for SGX/TDX quotes, the newest Intel collateral
+ * cached in <dataDir>/collateral (signed by Intel; the host only relays it).
+ */
+export async function attestWithRevocations(enclave: EnclaveProcess, request: unknown, feed: RevocationFeed | undefined, dataDir?: string): Promise<unknown> {
+  const res = await enclave.call<Record<string, unknown> & { evidence?: { kind?: string } }>("attest", request);
+  const kind = res.evidence?.kind;
+  const collateral = dataDir && (kind === "sgx-dcap" || kind === "tdx") ? newestCollateral(join(dataDir, "collateral")) : undefined;
+  return { ...res, ...(feed ? { revocations: await feed.current() } : {}), ...(collateral ? { collateral } : {}) };
+}
+
+function newestCollateral(dir: string): string | undefined {
+  try {
+    const files = readdirSync(dir).filter((f) => f.endsWith(".json")).map((f) => join(dir, f));
+    files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+    return files[0] ? readFileSync(files[0], "utf8") : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function uploadCredentials(sessionId: unknown, challenge: unknown): { sessionId: string; challenge: string } {

@@ -93,7 +93,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       const body = (await readJson(req)) as { scope?: unknown };
       const scope = typeof body.scope === "string" && SCOPE_PATTERN.test(body.scope) ? body.scope : "unscoped";
       const e = await pool.get(scope);
-      const answer = (await attestWithRevocations(e.enclave, body, e.info.revocations)) as { sessionId: string };
+      const answer = (await attestWithRevocations(e.enclave, body, e.info.revocations, opts.dataDir)) as { sessionId: string };
       pool.bindSession(answer.sessionId, e);
       sendJson(res, 200, answer);
     })

@@ -17,12 +17,13 @@ const rows = makeRows(20000, 31, 40);
 const csv = join(dir, "tx.csv");
 writeCsv(csv, rows);
 
-async function jobWithFaultyWorker(phase: "map" | "reduce", fault: (pid: number | undefined) => "hang" | void, heartbeat?: { intervalMs: number; missedBeats: number }) {
+async function jobWithFaultyWorker(phase: "map" | "reduce", fault: (pid: number | undefined) => "hang" | void, heartbeat?: { intervalMs: number; missedBeats: number }, enclaveStallMs?: number) {
   const c = await startTestCluster([{ workerId: "steady-1" }, { workerId: "steady-2" }], heartbeat ? { heartbeat } : {});
   let struck = 0;
   try {
     await c.addWorker({
       workerId: "faulty",
+      ...(enclaveStallMs ? { enclaveStallMs } : {}),
       beforeTask: (p, _body, pid) => {
         if (p !== phase || struck++ > 0) return;
         return fault(pid);
@@ -60,4 +61,27 @@ test("a worker that stops answering is detected by missed heartbeats within a bo
   assert.equal(readFileSync(out, "utf8"), expectedCsv(rows, "sum"));
   assert.ok(r.status.assignments.some((a) => a.worker === "faulty" && a.outcome === "worker-lost"));
   assert.ok(ms < 15_000, `finished in ${ms} ms`);
+});
+
+test("a worker whose enclave hangs (host still up) fails its health probe; the task moves on", async () => {
+  let stopped: number | undefined;
+  try {
+    const { r, out } = await jobWithFaultyWorker(
+      "map",
+      (pid) => {
+        stopped = pid;
+        process.kill(pid!, "SIGSTOP");
+      },
+      { intervalMs: 200, missedBeats: 3 },
+      1500,
+    );
+    assert.equal(readFileSync(out, "utf8"), expectedCsv(rows, "sum"));
+    assert.ok(r.status.assignments.some((a) => a.worker === "faulty" && a.outcome === "worker-lost"));
+  } finally {
+    try {
+      if (stopped) process.kill(stopped, "SIGCONT");
+    } catch {
+      // already gone: the worker's stop() killed it
+    }
+  }
 });

@@ -24,6 +24,9 @@ export function enclaveLog(message: string, data: Record<string, string | number
 
 export function serveEcalls(handlers: Record<string, Handler>): void {
   const decoder = new FrameDecoder();
+  // A liveness beat: an enclave whose event loop is stuck stops sending it, and its host can say
+  // so in its health answer (the coordinator's heartbeats then reassign the task).
+  setInterval(() => sendEvent({ event: "progress", data: { alive: true } }), 1000).unref();
   process.stdin.on("data", (chunk: Buffer) => {
     let frames;
     try {

@@ -29,6 +29,7 @@ export class EnclaveProcess {
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; op: string }>();
   #nextId = 1;
   #exited: Error | undefined;
+  #lastFrameAt = Date.now();
   readonly label: string;
 
   private constructor(child: ChildProcess, opts: EnclaveProcessOptions) {
@@ -45,6 +46,7 @@ export class EnclaveProcess {
         return;
       }
       for (const f of frames) {
+        this.#lastFrameAt = Date.now();
         opts.onFrame?.(chunk, f);
         if ("event" in f) opts.onEvent?.(f);
         else if ("ok" in f) this.#settle(f);
@@ -83,6 +85,14 @@ export class EnclaveProcess {
 
   get pid(): number | undefined {
     return this.#child.pid;
+  }
+
+  /**
+   * True when calls are pending and the enclave has sent nothing (not even its 1 s liveness
+   * beat) for `ms`: its event loop is stuck.
+   */
+  unresponsive(ms: number): boolean {
+    return this.#pending.size > 0 && Date.now() - this.#lastFrameAt > ms;
   }
 
   #settle(f: IpcResponse): void {

@@ -10,7 +10,8 @@
 import type { IpcFrame } from "../../protocol/ipc.ts";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
 import { expectJson, httpRequest } from "../http/client.ts";
-import { listen, readJson, Router, sendJson } from "../http/server.ts";
+import { listen, readJson, Router, sendError, sendJson } from "../http/server.ts";
+import { CmrError } from "../../errors.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { attestWithRevocations, closeServer, fileSha256 } from "../coordinator/coordinator-service.ts";
 import { initEnrolled, type RevocationFeed } from "../attester-link.ts";
@@ -29,6 +30,8 @@ export interface WorkerOptions {
   backend: "simulated" | "gramine-sgx" | "tsm";
   onFrame?: (raw: Buffer, frame: IpcFrame) => void;
   verifierUrl?: string;
+  /** An enclave silent this long (ms) while busy makes the worker unhealthy (default 10 s). */
+  enclaveStallMs?: number;
   /** The coordinator's operator token: registering a worker is an admin action. */
   operatorToken?: string;
   /**
@@ -85,9 +88,12 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   };
   let hung = false;
   const router = new Router()
-    .on("GET", "/v1/health", (q, res) => {
-      if (hung) q.socket.destroy();
-      else sendJson(res, 200, { ok: true, role: "worker", workerId: opts.workerId, measurement: first.info.measurement });
+    .on("GET", "/v1/health", async (q, res) => {
+      if (hung) return void q.socket.destroy();
+      // Healthy means the host and every busy enclave answer: a stuck enclave fails the probe.
+      const stuck = (await pool.all()).filter((e) => e.enclave.unresponsive(opts.enclaveStallMs ?? 10_000)).map((e) => e.scope);
+      if (stuck.length) return sendError(res, new CmrError("CMR_WORKER_LOST", `enclave(s) ${stuck.join(", ")} of worker ${opts.workerId} stopped responding`));
+      sendJson(res, 200, { ok: true, role: "worker", workerId: opts.workerId, measurement: first.info.measurement });
     })
     .on("POST", "/v1/attest", async (req, res) => {
       const body = (await readJson(req)) as { scope?: unknown };

@@ -52,7 +52,6 @@ async function dispatch(req: IpcRequest, handlers: Record<string, Handler>): Pro
       : (e as { code?: string }).code === "CMR_PROTOCOL_BAD_MESSAGE"
         ? { code: "CMR_PROTOCOL_BAD_MESSAGE", message: (e as Error).message }
         : { code: "CMR_INTERNAL", message: `internal enclave error in ${String(req.op)} (${(e as Error)?.name ?? "Error"})`, hint: "this should never happen; please report it with the op name" };
-    if (!isCmrError(e) && process.env.CMR_ENCLAVE_DEBUG === "1") process.stderr.write(`[enclave debug] ${(e as Error)?.stack}\n`);
     frame = encodeFrame({ id: req.id, ok: false, error });
   }
   process.stdout.write(frame);

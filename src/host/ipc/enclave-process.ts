@@ -56,6 +56,8 @@ export class EnclaveProcess {
       opts.onExit?.();
       this.#fail(new CmrError("CMR_IPC_CLOSED", `${this.label} process exited (${signal ?? `code ${code}`})`, { hint: "see the enclave's stderr above" }));
     });
+    // Writing to an enclave that just died raises EPIPE on its stdin: that is the same loss.
+    child.stdin!.on("error", () => this.#fail(new CmrError("CMR_IPC_CLOSED", `${this.label} process is gone (its input pipe broke)`)));
     child.on("error", (e) => this.#fail(new CmrError("CMR_IPC_CLOSED", `${this.label} process failed to start: ${e.message}`)));
   }
 

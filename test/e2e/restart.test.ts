@@ -4,6 +4,7 @@
  * last committed stage and gives the right answer to the same client session. A restart with
  * another enclave build cannot unseal the checkpoint: the job fails with a status that says so.
  */
+import { startListening } from "../helpers/node-process.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -30,16 +31,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-function startCoordinatorProcess(port: number, dataDir: string, storage: string, env: Record<string, string> = {}): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, "coordinator", "--port", String(port), "--data-dir", dataDir, "--storage", storage], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CMR_QUIET_SIM: "1", ...env } });
-    let out = "";
-    child.stdout!.on("data", (d) => {
-      out += d;
-      if (out.includes("listening on")) resolve(child);
-    });
-    child.on("exit", (c) => reject(new Error(`coordinator exited ${c}`)));
-  });
+async function startCoordinatorProcess(port: number, dataDir: string, storage: string, env: Record<string, string> = {}): Promise<ChildProcess> {
+  return (await startListening(["coordinator", "--port", String(port), "--data-dir", dataDir, "--storage", storage], { env })).child;
 }
 
 async function setup() {

@@ -7,7 +7,7 @@
  *
  * Trust zone: PURE. Collateral is untrusted input (a PCCS or a host cache supplies it).
  * Spec: Intel SGX/TDX DCAP Quote Verification Library, QuoteVerifier.cpp steps 4.1.2.4.x;
- * Intel PCS API v4; /work/shared/vectors/README.md "How to verify" steps 3, 7-10.
+ * Intel PCS API v4; ../shared/vectors/README.md "How to verify" steps 3, 7-10.
  *
  * Time: every window is checked at the injected `now`. Intel re-issued the "Intel SGX TCB
  * Signing" certificate in 2025 with the same key and serial, so a signature check alone cannot

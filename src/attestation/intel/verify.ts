@@ -14,7 +14,7 @@
  * Trust zone: PURE. `quote` and `collateral` are untrusted (they come through the host);
  * `now`, `roots` and `acceptedTcbStatuses` are the relying party's policy.
  * Spec: Intel SGX/TDX DCAP Quote Verification Library (QuoteVerifier.cpp 4.1.2.4.x);
- * /work/shared/vectors/README.md "How to verify"; docs/evidence-intel.md.
+ * ../shared/vectors/README.md "How to verify"; docs/evidence-intel.md.
  *
  * @module
  */

@@ -14,7 +14,7 @@
  * debug policy bit and the missing CRL check are reported as warnings.
  *
  * Trust zone: PURE. Spec: AMD SEV-SNP Firmware ABI (pub. 56860) ATTESTATION_REPORT and
- * GUEST_POLICY; AMD VCEK spec (pub. 57230) extensions; /work/shared/vectors README "How to verify".
+ * GUEST_POLICY; AMD VCEK spec (pub. 57230) extensions; ../shared/vectors README "How to verify".
  *
  * @module
  */

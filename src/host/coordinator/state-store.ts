@@ -4,11 +4,12 @@
  * sealed checkpoint of each job after every committed stage. Secrets appear here only sealed
  * (to the enclave's measurement and platform); everything else is public metadata.
  *
- * Trust zone: UNTRUSTED (host). SQLite through better-sqlite3, synchronous and transactional.
+ * Trust zone: UNTRUSTED (host). SQLite through Node's built-in `node:sqlite` (no native build),
+ * synchronous and transactional.
  *
  * @module
  */
-import Database from "better-sqlite3";
+import { DatabaseSync } from "node:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { JobRecord } from "./job-runner.ts";
@@ -17,13 +18,13 @@ import type { WorkerEntry } from "./worker-registry.ts";
 export type Checkpoint = { stage: "submitted" | "split" | "mapped" | "reduced"; sealed: string; scope: string };
 
 export class CoordinatorStateStore {
-  readonly #db: Database.Database;
+  readonly #db: DatabaseSync;
 
   constructor(path: string) {
     mkdirSync(dirname(path), { recursive: true });
-    this.#db = new Database(path);
-    this.#db.pragma("journal_mode = WAL");
-    this.#db.pragma("synchronous = FULL");
+    this.#db = new DatabaseSync(path);
+    this.#db.exec("PRAGMA journal_mode = WAL");
+    this.#db.exec("PRAGMA synchronous = FULL");
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS uploads (upload_id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, stored_at TEXT NOT NULL, session_id TEXT, challenge TEXT);
       CREATE TABLE IF NOT EXISTS workers (worker_id TEXT PRIMARY KEY, entry TEXT NOT NULL);
@@ -32,7 +33,7 @@ export class CoordinatorStateStore {
         plan TEXT NOT NULL, checkpoint_stage TEXT, checkpoint_sealed TEXT, updated_at TEXT NOT NULL);
     `);
     // Databases made by an earlier cmr lack newer columns: add them (SQLite cannot IF NOT EXISTS).
-    const have = new Set((this.#db.prepare("PRAGMA table_info(uploads)").all() as { name: string }[]).map((c) => c.name));
+    const have = new Set((this.#db.prepare("PRAGMA table_info(uploads)").all() as unknown as { name: string }[]).map((c) => c.name));
     for (const col of ["session_id", "challenge"]) if (!have.has(col)) this.#db.exec(`ALTER TABLE uploads ADD COLUMN ${col} TEXT`);
   }
 
@@ -42,7 +43,7 @@ export class CoordinatorStateStore {
 
   /** The challenge value the upload arrived with (seed [111]); the enclave checks it. */
   uploadChallenge(uploadId: string): string | undefined {
-    const r = this.#db.prepare("SELECT challenge FROM uploads WHERE upload_id = ?").get(uploadId) as { challenge: string | null } | undefined;
+    const r = this.#db.prepare("SELECT challenge FROM uploads WHERE upload_id = ?").get(uploadId) as unknown as { challenge: string | null } | undefined;
     return r?.challenge ?? undefined;
   }
 
@@ -55,7 +56,7 @@ export class CoordinatorStateStore {
   }
 
   workers(): WorkerEntry[] {
-    return (this.#db.prepare("SELECT entry FROM workers").all() as { entry: string }[]).map((r) => JSON.parse(r.entry) as WorkerEntry);
+    return (this.#db.prepare("SELECT entry FROM workers").all() as unknown as { entry: string }[]).map((r) => JSON.parse(r.entry) as WorkerEntry);
   }
 
   saveJob(record: JobRecord, scope: string, plan: unknown): void {
@@ -77,7 +78,7 @@ export class CoordinatorStateStore {
   }
 
   jobs(): { record: JobRecord; scope: string; plan: { reducers: number; dataType: string | null }; checkpoint: Checkpoint | undefined }[] {
-    const rows = this.#db.prepare("SELECT * FROM jobs").all() as { record: string; scope: string; plan: string; checkpoint_stage: string | null; checkpoint_sealed: string | null }[];
+    const rows = this.#db.prepare("SELECT * FROM jobs").all() as unknown as { record: string; scope: string; plan: string; checkpoint_stage: string | null; checkpoint_sealed: string | null }[];
     return rows.map((r) => ({
       record: JSON.parse(r.record) as JobRecord,
       scope: r.scope,

@@ -1,5 +1,5 @@
 /**
- * Evidence encoding and kind detection: every evidence file in /work/shared/vectors (SGX and TDX
+ * Evidence encoding and kind detection: every evidence file in ../shared/vectors (SGX and TDX
  * quotes, SNP reports, Nitro documents; raw, hex and base64) is detected with the kind the
  * manifest gives and the encoding its extension implies, also after re-encoding each one as hex,
  * uppercase hex with 0x, wrapped base64 and base64url; the usual mistakes (a PEM certificate,
@@ -17,7 +17,7 @@ import fc from "fast-check";
 import { isCmrError } from "../../../src/errors.ts";
 import { decodeEvidenceBytes, detectEvidence, detectEvidenceKind } from "../../../src/attestation/detect.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const HAVE = existsSync(join(VECTORS, "manifest.json"));
 const skip = HAVE ? false : `real-hardware vectors not found at ${VECTORS}`;
 

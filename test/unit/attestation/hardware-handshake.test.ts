@@ -10,7 +10,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { Handshake } from "../../../src/attestation/relying-party.ts";
 import { parsePolicy } from "../../../src/attestation/policy.ts";
 
-const V = "/work/shared/vectors/sgx-dcap";
+import { VECTORS } from "../../helpers/vectors.ts";
+const V = `${VECTORS}/sgx-dcap`;
 const skip = existsSync(V) ? false : "real-hardware vectors (../shared/vectors) are absent";
 const MRENCLAVE = "33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb";
 const at = new Date("2025-07-01T00:00:00Z");

@@ -5,7 +5,7 @@
  * TypeError/RangeError leaking from a slice, DataView, JSON or crypto call), and every call
  * finishes quickly (no hang on attacker-chosen length fields).
  *
- * Trust zone: test. The real-quote properties skip when /work/shared/vectors is absent.
+ * Trust zone: test. The real-quote properties skip when ../shared/vectors is absent.
  * Spec: STYLE.md §6.6 (adversarial tests).
  *
  * @module
@@ -23,7 +23,7 @@ import { parsePckExtensions } from "../../../src/attestation/intel/pck.ts";
 import { intelSgxRootCaDer } from "../../../src/attestation/roots/intel.ts";
 import { isCmrError } from "../../../src/errors.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const SKIP = fs.existsSync(path.join(VECTORS, "manifest.json")) ? false : `Intel vectors not found at ${VECTORS}`;
 /** Generous per-call bound: a verification takes a few ms; anything near this is a hang. */
 const MAX_MS = 1000;

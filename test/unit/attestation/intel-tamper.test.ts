@@ -6,8 +6,8 @@
  * protects that region; the byte mutations listed in the vectors README; wrong trust roots;
  * tampered, cross-wired and mis-dated collateral; the TCB-status policy.
  *
- * Trust zone: test (reads /work/shared/vectors; skipped when absent).
- * Spec: /work/shared/vectors/README.md "Expected failures and mutation tests";
+ * Trust zone: test (reads ../shared/vectors; skipped when absent).
+ * Spec: ../shared/vectors/README.md "Expected failures and mutation tests";
  * STYLE.md §6.6 "flip one byte in each region".
  *
  * @module
@@ -22,7 +22,7 @@ import { parseIntelCollateral, parseIntelQuote, verifyIntelQuote, type IntelColl
 import { intelSgxRootCaDer } from "../../../src/attestation/roots/intel.ts";
 import { isCmrError, type CmrErrorCode } from "../../../src/errors.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const SKIP = fs.existsSync(path.join(VECTORS, "manifest.json")) ? false : `Intel vectors not found at ${VECTORS}`;
 
 interface Vec {

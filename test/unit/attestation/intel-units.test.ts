@@ -5,7 +5,7 @@
  * table, and the TCB level walk on synthetic TCB Info (component counts, PCESVN, TDX
  * components and the TDX module identity).
  *
- * Trust zone: test. Tests that need /work/shared/vectors skip when it is absent.
+ * Trust zone: test. Tests that need ../shared/vectors skip when it is absent.
  * Spec: intel/SGX-TDX-DCAP-QuoteVerificationLibrary TcbLevelCheck.cpp, TdxModuleCheck.cpp,
  * EnclaveReportVerifier.cpp; RFC 5280 §5.1.
  *
@@ -32,7 +32,7 @@ import { evaluatePlatformTcb, parseTcbInfo, type TcbInfo, type TcbLevel } from "
 import { INTEL_SGX_ROOT_CA_PEM, INTEL_SGX_ROOT_CA_SHA256, intelSgxRootCaDer } from "../../../src/attestation/roots/intel.ts";
 import { isCmrError, type CmrErrorCode } from "../../../src/errors.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const SKIP = fs.existsSync(path.join(VECTORS, "manifest.json")) ? false : `Intel vectors not found at ${VECTORS}`;
 const COLLATERALS = ["sgx-dcap/dcap-qvl-sgx-v3.collateral.json", "sgx-dcap/automata-0825.collateral.json", "tdx/dcap-qvl-tdx-v4.collateral.json", "tdx/go-tdx-guest.collateral.json"];
 

@@ -1,11 +1,11 @@
 /**
  * Table-driven tests of the Intel DCAP verifier against real SGX/TDX evidence in
- * /work/shared/vectors (manifest.json): every vector verifies or fails exactly as the manifest
+ * ../shared/vectors (manifest.json): every vector verifies or fails exactly as the manifest
  * says, the parsed fields and the returned claims equal the manifest's values, and the
  * validity window is enforced at both ends (with and without collateral).
  *
  * Trust zone: test (reads files; skipped when the vectors folder is absent).
- * Spec: /work/shared/vectors/README.md "Summary" and "How to verify"; docs/evidence-intel.md.
+ * Spec: ../shared/vectors/README.md "Summary" and "How to verify"; docs/evidence-intel.md.
  *
  * @module
  */
@@ -19,7 +19,7 @@ import type { VerifiedClaims } from "../../../src/attestation/claims.ts";
 import { parseIntelCollateral, parseIntelQuote, verifyIntelQuote, type IntelCollateral } from "../../../src/attestation/intel/index.ts";
 import { isCmrError, type CmrErrorCode } from "../../../src/errors.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const SKIP = fs.existsSync(path.join(VECTORS, "manifest.json")) ? false : `Intel vectors not found at ${VECTORS}`;
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- manifest.json is untyped test data */

@@ -17,7 +17,7 @@ import fc from "fast-check";
 import { isCmrError } from "../../../src/errors.ts";
 import { decodeCoseSign1, sigStructure, verifyNitroDocument } from "../../../src/attestation/nitro/index.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const HAVE = existsSync(join(VECTORS, "manifest.json"));
 const skip = HAVE ? false : `real-hardware vectors not found at ${VECTORS}`;
 const NOW = new Date("2024-09-07T14:37:39Z");

@@ -18,7 +18,7 @@ import fc from "fast-check";
 import { isCmrError } from "../../../src/errors.ts";
 import { verifyNitroDocument } from "../../../src/attestation/nitro/index.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const HAVE = existsSync(join(VECTORS, "manifest.json"));
 const skip = HAVE ? false : `real-hardware vectors not found at ${VECTORS}`;
 

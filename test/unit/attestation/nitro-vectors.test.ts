@@ -1,6 +1,6 @@
 /**
  * Nitro verifier against real attestation documents signed by the AWS Nitro hypervisor
- * (/work/shared/vectors, see its README): each verifies inside its 3-hour window with the claims
+ * (../shared/vectors, see its README): each verifies inside its 3-hour window with the claims
  * the manifest lists (module id, every PCR, user data, nonce, public key, timestamp, debug mode),
  * fails with EXPIRED / NOT_YET_VALID just outside it, the self-signed FAKE is refused as untrusted,
  * and roots, nonces and the tagged COSE form behave as specified.
@@ -18,7 +18,7 @@ import { verifyNitroDocument } from "../../../src/attestation/nitro/index.ts";
 import { AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256 } from "../../../src/attestation/roots/aws.ts";
 import { AMD_CERTS } from "../../../src/attestation/roots/amd.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const HAVE = existsSync(join(VECTORS, "manifest.json"));
 const skip = HAVE ? false : `real-hardware vectors not found at ${VECTORS}`;
 

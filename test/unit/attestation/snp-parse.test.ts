@@ -16,7 +16,7 @@ import fc from "fast-check";
 import { isCmrError } from "../../../src/errors.ts";
 import { SNP_REPORT_SIZE, decodeTcb, parseSnpReport, productFromCpuid, verifySnpReport } from "../../../src/attestation/snp/index.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const HAVE = existsSync(join(VECTORS, "manifest.json"));
 const skip = HAVE ? false : `real-hardware vectors not found at ${VECTORS}`;
 const NOW = new Date("2025-06-01T00:00:00Z");

@@ -1,5 +1,5 @@
 /**
- * SEV-SNP verifier against real reports captured on AMD hardware (/work/shared/vectors, see its
+ * SEV-SNP verifier against real reports captured on AMD hardware (../shared/vectors, see its
  * README): every vector verifies at a time inside its window with the claims the manifest lists,
  * fails with EXPIRED / NOT_YET_VALID just outside it, and wrong roots, wrong VCEKs, wrong chains
  * and the mutations the source projects apply are refused with the right code.
@@ -16,7 +16,7 @@ import { isCmrError } from "../../../src/errors.ts";
 import { AMD_CERTS, AMD_PRODUCTS } from "../../../src/attestation/roots/amd.ts";
 import { productFromName, verifySnpCertChain, verifySnpReport } from "../../../src/attestation/snp/index.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const HAVE = existsSync(join(VECTORS, "manifest.json"));
 const skip = HAVE ? false : `real-hardware vectors not found at ${VECTORS}`;
 

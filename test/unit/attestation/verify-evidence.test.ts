@@ -1,6 +1,6 @@
 /**
  * verifyEvidence (the dispatcher) and applyHardwarePolicy against the real hardware evidence in
- * /work/shared/vectors: every vector with evidence goes through the one entry point with the
+ * ../shared/vectors: every vector with evidence goes through the one entry point with the
  * files its README pairs it with, at its suggested time, and verifies or fails as the README
  * says with the kind, encoding and key claims of the manifest; inputs of the wrong kind are usage
  * errors; a policy with the right measurements passes and a wrong one fails with
@@ -20,7 +20,7 @@ import { applyHardwarePolicy, HardwarePolicySchema, type HardwarePolicyInput } f
 import { parsePolicy } from "../../../src/attestation/policy.ts";
 import type { VerifiedClaims } from "../../../src/attestation/claims.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const HAVE = existsSync(join(VECTORS, "manifest.json"));
 const skip = HAVE ? false : `real-hardware vectors not found at ${VECTORS}`;
 

@@ -3,7 +3,7 @@
  * a machine without TEE interfaces says plainly that only the simulated backend is available;
  * SGX / Gramine / TDX / SEV-SNP / Nitro layouts are recognised with what is missing and how to
  * fix it; the simulated platform, the enclave program's measurement against a policy, cached
- * collateral freshness (by its own nextUpdate, real collateral from /work/shared/vectors) and
+ * collateral freshness (by its own nextUpdate, real collateral from ../shared/vectors) and
  * the coordinator's /v1/health (a loopback server) are each ok / warn / fail with a fix.
  *
  * @module
@@ -19,7 +19,7 @@ import { after, before, describe, test } from "node:test";
 import { doctorCommand, type DoctorCheck, type DoctorOptions } from "../../../src/cli/commands/doctor.ts";
 import { initSimPlatform } from "../../../src/host/sim-vendor/provision.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const HAVE = existsSync(join(VECTORS, "manifest.json"));
 
 const work = mkdtempSync(join(tmpdir(), "cmr-doctor-"));

@@ -1,5 +1,5 @@
 /**
- * `cmr verify-evidence` (verifyEvidenceCommand) on the real vectors in /work/shared/vectors:
+ * `cmr verify-evidence` (verifyEvidenceCommand) on the real vectors in ../shared/vectors:
  * exit 0 with the verified claims printed (measurements in lowercase hex, report data, TCB status
  * and advisories, warnings) as text or JSON; exit 1 with the failing check's code and a sentence
  * (TCB not supported, untrusted root, expired, policy mismatch, TCB status not accepted);
@@ -17,7 +17,7 @@ import { after, describe, test } from "node:test";
 import { parseAtTime, verifyEvidenceCommand, type VerifyEvidenceCommandOptions } from "../../../src/cli/commands/verify-evidence.ts";
 import { AWS_NITRO_ROOT_G1_PEM } from "../../../src/attestation/roots/aws.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const HAVE = existsSync(join(VECTORS, "manifest.json"));
 const skip = HAVE ? false : `real-hardware vectors not found at ${VECTORS}`;
 const manifest = HAVE ? (JSON.parse(readFileSync(join(VECTORS, "manifest.json"), "utf8")) as { vectors: any[] }) : { vectors: [] };

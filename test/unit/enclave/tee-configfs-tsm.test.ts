@@ -2,7 +2,7 @@
  * ConfigfsTsmTee against a temporary directory laid out like /sys/kernel/config/tsm/report,
  * with a pre-placed report directory (the real configfs creates the attributes on mkdir and
  * generates outblob on read; here outblob is a REAL TDX quote or SEV-SNP report from
- * /work/shared/vectors). Checks what the backend writes to inblob, that the measurement is the
+ * ../shared/vectors). Checks what the backend writes to inblob, that the measurement is the
  * vector's MRTD / SNP measurement, that the evidence verifies (the SNP VCEK taken from an
  * auxblob cert_table), that sealing is refused with an explanation, and that missing files and
  * foreign reports fail clearly. Nothing here ran on TDX or SEV-SNP hardware. Vector-based tests
@@ -20,7 +20,7 @@ import { createTeeBackend } from "../../../src/enclave/tee/index.ts";
 import { verifyEvidence } from "../../../src/attestation/verify-evidence.ts";
 import type { TeeConfig } from "../../../src/enclave/tee/tee-backend.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const HAVE = existsSync(join(VECTORS, "manifest.json"));
 const skip = HAVE ? false : `real-hardware vectors not found at ${VECTORS}`;
 const manifest = HAVE ? (JSON.parse(readFileSync(join(VECTORS, "manifest.json"), "utf8")) as { vectors: any[] }) : { vectors: [] };

@@ -1,6 +1,6 @@
 /**
  * GramineSgxTee against a temporary directory laid out like Gramine's /dev/attestation, whose
- * `quote` is a REAL SGX DCAP quote from /work/shared/vectors (dcap-qvl-sgx-v3) and whose
+ * `quote` is a REAL SGX DCAP quote from ../shared/vectors (dcap-qvl-sgx-v3) and whose
  * `report` carries that quote's report body (an SGX REPORT is the same 384-byte body + KEYID +
  * MAC). Checks what the backend writes to user_report_data / target_info, that the measurement
  * is the vector's MRENCLAVE, that the evidence it returns verifies with the real collateral, that
@@ -19,7 +19,7 @@ import { createTeeBackend } from "../../../src/enclave/tee/index.ts";
 import { verifyEvidence } from "../../../src/attestation/verify-evidence.ts";
 import type { TeeConfig } from "../../../src/enclave/tee/tee-backend.ts";
 
-const VECTORS = "/work/shared/vectors";
+import { VECTORS } from "../../helpers/vectors.ts";
 const HAVE = existsSync(join(VECTORS, "manifest.json"));
 const skip = HAVE ? false : `real-hardware vectors not found at ${VECTORS}`;
 const manifest = HAVE ? (JSON.parse(readFileSync(join(VECTORS, "manifest.json"), "utf8")) as { vectors: any[] }) : { vectors: [] };

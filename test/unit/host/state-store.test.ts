@@ -1,7 +1,7 @@
 /** The coordinator's SQLite state: uploads, workers, jobs, checkpoints; migration of older files. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import Database from "better-sqlite3";
+import { DatabaseSync as Database } from "node:sqlite";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -23,7 +23,7 @@
  * real configfs generates) and so is the root (default "/").
  *
  * What was run on hardware: nothing (see docs/tee-backends.md). Tests use a fake tree whose
- * outblob is a real TDX quote or SNP report from /work/shared/vectors.
+ * outblob is a real TDX quote or SNP report from ../shared/vectors.
  *
  * Trust zone: TRUSTED (enclave = the confidential guest). outblob comes from the TDX module /
  * AMD firmware through the guest kernel; auxblob certificates come from the untrusted host.

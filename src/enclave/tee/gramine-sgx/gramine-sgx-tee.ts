@@ -18,7 +18,7 @@
  * live under `root` (default "/") so tests can lay out a fake tree.
  *
  * What was run on hardware: nothing (see docs/tee-backends.md). Tests use a fake tree whose quote
- * is a real SGX quote from /work/shared/vectors.
+ * is a real SGX quote from ../shared/vectors.
  *
  * Trust zone: TRUSTED (enclave only). The pseudo-files are served by Gramine inside the enclave;
  * the quote comes from the Quoting Enclave through the untrusted host and is checked here only for

@@ -32,8 +32,7 @@ import { splitUpload } from "./split-upload.ts";
 import type { TeeBackend } from "../tee/index.ts";
 import { assembleResult } from "./assemble-result.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
-
-type Phase = "map" | "reduce";
+import { TaskLedger, type Phase, type TaskIdentity } from "./task-ledger.ts";
 
 interface JobState {
   spec: JobSpec;
@@ -51,9 +50,8 @@ interface JobState {
   attestations: JobSummary["attestations"];
   /** session id -> phase it was attested for, within this job. */
   attestedFor: Map<string, Phase>;
-  issuedTasks: Map<string, { sessionId: string; attempt: number }>;
-  /** Latest attempt issued per task ("m3", "r1"): only its answer may commit. */
-  latestAttempt: Map<string, number>;
+  /** Every task issued, with its identity recorded at issue (never parsed from its id). */
+  tasks: TaskLedger;
   codeSha256: string;
   /** Added to every attempt number after a restore, so resumed tasks never reuse object names. */
   attemptBase: number;
@@ -147,8 +145,7 @@ export class CoordinatorEnclave {
       reduces: [],
       attestations: [],
       attestedFor: new Map(),
-      issuedTasks: new Map(),
-      latestAttempt: new Map(),
+      tasks: new TaskLedger(jobId),
       codeSha256,
       attemptBase: 0,
       receiptKey: this.#receiptKey,
@@ -239,7 +236,7 @@ export class CoordinatorEnclave {
     if (shard === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} has no shard ${m}`);
     const w = this.#workerFor(job, args.sessionId, "map");
     const attempt = (Number(args.attempt) || 1) + job.attemptBase;
-    const taskId = `${job.spec.jobId}-m${m}-a${attempt}`;
+    const taskId = job.tasks.issue("map", m, attempt, w.sessionId);
     const kek = w.toEnclave.expose();
     const recipient = w.sessionId;
     const task: MapTask = {
@@ -262,26 +259,23 @@ export class CoordinatorEnclave {
         return { objectId, wrappedKey: wrapKey(kek, k.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };
       }),
     };
-    job.issuedTasks.set(taskId, { sessionId: w.sessionId, attempt });
-    job.latestAttempt.set(`m${m}`, Math.max(attempt, job.latestAttempt.get(`m${m}`) ?? 0));
     return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
   }
 
-  #openResult<T extends { taskId: string }>(job: JobState, args: { taskId: string; sealedResult: string }): { result: T; worker: OutboundSession } {
-    const issued = job.issuedTasks.get(String(args.taskId));
-    if (issued === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `no task ${String(args.taskId).slice(0, 64)} was issued`);
-    const w = this.#workers.get(issued.sessionId)!;
+  #openResult<T extends { taskId: string; attempt: number }>(job: JobState, phase: Phase, args: { taskId: string; sealedResult: string }): { result: T; worker: OutboundSession; task: TaskIdentity } {
+    const task = job.tasks.lookup(args.taskId, phase);
+    const w = this.#workers.get(task.sessionId)!;
     const result = openEnvelope<T>(w.fromEnclave.expose(), args.sealedResult, { recipient: w.sessionId, purpose: "task-result", objectId: args.taskId });
-    if (result.taskId !== args.taskId) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "task result names another task");
-    return { result, worker: w };
+    if (result.taskId !== args.taskId || result.attempt !== task.attempt) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "task result names another task or attempt");
+    return { result, worker: w, task };
   }
 
   completeMap(args: { jobId: string; taskId: string; sealedResult: string }): unknown {
     const job = this.#job(args.jobId);
-    const { result, worker } = this.#openResult<MapResult>(job, args);
-    const m = Number(/-m(\d+)-a/.exec(result.taskId)?.[1]);
+    const { result, worker, task } = this.#openResult<MapResult>(job, "map", args);
+    const m = task.index;
     // Committed once: a second answer, or one from a superseded attempt, is ignored.
-    if (job.maps[m] !== undefined || result.attempt !== job.latestAttempt.get(`m${m}`)) return { duplicate: true };
+    if (job.maps[m] !== undefined || !job.tasks.isLatest(task)) return { duplicate: true };
     if (result.inputRecords !== job.shards[m]!.records) {
       throw new CmrError("CMR_INTEGRITY", `map task ${result.taskId} read ${result.inputRecords} records, shard holds ${job.shards[m]!.records}`);
     }
@@ -299,7 +293,7 @@ export class CoordinatorEnclave {
     }
     const w = this.#workerFor(job, args.sessionId, "reduce");
     const attempt = (Number(args.attempt) || 1) + job.attemptBase;
-    const taskId = `${job.spec.jobId}-r${r}-a${attempt}`;
+    const taskId = job.tasks.issue("reduce", r, attempt, w.sessionId);
     const kek = w.toEnclave.expose();
     const recipient = w.sessionId;
     const outObject = objectIds.reduceOutput(job.spec.jobId, r, attempt);
@@ -316,16 +310,14 @@ export class CoordinatorEnclave {
       }),
       output: { objectId: outObject, wrappedKey: wrapKey(kek, job.outputKeys[r]!.expose(), { recipient, purpose: "result-key", objectId: outObject }).toString("base64") },
     };
-    job.issuedTasks.set(taskId, { sessionId: w.sessionId, attempt });
-    job.latestAttempt.set(`r${r}`, Math.max(attempt, job.latestAttempt.get(`r${r}`) ?? 0));
     return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
   }
 
   completeReduce(args: { jobId: string; taskId: string; sealedResult: string }): unknown {
     const job = this.#job(args.jobId);
-    const { result, worker } = this.#openResult<ReduceResult>(job, args);
-    const r = Number(/-r(\d+)-a/.exec(result.taskId)?.[1]);
-    if (job.reduces[r] !== undefined || result.attempt !== job.latestAttempt.get(`r${r}`)) return { duplicate: true };
+    const { result, worker, task } = this.#openResult<ReduceResult>(job, "reduce", args);
+    const r = task.index;
+    if (job.reduces[r] !== undefined || !job.tasks.isLatest(task)) return { duplicate: true };
     const expected = job.maps.reduce((n, mr) => n + mr.partitions[r]!.records, 0);
     if (result.inputRecords !== expected) {
       throw new CmrError("CMR_INTEGRITY", `reduce task ${result.taskId} read ${result.inputRecords} records, mappers wrote ${expected}`);
@@ -415,7 +407,7 @@ export class CoordinatorEnclave {
   /** Resume a job from a sealed checkpoint after a restart; workers will be attested again. */
   async restoreJob(args: { sealed: string }): Promise<{ jobId: string; stage: string; reducers: number; dataType: string | null }> {
     const plain = await this.#sealer.unseal(Buffer.from(String(args.sealed), "base64"), CHECKPOINT_LABEL);
-    type Saved = Omit<JobState, "client" | "shards" | "partitionKeys" | "outputKeys" | "attestedFor" | "issuedTasks" | "latestAttempt" | "receiptKey"> & {
+    type Saved = Omit<JobState, "client" | "shards" | "partitionKeys" | "outputKeys" | "attestedFor" | "tasks" | "receiptKey"> & {
       receiptKey: string;
       client: { sessionId: string; challenge: string; purpose: "first-key" | "second-key"; createdAt: number; toEnclave: string; fromEnclave: string };
       shards: { objectId: string; records: number; sha256: string; key: string }[];
@@ -431,8 +423,7 @@ export class CoordinatorEnclave {
       partitionKeys: s.partitionKeys.map((row) => row.map((h) => key(h, "partition-key"))),
       outputKeys: s.outputKeys.map((h) => key(h, "reduce-output-key")),
       attestedFor: new Map(),
-      issuedTasks: new Map(),
-      latestAttempt: new Map(),
+      tasks: new TaskLedger(s.spec.jobId),
       attemptBase: s.attemptBase + 100,
       receiptKey: createPrivateKey(s.receiptKey),
     };

@@ -95,6 +95,8 @@ export const ERROR_CODES = [
   "CMR_STORAGE_NOT_FOUND",
   "CMR_STORAGE_IO",
   "CMR_RECEIPT_INVALID",
+  // --- coordinator checkpoints (issue #11)
+  "CMR_CHECKPOINT_INVALID",
 ] as const;
 
 export type CmrErrorCode = (typeof ERROR_CODES)[number];

@@ -809,9 +809,9 @@ async function taskCell(field: Field, col: Col): Promise<Observed> {
 
 const TASK_CODES: Record<Field, Record<Col, string | null>> = {
   "wrapped key": { flip: "CMR_UNWRAP_FAILED", truncate: "CMR_UNWRAP_FAILED", reorder: "CMR_UNWRAP_FAILED", drop: "CMR_UNWRAP_FAILED", duplicate: "CMR_UNWRAP_FAILED", replay: "CMR_UNWRAP_FAILED", "swap-obj": "CMR_UNWRAP_FAILED", "swap-job": "CMR_UNWRAP_FAILED", "swap-client": "CMR_UNWRAP_FAILED" },
-  sealedTask: { flip: "CMR_UNWRAP_FAILED", truncate: "CMR_UNWRAP_FAILED", reorder: "CMR_UNWRAP_FAILED", drop: "CMR_UNWRAP_FAILED", duplicate: "CMR_INTEGRITY", replay: "CMR_UNWRAP_FAILED", "swap-obj": "CMR_UNWRAP_FAILED", "swap-job": "CMR_UNWRAP_FAILED", "swap-client": "CMR_UNWRAP_FAILED" },
-  challenge: { flip: "CMR_PROTOCOL_CHALLENGE", truncate: "CMR_PROTOCOL_CHALLENGE", reorder: "CMR_PROTOCOL_CHALLENGE", drop: "CMR_PROTOCOL_CHALLENGE", duplicate: "CMR_PROTOCOL_CHALLENGE", replay: "CMR_PROTOCOL_CHALLENGE", "swap-obj": null, "swap-job": "CMR_PROTOCOL_CHALLENGE", "swap-client": "CMR_PROTOCOL_CHALLENGE" },
-  sessionId: { flip: "CMR_WORKER_LOST", truncate: "CMR_WORKER_LOST", reorder: "CMR_WORKER_LOST", drop: "CMR_WORKER_LOST", duplicate: "CMR_WORKER_LOST", replay: "CMR_PROTOCOL_CHALLENGE", "swap-obj": null, "swap-job": "CMR_PROTOCOL_CHALLENGE", "swap-client": "CMR_WORKER_LOST" },
+  sealedTask: { flip: "CMR_UNWRAP_FAILED", truncate: "CMR_UNWRAP_FAILED", reorder: "CMR_UNWRAP_FAILED", drop: "CMR_PROTOCOL_BAD_MESSAGE", duplicate: "CMR_INTEGRITY", replay: "CMR_UNWRAP_FAILED", "swap-obj": "CMR_UNWRAP_FAILED", "swap-job": "CMR_UNWRAP_FAILED", "swap-client": "CMR_UNWRAP_FAILED" },
+  challenge: { flip: "CMR_PROTOCOL_CHALLENGE", truncate: "CMR_PROTOCOL_CHALLENGE", reorder: "CMR_PROTOCOL_CHALLENGE", drop: "CMR_PROTOCOL_BAD_MESSAGE", duplicate: "CMR_PROTOCOL_CHALLENGE", replay: "CMR_PROTOCOL_CHALLENGE", "swap-obj": null, "swap-job": "CMR_PROTOCOL_CHALLENGE", "swap-client": "CMR_PROTOCOL_CHALLENGE" },
+  sessionId: { flip: "CMR_WORKER_LOST", truncate: "CMR_WORKER_LOST", reorder: "CMR_WORKER_LOST", drop: "CMR_PROTOCOL_BAD_MESSAGE", duplicate: "CMR_WORKER_LOST", replay: "CMR_PROTOCOL_CHALLENGE", "swap-obj": null, "swap-job": "CMR_PROTOCOL_CHALLENGE", "swap-client": "CMR_WORKER_LOST" },
 };
 
 const TASK_ROW: Record<Field, RowName> = { "wrapped key": "wrapped key", sealedTask: "task: sealedTask", challenge: "task: challenge", sessionId: "task: sessionId" };
@@ -825,7 +825,7 @@ for (const field of ["wrapped key", "sealedTask", "challenge", "sessionId"] as c
         continue;
       }
       const msg =
-        code === "CMR_UNWRAP_FAILED" ? /cannot unwrap task for/ : code === "CMR_WORKER_LOST" ? /no attested session/ : code === "CMR_INTEGRITY" ? /partitions\/m0-a1-r0/ : /wrong challenge/;
+        code === "CMR_UNWRAP_FAILED" ? /cannot unwrap task for/ : code === "CMR_WORKER_LOST" ? /no attested session/ : code === "CMR_INTEGRITY" ? /partitions\/m0-a1-r0/ : code === "CMR_PROTOCOL_BAD_MESSAGE" ? /bad arguments for runMap/ : /wrong challenge/;
       cell(TASK_ROW[field], col, code, () => taskCell(field, col), { msg });
     }
   });
@@ -890,7 +890,11 @@ async function taskResultCell(col: Col): Promise<Observed> {
 }
 
 describe("task result", () => {
-  for (const col of COLS) cell("task result", col, "CMR_UNWRAP_FAILED", () => taskResultCell(col), { msg: /cannot unwrap task-result for/ });
+  for (const col of COLS) {
+    // A dropped field is refused by the ECALL's schema before anything is opened (issue #11 item 5).
+    if (col === "drop") cell("task result", col, "CMR_PROTOCOL_BAD_MESSAGE", () => taskResultCell(col), { msg: /bad arguments for completeMap: sealedResult/ });
+    else cell("task result", col, "CMR_UNWRAP_FAILED", () => taskResultCell(col), { msg: /cannot unwrap task-result for/ });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------

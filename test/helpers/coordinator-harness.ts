@@ -23,6 +23,7 @@ import type { JobSpecInput, MapResult, MapTask, ReduceResult, ReduceTask } from 
 import type { EnclaveClaims } from "../../src/protocol/evidence.ts";
 import type { Policy } from "../../src/attestation/policy.ts";
 import { policyFor, simPlatform } from "./sim.ts";
+import type { SimulatedTee } from "../../src/enclave/tee/simulated/simulated-tee.ts";
 
 export interface FakeWorker {
   workerId: string;
@@ -39,6 +40,8 @@ export interface Harness {
   policy: Policy;
   client: VerifiedSession;
   measurement: string;
+  /** The simulated TEE the enclave seals checkpoints with. */
+  tee: SimulatedTee;
   /** Encrypt `text` under the client's upload key and put it in storage as the upload. */
   upload(uploadId: string, text: string): Promise<void>;
   /** Seal and submit a job as the client would (the host relays it unchanged). */
@@ -69,6 +72,7 @@ export async function coordinatorHarness(opts: { scope?: string } = {}): Promise
     policy,
     client,
     measurement,
+    tee: platform.tee,
     async upload(uploadId, text) {
       const objectId = objectIds.upload(uploadId);
       const key = deriveObjectKey(client.toEnclave, LABELS.uploadKey, uploadId);
@@ -120,8 +124,9 @@ export function unevenCsv(rows = 200): string {
 }
 
 /** A map result that honestly restates what the task asked for (records as the test says). */
-export function mapResultFor(task: MapTask, inputRecords: number): MapResult {
+export function mapResultFor(task: MapTask, inputRecords: number): MapResult & { version: 1 } {
   return {
+    version: 1,
     taskId: task.taskId,
     attempt: task.attempt,
     inputRecords,
@@ -130,7 +135,7 @@ export function mapResultFor(task: MapTask, inputRecords: number): MapResult {
   };
 }
 
-export function reduceResultFor(task: ReduceTask): ReduceResult {
+export function reduceResultFor(task: ReduceTask): ReduceResult & { version: 1 } {
   const inputRecords = task.inputs.reduce((n, i) => n + i.records, 0);
-  return { taskId: task.taskId, attempt: task.attempt, inputRecords, outputRecords: 0, output: { objectId: task.output.objectId, sha256: "0".repeat(64) } };
+  return { version: 1, taskId: task.taskId, attempt: task.attempt, inputRecords, outputRecords: 0, output: { objectId: task.output.objectId, sha256: "0".repeat(64) } };
 }

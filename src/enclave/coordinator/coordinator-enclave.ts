@@ -13,18 +13,19 @@
  *
  * @module
  */
-import { createPrivateKey, randomBytes, sign, type KeyObject } from "node:crypto";
+import { randomBytes, type KeyObject } from "node:crypto";
 import { canonicalJson } from "../../crypto/canonical-json.ts";
-import { receiptSignedBytes, type Receipt } from "../../protocol/receipt.ts";
 import { CmrError } from "../../errors.ts";
 import { Handshake } from "../../attestation/relying-party.ts";
 import { deriveObjectKey } from "../../crypto/handshake.ts";
-import { openEnvelope, sealEnvelope, wrapKey } from "../../crypto/key-wrap.ts";
+import { openEnvelope, sealEnvelope } from "../../crypto/key-wrap.ts";
 import { SecretKey } from "../../crypto/secret.ts";
 import { LABELS } from "../../protocol/labels.ts";
-import { JobSpecSchema, type JobSpec, type JobSummary, type MapResult, type MapTask, type ReduceResult, type ReduceTask } from "../../protocol/job.ts";
+import { JobSpecSchema, type JobSummary } from "../../protocol/job.ts";
+import { MapResultSchema, ReduceResultSchema } from "../../protocol/task-results.ts";
 import { assertId, objectIds } from "../../protocol/object-ids.ts";
 import type { EnclaveClaims } from "../../protocol/evidence.ts";
+import type { JobStage } from "../../protocol/job-stages.ts";
 import { answerAttestRequest, type Quoter } from "../runtime/attestee.ts";
 import { SessionTable, type InboundSession, type OutboundSession } from "../runtime/sessions.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
@@ -32,39 +33,14 @@ import { splitUpload } from "./split-upload.ts";
 import type { TeeBackend } from "../tee/index.ts";
 import { assembleResult } from "./assemble-result.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
-import { TaskLedger, type Phase, type TaskIdentity } from "./task-ledger.ts";
-
-interface JobState {
-  spec: JobSpec;
-  client: InboundSession;
-  header: string[] | null;
-  inputSha256: string;
-  inputRecords: number;
-  badRecords: number;
-  shards: { objectId: string; records: number; sha256: string; key: SecretKey }[];
-  /** partitionKeys[m][r]: the key of mapper m's partition for reducer r. */
-  partitionKeys: SecretKey[][];
-  outputKeys: SecretKey[];
-  maps: (MapResult & { worker: string; measurement: string })[];
-  reduces: (ReduceResult & { worker: string; measurement: string })[];
-  attestations: JobSummary["attestations"];
-  /** session id -> phase it was attested for, within this job. */
-  attestedFor: Map<string, Phase>;
-  /** Every task issued, with its identity recorded at issue (never parsed from its id). */
-  tasks: TaskLedger;
-  codeSha256: string;
-  /** Added to every attempt number after a restore, so resumed tasks never reuse object names. */
-  attemptBase: number;
-  /**
-   * The receipt key the client saw attested when it submitted the job (after a restart, the
-   * restored one from the sealed checkpoint, not this enclave's new key).
-   */
-  receiptKey: KeyObject;
-}
-
-const CHECKPOINT_LABEL = "cmr/v1/coordinator/job-checkpoint";
-const hex = (k: SecretKey): string => k.expose().toString("hex");
-const key = (h: string, label: string): SecretKey => new SecretKey(Buffer.from(h, "hex"), label);
+import type { Phase, TaskIdentity } from "./task-ledger.ts";
+import { commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, requireMapped, requireReduced, requireReducer, requireShard, type JobState } from "./job-state.ts";
+import { authorizeWorker, issueMapTask, issueReduceTask, type IssuedTask } from "./task-issuer.ts";
+import { buildReceipt, signReceipt } from "./receipt-signer.ts";
+import { sealCheckpoint, unsealCheckpoint } from "./checkpoint-codec.ts";
+import * as Calls from "./ecalls.ts";
+import { parseArgs } from "../runtime/ecall-args.ts";
+import type { z } from "zod";
 
 export class CoordinatorEnclave {
   readonly #tee: Quoter;
@@ -93,14 +69,15 @@ export class CoordinatorEnclave {
     return answerAttestRequest(request, this.#tee, this.#claims, this.#clients);
   }
 
-  #job(jobId: unknown): JobState {
-    const j = typeof jobId === "string" ? this.#jobs.get(jobId) : undefined;
-    if (j === undefined) throw new CmrError("CMR_JOB_NOT_FOUND", `no job ${String(jobId).slice(0, 64)} in this enclave`);
+  #job(jobId: string): JobState {
+    const j = this.#jobs.get(jobId);
+    if (j === undefined) throw new CmrError("CMR_JOB_NOT_FOUND", `no job ${jobId.slice(0, 64)} in this enclave`);
     return j;
   }
 
   /** The client's job arrives sealed under its first key, with the channel's challenge value. */
-  submitJob(args: { sessionId: string; challenge: string; jobId: string; uploadId?: string; sealedJob: string; uploadChallenge?: string | null }): unknown {
+  submitJob(raw: unknown): unknown {
+    const args = parseArgs(Calls.SubmitJob, "submitJob", raw);
     const client = this.#clients.checkChallenge(args.sessionId, args.challenge);
     if (args.uploadChallenge !== client.challenge) {
       throw new CmrError("CMR_PROTOCOL_CHALLENGE", "the upload this job names did not arrive with this session's challenge value: it was not sent by the attested client on this channel", {
@@ -109,8 +86,8 @@ export class CoordinatorEnclave {
     }
     const jobId = assertId(args.jobId, "job id");
     if (this.#jobs.has(jobId)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${jobId} was already submitted`);
-    const raw = openEnvelope<unknown>(client.toEnclave.expose(), args.sealedJob, { recipient: client.sessionId, purpose: "job", objectId: jobId });
-    const parsed = JobSpecSchema.safeParse(raw);
+    const opened = openEnvelope<unknown>(client.toEnclave.expose(), args.sealedJob, { recipient: client.sessionId, purpose: "job", objectId: jobId });
+    const parsed = JobSpecSchema.safeParse(opened);
     if (!parsed.success) {
       throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `invalid job: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     }
@@ -129,27 +106,10 @@ export class CoordinatorEnclave {
         throw new CmrError("CMR_JOB_CODE_REJECTED", `job code ${spec.code.sha256} is not in the policy's jobCodeHashes`, { hint: "add the module's SHA-256 to the policy to approve it" });
       }
     }
-    this.#jobs.set(jobId, {
-      spec,
-      // The job keeps its own copy of the client's keys: the session table may evict (and
-      // destroy) the session while the job still runs.
-      client: { ...client, toEnclave: client.toEnclave.copy(), fromEnclave: client.fromEnclave.copy() },
-      header: null,
-      inputSha256: "",
-      inputRecords: 0,
-      badRecords: 0,
-      shards: [],
-      partitionKeys: [],
-      outputKeys: [],
-      maps: [],
-      reduces: [],
-      attestations: [],
-      attestedFor: new Map(),
-      tasks: new TaskLedger(jobId),
-      codeSha256,
-      attemptBase: 0,
-      receiptKey: this.#receiptKey,
-    });
+    // The job keeps its own copy of the client's keys: the session table may evict (and
+    // destroy) the session while the job still runs.
+    const ownClient = { ...client, toEnclave: client.toEnclave.copy(), fromEnclave: client.fromEnclave.copy() };
+    this.#jobs.set(jobId, newJob(spec, ownClient, codeSha256, this.#receiptKey));
     return {
       jobId,
       shards: spec.shards,
@@ -161,37 +121,34 @@ export class CoordinatorEnclave {
   }
 
   /** S12: decrypt the upload with the key derived from the first key, split and encrypt shards. */
-  async splitJob(args: { jobId: string }): Promise<unknown> {
-    const job = this.#job(args.jobId);
+  async splitJob(raw: unknown): Promise<unknown> {
+    const job = this.#job(parseArgs(Calls.JobRef, "splitJob", raw).jobId);
+    if (jobStage(job) !== "submitted") throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} was already split`);
     const { spec } = job;
     const uploadObject = objectIds.upload(spec.uploadId);
     const uploadKey = deriveObjectKey(job.client.toEnclave, LABELS.uploadKey, spec.uploadId);
     const targets = Array.from({ length: spec.shards }, (_, i) => ({ objectId: objectIds.shard(spec.jobId, i), key: SecretKey.random("shard-key") }));
     const split = await splitUpload(spec, uploadObject, uploadKey, targets, this.#store.withMode(spec.insecurePlaintext));
-    job.header = split.header;
-    job.inputSha256 = split.inputSha256;
-    job.inputRecords = split.inputRecords;
-    job.badRecords = split.badRecords;
-    job.shards = split.shards.map((s, i) => ({ ...s, key: targets[i]!.key }));
-    job.partitionKeys = job.shards.map(() => Array.from({ length: spec.reducers }, () => SecretKey.random("partition-key")));
-    job.outputKeys = Array.from({ length: spec.reducers }, () => SecretKey.random("reduce-output-key"));
+    recordSplit(job, split, targets.map((t) => t.key));
     return { jobId: spec.jobId, inputRecords: split.inputRecords, badRecords: split.badRecords, shards: split.shards.map((s, i) => ({ shardId: i, records: s.records })) };
   }
 
   /** Start attesting a worker for one phase of one job (seed [76]); the host relays the request. */
-  beginAttestWorker(args: { jobId: string; workerId: string; phase: Phase }): unknown {
+  beginAttestWorker(raw: unknown): unknown {
+    const args = parseArgs(Calls.BeginAttestWorker, "beginAttestWorker", raw);
     this.#job(args.jobId);
     // Workers follow the coordinator's isolation (seed [71]): the same scope, checked in the claims.
     const handshake = new Handshake("second-key", "worker", this.#claims.scope);
     const handshakeId = randomBytes(12).toString("hex");
-    this.#pending.set(handshakeId, { handshake, jobId: args.jobId, workerId: String(args.workerId).slice(0, 128), phase: args.phase === "reduce" ? "reduce" : "map" });
+    this.#pending.set(handshakeId, { handshake, jobId: args.jobId, workerId: args.workerId, phase: args.phase });
     return { handshakeId, request: handshake.request() };
   }
 
-  completeAttestWorker(args: { handshakeId: string; response: unknown }): unknown {
-    const pending = this.#pending.get(String(args.handshakeId));
+  completeAttestWorker(raw: unknown): unknown {
+    const args = parseArgs(Calls.CompleteAttestWorker, "completeAttestWorker", raw);
+    const pending = this.#pending.get(args.handshakeId);
     if (pending === undefined) throw new CmrError("CMR_ATTEST_NONCE", "no pending worker attestation with this id (already completed or never started)");
-    this.#pending.delete(String(args.handshakeId));
+    this.#pending.delete(args.handshakeId);
     const job = this.#job(pending.jobId);
     const session = pending.handshake.complete(args.response, job.spec.policy);
     const attestedAt = new Date().toISOString();
@@ -209,129 +166,58 @@ export class CoordinatorEnclave {
     };
   }
 
-  /** The worker session must be attested for this job and phase, with matching attested claims. */
-  #workerFor(job: JobState, sessionId: string, phase: Phase): OutboundSession {
-    const w = this.#workers.get(sessionId);
-    if (w === undefined || job.attestedFor.get(sessionId) !== phase) {
-      throw new CmrError("CMR_ATTEST_CLAIMS", `worker session ${String(sessionId).slice(0, 32)} was not attested for the ${phase} phase of job ${job.spec.jobId}`, {
-        hint: "the coordinator attests every worker afresh before each phase",
-      });
-    }
-    const caps = w.claims.capabilities ?? [];
-    if (!caps.includes(phase)) {
-      throw new CmrError("CMR_NO_MATCHING_WORKER", `worker ${w.workerId} is not attested for capability "${phase}" (its evidence vouches for: ${caps.join(", ") || "none"})`);
-    }
-    const dt = job.spec.dataType;
-    const types = w.claims.dataTypes ?? [];
-    if (dt !== undefined && types.length > 0 && !types.includes(dt)) {
-      throw new CmrError("CMR_NO_MATCHING_WORKER", `worker ${w.workerId} is not attested for data type "${dt}" (its evidence vouches for: ${types.join(", ")})`);
-    }
-    return w;
-  }
-
-  assignMap(args: { jobId: string; shardId: number; sessionId: string; attempt: number }): unknown {
+  assignMap(raw: unknown): IssuedTask {
+    const args = parseArgs(Calls.AssignMap, "assignMap", raw);
     const job = this.#job(args.jobId);
-    const m = Number(args.shardId);
-    const shard = job.shards[m];
-    if (shard === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} has no shard ${m}`);
-    const w = this.#workerFor(job, args.sessionId, "map");
-    const attempt = (Number(args.attempt) || 1) + job.attemptBase;
-    const taskId = job.tasks.issue("map", m, attempt, w.sessionId);
-    const kek = w.toEnclave.expose();
-    const recipient = w.sessionId;
-    const task: MapTask = {
-      jobId: job.spec.jobId,
-      taskId,
-      attempt,
-      mapIndex: m,
-      shardObject: shard.objectId,
-      wrappedShardKey: wrapKey(kek, shard.key.expose(), { recipient, purpose: "shard-key", objectId: shard.objectId }).toString("base64"),
-      format: job.spec.format,
-      header: job.header,
-      inputName: job.spec.inputName,
-      code: job.spec.code,
-      reducers: job.spec.reducers,
-      onBadRecord: job.spec.onBadRecord,
-      plaintext: job.spec.insecurePlaintext,
-      sortBufferBytes: Math.round(job.spec.sortBufferMB * 1024 * 1024),
-      partitions: job.partitionKeys[m]!.map((k, r) => {
-        const objectId = objectIds.partition(job.spec.jobId, m, r, attempt);
-        return { objectId, wrappedKey: wrapKey(kek, k.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };
-      }),
-    };
-    return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
+    requireShard(job, args.shardId);
+    const w = authorizeWorker(job, this.#workers, args.sessionId, "map");
+    return issueMapTask(job, args.shardId, w, args.attempt);
   }
 
-  #openResult<T extends { taskId: string; attempt: number }>(job: JobState, phase: Phase, args: { taskId: string; sealedResult: string }): { result: T; worker: OutboundSession; task: TaskIdentity } {
+  assignReduce(raw: unknown): IssuedTask {
+    const args = parseArgs(Calls.AssignReduce, "assignReduce", raw);
+    const job = this.#job(args.jobId);
+    requireReducer(job, args.reduceIndex);
+    requireMapped(job);
+    const w = authorizeWorker(job, this.#workers, args.sessionId, "reduce");
+    return issueReduceTask(job, args.reduceIndex, w, args.attempt);
+  }
+
+  /** Open a worker's answer with the session its task went to, and check its shape and identity. */
+  #openResult<S extends typeof MapResultSchema | typeof ReduceResultSchema>(job: JobState, phase: Phase, args: { taskId: string; sealedResult: string }, schema: S): { result: z.infer<S>; worker: OutboundSession; task: TaskIdentity } {
     const task = job.tasks.lookup(args.taskId, phase);
     const w = this.#workers.get(task.sessionId)!;
-    const result = openEnvelope<T>(w.fromEnclave.expose(), args.sealedResult, { recipient: w.sessionId, purpose: "task-result", objectId: args.taskId });
+    const opened = openEnvelope<unknown>(w.fromEnclave.expose(), args.sealedResult, { recipient: w.sessionId, purpose: "task-result", objectId: args.taskId });
+    const parsed = schema.safeParse(opened);
+    if (!parsed.success) {
+      throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `worker ${w.workerId} answered ${phase} task ${args.taskId} with a malformed result (${parsed.error.issues.slice(0, 4).map((i) => `${i.path.join(".")}: ${i.code}`).join("; ")})`, {
+        hint: "the worker runs another enclave build, or a broken one",
+      });
+    }
+    const result = parsed.data as z.infer<S>;
     if (result.taskId !== args.taskId || result.attempt !== task.attempt) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "task result names another task or attempt");
     return { result, worker: w, task };
   }
 
-  completeMap(args: { jobId: string; taskId: string; sealedResult: string }): unknown {
+  completeMap(raw: unknown): unknown {
+    const args = parseArgs(Calls.CompleteTask, "completeMap", raw);
     const job = this.#job(args.jobId);
-    const { result, worker, task } = this.#openResult<MapResult>(job, "map", args);
-    const m = task.index;
-    // Committed once: a second answer, or one from a superseded attempt, is ignored.
-    if (job.maps[m] !== undefined || !job.tasks.isLatest(task)) return { duplicate: true };
-    if (result.inputRecords !== job.shards[m]!.records) {
-      throw new CmrError("CMR_INTEGRITY", `map task ${result.taskId} read ${result.inputRecords} records, shard holds ${job.shards[m]!.records}`);
-    }
-    job.maps[m] = { ...result, worker: worker.workerId, measurement: worker.appraisal.measurement };
-    job.badRecords += result.badRecords;
-    return { duplicate: false, badRecords: result.badRecords };
+    const { result, worker, task } = this.#openResult(job, "map", args, MapResultSchema);
+    const done = commitMap(job, task, result, { worker: worker.workerId, measurement: worker.appraisal.measurement });
+    return done.duplicate ? done : { duplicate: false, badRecords: result.badRecords };
   }
 
-  assignReduce(args: { jobId: string; reduceIndex: number; sessionId: string; attempt: number }): unknown {
+  completeReduce(raw: unknown): unknown {
+    const args = parseArgs(Calls.CompleteTask, "completeReduce", raw);
     const job = this.#job(args.jobId);
-    const r = Number(args.reduceIndex);
-    if (!(r >= 0 && r < job.spec.reducers)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} has no reducer ${r}`);
-    for (let m = 0; m < job.shards.length; m++) {
-      if (job.maps[m] === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `map task ${m} of job ${job.spec.jobId} has not completed`);
-    }
-    const w = this.#workerFor(job, args.sessionId, "reduce");
-    const attempt = (Number(args.attempt) || 1) + job.attemptBase;
-    const taskId = job.tasks.issue("reduce", r, attempt, w.sessionId);
-    const kek = w.toEnclave.expose();
-    const recipient = w.sessionId;
-    const outObject = objectIds.reduceOutput(job.spec.jobId, r, attempt);
-    const task: ReduceTask = {
-      jobId: job.spec.jobId,
-      taskId,
-      attempt,
-      reduceIndex: r,
-      code: job.spec.code,
-      plaintext: job.spec.insecurePlaintext,
-      inputs: job.maps.map((mr, m) => {
-        const p = mr.partitions[r]!;
-        return { objectId: p.objectId, records: p.records, sha256: p.sha256, wrappedKey: wrapKey(kek, job.partitionKeys[m]![r]!.expose(), { recipient, purpose: "partition-key", objectId: p.objectId }).toString("base64") };
-      }),
-      output: { objectId: outObject, wrappedKey: wrapKey(kek, job.outputKeys[r]!.expose(), { recipient, purpose: "result-key", objectId: outObject }).toString("base64") },
-    };
-    return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
-  }
-
-  completeReduce(args: { jobId: string; taskId: string; sealedResult: string }): unknown {
-    const job = this.#job(args.jobId);
-    const { result, worker, task } = this.#openResult<ReduceResult>(job, "reduce", args);
-    const r = task.index;
-    if (job.reduces[r] !== undefined || !job.tasks.isLatest(task)) return { duplicate: true };
-    const expected = job.maps.reduce((n, mr) => n + mr.partitions[r]!.records, 0);
-    if (result.inputRecords !== expected) {
-      throw new CmrError("CMR_INTEGRITY", `reduce task ${result.taskId} read ${result.inputRecords} records, mappers wrote ${expected}`);
-    }
-    job.reduces[r] = { ...result, worker: worker.workerId, measurement: worker.appraisal.measurement };
-    return { duplicate: false };
+    const { result, worker, task } = this.#openResult(job, "reduce", args, ReduceResultSchema);
+    return commitReduce(job, task, result, { worker: worker.workerId, measurement: worker.appraisal.measurement });
   }
 
   /** Merge the reducers' outputs into the result CSV, encrypted for the client. */
-  async finalize(args: { jobId: string }): Promise<unknown> {
-    const job = this.#job(args.jobId);
-    for (let r = 0; r < job.spec.reducers; r++) {
-      if (job.reduces[r] === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `reduce task ${r} of job ${job.spec.jobId} has not completed`);
-    }
+  async finalize(raw: unknown): Promise<unknown> {
+    const job = this.#job(parseArgs(Calls.JobRef, "finalize", raw).jobId);
+    requireReduced(job);
     const resultObject = objectIds.result(job.spec.jobId);
     const resultKey = deriveObjectKey(job.client.fromEnclave, LABELS.resultKey, job.spec.jobId);
     const inputs = job.reduces.map((rr, r) => ({ objectId: rr.output.objectId, sha256: rr.output.sha256, records: rr.outputRecords, key: job.outputKeys[r]! }));
@@ -347,103 +233,40 @@ export class CoordinatorEnclave {
       reducers: job.reduces.map((rr, r) => ({ reduceIndex: r, records: rr.outputRecords, worker: rr.worker, measurement: rr.measurement })),
       codeSha256: job.codeSha256,
       attestations: job.attestations,
-      receipt: this.#signReceipt(job, { object: resultObject, sha256, plainSha256, rows }),
+      receipt: signReceipt(job, buildReceipt(job, this.#measurement, { object: resultObject, sha256, plainSha256, rows })),
     };
     const sealedSummary = sealEnvelope(job.client.fromEnclave.expose(), summary, { recipient: job.client.sessionId, purpose: "task-result", objectId: job.spec.jobId });
     this.#forget(job);
     return { jobId: job.spec.jobId, resultObject, rows, sealedSummary };
   }
 
-  #signReceipt(job: JobState, output: Receipt["output"]): { text: string; signature: string } {
-    const receipt: Receipt = {
-      format: "cmr/receipt/v1",
-      jobId: job.spec.jobId,
-      issuedAt: new Date().toISOString(),
-      coordinatorMeasurement: this.#measurement,
-      input: { name: job.spec.inputName, sha256: job.inputSha256, records: job.inputRecords, badRecords: job.badRecords },
-      codeSha256: job.codeSha256,
-      policySha256: sha256Hex(canonicalJson(job.spec.policy)),
-      plaintext: job.spec.insecurePlaintext,
-      shards: job.maps.map((mr, m) => ({ shardId: m, records: job.shards[m]!.records, sha256: job.shards[m]!.sha256, mappedBy: mr.worker, measurement: mr.measurement, attempt: mr.attempt })),
-      partitions: job.maps.flatMap((mr, m) => mr.partitions.map((p, r) => ({ map: m, reduce: r, records: p.records, sha256: p.sha256 }))),
-      reducers: job.reduces.map((rr, r) => ({ reduceIndex: r, inputRecords: rr.inputRecords, outputRecords: rr.outputRecords, sha256: rr.output.sha256, reducedBy: rr.worker, measurement: rr.measurement, attempt: rr.attempt })),
-      output,
-    };
-    const text = canonicalJson(receipt);
-    return { text, signature: sign("sha256", receiptSignedBytes(text), job.receiptKey).toString("base64") };
-  }
-
   /**
    * The job's state after a committed stage, sealed to this enclave build and platform, for the
    * host to keep (issue #7: coordinator restarts). Holds the job's keys, so it leaves only sealed.
    */
-  async checkpoint(args: { jobId: string }): Promise<{ stage: string; sealed: string }> {
-    const job = this.#job(args.jobId);
-    const done = (xs: unknown[]) => xs.filter((x) => x !== undefined).length;
-    const stage = job.spec.reducers > 0 && done(job.reduces) === job.spec.reducers ? "reduced" : job.shards.length > 0 && done(job.maps) === job.shards.length ? "mapped" : job.shards.length > 0 ? "split" : "submitted";
-    const state = {
-      spec: job.spec,
-      client: { sessionId: job.client.sessionId, challenge: job.client.challenge, purpose: job.client.purpose, createdAt: job.client.createdAt, toEnclave: hex(job.client.toEnclave), fromEnclave: hex(job.client.fromEnclave) },
-      header: job.header,
-      inputSha256: job.inputSha256,
-      inputRecords: job.inputRecords,
-      badRecords: job.badRecords,
-      shards: job.shards.map((s) => ({ objectId: s.objectId, records: s.records, sha256: s.sha256, key: hex(s.key) })),
-      partitionKeys: job.partitionKeys.map((row) => row.map(hex)),
-      outputKeys: job.outputKeys.map(hex),
-      maps: stage === "split" || stage === "submitted" ? [] : job.maps,
-      reduces: stage === "reduced" ? job.reduces : [],
-      attestations: job.attestations,
-      codeSha256: job.codeSha256,
-      attemptBase: job.attemptBase,
-      receiptKey: job.receiptKey.export({ format: "pem", type: "pkcs8" }).toString(),
-    };
-    const plain = Buffer.from(JSON.stringify(state));
-    const sealed = (await this.#sealer.seal(plain, CHECKPOINT_LABEL)).toString("base64");
-    plain.fill(0);
-    return { stage, sealed };
+  async checkpoint(raw: unknown): Promise<{ stage: JobStage; sealed: string }> {
+    const job = this.#job(parseArgs(Calls.JobRef, "checkpoint", raw).jobId);
+    return { stage: jobStage(job), sealed: await sealCheckpoint(this.#sealer, job) };
   }
 
   /** Resume a job from a sealed checkpoint after a restart; workers will be attested again. */
-  async restoreJob(args: { sealed: string }): Promise<{ jobId: string; stage: string; reducers: number; dataType: string | null }> {
-    const plain = await this.#sealer.unseal(Buffer.from(String(args.sealed), "base64"), CHECKPOINT_LABEL);
-    type Saved = Omit<JobState, "client" | "shards" | "partitionKeys" | "outputKeys" | "attestedFor" | "tasks" | "receiptKey"> & {
-      receiptKey: string;
-      client: { sessionId: string; challenge: string; purpose: "first-key" | "second-key"; createdAt: number; toEnclave: string; fromEnclave: string };
-      shards: { objectId: string; records: number; sha256: string; key: string }[];
-      partitionKeys: string[][];
-      outputKeys: string[];
-    };
-    const s = JSON.parse(plain.toString("utf8")) as Saved;
-    plain.fill(0);
-    const job: JobState = {
-      ...s,
-      client: { ...s.client, toEnclave: key(s.client.toEnclave, "session/to-enclave"), fromEnclave: key(s.client.fromEnclave, "session/from-enclave") },
-      shards: s.shards.map((x) => ({ ...x, key: key(x.key, "shard-key") })),
-      partitionKeys: s.partitionKeys.map((row) => row.map((h) => key(h, "partition-key"))),
-      outputKeys: s.outputKeys.map((h) => key(h, "reduce-output-key")),
-      attestedFor: new Map(),
-      tasks: new TaskLedger(s.spec.jobId),
-      attemptBase: s.attemptBase + 100,
-      receiptKey: createPrivateKey(s.receiptKey),
-    };
+  async restoreJob(raw: unknown): Promise<{ jobId: string; stage: JobStage; reducers: number; dataType: string | null }> {
+    const args = parseArgs(Calls.RestoreJob, "restoreJob", raw);
+    const job = await unsealCheckpoint(this.#sealer, args.sealed);
+    const old = this.#jobs.get(job.spec.jobId);
+    if (old) destroyKeys(old);
     this.#jobs.set(job.spec.jobId, job);
-    const stage = job.reduces.length === job.spec.reducers && job.spec.reducers > 0 ? "reduced" : job.maps.length > 0 ? "mapped" : job.shards.length > 0 ? "split" : "submitted";
-    return { jobId: job.spec.jobId, stage, reducers: job.spec.reducers, dataType: job.spec.dataType ?? null };
+    return { jobId: job.spec.jobId, stage: jobStage(job), reducers: job.spec.reducers, dataType: job.spec.dataType ?? null };
   }
 
   /** Drop a job's keys (after success or failure). Intermediate objects become unreadable. */
   #forget(job: JobState): void {
-    job.client.toEnclave.destroy();
-    job.client.fromEnclave.destroy();
-    for (const s of job.shards) s.key.destroy();
-    for (const row of job.partitionKeys) for (const k of row) k.destroy();
-    for (const k of job.outputKeys) k.destroy();
+    destroyKeys(job);
     this.#jobs.delete(job.spec.jobId);
   }
 
-  abortJob(args: { jobId: string }): unknown {
-    const job = this.#jobs.get(String(args.jobId));
+  abortJob(raw: unknown): unknown {
+    const job = this.#jobs.get(parseArgs(Calls.JobRef, "abortJob", raw).jobId);
     if (job) this.#forget(job);
     return { aborted: job !== undefined };
   }

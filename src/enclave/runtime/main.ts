@@ -21,6 +21,7 @@ import { serveEcalls, type Handler } from "./channel.ts";
 import { EnclaveObjectStore } from "./object-store.ts";
 import { CoordinatorEnclave } from "../coordinator/coordinator-enclave.ts";
 import { WorkerEnclave } from "../worker/worker-enclave.ts";
+import { AttesterCalls, parseArgs, ProvisioningCalls, WorkerCalls } from "./ecall-args.ts";
 import type { EnclaveClaims } from "../../protocol/evidence.ts";
 
 const InitSchema = z.object({
@@ -61,12 +62,15 @@ const handlers: Record<string, Handler> = {
       const pe = new ProvisioningEnclave(tee, roots, a.joinMeasurements);
       Object.assign(handlers, {
         beginRegistration: () => pe.beginRegistration(),
-        completeRegistration: (x: unknown) => pe.completeRegistration(x as never),
-        restore: (x: unknown) => pe.restore(x as never),
+        completeRegistration: (x: unknown) => pe.completeRegistration(parseArgs(ProvisioningCalls.completeRegistration, "completeRegistration", x)),
+        restore: (x: unknown) => pe.restore(parseArgs(ProvisioningCalls.restore, "restore", x)),
         joinStart: () => pe.joinStart(),
-        joinFinish: (x: unknown) => pe.joinFinish(x as never),
-        verifyEvidence: (x: unknown) => pe.verifyEvidence(x as never),
-        revoke: (x: unknown) => pe.revoke(x as never),
+        joinFinish: (x: unknown) => pe.joinFinish(parseArgs(ProvisioningCalls.joinFinish, "joinFinish", x)),
+        verifyEvidence: (x: unknown) => {
+          const { evidence, expectedReportData } = parseArgs(ProvisioningCalls.verifyEvidence, "verifyEvidence", x);
+          return pe.verifyEvidence({ evidence, ...(expectedReportData === undefined ? {} : { expectedReportData }) });
+        },
+        revoke: (x: unknown) => pe.revoke(parseArgs(ProvisioningCalls.revoke, "revoke", x)),
         revocations: () => ({ revocations: JSON.stringify(pe.revocationList()) }),
       });
       return { measurement: tee.measurement().toString("hex"), backend: tee.name, simulated: tee.simulated };
@@ -83,8 +87,8 @@ const handlers: Record<string, Handler> = {
       }
     }
     Object.assign(handlers, {
-      joinPrepare: (x: unknown) => attester.prepareJoin(x as never),
-      joinComplete: (x: unknown) => attester.completeJoin(x as never),
+      joinPrepare: (x: unknown) => attester.prepareJoin(parseArgs(AttesterCalls.joinPrepare, "joinPrepare", x)),
+      joinComplete: (x: unknown) => attester.completeJoin(parseArgs(AttesterCalls.joinComplete, "joinComplete", x)),
     });
     // The coordinator's job-receipt key: made here, its public half attested in the claims.
     const receiptKeys = a.role === "coordinator" ? generateKeyPairSync("ec", { namedCurve: "P-256" }) : undefined;
@@ -100,25 +104,25 @@ const handlers: Record<string, Handler> = {
       const c = new CoordinatorEnclave(attester, store, claims, receiptKeys!.privateKey, tee.measurement().toString("hex"), tee);
       Object.assign(handlers, {
         attest: (x: unknown) => c.attest(x),
-        submitJob: (x: unknown) => c.submitJob(x as never),
-        splitJob: (x: unknown) => c.splitJob(x as never),
-        beginAttestWorker: (x: unknown) => c.beginAttestWorker(x as never),
-        completeAttestWorker: (x: unknown) => c.completeAttestWorker(x as never),
-        assignMap: (x: unknown) => c.assignMap(x as never),
-        completeMap: (x: unknown) => c.completeMap(x as never),
-        assignReduce: (x: unknown) => c.assignReduce(x as never),
-        completeReduce: (x: unknown) => c.completeReduce(x as never),
-        finalize: (x: unknown) => c.finalize(x as never),
-        abortJob: (x: unknown) => c.abortJob(x as never),
-        checkpoint: (x: unknown) => c.checkpoint(x as never),
-        restoreJob: (x: unknown) => c.restoreJob(x as never),
+        submitJob: (x: unknown) => c.submitJob(x),
+        splitJob: (x: unknown) => c.splitJob(x),
+        beginAttestWorker: (x: unknown) => c.beginAttestWorker(x),
+        completeAttestWorker: (x: unknown) => c.completeAttestWorker(x),
+        assignMap: (x: unknown) => c.assignMap(x),
+        completeMap: (x: unknown) => c.completeMap(x),
+        assignReduce: (x: unknown) => c.assignReduce(x),
+        completeReduce: (x: unknown) => c.completeReduce(x),
+        finalize: (x: unknown) => c.finalize(x),
+        abortJob: (x: unknown) => c.abortJob(x),
+        checkpoint: (x: unknown) => c.checkpoint(x),
+        restoreJob: (x: unknown) => c.restoreJob(x),
       });
     } else {
       const w = new WorkerEnclave(attester, store, claims);
       Object.assign(handlers, {
         attest: (x: unknown) => w.attest(x),
-        runMap: (x: unknown) => w.runMap(x as never),
-        runReduce: (x: unknown) => w.runReduce(x as never),
+        runMap: (x: unknown) => w.runMap(parseArgs(WorkerCalls.runTask, "runMap", x)),
+        runReduce: (x: unknown) => w.runReduce(parseArgs(WorkerCalls.runTask, "runReduce", x)),
       });
     }
     return { measurement: tee.measurement().toString("hex"), backend: tee.name, simulated: tee.simulated, claims, enrolledGroup: enrolled, memberError };

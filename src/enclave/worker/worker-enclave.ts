@@ -16,6 +16,7 @@ import { answerAttestRequest, type Quoter } from "../runtime/attestee.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { SessionTable, type InboundSession } from "../runtime/sessions.ts";
 import { runMapTask } from "./map-task.ts";
+import { TASK_RESULT_VERSION } from "../../protocol/task-results.ts";
 import { runReduceTask } from "./reduce-task.ts";
 
 export class WorkerEnclave {
@@ -54,7 +55,7 @@ export class WorkerEnclave {
     const partitionKeys = task.partitions.map((p) => this.#unwrap(session, p.wrappedKey, "partition-key", p.objectId));
     try {
       const result = await runMapTask(task, shardKey, partitionKeys, this.#store.withMode(task.plaintext === true));
-      return { taskId: task.taskId, sealedResult: sealEnvelope(session.fromEnclave.expose(), result, { recipient: session.sessionId, purpose: "task-result", objectId: task.taskId }) };
+      return { taskId: task.taskId, sealedResult: sealEnvelope(session.fromEnclave.expose(), { version: TASK_RESULT_VERSION, ...result }, { recipient: session.sessionId, purpose: "task-result", objectId: task.taskId }) };
     } finally {
       shardKey.destroy();
       for (const k of partitionKeys) k.destroy();
@@ -67,7 +68,7 @@ export class WorkerEnclave {
     const outputKey = this.#unwrap(session, task.output.wrappedKey, "result-key", task.output.objectId);
     try {
       const result = await runReduceTask(task, inputKeys, outputKey, this.#store.withMode(task.plaintext === true));
-      return { taskId: task.taskId, sealedResult: sealEnvelope(session.fromEnclave.expose(), result, { recipient: session.sessionId, purpose: "task-result", objectId: task.taskId }) };
+      return { taskId: task.taskId, sealedResult: sealEnvelope(session.fromEnclave.expose(), { version: TASK_RESULT_VERSION, ...result }, { recipient: session.sessionId, purpose: "task-result", objectId: task.taskId }) };
     } finally {
       for (const k of inputKeys) k.destroy();
       outputKey.destroy();

@@ -11,6 +11,7 @@
  * @module
  */
 import { CmrError, isCmrError } from "../../errors.ts";
+import { stageIndex, type JobStage } from "../../protocol/job-stages.ts";
 import { getJson, postJson } from "../http/client.ts";
 import type { EnclaveProcess } from "../ipc/enclave-process.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
@@ -28,8 +29,8 @@ export interface AttestationRecord {
   error?: { code: string; message: string };
 }
 
-export type CheckpointStage = "submitted" | "split" | "mapped" | "reduced";
-const STAGES: CheckpointStage[] = ["submitted", "split", "mapped", "reduced"];
+/** The enclave's committed stages (one definition, src/protocol/job-stages.ts). */
+export type CheckpointStage = JobStage;
 
 export interface RunnerHooks {
   /** Called on every state change (the host persists the record). */
@@ -139,9 +140,11 @@ export class JobRunner {
    */
   async run(resumeFrom: CheckpointStage = "submitted"): Promise<void> {
     const jobId = this.record.jobId;
-    const from = STAGES.indexOf(resumeFrom);
-    if (from > 0) this.record.resumedFrom = resumeFrom;
+    let from = 0;
     try {
+      // An unknown stage name (from a damaged state file) fails the job instead of rerunning it.
+      from = stageIndex(resumeFrom);
+      if (from > 0) this.record.resumedFrom = resumeFrom;
       if (from < 1) {
         await this.#commit();
         this.#set("splitting");
@@ -173,7 +176,7 @@ export class JobRunner {
       this.#cleanup(false);
       this.#set("succeeded");
     } catch (e) {
-      const err = isCmrError(e) ? e : new CmrError("CMR_INTERNAL", "internal error in the job runner");
+      const err = isCmrError(e) ? e : e instanceof RangeError ? new CmrError("CMR_JOB_INTERRUPTED", `cannot resume job ${jobId}: ${e.message}`) : new CmrError("CMR_INTERNAL", "internal error in the job runner");
       this.record.error = { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
       await this.#enclave.call("abortJob", { jobId }).catch(() => undefined);
       this.#cleanup(true);

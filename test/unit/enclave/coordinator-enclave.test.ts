@@ -166,7 +166,7 @@ describe("assignMap / assignReduce authorization (keys are released only to a ma
     test(`assignReduce refuses ${what}: ${expected}`, async () => {
       const { jobId, shards } = await splitJob(freshId(), { dataType: "transaction" });
       await mapAll(jobId, shards);
-      const w = await h.attestWorker(jobId, phase, claims);
+      const w = await h.attestWorker(jobId, phase, claims as { capabilities?: string[]; dataTypes?: string[] });
       assert.equal(await code(() => h.enclave.assignReduce({ jobId, reduceIndex: 0, sessionId: w.sessionId, attempt: 1 })), expected);
     });
   }

@@ -1,0 +1,134 @@
+/**
+ * The coordinator's job checkpoint (issue #7: coordinator restarts): what the enclave needs to
+ * resume a job at its last committed stage, versioned, schema-checked on the way back in, and
+ * sealed to this enclave build and platform (it holds the job's keys, so it leaves only sealed).
+ * Format: docs/protocol/checkpoint.md.
+ *
+ * Trust zone: TRUSTED (enclave only).
+ *
+ * @module
+ */
+import { createPrivateKey } from "node:crypto";
+import { z } from "zod";
+import { CmrError } from "../../errors.ts";
+import { SecretKey } from "../../crypto/secret.ts";
+import { JobSpecSchema } from "../../protocol/job.ts";
+import { MapResultSchema, ReduceResultSchema } from "../../protocol/task-results.ts";
+import type { TeeBackend } from "../tee/index.ts";
+import { jobStage, type JobState } from "./job-state.ts";
+import { TaskLedger } from "./task-ledger.ts";
+
+export const CHECKPOINT_LABEL = "cmr/v1/coordinator/job-checkpoint";
+export const CHECKPOINT_VERSION = 1;
+/** Every restore moves attempt numbers this far on, so resumed tasks never reuse object names. */
+export const RESTORE_ATTEMPT_STEP = 100;
+
+const keyHex = z.string().regex(/^[0-9a-f]{64}$/);
+const sha = z.string().regex(/^[0-9a-f]{64}$|^$/);
+const runner = { worker: z.string().max(200), measurement: z.string().max(200) };
+
+export const CheckpointSchema = z.object({
+  version: z.literal(CHECKPOINT_VERSION),
+  spec: JobSpecSchema,
+  client: z.object({ sessionId: z.string().max(128), challenge: z.string().max(128), purpose: z.enum(["first-key", "second-key"]), createdAt: z.number(), toEnclave: keyHex, fromEnclave: keyHex }),
+  header: z.array(z.string()).nullable(),
+  inputSha256: sha,
+  inputRecords: z.number().int().min(0),
+  badRecords: z.number().int().min(0),
+  shards: z.array(z.object({ objectId: z.string().max(512), records: z.number().int().min(0), sha256: sha, key: keyHex })).max(1024),
+  partitionKeys: z.array(z.array(keyHex).max(1024)).max(1024),
+  outputKeys: z.array(keyHex).max(1024),
+  maps: z.array(MapResultSchema.extend(runner)).max(1024),
+  reduces: z.array(ReduceResultSchema.extend(runner)).max(1024),
+  attestations: z.array(z.object({ worker: z.string(), phase: z.enum(["map", "reduce"]), measurement: z.string(), at: z.string(), simulated: z.boolean() })).max(1 << 16),
+  codeSha256: sha,
+  attemptBase: z.number().int().min(0).max(1 << 30),
+  receiptKey: z.string().max(4096),
+});
+export type Checkpoint = z.infer<typeof CheckpointSchema>;
+
+const hex = (k: SecretKey): string => k.expose().toString("hex");
+const key = (h: string, label: string): SecretKey => new SecretKey(Buffer.from(h, "hex"), label);
+
+/** The job as a checkpoint; only committed results are kept (an uncommitted stage is redone). */
+export function encodeCheckpoint(job: JobState): Checkpoint {
+  const stage = jobStage(job);
+  return {
+    version: CHECKPOINT_VERSION,
+    spec: job.spec,
+    client: { sessionId: job.client.sessionId, challenge: job.client.challenge, purpose: job.client.purpose, createdAt: job.client.createdAt, toEnclave: hex(job.client.toEnclave), fromEnclave: hex(job.client.fromEnclave) },
+    header: job.header,
+    inputSha256: job.inputSha256,
+    inputRecords: job.inputRecords,
+    badRecords: job.badRecords,
+    shards: job.shards.map((s) => ({ objectId: s.objectId, records: s.records, sha256: s.sha256, key: hex(s.key) })),
+    partitionKeys: job.partitionKeys.map((row) => row.map(hex)),
+    outputKeys: job.outputKeys.map(hex),
+    maps: stage === "split" || stage === "submitted" ? [] : job.maps,
+    reduces: stage === "reduced" ? job.reduces : [],
+    attestations: job.attestations,
+    codeSha256: job.codeSha256,
+    attemptBase: job.attemptBase,
+    receiptKey: job.receiptKey.export({ format: "pem", type: "pkcs8" }).toString(),
+  };
+}
+
+/** Parse an unsealed checkpoint: anything but this version and shape is refused, never cast. */
+export function decodeCheckpoint(raw: unknown): JobState {
+  const version = (raw as { version?: unknown } | null)?.version;
+  if (version !== CHECKPOINT_VERSION) {
+    throw new CmrError("CMR_CHECKPOINT_INVALID", `the job checkpoint has format version ${JSON.stringify(version ?? null)}; this enclave reads version ${CHECKPOINT_VERSION}`, {
+      hint: "a checkpoint written by another cmr release cannot be resumed; run the job again",
+    });
+  }
+  const p = CheckpointSchema.safeParse(raw);
+  if (!p.success) {
+    throw new CmrError("CMR_CHECKPOINT_INVALID", `the job checkpoint is malformed at ${p.error.issues.map((i) => i.path.join(".")).slice(0, 4).join(", ")}`);
+  }
+  const s = p.data;
+  const reducers = s.spec.reducers;
+  if (s.partitionKeys.length !== s.shards.length || s.partitionKeys.some((row) => row.length !== reducers) || (s.shards.length > 0 && s.outputKeys.length !== reducers)) {
+    throw new CmrError("CMR_CHECKPOINT_INVALID", "the job checkpoint's keys do not match its shards and reducers");
+  }
+  return {
+    spec: s.spec,
+    client: { sessionId: s.client.sessionId, challenge: s.client.challenge, purpose: s.client.purpose, createdAt: s.client.createdAt, toEnclave: key(s.client.toEnclave, "session/to-enclave"), fromEnclave: key(s.client.fromEnclave, "session/from-enclave") },
+    header: s.header,
+    inputSha256: s.inputSha256,
+    inputRecords: s.inputRecords,
+    badRecords: s.badRecords,
+    shards: s.shards.map((x) => ({ objectId: x.objectId, records: x.records, sha256: x.sha256, key: key(x.key, "shard-key") })),
+    partitionKeys: s.partitionKeys.map((row) => row.map((h) => key(h, "partition-key"))),
+    outputKeys: s.outputKeys.map((h) => key(h, "reduce-output-key")),
+    maps: s.maps,
+    reduces: s.reduces,
+    attestations: s.attestations,
+    attestedFor: new Map(),
+    tasks: new TaskLedger(s.spec.jobId),
+    codeSha256: s.codeSha256,
+    attemptBase: s.attemptBase + RESTORE_ATTEMPT_STEP,
+    receiptKey: createPrivateKey(s.receiptKey),
+  };
+}
+
+export async function sealCheckpoint(sealer: Pick<TeeBackend, "seal">, job: JobState): Promise<string> {
+  const plain = Buffer.from(JSON.stringify(encodeCheckpoint(job)));
+  try {
+    return (await sealer.seal(plain, CHECKPOINT_LABEL)).toString("base64");
+  } finally {
+    plain.fill(0);
+  }
+}
+
+export async function unsealCheckpoint(sealer: Pick<TeeBackend, "unseal">, sealed: string): Promise<JobState> {
+  const plain = await sealer.unseal(Buffer.from(sealed, "base64"), CHECKPOINT_LABEL);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(plain.toString("utf8"));
+  } catch {
+    throw new CmrError("CMR_CHECKPOINT_INVALID", "the job checkpoint is not JSON");
+  } finally {
+    plain.fill(0);
+  }
+  return decodeCheckpoint(raw);
+}

@@ -1,0 +1,158 @@
+/**
+ * One job's state inside the coordinator enclave, and the only transitions it may take:
+ * submitted -> split -> mapped -> reduced (src/protocol/job-stages.ts), each committed task
+ * checked against what the enclave itself recorded. Pure: no I/O, no sessions, no sealing; the
+ * enclave facade (coordinator-enclave.ts) calls these after it has authenticated the caller.
+ *
+ * Trust zone: TRUSTED (enclave only).
+ *
+ * @module
+ */
+import type { KeyObject } from "node:crypto";
+import { CmrError } from "../../errors.ts";
+import { SecretKey } from "../../crypto/secret.ts";
+import { stageOf, type JobStage } from "../../protocol/job-stages.ts";
+import type { JobSpec, JobSummary } from "../../protocol/job.ts";
+import type { CheckedMapResult as MapResult, CheckedReduceResult as ReduceResult } from "../../protocol/task-results.ts";
+import type { InboundSession } from "../runtime/sessions.ts";
+import { TaskLedger, type Phase, type TaskIdentity } from "./task-ledger.ts";
+
+/** Who ran a committed task: the attested identity of the worker session it went to. */
+export interface TaskRunner {
+  worker: string;
+  measurement: string;
+}
+
+export interface JobState {
+  spec: JobSpec;
+  client: InboundSession;
+  header: string[] | null;
+  inputSha256: string;
+  inputRecords: number;
+  badRecords: number;
+  shards: { objectId: string; records: number; sha256: string; key: SecretKey }[];
+  /** partitionKeys[m][r]: the key of mapper m's partition for reducer r. */
+  partitionKeys: SecretKey[][];
+  outputKeys: SecretKey[];
+  maps: (MapResult & TaskRunner)[];
+  reduces: (ReduceResult & TaskRunner)[];
+  attestations: JobSummary["attestations"];
+  /** session id -> phase it was attested for, within this job. */
+  attestedFor: Map<string, Phase>;
+  /** Every task issued, with its identity recorded at issue (never parsed from its id). */
+  tasks: TaskLedger;
+  codeSha256: string;
+  /** Added to every attempt number after a restore, so resumed tasks never reuse object names. */
+  attemptBase: number;
+  /**
+   * The receipt key the client saw attested when it submitted the job (after a restart, the
+   * restored one from the sealed checkpoint, not this enclave's new key).
+   */
+  receiptKey: KeyObject;
+}
+
+/** A job just submitted: nothing split, no keys but the client's. */
+export function newJob(spec: JobSpec, client: InboundSession, codeSha256: string, receiptKey: KeyObject): JobState {
+  return {
+    spec,
+    client,
+    header: null,
+    inputSha256: "",
+    inputRecords: 0,
+    badRecords: 0,
+    shards: [],
+    partitionKeys: [],
+    outputKeys: [],
+    maps: [],
+    reduces: [],
+    attestations: [],
+    attestedFor: new Map(),
+    tasks: new TaskLedger(spec.jobId),
+    codeSha256,
+    attemptBase: 0,
+    receiptKey,
+  };
+}
+
+const committed = (xs: unknown[]): number => xs.filter((x) => x !== undefined).length;
+
+/** The last stage this job has fully committed. */
+export function jobStage(job: JobState): JobStage {
+  return stageOf({ shards: job.shards.length, mapsDone: committed(job.maps), reducers: job.spec.reducers, reducesDone: committed(job.reduces) });
+}
+
+/** submitted -> split: the shards written, and fresh keys for every partition and output. */
+export function recordSplit(job: JobState, split: { header: string[] | null; inputSha256: string; inputRecords: number; badRecords: number; shards: { objectId: string; records: number; sha256: string }[] }, shardKeys: SecretKey[]): void {
+  if (jobStage(job) !== "submitted") throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} was already split`);
+  job.header = split.header;
+  job.inputSha256 = split.inputSha256;
+  job.inputRecords = split.inputRecords;
+  job.badRecords = split.badRecords;
+  job.shards = split.shards.map((s, i) => ({ objectId: s.objectId, records: s.records, sha256: s.sha256, key: shardKeys[i]! }));
+  job.partitionKeys = job.shards.map(() => Array.from({ length: job.spec.reducers }, () => SecretKey.random("partition-key")));
+  job.outputKeys = Array.from({ length: job.spec.reducers }, () => SecretKey.random("reduce-output-key"));
+}
+
+export function requireShard(job: JobState, m: number): JobState["shards"][number] {
+  const shard = Number.isInteger(m) ? job.shards[m] : undefined;
+  if (shard === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} has no shard ${m}`);
+  return shard;
+}
+
+export function requireReducer(job: JobState, r: number): void {
+  if (!(Number.isInteger(r) && r >= 0 && r < job.spec.reducers)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} has no reducer ${r}`);
+}
+
+/** Reduce tasks need every map committed (their partitions are the reducers' inputs). */
+export function requireMapped(job: JobState): void {
+  for (let m = 0; m < job.shards.length; m++) {
+    if (job.maps[m] === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `map task ${m} of job ${job.spec.jobId} has not completed`);
+  }
+  if (job.shards.length === 0) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} has not been split`);
+}
+
+export function requireReduced(job: JobState): void {
+  for (let r = 0; r < job.spec.reducers; r++) {
+    if (job.reduces[r] === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `reduce task ${r} of job ${job.spec.jobId} has not completed`);
+  }
+}
+
+/**
+ * Commit a map answer once: a second answer, or one from a superseded attempt, is ignored
+ * (`duplicate`); one that read another number of records than its shard holds fails the job.
+ */
+export function commitMap(job: JobState, task: TaskIdentity, result: MapResult, by: TaskRunner): { duplicate: boolean } {
+  const m = task.index;
+  if (job.maps[m] !== undefined || !job.tasks.isLatest(task)) return { duplicate: true };
+  const shard = requireShard(job, m);
+  if (result.inputRecords !== shard.records) {
+    throw new CmrError("CMR_INTEGRITY", `map task ${result.taskId} read ${result.inputRecords} records, shard holds ${shard.records}`);
+  }
+  if (result.partitions.length !== job.spec.reducers) {
+    throw new CmrError("CMR_INTEGRITY", `map task ${result.taskId} reported ${result.partitions.length} partitions, the job has ${job.spec.reducers} reducers`);
+  }
+  job.maps[m] = { ...result, ...by };
+  job.badRecords += result.badRecords;
+  return { duplicate: false };
+}
+
+/** Commit a reduce answer once; its input count must be what the mappers wrote for it. */
+export function commitReduce(job: JobState, task: TaskIdentity, result: ReduceResult, by: TaskRunner): { duplicate: boolean } {
+  const r = task.index;
+  if (job.reduces[r] !== undefined || !job.tasks.isLatest(task)) return { duplicate: true };
+  const expected = job.maps.reduce((n, mr) => n + mr.partitions[r]!.records, 0);
+  if (result.inputRecords !== expected) {
+    throw new CmrError("CMR_INTEGRITY", `reduce task ${result.taskId} read ${result.inputRecords} records, mappers wrote ${expected}`);
+  }
+  job.reduces[r] = { ...result, ...by };
+  return { duplicate: false };
+}
+
+/** Destroy every key the job holds. Its intermediate objects become unreadable. */
+export function destroyKeys(job: JobState): void {
+  job.client.toEnclave.destroy();
+  job.client.fromEnclave.destroy();
+  for (const s of job.shards) s.key.destroy();
+  for (const row of job.partitionKeys) for (const k of row) k.destroy();
+  for (const k of job.outputKeys) k.destroy();
+}

@@ -1,0 +1,35 @@
+/**
+ * The job receipt (src/protocol/receipt.ts), built from what the enclave itself committed and
+ * signed with the receipt key the client saw attested when it submitted the job.
+ *
+ * Trust zone: TRUSTED (enclave only).
+ *
+ * @module
+ */
+import { sign } from "node:crypto";
+import { canonicalJson } from "../../crypto/canonical-json.ts";
+import { receiptSignedBytes, type Receipt, type SignedReceipt } from "../../protocol/receipt.ts";
+import { sha256Hex } from "../jobs/compile-job.ts";
+import type { JobState } from "./job-state.ts";
+
+export function buildReceipt(job: JobState, coordinatorMeasurement: string, output: Receipt["output"], issuedAt = new Date()): Receipt {
+  return {
+    format: "cmr/receipt/v1",
+    jobId: job.spec.jobId,
+    issuedAt: issuedAt.toISOString(),
+    coordinatorMeasurement,
+    input: { name: job.spec.inputName, sha256: job.inputSha256, records: job.inputRecords, badRecords: job.badRecords },
+    codeSha256: job.codeSha256,
+    policySha256: sha256Hex(canonicalJson(job.spec.policy)),
+    plaintext: job.spec.insecurePlaintext,
+    shards: job.maps.map((mr, m) => ({ shardId: m, records: job.shards[m]!.records, sha256: job.shards[m]!.sha256, mappedBy: mr.worker, measurement: mr.measurement, attempt: mr.attempt })),
+    partitions: job.maps.flatMap((mr, m) => mr.partitions.map((p, r) => ({ map: m, reduce: r, records: p.records, sha256: p.sha256 }))),
+    reducers: job.reduces.map((rr, r) => ({ reduceIndex: r, inputRecords: rr.inputRecords, outputRecords: rr.outputRecords, sha256: rr.output.sha256, reducedBy: rr.worker, measurement: rr.measurement, attempt: rr.attempt })),
+    output,
+  };
+}
+
+export function signReceipt(job: JobState, receipt: Receipt): SignedReceipt {
+  const text = canonicalJson(receipt);
+  return { text, signature: sign("sha256", receiptSignedBytes(text), job.receiptKey).toString("base64") };
+}

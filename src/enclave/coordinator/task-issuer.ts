@@ -1,0 +1,99 @@
+/**
+ * Issuing map and reduce tasks: the one place where job keys leave the coordinator enclave,
+ * and only wrapped under the second key of a worker session that is attested for this job and
+ * this phase, with the capability and the job's data type in its attested claims (S13).
+ *
+ * Trust zone: TRUSTED (enclave only).
+ *
+ * @module
+ */
+import { CmrError } from "../../errors.ts";
+import { sealEnvelope, wrapKey } from "../../crypto/key-wrap.ts";
+import { objectIds } from "../../protocol/object-ids.ts";
+import type { MapTask, ReduceTask } from "../../protocol/job.ts";
+import type { OutboundSession } from "../runtime/sessions.ts";
+import { requireMapped, requireReducer, requireShard, type JobState } from "./job-state.ts";
+import type { Phase } from "./task-ledger.ts";
+
+export interface IssuedTask {
+  taskId: string;
+  sealedTask: string;
+}
+
+/** The worker session may receive this job's keys for `phase`, or the call is refused. */
+export function authorizeWorker(job: JobState, workers: ReadonlyMap<string, OutboundSession>, sessionId: unknown, phase: Phase): OutboundSession {
+  const w = typeof sessionId === "string" ? workers.get(sessionId) : undefined;
+  if (w === undefined || job.attestedFor.get(w.sessionId) !== phase) {
+    throw new CmrError("CMR_ATTEST_CLAIMS", `worker session ${String(sessionId).slice(0, 32)} was not attested for the ${phase} phase of job ${job.spec.jobId}`, {
+      hint: "the coordinator attests every worker afresh before each phase",
+    });
+  }
+  const caps = w.claims.capabilities ?? [];
+  if (!caps.includes(phase)) {
+    throw new CmrError("CMR_NO_MATCHING_WORKER", `worker ${w.workerId} is not attested for capability "${phase}" (its evidence vouches for: ${caps.join(", ") || "none"})`);
+  }
+  const dt = job.spec.dataType;
+  const types = w.claims.dataTypes ?? [];
+  if (dt !== undefined && types.length > 0 && !types.includes(dt)) {
+    throw new CmrError("CMR_NO_MATCHING_WORKER", `worker ${w.workerId} is not attested for data type "${dt}" (its evidence vouches for: ${types.join(", ")})`);
+  }
+  return w;
+}
+
+/** Host-chosen attempt numbers are shifted past every number used before a restore. */
+function attemptOf(job: JobState, requested: number): number {
+  return (Number.isInteger(requested) && requested >= 1 ? requested : 1) + job.attemptBase;
+}
+
+export function issueMapTask(job: JobState, m: number, w: OutboundSession, requestedAttempt: number): IssuedTask {
+  const shard = requireShard(job, m);
+  const attempt = attemptOf(job, requestedAttempt);
+  const taskId = job.tasks.issue("map", m, attempt, w.sessionId);
+  const kek = w.toEnclave.expose();
+  const recipient = w.sessionId;
+  const task: MapTask = {
+    jobId: job.spec.jobId,
+    taskId,
+    attempt,
+    mapIndex: m,
+    shardObject: shard.objectId,
+    wrappedShardKey: wrapKey(kek, shard.key.expose(), { recipient, purpose: "shard-key", objectId: shard.objectId }).toString("base64"),
+    format: job.spec.format,
+    header: job.header,
+    inputName: job.spec.inputName,
+    code: job.spec.code,
+    reducers: job.spec.reducers,
+    onBadRecord: job.spec.onBadRecord,
+    plaintext: job.spec.insecurePlaintext,
+    sortBufferBytes: Math.round(job.spec.sortBufferMB * 1024 * 1024),
+    partitions: job.partitionKeys[m]!.map((k, r) => {
+      const objectId = objectIds.partition(job.spec.jobId, m, r, attempt);
+      return { objectId, wrappedKey: wrapKey(kek, k.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };
+    }),
+  };
+  return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
+}
+
+export function issueReduceTask(job: JobState, r: number, w: OutboundSession, requestedAttempt: number): IssuedTask {
+  requireReducer(job, r);
+  requireMapped(job);
+  const attempt = attemptOf(job, requestedAttempt);
+  const taskId = job.tasks.issue("reduce", r, attempt, w.sessionId);
+  const kek = w.toEnclave.expose();
+  const recipient = w.sessionId;
+  const outObject = objectIds.reduceOutput(job.spec.jobId, r, attempt);
+  const task: ReduceTask = {
+    jobId: job.spec.jobId,
+    taskId,
+    attempt,
+    reduceIndex: r,
+    code: job.spec.code,
+    plaintext: job.spec.insecurePlaintext,
+    inputs: job.maps.map((mr, m) => {
+      const p = mr.partitions[r]!;
+      return { objectId: p.objectId, records: p.records, sha256: p.sha256, wrappedKey: wrapKey(kek, job.partitionKeys[m]![r]!.expose(), { recipient, purpose: "partition-key", objectId: p.objectId }).toString("base64") };
+    }),
+    output: { objectId: outObject, wrappedKey: wrapKey(kek, job.outputKeys[r]!.expose(), { recipient, purpose: "result-key", objectId: outObject }).toString("base64") },
+  };
+  return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
+}

@@ -50,11 +50,6 @@ export function fromHex(s: string, label: string, length?: number): Buffer {
   return b;
 }
 
-export function fromBase64(s: string, label: string): Buffer {
-  if (typeof s !== "string" || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(s)) throw new TypeError(`"${label}" expected base64`);
-  return Buffer.from(s, "base64");
-}
-
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -10,6 +10,7 @@
  */
 
 import { fail } from "./_fail.ts";
+import { toHex } from "../../crypto/bytes.ts";
 
 export class ByteReader {
   private pos = 0;
@@ -61,14 +62,6 @@ export class ByteReader {
   }
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-
-export function toHex(b: Uint8Array): string {
-  let s = "";
-  for (const x of b) s += HEX[x];
-  return s;
-}
-
 /** Strict hex decoding (even length, [0-9a-fA-F] only); `what` names the field for the error. */
 export function fromHex(s: string, what: string, code: "CMR_EVIDENCE_PARSE" | "CMR_EVIDENCE_COLLATERAL" = "CMR_EVIDENCE_COLLATERAL"): Uint8Array {
   if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) {
@@ -77,26 +70,9 @@ export function fromHex(s: string, what: string, code: "CMR_EVIDENCE_PARSE" | "C
   return new Uint8Array(Buffer.from(s, "hex"));
 }
 
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= (a[i] as number) ^ (b[i] as number);
-  return d === 0;
-}
-
 export function isAllZero(b: Uint8Array): boolean {
   for (const x of b) if (x !== 0) return false;
   return true;
-}
-
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** Short identifier for messages: the first 8 bytes of a value in hex. */

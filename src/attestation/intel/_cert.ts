@@ -12,7 +12,7 @@
  */
 
 import { createHash, X509Certificate, type KeyObject } from "node:crypto";
-import { bytesEqual } from "./_bytes.ts";
+import { equalBytes } from "../../crypto/bytes.ts";
 import { DerReader, TAG } from "./_der.ts";
 import { fail } from "./_fail.ts";
 
@@ -153,7 +153,7 @@ function signedBy(child: Cert, issuer: Cert): boolean {
   }
 }
 
-export function checkValidity(c: Cert, now: Date): void {
+function checkValidity(c: Cert, now: Date): void {
   if (now.getTime() < c.notBefore.getTime()) {
     throw fail(
       "CMR_EVIDENCE_NOT_YET_VALID",
@@ -179,9 +179,9 @@ export function verifyChain(chain: Cert[], trusted: Cert[], now: Date, depth: nu
   const below = [...chain];
   const last = below[below.length - 1];
   let root: Cert | undefined;
-  if (last !== undefined && bytesEqual(last.subjectDer, last.issuerDer) && below.length > depth) {
+  if (last !== undefined && equalBytes(last.subjectDer, last.issuerDer) && below.length > depth) {
     below.pop();
-    root = trusted.find((t) => bytesEqual(t.der, last.der));
+    root = trusted.find((t) => equalBytes(t.der, last.der));
     if (root === undefined) {
       throw fail(
         "CMR_EVIDENCE_UNTRUSTED_ROOT",
@@ -195,7 +195,7 @@ export function verifyChain(chain: Cert[], trusted: Cert[], now: Date, depth: nu
   }
   const top = below[depth - 1]!;
   if (root === undefined) {
-    root = trusted.find((t) => bytesEqual(t.subjectDer, top.issuerDer) && signedBy(top, t));
+    root = trusted.find((t) => equalBytes(t.subjectDer, top.issuerDer) && signedBy(top, t));
     if (root === undefined) {
       throw fail("CMR_EVIDENCE_UNTRUSTED_ROOT", `${what}: "${top.name}" is not issued by any trusted root`, { certificate: top.label });
     }
@@ -204,7 +204,7 @@ export function verifyChain(chain: Cert[], trusted: Cert[], now: Date, depth: nu
   for (let k = path.length - 2; k >= 0; k--) {
     const child = path[k]!;
     const issuer = path[k + 1]!;
-    if (!bytesEqual(child.issuerDer, issuer.subjectDer)) {
+    if (!equalBytes(child.issuerDer, issuer.subjectDer)) {
       throw fail("CMR_EVIDENCE_CHAIN", `${what}: ${child.label} "${child.name}" names another issuer than ${issuer.label} "${issuer.name}"`, { certificate: child.label });
     }
     if (!issuer.isCa) {

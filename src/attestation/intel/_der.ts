@@ -12,7 +12,7 @@
  */
 
 import type { CmrErrorCode } from "../../errors.ts";
-import { toHex } from "./_bytes.ts";
+import { toHex } from "../../crypto/bytes.ts";
 import { fail } from "./_fail.ts";
 
 export interface Tlv {

@@ -12,7 +12,7 @@
  */
 
 import { verify as cryptoVerify } from "node:crypto";
-import { bytesEqual } from "./_bytes.ts";
+import { equalBytes } from "../../crypto/bytes.ts";
 import type { Cert } from "./_cert.ts";
 import { DerReader, TAG } from "./_der.ts";
 import { fail } from "./_fail.ts";
@@ -58,7 +58,7 @@ export function parseCrl(der: Uint8Array, label: string): Crl {
   const outerAlg = r.expect(top[1]!, TAG.SEQUENCE, 1, "signatureAlgorithm");
   const algOid = r.oid(outerAlg[0]!, "signatureAlgorithm");
   // RFC 5280 §5.1.1.2: the inner and outer algorithm identifiers must match.
-  if (!bytesEqual(r.raw(top[1]!), r.raw(innerAlg))) {
+  if (!equalBytes(r.raw(top[1]!), r.raw(innerAlg))) {
     throw fail("CMR_EVIDENCE_COLLATERAL", `${label}: inner and outer signature algorithms differ`);
   }
   if (algOid !== ECDSA_WITH_SHA256) {
@@ -74,7 +74,7 @@ export function parseCrl(der: Uint8Array, label: string): Crl {
 
 /** Signature by `issuer` (whose trust the caller established) and currency at `now`. */
 export function checkCrl(crl: Crl, issuer: Cert, now: Date): void {
-  if (!bytesEqual(crl.issuerDer, issuer.subjectDer)) {
+  if (!equalBytes(crl.issuerDer, issuer.subjectDer)) {
     throw fail("CMR_EVIDENCE_COLLATERAL", `${crl.label} is not issued by ${issuer.label} "${issuer.name}"`, { crl: crl.label });
   }
   let ok = false;
@@ -104,7 +104,7 @@ export function checkCrl(crl: Crl, issuer: Cert, now: Date): void {
 }
 
 export function checkNotRevoked(crl: Crl, cert: Cert): void {
-  if (!bytesEqual(crl.issuerDer, cert.issuerDer)) {
+  if (!equalBytes(crl.issuerDer, cert.issuerDer)) {
     // A CRL only speaks for its own issuer's certificates; applying it to another's proves nothing.
     throw fail("CMR_EVIDENCE_COLLATERAL", `the ${crl.label} does not cover ${cert.label} certificate "${cert.name}" (different issuer)`, { crl: crl.label, certificate: cert.label });
   }

@@ -11,12 +11,12 @@
  * @module
  */
 
-import { toHex } from "./_bytes.ts";
+import { toHex } from "../../crypto/bytes.ts";
 import type { Cert } from "./_cert.ts";
 import { DerReader, TAG, type Tlv } from "./_der.ts";
 import { fail } from "./_fail.ts";
 
-export const SGX_EXTENSION_OID = "1.2.840.113741.1.13.1";
+const SGX_EXTENSION_OID = "1.2.840.113741.1.13.1";
 
 export interface PckExtensions {
   /** 6 bytes, lowercase hex. */

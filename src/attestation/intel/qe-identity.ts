@@ -12,7 +12,7 @@
  */
 
 import type { TcbStatus } from "../claims.ts";
-import { bytesEqual, toHex } from "./_bytes.ts";
+import { equalBytes, toHex } from "../../crypto/bytes.ts";
 import { fail } from "./_fail.ts";
 import { advisories, arr, date, hex, int, obj, parseJsonText, status, str } from "./_json.ts";
 import type { ModuleLevel } from "./tcb-info.ts";
@@ -67,13 +67,13 @@ export function evaluateQeIdentity(identity: QeIdentity, qe: SgxReportBody): { s
   const mismatch = (what: string, expected: string, found: string): never => {
     throw fail("CMR_EVIDENCE_QE_IDENTITY", `QE report ${what} ${found} does not match QE Identity (${identity.id}) ${expected}`, { field: what, expected, found });
   };
-  if (!bytesEqual(qe.mrSigner, identity.mrsigner)) mismatch("MRSIGNER", toHex(identity.mrsigner), toHex(qe.mrSigner));
+  if (!equalBytes(qe.mrSigner, identity.mrsigner)) mismatch("MRSIGNER", toHex(identity.mrsigner), toHex(qe.mrSigner));
   if (qe.isvProdId !== identity.isvprodid) mismatch("ISVPRODID", String(identity.isvprodid), String(qe.isvProdId));
   // Both compared bytewise in report order, as the QVL does after its byte swap.
-  if (!bytesEqual(masked(qe.miscSelect, identity.miscselectMask), identity.miscselect)) {
+  if (!equalBytes(masked(qe.miscSelect, identity.miscselectMask), identity.miscselect)) {
     mismatch("MISCSELECT & mask", toHex(identity.miscselect), toHex(masked(qe.miscSelect, identity.miscselectMask)));
   }
-  if (!bytesEqual(masked(qe.attributes, identity.attributesMask), identity.attributes)) {
+  if (!equalBytes(masked(qe.attributes, identity.attributesMask), identity.attributes)) {
     mismatch("ATTRIBUTES & mask", toHex(identity.attributes), toHex(masked(qe.attributes, identity.attributesMask)));
   }
   const level = identity.tcbLevels.find((l) => qe.isvSvn >= l.isvsvn);

@@ -16,7 +16,8 @@
  * @module
  */
 
-import { ByteReader, toHex } from "./_bytes.ts";
+import { ByteReader } from "./_bytes.ts";
+import { toHex } from "../../crypto/bytes.ts";
 import { splitPemChain } from "./_cert.ts";
 import { fail } from "./_fail.ts";
 import {
@@ -29,13 +30,13 @@ import {
   type SgxReportBody,
 } from "./report.ts";
 
-export const HEADER_SIZE = 48;
-export const ATT_KEY_TYPE_ECDSA_P256 = 2;
-export const TEE_TYPE_SGX = 0x00000000;
-export const TEE_TYPE_TDX = 0x00000081;
-export const INTEL_QE_VENDOR_ID = "939a7233f79c4ca9940a0db3957f0607";
-export const CERT_DATA_PCK_CHAIN = 5;
-export const CERT_DATA_QE_REPORT = 6;
+const HEADER_SIZE = 48;
+const ATT_KEY_TYPE_ECDSA_P256 = 2;
+const TEE_TYPE_SGX = 0x00000000;
+const TEE_TYPE_TDX = 0x00000081;
+const INTEL_QE_VENDOR_ID = "939a7233f79c4ca9940a0db3957f0607";
+const CERT_DATA_PCK_CHAIN = 5;
+const CERT_DATA_QE_REPORT = 6;
 
 /** Absolute [start, end) byte ranges of each region, for diagnostics and tamper tests. */
 export interface QuoteLayout {

@@ -13,7 +13,7 @@
  */
 
 import type { TcbStatus } from "../claims.ts";
-import { bytesEqual, toHex } from "./_bytes.ts";
+import { equalBytes, toHex } from "../../crypto/bytes.ts";
 import { fail } from "./_fail.ts";
 import { advisories, arr, date, hex, int, obj, parseJsonText, status, str, type Json } from "./_json.ts";
 import type { PckExtensions } from "./pck.ts";
@@ -201,7 +201,7 @@ function evaluateTdxModule(info: TcbInfo, td: TdReportBody): { id: string; statu
   const ref = identity ?? info.tdxModule;
   if (ref === undefined) throw fail("CMR_EVIDENCE_COLLATERAL", "TDX TCB Info lacks tdxModule");
   const name = identity === undefined ? "tdxModule" : `TDX module identity ${id}`;
-  if (!bytesEqual(td.mrSignerSeam, ref.mrsigner)) {
+  if (!equalBytes(td.mrSignerSeam, ref.mrsigner)) {
     throw fail("CMR_EVIDENCE_TCB_NOT_SUPPORTED", `MRSIGNERSEAM ${toHex(td.mrSignerSeam)} does not match ${name} mrsigner ${toHex(ref.mrsigner)}`, { tdxModule: id });
   }
   if (!maskedEqual(td.seamAttributes, ref.attributesMask, ref.attributes)) {

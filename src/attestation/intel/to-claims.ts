@@ -11,7 +11,8 @@
  */
 
 import type { VerifiedClaims } from "../claims.ts";
-import { isAllZero, toHex } from "./_bytes.ts";
+import { isAllZero } from "./_bytes.ts";
+import { toHex } from "../../crypto/bytes.ts";
 import type { CollateralResult, VerifiedPck } from "./collateral-check.ts";
 import type { IntelQuote } from "./quote.ts";
 

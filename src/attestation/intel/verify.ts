@@ -22,7 +22,8 @@
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from "node:crypto";
 import type { TcbStatus, VerifiedClaims } from "../claims.ts";
 import { intelSgxRootCaDer } from "../roots/intel.ts";
-import { bytesEqual, isAllZero, toHex } from "./_bytes.ts";
+import { isAllZero } from "./_bytes.ts";
+import { equalBytes, toHex } from "../../crypto/bytes.ts";
 import { CertCache, parseTrustedRoots, publicKeyOf, verifyChain, type Cert } from "./_cert.ts";
 import { fail } from "./_fail.ts";
 import { INTEL_TCB_STATUSES } from "./_json.ts";
@@ -94,7 +95,7 @@ function verifySignatures(q: IntelQuote, pck: VerifiedPck): void {
   }
   const digest = createHash("sha256").update(q.attestationKey).update(q.qeAuthData).digest();
   const rd = q.qeReport.reportData;
-  if (!bytesEqual(rd.subarray(0, 32), digest) || !isAllZero(rd.subarray(32))) {
+  if (!equalBytes(rd.subarray(0, 32), digest) || !isAllZero(rd.subarray(32))) {
     throw fail(
       "CMR_EVIDENCE_ATTESTATION_KEY_BINDING",
       `QE report data ${toHex(rd.subarray(0, 32))}${isAllZero(rd.subarray(32)) ? "" : " (+ non-zero upper half)"} is not SHA-256(attestation key || QE auth data) = ${toHex(digest)}`,

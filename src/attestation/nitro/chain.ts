@@ -17,11 +17,11 @@
  */
 
 import { CmrError } from "../../errors.ts";
+import { equalBytes } from "../../crypto/bytes.ts";
 import { AWS_NITRO_ROOT_G1_PEM } from "../roots/aws.ts";
 import {
   KEY_USAGE,
   basicConstraints,
-  bytesEqual,
   checkIssuedBy,
   checkValidAt,
   keyUsage,
@@ -71,7 +71,7 @@ export function verifyNitroChain(
     });
   }
   const first = cabundle[0] as Uint8Array;
-  const root = pinned.find((r) => bytesEqual(r.der, first));
+  const root = pinned.find((r) => equalBytes(r.der, first));
   if (root === undefined) {
     throw new CmrError("CMR_EVIDENCE_UNTRUSTED_ROOT", `Nitro cabundle[0] (${describeFirst(first)}) is not a pinned root (expected ${pinned.map((r) => `CN=${r.subjectCN}`).join(", ")})`, {
       hint: "the document must chain to the AWS Nitro Enclaves Root G1; pass other roots only for another AWS partition",

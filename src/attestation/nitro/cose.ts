@@ -20,8 +20,8 @@ import { Decoder, Tag } from "cbor-x";
 import { CmrError } from "../../errors.ts";
 
 /** NSM caps the payload at 16 KiB (attestation_process.md 3.1); anything far larger is not a document. */
-export const MAX_DOCUMENT_SIZE = 32 * 1024;
-export const MAX_PAYLOAD_SIZE = 16 * 1024;
+const MAX_DOCUMENT_SIZE = 32 * 1024;
+const MAX_PAYLOAD_SIZE = 16 * 1024;
 const COSE_SIGN1_TAG = 18;
 
 export interface CoseSign1 {

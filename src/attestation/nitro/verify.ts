@@ -24,7 +24,8 @@
 import { verify } from "node:crypto";
 import { CmrError } from "../../errors.ts";
 import type { VerifiedClaims } from "../claims.ts";
-import { assertNow, bytesEqual, toHex, type CertInput } from "../snp/x509.ts";
+import { assertNow, type CertInput } from "../snp/x509.ts";
+import { equalBytes, toHex } from "../../crypto/bytes.ts";
 import { verifyNitroChain } from "./chain.ts";
 import { decodeCbor, decodeCoseSign1, sigStructure } from "./cose.ts";
 import { decodeNitroPayload, signingMaterial, validateNitroPayload } from "./document.ts";
@@ -103,7 +104,7 @@ export function verifyNitroDocument(doc: Uint8Array, opts: NitroVerifyOptions): 
         hint: "request the attestation document with the challenge nonce",
       });
     }
-    if (!bytesEqual(d.nonce, opts.expectedNonce)) {
+    if (!equalBytes(d.nonce, opts.expectedNonce)) {
       throw new CmrError("CMR_EVIDENCE_NONCE", `Nitro document nonce ${shortHex(d.nonce)} does not match the expected ${shortHex(opts.expectedNonce)}`, {
         hint: "the document answers another challenge (replay?); request a fresh one",
       });

@@ -16,12 +16,12 @@
  */
 
 import { CmrError } from "../../errors.ts";
+import { equalBytes } from "../../crypto/bytes.ts";
 import { AMD_ARK_PEMS, AMD_CERTS } from "../roots/amd.ts";
 import { productFromName } from "./product.ts";
 import { parseSnpSigningCert, type SnpSigningCert } from "./vcek.ts";
 import {
   basicConstraints,
-  bytesEqual,
   checkIssuedBy,
   certificateDers,
   checkValidAt,
@@ -107,7 +107,7 @@ export function verifySnpCertChain(opts: SnpChainOptions): SnpChain {
   // (1) Trust anchor.
   if (ark !== undefined) {
     const supplied = ark;
-    if (!rootDers.some((d) => bytesEqual(d, supplied.der))) {
+    if (!rootDers.some((d) => equalBytes(d, supplied.der))) {
       throw untrusted(`the ARK in the supplied chain (CN=${supplied.subjectCN}, sha256 ${supplied.sha256.slice(0, 16)}...) is not a pinned AMD root (pinned: ${rootNames().join(", ")})`, {
         found: supplied.sha256,
         pinned: rootNames(),

@@ -25,7 +25,8 @@ import { verifySnpCertChain, type SnpChain } from "./chain.ts";
 import { decodeTcb, productFromCpuid, type TcbVersion } from "./product.ts";
 import { SNP_LATEST_KNOWN_VERSION, SNP_POLICY, parseSnpReport, policyBit, type SnpReport } from "./report.ts";
 import { verifySnpReportSignature } from "./signature.ts";
-import { assertNow, bytesEqual, toHex, type CertInput } from "./x509.ts";
+import { assertNow, type CertInput } from "./x509.ts";
+import { equalBytes, toHex } from "../../crypto/bytes.ts";
 
 export interface SnpVerifyOptions {
   /** UNTRUSTED: the VCEK or VLEK certificate, DER or PEM bytes. */
@@ -61,7 +62,7 @@ function bindingMismatches(report: SnpReport, chain: SnpChain, tcb: TcbVersion):
     chipMasked = report.chipId.every((b) => b === 0);
     const n = signer.hwId.length;
     const reported = report.chipId.subarray(0, Math.min(n, 64));
-    if (!chipMasked && !bytesEqual(reported, signer.hwId)) {
+    if (!chipMasked && !equalBytes(reported, signer.hwId)) {
       out.push({ field: "CHIP_ID", expected: toHex(signer.hwId), found: toHex(reported) });
     }
   }

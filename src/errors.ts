@@ -97,6 +97,9 @@ export const ERROR_CODES = [
   "CMR_RECEIPT_INVALID",
   // --- coordinator checkpoints (issue #11)
   "CMR_CHECKPOINT_INVALID",
+  // --- node resources (issue #14: bounded enclaves, one coordinator per data directory)
+  "CMR_ENCLAVE_LIMIT",
+  "CMR_DATA_DIR_LOCKED",
 ] as const;
 
 export type CmrErrorCode = (typeof ERROR_CODES)[number];

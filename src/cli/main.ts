@@ -125,12 +125,13 @@ program
   .addOption(teeOption())
   .addOption(new Option("--isolation <mode>", "one enclave per client, per preset data type, or one shared enclave (seed [64-72])").choices(["client", "data-type", "shared"]).default("client"))
   .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
+  .option("--max-enclaves <n>", "live enclaves on this node at most; idle ones are stopped (sealed state kept), new scopes beyond the cap wait 5 s, then get CMR_ENCLAVE_LIMIT", int("--max-enclaves"), 8)
   .addOption(dataDirOption())
-  .action(async (o: { port: number; host: string; storage: string; verifier?: string; tee: "simulated" | "gramine-sgx" | "tsm"; isolation: "client" | "data-type" | "shared"; vendorDir?: string; dataDir?: string }) => {
+  .action(async (o: { port: number; host: string; storage: string; verifier?: string; tee: "simulated" | "gramine-sgx" | "tsm"; isolation: "client" | "data-type" | "shared"; vendorDir?: string; maxEnclaves: number; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     await initSimPlatform(dataDir, o.vendorDir);
-    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: createBlobStore(o.storage), programPath: enclaveProgramPath(), backend: o.tee, isolation: o.isolation, ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
+    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: createBlobStore(o.storage), programPath: enclaveProgramPath(), backend: o.tee, isolation: o.isolation, enclaves: { maxEnclaves: o.maxEnclaves }, ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
     process.stdout.write(`coordinator listening on ${c.url} (enclave measurement ${c.measurement}, backend ${c.backend}; operator token in ${dataDir}/coordinator/operator-token)\n`);
     const stop = () => void c.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
@@ -151,9 +152,10 @@ program
   .option("--operator-token <token>", "the coordinator's operator token, needed to register (env CMR_OPERATOR_TOKEN; it is in the coordinator's <data-dir>/coordinator/operator-token)")
   .addOption(teeOption())
   .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
+  .option("--max-enclaves <n>", "live enclaves on this node at most; idle ones are stopped, new scopes beyond the cap wait 5 s, then get CMR_ENCLAVE_LIMIT", int("--max-enclaves"), 8)
   .addOption(dataDirOption())
   .addHelpText("after", "\nExample:\n  cmr worker --coordinator http://127.0.0.1:7400 --capabilities map,reduce --data-types transaction")
-  .action(async (o: { coordinator: string; capabilities: string; dataTypes: string; id?: string; port: number; host: string; storage: string; verifier?: string; operatorToken?: string; tee: "simulated" | "gramine-sgx" | "tsm"; vendorDir?: string; dataDir?: string }) => {
+  .action(async (o: { coordinator: string; capabilities: string; dataTypes: string; id?: string; port: number; host: string; storage: string; verifier?: string; operatorToken?: string; tee: "simulated" | "gramine-sgx" | "tsm"; vendorDir?: string; maxEnclaves: number; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     await initSimPlatform(dataDir, o.vendorDir);
@@ -172,6 +174,7 @@ program
       storageDir: createBlobStore(o.storage).localRoot,
       programPath: enclaveProgramPath(),
       backend: o.tee,
+      enclaves: { maxEnclaves: o.maxEnclaves },
       ...(operatorToken ? { operatorToken } : {}),
       ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}),
     });

@@ -13,7 +13,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, 
 import { dirname } from "node:path";
 import type { IncomingMessage } from "node:http";
 import { initEnrolled, type JoinRecord, type RevocationFeed } from "../attester-link.ts";
-import { EnclavePool, scopeFor, type Isolation } from "../ipc/enclave-pool.ts";
+import { EnclavePool, scopeFor, type Isolation, type PoolLimits } from "../ipc/enclave-pool.ts";
 import { CmrError } from "../../errors.ts";
 import { assertId, objectIds } from "../../protocol/object-ids.ts";
 import type { IpcEvent, IpcFrame } from "../../protocol/ipc.ts";
@@ -45,6 +45,8 @@ export interface CoordinatorOptions {
   statePath?: string;
   /** Operator token for admin endpoints (default: <dataDir>/coordinator/operator-token, made on first start). */
   operatorToken?: string;
+  /** Bounds on this node's enclaves (default at most 8 live; `--max-enclaves`). */
+  enclaves?: PoolLimits;
 }
 
 export interface RunningCoordinator {
@@ -73,10 +75,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const isolation = opts.isolation ?? "client";
   const programSha256 = fileSha256(opts.programPath);
   const pool = new EnclavePool<EnclaveInfo>(async (scope) => {
-    const enclave = EnclaveProcess.start({
+    const enclave: EnclaveProcess = EnclaveProcess.start({
       programPath: opts.programPath,
       label: `coordinator enclave (${scope})`,
-      onExit: () => pool.evict(scope),
+      onExit: () => pool.evict(scope, enclave),
       ...(opts.onFrame ? { onFrame: (raw: Buffer, f: IpcFrame) => opts.onFrame!(raw, f, scope) } : {}),
       onEvent: (e: IpcEvent) => {
         if (e.event === "log") log(`[enclave ${scope}] ${String(e.data.message)}`);
@@ -95,7 +97,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       await enclave.stop();
       throw e;
     }
-  });
+  }, opts.enclaves);
   // Start one enclave now: it proves the program runs and gives /v1/health its measurement.
   const first = await pool.get(isolation === "shared" ? "shared" : isolation === "client" ? "client:default" : "type:default");
   const workers = new WorkerRegistry();
@@ -129,7 +131,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       const restored = await e.enclave.call<{ stage: CheckpointStage }>("restoreJob", { sealed: checkpoint.sealed });
       const runner = startRunner(record.jobId, e, plan, record);
       log(`job ${record.jobId} resumes after a restart from stage ${restored.stage}`);
-      void runner.run(restored.stage).then(() => log(`job ${record.jobId} ${runner.record.state}`));
+      const unpin = pool.pin(e.scope); // a running job's enclave is never evicted
+      void runner.run(restored.stage).finally(unpin).then(() => log(`job ${record.jobId} ${runner.record.state}`));
     } catch (err) {
       const why = err instanceof CmrError ? `${err.code}: ${err.message}` : "unknown error";
       const failed: JobRecord = { ...record, state: "failed", updatedAt: new Date().toISOString(), error: { code: "CMR_JOB_INTERRUPTED", message: `the coordinator restarted while job ${record.jobId} was ${record.state} and cannot resume it (${why})`, hint: "attest again, upload the data again and resubmit: the old upload belongs to the old session" } };
@@ -158,7 +161,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       if (state.hasUpload(id) || opts.store.exists(objectIds.upload(id))) {
         throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `upload ${id} exists: an upload is never replaced`, { hint: "use a new upload id" });
       }
-      const { bytes } = await opts.store.put(objectIds.upload(id), req, { maxBytes: opts.maxUploadBytes ?? 64 * 1024 ** 3 });
+      // The session's enclave stays while its upload streams in (idle eviction would end it).
+      const unpin = pinSession(pool, sessionId);
+      const { bytes } = await opts.store.put(objectIds.upload(id), req, { maxBytes: opts.maxUploadBytes ?? 64 * 1024 ** 3 }).finally(unpin);
       // Acknowledged only once durable: the object is in place and the upload is on record.
       state.recordUpload(id, bytes, sessionId, challenge);
       log(`stored upload ${id} (${bytes} bytes of ciphertext)`);
@@ -199,7 +204,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       const runner = startRunner(jobId, e, { reducers: plan.reducers, dataType: plan.dataType }, undefined);
       state.saveJob(runner.record, e.scope, { reducers: plan.reducers, dataType: plan.dataType });
       log(`job ${jobId} accepted in enclave ${e.scope}`);
-      void runner.run().then(() => log(`job ${jobId} ${runner.record.state}${runner.record.error ? `: ${runner.record.error.code}` : ""}`));
+      const unpin = pool.pin(e.scope); // a running job's enclave is never evicted
+      void runner.run().finally(unpin).then(() => log(`job ${jobId} ${runner.record.state}${runner.record.error ? `: ${runner.record.error.code}` : ""}`));
       sendJson(res, 202, { jobId, state: runner.record.state });
     })
     .on("GET", "/v1/jobs/:jobId", (_q, res, p) => {
@@ -251,6 +257,14 @@ function newestCollateral(dir: string): string | undefined {
     return files[0] ? readFileSync(files[0], "utf8") : undefined;
   } catch {
     return undefined;
+  }
+}
+
+function pinSession(pool: EnclavePool<EnclaveInfo>, sessionId: string): () => void {
+  try {
+    return pool.pin(pool.forSession(sessionId).scope);
+  } catch {
+    return () => {};
   }
 }
 

@@ -89,6 +89,11 @@ export class EnclaveProcess {
     return this.#child.pid;
   }
 
+  /** True while calls to the enclave are pending (the pool never evicts a busy enclave). */
+  get busy(): boolean {
+    return this.#pending.size > 0;
+  }
+
   /**
    * True when calls are pending and the enclave has sent nothing (not even its 1 s liveness
    * beat) for `ms`: its event loop is stuck.

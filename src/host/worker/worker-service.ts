@@ -15,7 +15,7 @@ import { CmrError } from "../../errors.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { attestWithRevocations, closeServer, fileSha256 } from "../coordinator/coordinator-service.ts";
 import { initEnrolled, type RevocationFeed } from "../attester-link.ts";
-import { EnclavePool, SCOPE_PATTERN } from "../ipc/enclave-pool.ts";
+import { EnclavePool, SCOPE_PATTERN, type PoolLimits } from "../ipc/enclave-pool.ts";
 
 export interface WorkerOptions {
   workerId: string;
@@ -34,6 +34,8 @@ export interface WorkerOptions {
   enclaveStallMs?: number;
   /** The coordinator's operator token: registering a worker is an admin action. */
   operatorToken?: string;
+  /** Bounds on this node's enclaves (default at most 8 live; `--max-enclaves`). */
+  enclaves?: PoolLimits;
   /**
    * Called before a task is handed to the enclave. The host is untrusted: tests use this seam to
    * play a malicious host that tampers with storage or messages.
@@ -53,7 +55,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const programSha256 = fileSha256(opts.programPath);
   // One worker enclave per scope the coordinator attests it for (seed [71]).
   const pool = new EnclavePool<{ measurement: string; revocations: RevocationFeed | undefined }>(async (scope) => {
-    const enclave = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, onExit: () => pool.evict(scope), ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
+    const enclave: EnclaveProcess = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, onExit: () => pool.evict(scope, enclave), ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
     try {
       const { init, revocations } = await initEnrolled<{ measurement: string; enrolledGroup?: string | null }>(
         enclave,
@@ -74,7 +76,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       await enclave.stop();
       throw e;
     }
-  });
+  }, opts.enclaves);
   const first = await pool.get("client:default");
   const task = (phase: "map" | "reduce") => async (req: IncomingMessage, res: ServerResponse) => {
     const body = (await readJson(req)) as Record<string, unknown>;

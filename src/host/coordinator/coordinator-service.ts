@@ -18,7 +18,7 @@ import { CmrError } from "../../errors.ts";
 import { assertId, objectIds } from "../../protocol/object-ids.ts";
 import type { IpcEvent, IpcFrame } from "../../protocol/ipc.ts";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
-import { listen, readJson, Router, sendJson } from "../http/server.ts";
+import { type HttpLimits, listen, readJson, Router, sendJson } from "../http/server.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import { JobRunner, type CheckpointStage, type JobRecord } from "./job-runner.ts";
 import { CoordinatorStateStore } from "./state-store.ts";
@@ -26,6 +26,8 @@ import { join } from "node:path";
 import { WorkerRegistry } from "./worker-registry.ts";
 
 export interface CoordinatorOptions {
+  /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
+  http?: HttpLimits;
   port: number;
   host?: string;
   dataDir: string;
@@ -220,7 +222,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       res.writeHead(200, { "content-type": "application/octet-stream" });
       body.pipe(res);
     });
-  const { server, url } = await listen(router, opts.port, opts.host);
+  const { server, url } = await listen(router, opts.port, opts.host, opts.http);
   return {
     url,
     operatorToken,

@@ -82,10 +82,15 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 export async function readJson(req: IncomingMessage, max = MAX_JSON_BODY): Promise<unknown> {
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const c of req) {
-    n += (c as Buffer).length;
-    if (n > max) throw new CmrError("CMR_HTTP", `request body exceeds ${max} bytes`);
-    chunks.push(c as Buffer);
+  try {
+    for await (const c of req) {
+      n += (c as Buffer).length;
+      if (n > max) throw new CmrError("CMR_HTTP", `request body exceeds ${max} bytes`);
+      chunks.push(c as Buffer);
+    }
+  } catch (e) {
+    // The peer went away, or guardBody cut off a stalled or too slow body.
+    throw isCmrError(e) ? e : new CmrError("CMR_HTTP", "the request body was cut off before it ended");
   }
   let body: unknown;
   try {
@@ -98,17 +103,99 @@ export async function readJson(req: IncomingMessage, max = MAX_JSON_BODY): Promi
   return body;
 }
 
-export async function listen(router: Router, port: number, host = "127.0.0.1"): Promise<{ server: Server; url: string }> {
-  const server = createServer((req, res) => void router.handle(req, res));
-  server.requestTimeout = 0; // map and reduce calls may run for minutes
-  server.headersTimeout = 60_000;
+/**
+ * What a slow or greedy peer may hold (issue #14 item 9). Defaults after Apache's
+ * mod_reqtimeout: a request body must keep moving (no pause longer than `bodyIdleMs`) and
+ * arrive at `minBytesPerSecond` on average after a `bodyGraceMs` head start, so a client
+ * trickling one byte now and then is cut off while an upload of any size at a real rate is not.
+ * The time a handler then takes to answer (a map task may run for minutes) is not limited.
+ */
+export interface HttpLimits {
+  /** Whole request head (headers) within this (default 20 s). */
+  headersTimeoutMs?: number;
+  /** Longest pause between body bytes (default 10 s). */
+  bodyIdleMs?: number;
+  /** Time allowed for a body before the minimum rate applies (default 20 s). */
+  bodyGraceMs?: number;
+  /** Average body rate required after the grace time (default 1000 B/s). */
+  minBytesPerSecond?: number;
+  /** Open connections per peer address (default 64). */
+  maxConnectionsPerPeer?: number;
+  /** Open connections in all (default 1024). */
+  maxConnections?: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: Required<HttpLimits> = {
+  headersTimeoutMs: 20_000,
+  bodyIdleMs: 10_000,
+  bodyGraceMs: 20_000,
+  minBytesPerSecond: 1000,
+  maxConnectionsPerPeer: 64,
+  maxConnections: 1024,
+};
+
+/** Cut a request off when its body stalls or arrives too slowly; stops once the body is in. */
+function guardBody(req: IncomingMessage, l: Required<HttpLimits>): void {
+  if (req.complete) return;
+  const socket = req.socket;
+  const start = Date.now();
+  const base = socket.bytesRead;
+  let lastBytes = base;
+  let lastMove = start;
+  const tick = Math.max(50, Math.min(1000, Math.floor(l.bodyIdleMs / 4)));
+  const timer = setInterval(() => {
+    if (req.complete || socket.destroyed) return clearInterval(timer);
+    const now = Date.now();
+    const got = socket.bytesRead;
+    if (got !== lastBytes) {
+      lastBytes = got;
+      lastMove = now;
+    }
+    const allowedMs = l.bodyGraceMs + ((got - base) / l.minBytesPerSecond) * 1000;
+    if (now - lastMove > l.bodyIdleMs || now - start > allowedMs) {
+      clearInterval(timer);
+      socket.destroy();
+    }
+  }, tick);
+  timer.unref();
+  req.once("close", () => clearInterval(timer));
+}
+
+export async function listen(router: Router, port: number, host = "127.0.0.1", limits: HttpLimits = {}): Promise<{ server: Server; url: string }> {
+  const l = { ...DEFAULT_HTTP_LIMITS, ...limits };
+  const server = createServer(
+    // Node checks header timeouts on this interval: a finer one cuts slow-header peers sooner.
+    { headersTimeout: l.headersTimeoutMs, requestTimeout: 0, connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(l.headersTimeoutMs / 4))) },
+    (req, res) => {
+      guardBody(req, l);
+      void router.handle(req, res);
+    },
+  );
   server.maxHeadersCount = 64;
-  // Bounded connections: a flood of idle sockets cannot exhaust the host.
-  server.maxConnections = 512;
+  // Bounded connections in all and per peer: one address cannot take every slot.
+  server.maxConnections = l.maxConnections;
   server.keepAliveTimeout = 5_000;
+  const perPeer = new Map<string, number>();
+  server.on("connection", (socket) => {
+    const peer = socket.remoteAddress ?? "?";
+    const n = (perPeer.get(peer) ?? 0) + 1;
+    if (n > l.maxConnectionsPerPeer) {
+      socket.destroy();
+      return;
+    }
+    perPeer.set(peer, n);
+    socket.once("close", () => {
+      const left = (perPeer.get(peer) ?? 1) - 1;
+      if (left <= 0) perPeer.delete(peer);
+      else perPeer.set(peer, left);
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => resolve());
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
   });
   const addr = server.address() as AddressInfo;
   return { server, url: `http://${host}:${addr.port}` };

@@ -13,11 +13,13 @@ import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
-import { listen, readJson, Router, sendJson } from "../http/server.ts";
+import { type HttpLimits, listen, readJson, Router, sendJson } from "../http/server.ts";
 import { requireBearer, stopAll } from "../coordinator/coordinator-service.ts";
 import { SimulatedVendor } from "../sim-vendor/vendor-service.ts";
 
 export interface VerifierOptions {
+  /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
+  http?: HttpLimits;
   port: number;
   host?: string;
   dataDir: string;
@@ -121,6 +123,6 @@ export async function startVerifier(opts: VerifierOptions): Promise<RunningVerif
       requireBearer(q, adminToken);
       sendJson(res, 200, { audit });
     });
-  const { server, url } = await listen(router, opts.port, opts.host);
+  const { server, url } = await listen(router, opts.port, opts.host, opts.http);
   return { url, gvcertId, adminToken, audit, stop: () => stopAll(server, enclave) };
 }

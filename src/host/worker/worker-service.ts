@@ -10,7 +10,7 @@
 import type { IpcFrame } from "../../protocol/ipc.ts";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
 import { expectJson, httpRequest } from "../http/client.ts";
-import { listen, readJson, Router, sendError, sendJson } from "../http/server.ts";
+import { type HttpLimits, listen, readJson, Router, sendError, sendJson } from "../http/server.ts";
 import { CmrError } from "../../errors.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { attestWithRevocations, closeServer, fileSha256 } from "../coordinator/coordinator-service.ts";
@@ -18,6 +18,8 @@ import { initEnrolled, type RevocationFeed } from "../attester-link.ts";
 import { EnclavePool, SCOPE_PATTERN, type PoolLimits } from "../ipc/enclave-pool.ts";
 
 export interface WorkerOptions {
+  /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
+  http?: HttpLimits;
   workerId: string;
   coordinatorUrl: string;
   capabilities: string[];
@@ -107,7 +109,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     })
     .on("POST", "/v1/tasks/map", task("map"))
     .on("POST", "/v1/tasks/reduce", task("reduce"));
-  const { server, url } = await listen(router, opts.port, opts.host);
+  const { server, url } = await listen(router, opts.port, opts.host, opts.http);
   // A worker that cannot register serves nobody: stop it rather than idle.
   await expectJson(
     httpRequest(`${opts.coordinatorUrl}/v1/workers`, {

@@ -13,7 +13,9 @@ class FakeEnclave implements PoolableEnclave {
   stopped = false;
   busy = false;
   readonly pid = undefined;
-  constructor(readonly scope: string) {
+  readonly scope: string;
+  constructor(scope: string) {
+    this.scope = scope;
     FakeEnclave.live++;
   }
   async stop(): Promise<void> {

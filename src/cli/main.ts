@@ -19,6 +19,7 @@ import { getJson } from "../host/http/client.ts";
 import { attestCoordinator, type JobStatus } from "../client/client.ts";
 import { loadPolicyFile, localPolicy, measureProgram, reportError, warnSimulated } from "./common.ts";
 import { startLocalCluster } from "./local-cluster.ts";
+import { assertDataDirUsable } from "../host/node-start.ts";
 import { runJob } from "./commands/run-job.ts";
 import { demo } from "./commands/demo.ts";
 import { verifyEvidenceCommand } from "./commands/verify-evidence.ts";
@@ -130,12 +131,14 @@ program
   .action(async (o: { port: number; host: string; storage: string; verifier?: string; tee: "simulated" | "gramine-sgx" | "tsm"; isolation: "client" | "data-type" | "shared"; vendorDir?: string; maxEnclaves: number; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
+    assertDataDirUsable(dataDir);
     await initSimPlatform(dataDir, o.vendorDir);
     const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: createBlobStore(o.storage), programPath: enclaveProgramPath(), backend: o.tee, isolation: o.isolation, enclaves: { maxEnclaves: o.maxEnclaves }, ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
-    process.stdout.write(`coordinator listening on ${c.url} (enclave measurement ${c.measurement}, backend ${c.backend}; operator token in ${dataDir}/coordinator/operator-token)\n`);
+    // Handlers first: whoever waits for the line below may signal at once.
     const stop = () => void c.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
+    process.stdout.write(`coordinator listening on ${c.url} (enclave measurement ${c.measurement}, backend ${c.backend}; operator token in ${dataDir}/coordinator/operator-token)\n`);
   });
 
 program
@@ -158,6 +161,7 @@ program
   .action(async (o: { coordinator: string; capabilities: string; dataTypes: string; id?: string; port: number; host: string; storage: string; verifier?: string; operatorToken?: string; tee: "simulated" | "gramine-sgx" | "tsm"; vendorDir?: string; maxEnclaves: number; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
+    assertDataDirUsable(dataDir);
     await initSimPlatform(dataDir, o.vendorDir);
     const operatorToken = o.operatorToken ?? process.env.CMR_OPERATOR_TOKEN;
     const caps = list(o.capabilities);
@@ -178,10 +182,11 @@ program
       ...(operatorToken ? { operatorToken } : {}),
       ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}),
     });
-    process.stdout.write(`worker ${w.workerId} listening on ${w.url} (capabilities ${caps.join(",")})\n`);
+    // Handlers first: whoever waits for the line below may signal at once.
     const stop = () => void w.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
+    process.stdout.write(`worker ${w.workerId} listening on ${w.url} (capabilities ${caps.join(",")})\n`);
   });
 
 program
@@ -196,12 +201,14 @@ program
   .action(async (o: { port: number; host: string; vendorDir?: string; allowMeasurement?: string; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
+    assertDataDirUsable(dataDir);
     await initSimPlatform(dataDir, o.vendorDir);
     const v = await startVerifier({ port: o.port, host: o.host, dataDir, ...(o.vendorDir ? { vendorDir: o.vendorDir } : {}), programPath: enclaveProgramPath(), ...(o.allowMeasurement ? { allowMeasurements: list(o.allowMeasurement) } : {}), log: (l) => process.stderr.write(`${l}\n`) });
-    process.stdout.write(`verifier listening on ${v.url} (group ${v.gvcertId}; put this id in a policy's trustedVerifiers)\n`);
+    // Handlers first: whoever waits for the line below may signal at once.
     const stop = () => void v.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
+    process.stdout.write(`verifier listening on ${v.url} (group ${v.gvcertId}; put this id in a policy's trustedVerifiers)\n`);
   });
 
 program

@@ -24,6 +24,7 @@ import { JobRunner, type CheckpointStage, type JobRecord } from "./job-runner.ts
 import { CoordinatorStateStore } from "./state-store.ts";
 import { join } from "node:path";
 import { WorkerRegistry } from "./worker-registry.ts";
+import { assertDataDirUsable, lockDir, type DirLock } from "../node-start.ts";
 
 export interface CoordinatorOptions {
   /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
@@ -73,6 +74,20 @@ interface EnclaveInfo {
 }
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<RunningCoordinator> {
+  assertDataDirUsable(opts.dataDir);
+  // One coordinator per state: a second one would "resume" the first one's running jobs.
+  const lock = lockDir(dirname(opts.statePath ?? join(opts.dataDir, "coordinator", "state.db")), "coordinator.lock", "coordinator");
+  const undo: (() => unknown)[] = [() => lock.release()];
+  try {
+    return await startLocked(opts, lock, undo);
+  } catch (e) {
+    // A node that cannot start leaves nothing running (enclaves, database, lock) and says why.
+    for (const u of undo.reverse()) await u();
+    throw e;
+  }
+}
+
+async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() => unknown)[]): Promise<RunningCoordinator> {
   const log = opts.log ?? (() => {});
   const isolation = opts.isolation ?? "client";
   const programSha256 = fileSha256(opts.programPath);
@@ -100,11 +115,13 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       throw e;
     }
   }, opts.enclaves);
+  undo.push(() => pool.stop());
   // Start one enclave now: it proves the program runs and gives /v1/health its measurement.
   const first = await pool.get(isolation === "shared" ? "shared" : isolation === "client" ? "client:default" : "type:default");
   const workers = new WorkerRegistry();
   const jobs = new Map<string, JobRecord>();
   const state = new CoordinatorStateStore(opts.statePath ?? join(opts.dataDir, "coordinator", "state.db"));
+  undo.push(() => state.close());
   const operatorToken = opts.operatorToken ?? loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
   const admin = (req: IncomingMessage): void => requireBearer(req, operatorToken);
   for (const w of state.workers()) workers.register(w);
@@ -236,6 +253,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       await closeServer(server);
       await pool.stop();
       state.close();
+      lock.release();
     },
   };
 }

@@ -10,6 +10,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { CmrError, isCmrError, type CmrErrorCode } from "../../errors.ts";
+import { listenError } from "../node-start.ts";
 
 export const MAX_JSON_BODY = 4 * 1024 * 1024;
 
@@ -191,9 +192,9 @@ export async function listen(router: Router, port: number, host = "127.0.0.1", l
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (e) => reject(listenError(e, host, port)));
     server.listen(port, host, () => {
-      server.off("error", reject);
+      server.removeAllListeners("error");
       resolve();
     });
   });

@@ -16,6 +16,7 @@ import { EnclaveProcess } from "../ipc/enclave-process.ts";
 import { type HttpLimits, listen, readJson, Router, sendJson } from "../http/server.ts";
 import { requireBearer, stopAll } from "../coordinator/coordinator-service.ts";
 import { SimulatedVendor } from "../sim-vendor/vendor-service.ts";
+import { assertDataDirUsable } from "../node-start.ts";
 
 export interface VerifierOptions {
   /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
@@ -46,7 +47,7 @@ export interface RunningVerifier {
 }
 
 export async function startVerifier(opts: VerifierOptions): Promise<RunningVerifier> {
-  const log = opts.log ?? (() => {});
+  assertDataDirUsable(opts.dataDir);
   const dir = join(opts.dataDir, "verifier");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // The audit log survives restarts: earlier entries are read back from audit.jsonl.
@@ -71,6 +72,17 @@ export async function startVerifier(opts: VerifierOptions): Promise<RunningVerif
   const vendor = new SimulatedVendor(opts.vendorDir ?? opts.dataDir);
 
   const enclave = EnclaveProcess.start({ programPath: opts.programPath, label: "provisioning enclave" });
+  try {
+    return await serveVerifier(opts, enclave, dir, record, audit, adminToken, vendor);
+  } catch (e) {
+    // A verifier that cannot register or restore its group stops its enclave and says why.
+    await enclave.stop();
+    throw e;
+  }
+}
+
+async function serveVerifier(opts: VerifierOptions, enclave: EnclaveProcess, dir: string, record: (e: Omit<AuditEntry, "at">) => void, audit: AuditEntry[], adminToken: string, vendor: SimulatedVendor): Promise<RunningVerifier> {
+  const log = opts.log ?? (() => {});
   await enclave.call("init", { role: "provisioning", backend: "simulated", dataDir: opts.dataDir, storageDir: dir, enclaveId: "provisioning", ...(opts.allowMeasurements?.length ? { joinMeasurements: opts.allowMeasurements } : {}) });
   const stateFile = join(dir, "pe-state.sealed");
   let gvcert: string;

@@ -15,6 +15,7 @@ import { CmrError } from "../../errors.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { attestWithRevocations, closeServer, fileSha256 } from "../coordinator/coordinator-service.ts";
 import { initEnrolled, type RevocationFeed } from "../attester-link.ts";
+import { assertDataDirUsable } from "../node-start.ts";
 import { EnclavePool, SCOPE_PATTERN, type PoolLimits } from "../ipc/enclave-pool.ts";
 
 export interface WorkerOptions {
@@ -54,6 +55,18 @@ export interface RunningWorker {
 }
 
 export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
+  assertDataDirUsable(opts.dataDir);
+  const undo: (() => unknown)[] = [];
+  try {
+    return await startWorkerUndoable(opts, undo);
+  } catch (e) {
+    // A worker that cannot start leaves no enclave running and says why.
+    for (const u of undo.reverse()) await u();
+    throw e;
+  }
+}
+
+async function startWorkerUndoable(opts: WorkerOptions, undo: (() => unknown)[]): Promise<RunningWorker> {
   const programSha256 = fileSha256(opts.programPath);
   // One worker enclave per scope the coordinator attests it for (seed [71]).
   const pool = new EnclavePool<{ measurement: string; revocations: RevocationFeed | undefined }>(async (scope) => {
@@ -79,6 +92,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       throw e;
     }
   }, opts.enclaves);
+  undo.push(() => pool.stop());
   const first = await pool.get("client:default");
   const task = (phase: "map" | "reduce") => async (req: IncomingMessage, res: ServerResponse) => {
     const body = (await readJson(req)) as Record<string, unknown>;
@@ -110,6 +124,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
     .on("POST", "/v1/tasks/map", task("map"))
     .on("POST", "/v1/tasks/reduce", task("reduce"));
   const { server, url } = await listen(router, opts.port, opts.host, opts.http);
+  undo.push(() => closeServer(server));
   // A worker that cannot register serves nobody: stop it rather than idle.
   await expectJson(
     httpRequest(`${opts.coordinatorUrl}/v1/workers`, {
@@ -118,11 +133,7 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       body: JSON.stringify({ workerId: opts.workerId, url, capabilities: opts.capabilities, dataTypes: opts.dataTypes }),
       timeoutMs: 10_000,
     }),
-  ).catch(async (e: unknown) => {
-    await closeServer(server);
-    await pool.stop();
-    throw e;
-  });
+  );
   return {
     url,
     workerId: opts.workerId,

@@ -277,7 +277,13 @@ program
       process.stderr.write("embedded local cluster: accepting simulated evidence for this run\n");
       policy = await localPolicy(dataDir, { jobCodeHashes: codeHashes });
     }
-    const cluster = o.coordinator ? undefined : await startLocalCluster({ dataDir, workers: Array.from({ length: workers }, (_, i) => ({ workerId: `worker-${i + 1}`, capabilities: ["map", "reduce"] })) });
+    // Interrupted (Ctrl-C, SIGTERM), the embedded cluster stops and its temporary storage goes.
+    const interrupt = o.coordinator ? undefined : onInterrupt();
+    const cluster = o.coordinator ? undefined : await startLocalCluster({ dataDir, workers: Array.from({ length: workers }, (_, i) => ({ workerId: `worker-${i + 1}`, capabilities: ["map", "reduce"] })) }).catch((e: unknown) => {
+      interrupt?.dispose();
+      throw e;
+    });
+    interrupt?.stopping(() => cluster!.stop());
     try {
       const t0 = Date.now();
       const { summary, status } = await runJob({
@@ -300,9 +306,42 @@ program
       });
       process.stderr.write(`done: ${summary.rows} keys from ${summary.inputRecords} records${summary.badRecords ? `, ${summary.badRecords} bad records skipped` : ""}; ${summary.shards.length} shards, ${summary.reducers.length} reducers; ${Date.now() - t0} ms (${Object.entries(status.timings).map(([k, v]) => `${k} ${v}`).join(", ")})\n`);
     } finally {
+      interrupt?.dispose();
       await cluster?.stop();
     }
   });
+
+/**
+ * SIGINT/SIGTERM while a command runs an embedded cluster: stop it (enclaves, temporary
+ * storage) and exit 130/143. A signal during the cluster's start waits for `stopping` to be
+ * given what to stop. A second signal exits at once.
+ */
+function onInterrupt(): { stopping(stop: () => Promise<void>): void; dispose(): void } {
+  let stopFn: (() => Promise<void>) | undefined;
+  let caught: NodeJS.Signals | undefined;
+  const finish = (sig: NodeJS.Signals) => {
+    const code = sig === "SIGINT" ? 130 : 143;
+    process.stderr.write(`\ninterrupted (${sig}): stopping the local cluster and removing its temporary storage\n`);
+    void stopFn!().catch(() => {}).finally(() => process.exit(code));
+  };
+  const handler = (sig: NodeJS.Signals) => {
+    if (caught) process.exit(sig === "SIGINT" ? 130 : 143);
+    caught = sig;
+    if (stopFn) finish(sig);
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return {
+    stopping(stop) {
+      stopFn = stop;
+      if (caught) finish(caught);
+    },
+    dispose() {
+      process.off("SIGINT", handler);
+      process.off("SIGTERM", handler);
+    },
+  };
+}
 
 program
   .command("demo")

@@ -88,7 +88,7 @@ test("a policy that requires per-client isolation refuses a coordinator running 
   const { LocalBlobStore } = await import("../../src/host/storage/blob-store.ts");
   const { enclaveProgramPath } = await import("../../src/host/config.ts");
   const c = await startTestCluster([]);
-  const shared = await startCoordinator({ port: 0, dataDir: c.dataDir, store: new LocalBlobStore(c.storageDir), programPath: enclaveProgramPath(), backend: "simulated", isolation: "shared" });
+  const shared = await startCoordinator({ port: 0, dataDir: c.dataDir, store: new LocalBlobStore(c.storageDir), programPath: enclaveProgramPath(), backend: "simulated", isolation: "shared", statePath: `${c.storageDir}/shared-coordinator/state.db` }); // its own state: one coordinator per state (coordinator.lock)
   try {
     const ok = await attestCoordinator(shared.url, c.policy);
     assert.equal(ok.claims.scope, "shared", "without a requirement the client follows the announced mode");

@@ -24,6 +24,7 @@ import { JobRunner, type CheckpointStage, type JobRecord } from "./job-runner.ts
 import { CoordinatorStateStore } from "./state-store.ts";
 import { join } from "node:path";
 import { WorkerRegistry } from "./worker-registry.ts";
+import { JobTable } from "./job-table.ts";
 import { assertDataDirUsable, lockDir, type DirLock } from "../node-start.ts";
 
 export interface CoordinatorOptions {
@@ -119,7 +120,7 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
   // Start one enclave now: it proves the program runs and gives /v1/health its measurement.
   const first = await pool.get(isolation === "shared" ? "shared" : isolation === "client" ? "client:default" : "type:default");
   const workers = new WorkerRegistry();
-  const jobs = new Map<string, JobRecord>();
+  const jobs = new JobTable();
   const state = new CoordinatorStateStore(opts.statePath ?? join(opts.dataDir, "coordinator", "state.db"));
   undo.push(() => state.close());
   const operatorToken = opts.operatorToken ?? loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
@@ -196,6 +197,13 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       if (!opts.store.exists(objectIds.upload(id))) {
         throw new CmrError("CMR_STORAGE_NOT_FOUND", `notified upload ${id} is not in storage (${objectIds.upload(id)})`, { hint: "write the object first, then notify" });
       }
+      // First notification wins: a third party cannot re-notify someone's upload with its own
+      // session and challenge (the enclave would then hand that upload to the third party's job).
+      const known = state.uploadChallenge(id);
+      if (state.hasUpload(id)) {
+        if (known === challenge) return sendJson(res, 200, { uploadId: id, found: true });
+        throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `upload ${id} is already recorded for another session: an upload is never replaced`, { hint: "use a new upload id" });
+      }
       state.recordUpload(id, -1, sessionId, challenge);
       sendJson(res, 200, { uploadId: id, found: true });
     })
@@ -213,7 +221,7 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
     .on("POST", "/v1/jobs", async (req, res) => {
       const body = (await readJson(req)) as { jobId?: unknown; sessionId?: unknown };
       const jobId = assertId(body.jobId, "job id");
-      if (jobs.has(jobId)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${jobId} exists`);
+      if (jobs.has(jobId) || state.job(jobId)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${jobId} exists`);
       // The job goes to the enclave that holds the client's session, and only there.
       const e = pool.forSession(body.sessionId);
       // The enclave compares the challenge the upload arrived with to the session's before it
@@ -228,12 +236,12 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       sendJson(res, 202, { jobId, state: runner.record.state });
     })
     .on("GET", "/v1/jobs/:jobId", (_q, res, p) => {
-      const j = jobs.get(p.jobId!);
+      const j = jobs.get(p.jobId!) ?? state.job(p.jobId!);
       if (!j) throw new CmrError("CMR_JOB_NOT_FOUND", `no job ${p.jobId}`);
       sendJson(res, 200, j);
     })
     .on("GET", "/v1/jobs/:jobId/result", (_q, res, p) => {
-      const j = jobs.get(p.jobId!);
+      const j = jobs.get(p.jobId!) ?? state.job(p.jobId!);
       if (!j || j.state !== "succeeded" || !j.result) throw new CmrError("CMR_JOB_NOT_FOUND", `job ${p.jobId} has no result (state ${j?.state ?? "unknown"})`);
       const body = opts.store.get(j.result.resultObject);
       res.writeHead(200, { "content-type": "application/octet-stream" });

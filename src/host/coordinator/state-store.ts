@@ -90,4 +90,10 @@ export class CoordinatorStateStore {
   close(): void {
     this.#db.close();
   }
+
+  /** One job's record (finished records leave the host's memory; they stay here). */
+  job(jobId: string): JobRecord | undefined {
+    const r = this.#db.prepare("SELECT record FROM jobs WHERE job_id = ?").get(jobId) as unknown as { record: string } | undefined;
+    return r ? (JSON.parse(r.record) as JobRecord) : undefined;
+  }
 }

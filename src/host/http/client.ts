@@ -41,15 +41,26 @@ export function httpRequest(url: string, opts: RequestOptions = {}): Promise<{ s
   });
 }
 
-async function readAll(body: Readable): Promise<Buffer> {
+/** JSON answers are small; a peer that sends more is cut off (results stream, never via this). */
+export const MAX_JSON_RESPONSE = 16 * 1024 * 1024;
+
+async function readAll(body: Readable, max: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of body) chunks.push(c as Buffer);
+  let n = 0;
+  for await (const c of body) {
+    n += (c as Buffer).length;
+    if (n > max) {
+      body.destroy();
+      throw new CmrError("CMR_HTTP", `the server's answer exceeds ${max} bytes`, { hint: "is the URL a cmr service?" });
+    }
+    chunks.push(c as Buffer);
+  }
   return Buffer.concat(chunks);
 }
 
-export async function expectJson<T>(p: Promise<{ status: number; body: Readable }>): Promise<T> {
+export async function expectJson<T>(p: Promise<{ status: number; body: Readable }>, maxBytes = MAX_JSON_RESPONSE): Promise<T> {
   const res = await p;
-  const text = (await readAll(res.body)).toString("utf8");
+  const text = (await readAll(res.body, maxBytes)).toString("utf8");
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

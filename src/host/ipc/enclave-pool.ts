@@ -58,6 +58,8 @@ export interface PoolLimits {
 }
 
 export const DEFAULT_MAX_ENCLAVES = 8;
+/** As src/enclave/runtime/sessions.ts: an enclave keeps this many attested sessions at most. */
+export const MAX_SESSIONS_PER_ENCLAVE = 4096;
 
 interface Slot<T, E extends PoolableEnclave> {
   promise: Promise<PooledEnclave<T, E>>;
@@ -182,7 +184,16 @@ export class EnclavePool<T, E extends PoolableEnclave = EnclaveProcess> {
   }
 
   bindSession(sessionId: string, e: PooledEnclave<T, E>): void {
+    // Every /v1/attest adds one; enclaves keep at most 4096 sessions each, so routes beyond
+    // that many per possible enclave point nowhere: the oldest go.
+    const max = this.#max * MAX_SESSIONS_PER_ENCLAVE;
+    while (this.#bySession.size >= max) this.#bySession.delete(this.#bySession.keys().next().value as string);
     this.#bySession.set(sessionId, e);
+  }
+
+  /** Session routes held (bounded by maxEnclaves x 4096). */
+  get sessions(): number {
+    return this.#bySession.size;
   }
 
   forSession(sessionId: unknown): PooledEnclave<T, E> {

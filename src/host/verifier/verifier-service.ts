@@ -10,7 +10,7 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
 import { type HttpLimits, listen, readJson, Router, sendJson } from "../http/server.ts";
@@ -29,6 +29,10 @@ export interface VerifierOptions {
   programPath: string;
   /** Enclave builds allowed to join (default: the verifier's own build). */
   allowMeasurements?: string[];
+  /** Audit entries kept in memory (default 10 000); older ones stay in the files. */
+  maxAuditEntries?: number;
+  /** audit.jsonl is rotated to audit.jsonl.1 at this size (default 16 MiB): two files at most. */
+  maxAuditFileBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -52,8 +56,11 @@ export async function startVerifier(opts: VerifierOptions): Promise<RunningVerif
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // The audit log survives restarts: earlier entries are read back from audit.jsonl.
   const auditFile = join(dir, "audit.jsonl");
+  // Unauthenticated calls (/v1/verify, joins) add entries: memory and disk are both bounded.
+  const maxEntries = opts.maxAuditEntries ?? 10_000;
+  const maxFileBytes = opts.maxAuditFileBytes ?? 16 * 1024 * 1024;
   const audit: AuditEntry[] = existsSync(auditFile)
-    ? readFileSync(auditFile, "utf8").split("\n").filter(Boolean).flatMap((l) => {
+    ? readFileSync(auditFile, "utf8").split("\n").filter(Boolean).slice(-maxEntries).flatMap((l) => {
         try {
           return [JSON.parse(l) as AuditEntry];
         } catch {
@@ -64,7 +71,16 @@ export async function startVerifier(opts: VerifierOptions): Promise<RunningVerif
   const record = (e: Omit<AuditEntry, "at">): void => {
     const entry = { at: new Date().toISOString(), ...e } as AuditEntry;
     audit.push(entry);
-    appendFileSync(auditFile, JSON.stringify(entry) + "\n");
+    if (audit.length > maxEntries) audit.splice(0, audit.length - maxEntries);
+    const line = JSON.stringify(entry) + "\n";
+    let size = 0;
+    try {
+      size = statSync(auditFile).size;
+    } catch {
+      // not written yet
+    }
+    if (size + line.length > maxFileBytes) renameSync(auditFile, `${auditFile}.1`);
+    appendFileSync(auditFile, line);
   };
   const tokenFile = join(dir, "admin-token");
   if (!existsSync(tokenFile)) writeFileSync(tokenFile, randomBytes(24).toString("hex") + "\n", { mode: 0o600 });

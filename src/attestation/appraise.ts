@@ -107,6 +107,7 @@ export function appraiseAttestResponse(res: AttestResponse, expect: AppraisalExp
       maxPeAgeMs: policy.maxGvcertAgeDays * 86400_000,
       revocations: res.revocations,
       maxRevocationAgeMs: policy.maxRevocationAgeSeconds * 1000,
+      maxClockSkewMs: policy.maxClockSkewSeconds * 1000,
     });
     body = g.body;
     platform = "anonymous member of group " + g.group.id.slice(0, 16);

@@ -51,9 +51,14 @@ export interface GroupVerifyOptions {
   /** The signed revocation list the attestee's host attached (JSON text of SignedJson). */
   revocations: string | undefined;
   maxRevocationAgeMs: number;
+  /** How far in the future a revocation list may be dated (clock skew; default 5 s). */
+  maxClockSkewMs?: number;
 }
 
-export function verifyRevocationList(raw: string | undefined, g: VerifiedGvcert, now: Date, maxAgeMs: number): bigint[] {
+/** Default skew bound, as the policy's `maxClockSkewSeconds` default. */
+export const DEFAULT_REVOCATION_SKEW_MS = 5_000;
+
+export function verifyRevocationList(raw: string | undefined, g: Pick<VerifiedGvcert, "id" | "peKey">, now: Date, maxAgeMs: number, maxSkewMs = DEFAULT_REVOCATION_SKEW_MS): bigint[] {
   if (raw === undefined) {
     throw new AttestationError("CMR_ATTEST_REVOKED", "group evidence came without the verification node's revocation list", { hint: "the attesting node's host must be started with --verifier URL" });
   }
@@ -74,6 +79,13 @@ export function verifyRevocationList(raw: string | undefined, g: VerifiedGvcert,
   if (!parsedList.success) throw new AttestationError("CMR_ATTEST_REVOKED", "the signed revocation list is malformed");
   const list = parsedList.data;
   if (list.gvcertId !== g.id) throw new AttestationError("CMR_ATTEST_REVOKED", "the revocation list belongs to another group");
+  // A list dated ahead of our clock would stay "fresh" until that date: the freshness bound
+  // means nothing for it (signed while the verifier's clock ran ahead, or by a PE told so).
+  if (list.issuedAt - now.getTime() > maxSkewMs) {
+    throw new AttestationError("CMR_ATTEST_REVOKED", `the revocation list is dated ${Math.round((list.issuedAt - now.getTime()) / 1000)} s in the future (tolerated skew ${Math.round(maxSkewMs / 1000)} s)`, {
+      hint: "the verification node's clock or this machine's is wrong; fix the clock and fetch a new list",
+    });
+  }
   if (now.getTime() - list.issuedAt > maxAgeMs) {
     throw new AttestationError("CMR_ATTEST_REVOKED", `the revocation list is ${Math.round((now.getTime() - list.issuedAt) / 1000)} s old (max ${Math.round(maxAgeMs / 1000)} s): a host may be withholding a newer one`);
   }
@@ -99,7 +111,7 @@ export function verifyGroupEvidence(evidence: Evidence, opts: GroupVerifyOptions
   })());
   if (!bodyParsed.success) throw new AttestationError("CMR_ATTEST_EVIDENCE_FORMAT", "group quote body is malformed");
   // 2. the group signature is valid and its member is not revoked
-  const revoked = verifyRevocationList(opts.revocations, group, opts.now, opts.maxRevocationAgeMs);
+  const revoked = verifyRevocationList(opts.revocations, group, opts.now, opts.maxRevocationAgeMs, opts.maxClockSkewMs);
   try {
     ecdaaVerify(group.ipk, decodeSignature(Buffer.from(outer.groupSignature, "hex")), groupQuoteMessage(outer.body), undefined, revoked);
   } catch (e) {

@@ -19,7 +19,7 @@ import { AttestationError } from "../../errors.ts";
 import { LABELS } from "../../protocol/labels.ts";
 import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { lengthPrefixed, sha512 } from "../../crypto/bytes.ts";
-import { decodeIssuerPublicKey, type IssuerPublicKey } from "../../crypto/ecdaa/index.ts";
+import { decodeIssuerPublicKey, verifyIssuerPublicKey, type IssuerPublicKey } from "../../crypto/ecdaa/index.ts";
 import { SignedJsonSchema, verifySignedJson, type SignedJson } from "./signed-json.ts";
 
 /** How far the vendor's time may be from the PE's (seed [85]: "a preset window"). */
@@ -73,6 +73,29 @@ export interface VerifiedGvcert {
   vendorReport: VendorReport;
 }
 
+/**
+ * The issuer key's proof of knowledge of (x, y) (docs/protocol/ecdaa.md: members and verifiers
+ * check it before trusting the key). A few pairing-free multiplications in G2, but every
+ * handshake verifies a gvcert, so keys that passed are remembered (bounded: a handful of groups).
+ */
+const provenIssuerKeys = new Set<string>();
+const MAX_PROVEN_ISSUER_KEYS = 64;
+export const issuerKeyProofStats = { checks: 0 };
+
+function checkIssuerKeyProof(keyHex: string, ipk: IssuerPublicKey): void {
+  if (provenIssuerKeys.has(keyHex)) return;
+  issuerKeyProofStats.checks++;
+  try {
+    verifyIssuerPublicKey(ipk);
+  } catch {
+    throw new AttestationError("CMR_ATTEST_GVCERT", "the gvcert's group public key carries no valid proof of knowledge of its secret (issuer key proof)", {
+      hint: "the verification node's group key was not generated honestly; do not trust this group",
+    });
+  }
+  if (provenIssuerKeys.size >= MAX_PROVEN_ISSUER_KEYS) provenIssuerKeys.delete(provenIssuerKeys.values().next().value as string);
+  provenIssuerKeys.add(keyHex);
+}
+
 export function gvcertId(text: string): string {
   return createHash("sha256").update(text, "utf8").digest("hex");
 }
@@ -116,6 +139,7 @@ export function verifyGvcert(text: string, opts: { trustedRoots: string[]; trust
   } catch {
     throw new AttestationError("CMR_ATTEST_GVCERT", "the gvcert's group public key does not decode");
   }
+  checkIssuerKeyProof(gvcert.groupPublicKey, ipk);
   return { gvcert, id, ipk, peKey: createPublicKey(gvcert.peSigningKey), vendorReport: report };
 }
 

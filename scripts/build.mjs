@@ -21,7 +21,21 @@ const common = {
   absWorkingDir: root,
   banner: { js: "import { createRequire as __cmrCreateRequire } from 'node:module'; const require = __cmrCreateRequire(import.meta.url);" },
 };
-await build({ ...common, entryPoints: ["src/enclave/runtime/main.ts"], outfile: "dist/enclave.mjs", external: [] });
+// The enclave bundle carries no native-addon loader and no shell execution (issue #14 item 5):
+// cbor-x's Node entry tries `cbor-extract`, whose prebuild loader honours host environment
+// variables and whose libc probe (detect-libc) runs `getconf`/`ldd`. cbor-x's plain entry is the
+// same decoder without the optional native string extractor; anything that still asks for a
+// native loader fails the build. test/unit/enclave/bundle-contents.test.ts checks the output.
+const enclaveNoNative = {
+  name: "enclave-no-native",
+  setup(b) {
+    b.onResolve({ filter: /^cbor-x$/ }, () => ({ path: join(root, "node_modules", "cbor-x", "index.js") }));
+    b.onResolve({ filter: /^(cbor-extract|@cbor-extract\/.*|node-gyp-build(-optional-packages)?|detect-libc|bindings)$/ }, (a) => ({
+      errors: [{ text: `${a.path} (a native-addon loader) must not be bundled into the enclave (imported by ${a.importer})` }],
+    }));
+  },
+};
+await build({ ...common, entryPoints: ["src/enclave/runtime/main.ts"], outfile: "dist/enclave.mjs", external: [], plugins: [enclaveNoNative] });
 await build({
   ...common,
   entryPoints: ["src/cli/main.ts"],

@@ -10,15 +10,14 @@
  * @module
  */
 import { z } from "zod";
-import { readFileSync } from "node:fs";
 import { generateKeyPairSync } from "node:crypto";
-import { join } from "node:path";
 import { GroupAttester } from "./group-attester.ts";
 import { ProvisioningEnclave } from "../provisioning/provisioning-enclave.ts";
 import { CmrError } from "../../errors.ts";
 import { createTeeBackend, type TeeBackend } from "../tee/index.ts";
 import { serveEcalls, type Handler } from "./channel.ts";
 import { EnclaveObjectStore } from "./object-store.ts";
+import { enclaveVendorRoots, type AnchorSource } from "./trust-anchors.ts";
 import { CoordinatorEnclave } from "../coordinator/coordinator-enclave.ts";
 import { WorkerEnclave } from "../worker/worker-enclave.ts";
 import { AttesterCalls, parseArgs, ProvisioningCalls, WorkerCalls } from "./ecall-args.ts";
@@ -39,14 +38,6 @@ const InitSchema = z.object({
   joinMeasurements: z.array(z.string().regex(/^[0-9a-f]{64,96}$/)).max(64).optional(),
 });
 
-/** The simulated vendor root(s) this platform was provisioned under: the enclave's own copy. */
-function vendorRoots(dataDir: string): string[] {
-  try {
-    return [readFileSync(join(dataDir, "sim", "vendor-root-cert.pem"), "utf8")];
-  } catch {
-    return [];
-  }
-}
 
 let tee: TeeBackend | undefined;
 const handlers: Record<string, Handler> = {
@@ -57,7 +48,8 @@ const handlers: Record<string, Handler> = {
     const a = r.data;
     tee = createTeeBackend({ backend: a.backend, dataDir: a.dataDir, programPath: process.argv[1]! });
     const store = new EnclaveObjectStore(a.storageDir);
-    const roots = vendorRoots(a.dataDir);
+    // Trust anchors from measured code or the platform itself, never a bare host file.
+    const roots = enclaveVendorRoots(tee as AnchorSource, a.dataDir);
     if (a.role === "provisioning") {
       const pe = new ProvisioningEnclave(tee, roots, a.joinMeasurements);
       Object.assign(handlers, {

@@ -61,6 +61,11 @@ export class SimulatedTee implements TeeBackend {
     return Buffer.from(this.#measurement);
   }
 
+  /** The platform attestation certificate (PEM): the enclave's trust anchor is its issuer. */
+  platformCertificate(): string {
+    return this.#platformCert;
+  }
+
   async quote(reportData: Uint8Array): Promise<Evidence> {
     if (reportData.length !== 64) throw new RangeError(`"reportData" expected 64 bytes, got ${reportData.length}`);
     const body: SimQuoteBody = {

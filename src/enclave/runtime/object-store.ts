@@ -16,6 +16,7 @@ import { PassThrough, type Readable } from "node:stream";
 import { CmrError, IntegrityError } from "../../errors.ts";
 import { assertObjectId } from "../../protocol/object-ids.ts";
 import { DecryptStream, EncryptStream } from "../../crypto/aead-stream.ts";
+import { storageError } from "../../protocol/storage-errors.ts";
 
 export interface EncryptedWriter {
   readonly objectId: string;
@@ -63,7 +64,11 @@ export class EnclaveObjectStore {
       throw new CmrError("CMR_STORAGE_NOT_FOUND", `object ${objectId} is missing from storage`, { hint: "the object was deleted or never written; re-upload or re-run the job" });
     }
     const src = createReadStream(p, { highWaterMark: 1024 * 1024 });
-    if (this.plaintext) return src;
+    if (this.plaintext) {
+      const out = new PassThrough();
+      src.on("error", (e) => out.destroy(storageError(e, objectId, "read")));
+      return src.pipe(out);
+    }
     const dec = new DecryptStream(key.expose(), { streamId: objectId });
     if (expectSha256 !== undefined) {
       // The digest its writer declared: catches a valid but different ciphertext (an older
@@ -75,7 +80,7 @@ export class EnclaveObjectStore {
         if (h.digest("hex") !== expectSha256) dec.destroy(new IntegrityError(objectId, { details: { reason: "digest" } }));
       });
     }
-    src.on("error", (e) => dec.destroy(new CmrError("CMR_STORAGE_IO", `cannot read ${objectId}: ${(e as NodeJS.ErrnoException).code ?? "I/O error"}`)));
+    src.on("error", (e) => dec.destroy(storageError(e, objectId, "read")));
     return src.pipe(dec);
   }
 
@@ -86,7 +91,11 @@ export class EnclaveObjectStore {
    */
   createEncryptedWriter(objectId: string, key: SecretKey): EncryptedWriter {
     const p = this.path(objectId);
-    mkdirSync(dirname(p), { recursive: true });
+    try {
+      mkdirSync(dirname(p), { recursive: true });
+    } catch (e) {
+      throw storageError(e, objectId, "write");
+    }
     const tmp = `${p}.tmp-${randomBytes(6).toString("hex")}`;
     const hash = createHash("sha256");
     let bytes = 0;
@@ -99,7 +108,8 @@ export class EnclaveObjectStore {
     const done = pipeline(enc, createWriteStream(tmp));
     let failure: unknown;
     done.catch((e: unknown) => {
-      failure = e;
+      // ENOSPC, EDQUOT, EIO...: CMR_STORAGE_IO naming the object and its stage.
+      failure = storageError(e, objectId, "write");
     });
     return {
       objectId,
@@ -107,7 +117,7 @@ export class EnclaveObjectStore {
         if (failure !== undefined) throw failure;
         if (!enc.write(data)) await new Promise<void>((resolve, reject) => {
           enc.once("drain", resolve);
-          done.catch(reject);
+          done.catch((e: unknown) => reject(storageError(e, objectId, "write")));
         });
       },
       async end(): Promise<{ sha256: string; bytes: number }> {
@@ -117,7 +127,7 @@ export class EnclaveObjectStore {
           renameSync(tmp, p);
         } catch (e) {
           rmSync(tmp, { force: true });
-          throw e;
+          throw storageError(e, objectId, "write");
         }
         return { sha256: plaintext ? "" : hash.digest("hex"), bytes };
       },
@@ -143,7 +153,11 @@ export class EnclaveObjectStore {
   /** SHA-256 of the stored ciphertext, to compare with the digest its writer reported. */
   async digest(objectId: string): Promise<string> {
     const h = createHash("sha256");
-    for await (const chunk of createReadStream(this.path(objectId))) h.update(chunk as Buffer);
+    try {
+      for await (const chunk of createReadStream(this.path(objectId))) h.update(chunk as Buffer);
+    } catch (e) {
+      throw storageError(e, objectId, "read");
+    }
     return h.digest("hex");
   }
 

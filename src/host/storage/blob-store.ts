@@ -14,6 +14,7 @@ import { pipeline } from "node:stream/promises";
 import type { Readable } from "node:stream";
 import { CmrError } from "../../errors.ts";
 import { assertObjectId } from "../../protocol/object-ids.ts";
+import { storageError } from "../../protocol/storage-errors.ts";
 
 export interface BlobStore {
   /** Store a stream under `objectId` atomically (readers never see a partial object). */
@@ -42,7 +43,11 @@ export class LocalBlobStore implements BlobStore {
 
   async put(objectId: string, body: Readable, opts: { maxBytes?: number } = {}): Promise<{ bytes: number }> {
     const p = this.#path(objectId);
-    mkdirSync(dirname(p), { recursive: true });
+    try {
+      mkdirSync(dirname(p), { recursive: true });
+    } catch (e) {
+      throw storageError(e, objectId, "write");
+    }
     const tmp = `${p}.tmp-${randomBytes(6).toString("hex")}`;
     let bytes = 0;
     const max = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
@@ -55,7 +60,7 @@ export class LocalBlobStore implements BlobStore {
       renameSync(tmp, p);
     } catch (e) {
       rmSync(tmp, { force: true });
-      throw e instanceof CmrError ? e : new CmrError("CMR_STORAGE_IO", `storing ${objectId} failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw storageError(e, objectId, "write");
     }
     return { bytes };
   }

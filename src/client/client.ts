@@ -35,6 +35,20 @@ export interface JobStatus {
   error?: { code: string; message: string; hint?: string };
   resumedFrom?: string;
   result?: { resultObject: string; rows: number; sealedSummary: string };
+  /** Split progress the coordinator enclave reported: records (and bytes, when it says) read. */
+  split?: { records: number; bytes?: number; at: string };
+  createdAt?: string;
+  updatedAt?: string;
+  /** When the job's storage objects were collected (`cmr gc`): its result is gone. */
+  collectedAt?: string;
+}
+
+/** Why the client is waiting, reported while it waits (e.g. for a restarting coordinator). */
+export interface WaitInfo {
+  reason: string;
+  code: string;
+  waitedMs: number;
+  patienceMs: number;
 }
 
 /**
@@ -53,14 +67,17 @@ export async function attestCoordinator(url: string, policy: Policy, now?: () =>
 }
 
 /** S11: encrypt `file` under the upload key (derived from the first key) and upload it. */
-export async function uploadFile(url: string, session: VerifiedSession, file: string, opts: { uploadId?: string; viaStorageDir?: string; insecurePlaintext?: boolean } = {}): Promise<{ uploadId: string; sha256: string }> {
+export async function uploadFile(url: string, session: VerifiedSession, file: string, opts: { uploadId?: string; viaStorageDir?: string; insecurePlaintext?: boolean; onProgress?: (plaintextBytes: number) => void } = {}): Promise<{ uploadId: string; sha256: string; bytes: number }> {
   const uploadId = opts.uploadId ?? `u${randomBytes(8).toString("hex")}`;
   const objectId = objectIds.upload(uploadId);
   const key = deriveObjectKey(session.toEnclave, LABELS.uploadKey, uploadId);
   const hash = createHash("sha256");
+  let bytes = 0;
   const tap = new Transform({
     transform(chunk: Buffer, _e, cb) {
       hash.update(chunk);
+      bytes += chunk.length;
+      opts.onProgress?.(bytes);
       cb(null, chunk);
     },
   });
@@ -84,7 +101,7 @@ export async function uploadFile(url: string, session: VerifiedSession, file: st
   } finally {
     key.destroy();
   }
-  return { uploadId, sha256: hash.digest("hex") };
+  return { uploadId, sha256: hash.digest("hex"), bytes };
 }
 
 export async function submitJob(url: string, session: VerifiedSession, spec: JobSpecInput): Promise<void> {
@@ -94,7 +111,7 @@ export async function submitJob(url: string, session: VerifiedSession, spec: Job
   await postJson(`${url}/v1/jobs`, { sessionId: session.sessionId, challenge: session.challenge, jobId: spec.jobId, uploadId: spec.uploadId, sealedJob });
 }
 
-export async function waitForJob(url: string, jobId: string, onProgress?: (s: JobStatus) => void, pollMs = 100, patienceMs = 60_000): Promise<JobStatus> {
+export async function waitForJob(url: string, jobId: string, onProgress?: (s: JobStatus) => void, pollMs = 100, patienceMs = 60_000, onWait?: (w: WaitInfo) => void): Promise<JobStatus> {
   let unreachableSince: number | undefined;
   for (;;) {
     let s: JobStatus;
@@ -105,7 +122,9 @@ export async function waitForJob(url: string, jobId: string, onProgress?: (s: Jo
       // A coordinator that restarts resumes its jobs: keep asking for a while.
       if ((e as CmrError).code !== "CMR_UNREACHABLE") throw e;
       unreachableSince ??= Date.now();
-      if (Date.now() - unreachableSince > patienceMs) throw e;
+      const waitedMs = Date.now() - unreachableSince;
+      if (waitedMs > patienceMs) throw e;
+      onWait?.({ reason: `the coordinator does not answer (${(e as CmrError).message}); a restarting coordinator resumes its jobs`, code: "CMR_UNREACHABLE", waitedMs, patienceMs });
       await new Promise((r) => setTimeout(r, 500));
       continue;
     }

@@ -24,6 +24,8 @@ import { JobRunner, type CheckpointStage, type JobRecord } from "./job-runner.ts
 import { CoordinatorStateStore } from "./state-store.ts";
 import { join } from "node:path";
 import { WorkerRegistry } from "./worker-registry.ts";
+import { addOperatorRoutes } from "../console/operator-api.ts";
+import { noteSplitProgress } from "../console/split-progress.ts";
 
 export interface CoordinatorOptions {
   port: number;
@@ -80,6 +82,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       ...(opts.onFrame ? { onFrame: (raw: Buffer, f: IpcFrame) => opts.onFrame!(raw, f, scope) } : {}),
       onEvent: (e: IpcEvent) => {
         if (e.event === "log") log(`[enclave ${scope}] ${String(e.data.message)}`);
+        else if (e.event === "progress") noteSplitProgress(jobs, jobScopes, scope, e.data);
       },
     });
     try {
@@ -100,6 +103,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const first = await pool.get(isolation === "shared" ? "shared" : isolation === "client" ? "client:default" : "type:default");
   const workers = new WorkerRegistry();
   const jobs = new Map<string, JobRecord>();
+  const jobScopes = new Map<string, string>();
   const state = new CoordinatorStateStore(opts.statePath ?? join(opts.dataDir, "coordinator", "state.db"));
   const operatorToken = opts.operatorToken ?? loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
   const admin = (req: IncomingMessage): void => requireBearer(req, operatorToken);
@@ -113,6 +117,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       onCheckpoint: (stage, sealed) => state.saveCheckpoint(jobId, stage, sealed),
     }, previous);
     jobs.set(jobId, runner.record);
+    jobScopes.set(jobId, e.scope);
     return runner;
   };
   // After a restart: terminal jobs keep their status and results; running jobs resume from
@@ -214,6 +219,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       res.writeHead(200, { "content-type": "application/octet-stream" });
       body.pipe(res);
     });
+  addOperatorRoutes(router, { admin, jobs, workers, store: opts.store, saveRecord: (r) => state.updateJobRecord(r), forgetWorker: (id) => state.removeWorker(id), log });
   const { server, url } = await listen(router, opts.port, opts.host);
   return {
     url,

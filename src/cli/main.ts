@@ -25,6 +25,7 @@ import { verifyEvidenceCommand } from "./commands/verify-evidence.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { verifyReceiptCommand } from "./commands/verify-receipt.ts";
 import { serviceUrl } from "./url.ts";
+import { parseDelimiter } from "../client/delimited.ts";
 import { jsonError } from "./output.ts";
 import { gcCommand, jobsCommand, tokenInDataDir, workersListCommand, workersRemoveCommand } from "./commands/operator.ts";
 import { newJobId } from "./commands/run-job.ts";
@@ -241,12 +242,15 @@ program
   .option("--policy <file>", "the data owner's policy (required with --coordinator)")
   .option("--plaintext", "INSECURE: same engine without encrypting the data (attestation still runs; for benchmarks and debugging)")
   .option("--json", "print a machine-readable summary on stdout (job id, rows, per-stage timings); needs --out")
+  .option("--delimiter <char>", "CSV separated by another character: tab, semicolon, pipe or any one ASCII character (rewritten to commas on this machine before upload)")
   .addOption(dataDirOption())
   .addHelpText("after", "\nExamples:\n  cmr run --input tx.csv --key account --op sum --value amount --out totals.csv\n  cmr run --input events.jsonl --key user --op count --partition range --workers 5\n  cmr run --input tx.csv --job my-job.mjs --out result.csv\n\nOutput: CSV with header key,value; one row per key, sorted by key in UTF-8 byte order.")
   .action(async (o: Record<string, string | number | boolean | undefined>) => {
     if (o.json && !o.out) throw new CmrError("CMR_USAGE", "--json needs --out FILE: the result goes to the file, the JSON summary to stdout");
     const input = String(o.input);
     const format = (o.format as "csv" | "jsonl" | undefined) ?? (/\.jsonl?$|\.ndjson$/i.test(input) ? "jsonl" : "csv");
+    const delimiter = o.delimiter === undefined ? undefined : parseDelimiter(String(o.delimiter));
+    if (delimiter !== undefined && format !== "csv") throw new CmrError("CMR_USAGE", "--delimiter applies to CSV input only");
     let code: JobCode;
     let codeHashes: string[] = [];
     if (o.job) {
@@ -291,6 +295,7 @@ program
       const t0 = Date.now();
       const { summary, status, coordinator } = await runJob({
         jobId,
+        ...(delimiter !== undefined && delimiter !== 0x2c ? { delimiter } : {}),
         url: cluster?.url ?? String(o.coordinator),
         policy,
         input,

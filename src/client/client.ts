@@ -9,7 +9,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { PassThrough, Transform } from "node:stream";
 import { CmrError } from "../errors.ts";
@@ -23,6 +23,7 @@ import { objectIds } from "../protocol/object-ids.ts";
 import type { JobSpecInput, JobSummary } from "../protocol/job.ts";
 import { getJson, httpRequest, postJson, expectJson } from "../host/http/client.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
+import { delimitedToCsvStream } from "./delimited.ts";
 import { ReceiptSchema, receiptKeyFromClaims, verifyReceiptSignature, type Receipt, type SignedReceipt } from "../protocol/receipt.ts";
 
 export interface JobStatus {
@@ -67,7 +68,7 @@ export async function attestCoordinator(url: string, policy: Policy, now?: () =>
 }
 
 /** S11: encrypt `file` under the upload key (derived from the first key) and upload it. */
-export async function uploadFile(url: string, session: VerifiedSession, file: string, opts: { uploadId?: string; viaStorageDir?: string; insecurePlaintext?: boolean; onProgress?: (plaintextBytes: number) => void } = {}): Promise<{ uploadId: string; sha256: string; bytes: number }> {
+export async function uploadFile(url: string, session: VerifiedSession, file: string, opts: { uploadId?: string; viaStorageDir?: string; insecurePlaintext?: boolean; onProgress?: (plaintextBytes: number) => void; delimiter?: number } = {}): Promise<{ uploadId: string; sha256: string; bytes: number }> {
   const uploadId = opts.uploadId ?? `u${randomBytes(8).toString("hex")}`;
   const objectId = objectIds.upload(uploadId);
   const key = deriveObjectKey(session.toEnclave, LABELS.uploadKey, uploadId);
@@ -88,13 +89,17 @@ export async function uploadFile(url: string, session: VerifiedSession, file: st
       const p = join(opts.viaStorageDir, objectId);
       mkdirSync(dirname(p), { recursive: true });
       const tmp = `${p}.tmp-${randomBytes(4).toString("hex")}`;
-      await pipeline(createReadStream(file), tap, enc, createWriteStream(tmp));
+      if (opts.delimiter !== undefined) await pipeline(createReadStream(file), delimitedToCsvStream(opts.delimiter, basename(file)), tap, enc, createWriteStream(tmp));
+      else await pipeline(createReadStream(file), tap, enc, createWriteStream(tmp));
       renameSync(tmp, p);
       await postJson(`${url}/v1/uploads/${uploadId}/notify`, { sessionId: session.sessionId, challenge: session.challenge });
     } else {
       const src = createReadStream(file);
-      const body = src.pipe(tap).pipe(enc);
+      // With --delimiter, the text is rewritten to comma CSV first; the digest is of what is sent.
+      const rewrite = opts.delimiter !== undefined ? delimitedToCsvStream(opts.delimiter, basename(file)) : undefined;
+      const body = (rewrite ? src.pipe(rewrite) : src).pipe(tap).pipe(enc);
       src.on("error", (e) => enc.destroy(new CmrError("CMR_USAGE", `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
+      rewrite?.on("error", (e) => enc.destroy(e));
       // The upload carries the challenge value of the coordinator's attestation (seed [111]).
       await expectJson(httpRequest(`${url}/v1/uploads/${uploadId}`, { method: "PUT", headers: { "content-type": "application/octet-stream", "x-cmr-session": session.sessionId, "x-cmr-challenge": session.challenge }, body }));
     }

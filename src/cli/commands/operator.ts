@@ -83,6 +83,8 @@ async function waitForWorkers(coordinator: string, o: OperatorOptions, n: number
   for (;;) {
     let reason: string;
     try {
+      // A coordinator that is starting may not have written its token file yet: wait for it too.
+      if (!(o.token || process.env.CMR_OPERATOR_TOKEN || tokenInDataDir(o.dataDir))) throw new CmrError("CMR_UNREACHABLE", `no operator token in ${o.dataDir} yet (the coordinator writes it when it first starts)`);
       const { workers } = await call<{ workers: WorkerRow[] }>(`${coordinator}/v1/workers`, o);
       const live = workers.filter((w) => !w.failedAt);
       if (live.length >= n) {
@@ -92,7 +94,7 @@ async function waitForWorkers(coordinator: string, o: OperatorOptions, n: number
       reason = `${live.length} of ${n} workers registered`;
     } catch (e) {
       if ((e as CmrError).code !== "CMR_UNREACHABLE") throw e;
-      reason = `the coordinator at ${coordinator} does not answer yet (${(e as CmrError).message})`;
+      reason = /no operator token/.test((e as CmrError).message) ? (e as CmrError).message : `the coordinator at ${coordinator} does not answer yet (${(e as CmrError).message})`;
     }
     const waited = Date.now() - t0;
     if (waited > timeoutMs) throw new CmrError("CMR_UNREACHABLE", `gave up after ${Math.round(waited / 1000)} s: ${reason}`, { hint: "is the coordinator running, and did the workers start (their logs say why not)?" });

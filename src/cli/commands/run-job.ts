@@ -41,6 +41,8 @@ export interface RunJobOptions {
   insecurePlaintext?: boolean;
   /** The job id to submit under (default: a fresh random one); the CLI prints it first. */
   jobId?: string;
+  /** CSV input separated by this byte instead of commas (rewritten on this machine; see client/delimited.ts). */
+  delimiter?: number;
 }
 
 export interface RunJobResult {
@@ -50,8 +52,9 @@ export interface RunJobResult {
 }
 
 /** The receipt with what an offline checker needs: the coordinator's attestation answer. */
-export function writeReceiptBundle(path: string, summary: JobSummary, attestation: unknown, inputName: string): void {
-  const bundle = { format: "cmr/receipt-bundle/v1", inputName, receipt: summary.receipt, attestation };
+export function writeReceiptBundle(path: string, summary: JobSummary, attestation: unknown, inputName: string, inputDelimiter?: number): void {
+  // inputDelimiter: the input was rewritten from this separator to commas before upload.
+  const bundle = { format: "cmr/receipt-bundle/v1", inputName, ...(inputDelimiter !== undefined ? { inputDelimiter: String.fromCharCode(inputDelimiter) } : {}), receipt: summary.receipt, attestation };
   writeFileSync(path, JSON.stringify(bundle, null, 2) + "\n");
 }
 
@@ -77,6 +80,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
   const { uploadId, sha256: inputSha256, bytes } = await uploadFile(o.url, session, o.input, {
     ...(o.viaStorageDir ? { viaStorageDir: o.viaStorageDir } : {}),
     insecurePlaintext: o.insecurePlaintext === true,
+    ...(o.delimiter !== undefined ? { delimiter: o.delimiter } : {}),
     onProgress: (n) => tick(n === total) && say(`upload ${formatBytes(n)} of ${formatBytes(total)} (${total ? Math.floor((n / total) * 100) : 100}%)  ${formatRate(n, t0, Date.now(), "bytes")}  encrypting under the first key`),
   });
   say(`uploaded ${basename(o.input)}: ${formatBytes(bytes)} in ${Date.now() - t0} ms (${formatRate(bytes, t0, Date.now(), "bytes")}), encrypted under the first key`);
@@ -123,6 +127,6 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
   }
   const codeSha256 = o.code.kind === "custom" ? o.code.sha256 : createHash("sha256").update(canonicalJson(o.code)).digest("hex");
   const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true, expect: { inputSha256, codeSha256, policy: o.policy } });
-  if (o.receiptOut) writeReceiptBundle(o.receiptOut, summary, session.response, basename(o.input));
+  if (o.receiptOut) writeReceiptBundle(o.receiptOut, summary, session.response, basename(o.input), o.delimiter);
   return { summary, status, coordinator: session.appraisal };
 }

@@ -11,7 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { PassThrough, Transform } from "node:stream";
+import { PassThrough, Transform, type Readable } from "node:stream";
 import { CmrError } from "../errors.ts";
 import { Handshake, type VerifiedSession } from "../attestation/relying-party.ts";
 import type { Policy } from "../attestation/policy.ts";
@@ -68,8 +68,11 @@ export async function attestCoordinator(url: string, policy: Policy, now?: () =>
 }
 
 /** S11: encrypt `file` under the upload key (derived from the first key) and upload it. */
-export async function uploadFile(url: string, session: VerifiedSession, file: string, opts: { uploadId?: string; viaStorageDir?: string; insecurePlaintext?: boolean; onProgress?: (plaintextBytes: number) => void; delimiter?: number } = {}): Promise<{ uploadId: string; sha256: string; bytes: number }> {
+export async function uploadFile(url: string, session: VerifiedSession, input: string | Readable, opts: { uploadId?: string; viaStorageDir?: string; insecurePlaintext?: boolean; onProgress?: (plaintextBytes: number) => void; delimiter?: number } = {}): Promise<{ uploadId: string; sha256: string; bytes: number }> {
   const uploadId = opts.uploadId ?? `u${randomBytes(8).toString("hex")}`;
+  // A path is read here; a stream (the SDK's `upload(stream)`) is read as it comes.
+  const file = typeof input === "string" ? input : "input stream";
+  const open = (): Readable => (typeof input === "string" ? createReadStream(input) : input);
   const objectId = objectIds.upload(uploadId);
   const key = deriveObjectKey(session.toEnclave, LABELS.uploadKey, uploadId);
   const hash = createHash("sha256");
@@ -89,12 +92,12 @@ export async function uploadFile(url: string, session: VerifiedSession, file: st
       const p = join(opts.viaStorageDir, objectId);
       mkdirSync(dirname(p), { recursive: true });
       const tmp = `${p}.tmp-${randomBytes(4).toString("hex")}`;
-      if (opts.delimiter !== undefined) await pipeline(createReadStream(file), delimitedToCsvStream(opts.delimiter, basename(file)), tap, enc, createWriteStream(tmp));
-      else await pipeline(createReadStream(file), tap, enc, createWriteStream(tmp));
+      if (opts.delimiter !== undefined) await pipeline(open(), delimitedToCsvStream(opts.delimiter, basename(file)), tap, enc, createWriteStream(tmp));
+      else await pipeline(open(), tap, enc, createWriteStream(tmp));
       renameSync(tmp, p);
       await postJson(`${url}/v1/uploads/${uploadId}/notify`, { sessionId: session.sessionId, challenge: session.challenge });
     } else {
-      const src = createReadStream(file);
+      const src = open();
       // With --delimiter, the text is rewritten to comma CSV first; the digest is of what is sent.
       const rewrite = opts.delimiter !== undefined ? delimitedToCsvStream(opts.delimiter, basename(file)) : undefined;
       const body = (rewrite ? src.pipe(rewrite) : src).pipe(tap).pipe(enc);

@@ -101,6 +101,10 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     policy: o.policy,
   });
   let splitStart: number | undefined;
+  let splitRecords = -1;
+  let splitSeenAt = 0; // when this count was first seen: the rate is count / time to reach it
+  // A new count always shows; the rate alone refreshes a terminal often, a log every few seconds.
+  const splitTick = throttle(progress.tty ? 200 : 5000);
   const waitTick = throttle(1000);
   const status = await waitForJob(
     o.url,
@@ -111,7 +115,11 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
         splitStart ??= Date.now();
         const sp = s.split;
         if (!sp) say(`split  reading ${basename(o.input)} in the coordinator enclave…`);
-        else say(`split  ${sp.records.toLocaleString("en-US")} records${sp.bytes !== undefined ? `, ${formatBytes(sp.bytes)} of ${formatBytes(bytes)} (${bytes ? Math.floor((sp.bytes / bytes) * 100) : 100}%)  ${formatRate(sp.bytes, splitStart, Date.now(), "bytes")}` : ""}  ${formatRate(sp.records, splitStart, Date.now(), "records")}`);
+        else if (sp.records !== splitRecords || splitTick()) {
+          if (sp.records !== splitRecords) splitSeenAt = Date.now();
+          splitRecords = sp.records;
+          say(`split  ${sp.records.toLocaleString("en-US")} records${sp.bytes !== undefined ? `, ${formatBytes(sp.bytes)} of ${formatBytes(bytes)} (${bytes ? Math.floor((sp.bytes / bytes) * 100) : 100}%)  ${formatRate(sp.bytes, splitStart, splitSeenAt, "bytes")}` : ""}  ${formatRate(sp.records, splitStart, splitSeenAt, "records")}`);
+        }
       } else if (s.state === "mapping") say(`map    ${bar(p.mapsDone, p.shards)}  (${p.inputRecords} records)`);
       else if (s.state === "reducing") say(`reduce ${bar(p.reducesDone, p.reducers)}`);
       else say(`${s.state}…`);

@@ -26,6 +26,7 @@ import { join } from "node:path";
 import { WorkerRegistry } from "./worker-registry.ts";
 import { addOperatorRoutes } from "../console/operator-api.ts";
 import { noteSplitProgress } from "../console/split-progress.ts";
+import { addConsoleRoutes } from "../console/console-routes.ts";
 
 export interface CoordinatorOptions {
   port: number;
@@ -219,6 +220,13 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       res.writeHead(200, { "content-type": "application/octet-stream" });
       body.pipe(res);
     });
+  addConsoleRoutes(router, admin, {
+    coordinator: { measurement: first.info.measurement, backend: first.info.backend, simulated: first.info.simulated, isolation, group: first.info.join?.gvcertId ?? null, verifierUrl: opts.verifierUrl ?? null },
+    enclaves: async () => (await pool.all()).map((e) => ({ scope: e.scope, group: e.info.join?.gvcertId ?? null })),
+    revocations: async () => first.info.revocations?.current(),
+    workers: () => workers.list(),
+    jobs: () => [...jobs.values()],
+  });
   addOperatorRoutes(router, { admin, jobs, workers, store: opts.store, saveRecord: (r) => state.updateJobRecord(r), forgetWorker: (id) => state.removeWorker(id), log });
   const { server, url } = await listen(router, opts.port, opts.host);
   return {

@@ -1,7 +1,7 @@
 // Type declarations for the library entry (package.json "exports"."types"): TypeScript 7's tsc
 // emits .d.ts for every file of the program (tsconfig.sdk.json); we keep only those the public
 // entry dist/types/client/index.d.ts reaches through its imports. Measured on this repo: tsc
-// takes ~5 s and writes 75 files (376 KiB); the pruned set is what ships.
+// takes 2.4 s (warm) to 6.3 s (cold) and writes 75 files (376 KiB); the pruned set (12 files, 80 KiB) ships.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";

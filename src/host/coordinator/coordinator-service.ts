@@ -75,6 +75,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const log = opts.log ?? (() => {});
   const isolation = opts.isolation ?? "client";
   const programSha256 = fileSha256(opts.programPath);
+  // Before the first enclave starts: its events (split progress) are attributed to these jobs.
+  const jobs = new Map<string, JobRecord>();
+  const jobScopes = new Map<string, string>();
   const pool = new EnclavePool<EnclaveInfo>(async (scope) => {
     const enclave = EnclaveProcess.start({
       programPath: opts.programPath,
@@ -103,8 +106,6 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   // Start one enclave now: it proves the program runs and gives /v1/health its measurement.
   const first = await pool.get(isolation === "shared" ? "shared" : isolation === "client" ? "client:default" : "type:default");
   const workers = new WorkerRegistry();
-  const jobs = new Map<string, JobRecord>();
-  const jobScopes = new Map<string, string>();
   const state = new CoordinatorStateStore(opts.statePath ?? join(opts.dataDir, "coordinator", "state.db"));
   const operatorToken = opts.operatorToken ?? loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
   const admin = (req: IncomingMessage): void => requireBearer(req, operatorToken);

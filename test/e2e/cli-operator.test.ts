@@ -71,6 +71,13 @@ test("commander's own errors exit 2 in subcommands too; --json callers get the e
   const j = await cmr(["status", "j1", "--json"]);
   assert.equal(j.code, 2);
   assert.equal((JSON.parse(j.stdout) as { error: { code: string } }).error.code, "CMR_USAGE");
+  const noFile = await cmr(["verify-receipt", join(dir, "missing.receipt.json"), "--json"]);
+  assert.equal(noFile.code, 2);
+  assert.equal((JSON.parse(noFile.stdout) as { error: { code: string } }).error.code, "CMR_USAGE");
+  writeFileSync(join(dir, "not-a-bundle.json"), "{}");
+  const notBundle = await cmr(["verify-receipt", join(dir, "not-a-bundle.json"), "--json"]);
+  assert.equal(notBundle.code, 1);
+  assert.deepEqual(JSON.parse(notBundle.stdout), { ok: false, verified: false, error: { code: "CMR_RECEIPT_INVALID", message: `${join(dir, "not-a-bundle.json")} is not a cmr receipt bundle (receipt and attestation)` } });
   const failed = await cmr(["status", "j1", "--coordinator", `http://127.0.0.1:${await closedPort()}`, "--json"]);
   assert.equal(failed.code, 1);
   const e = JSON.parse(failed.stdout) as { ok: boolean; error: { code: string; hint?: string } };

@@ -43,13 +43,17 @@ export function verifyReceiptCommand(file: string, o: { input?: string; result?:
   try {
     bundle = JSON.parse(readFileSync(file, "utf8")) as typeof bundle;
   } catch (e) {
-    process.stderr.write(`cmr: CMR_USAGE: cannot read receipt bundle ${file}: ${(e as NodeJS.ErrnoException).code ?? "not JSON"}\n`);
+    const msg = `cannot read receipt bundle ${file}: ${(e as NodeJS.ErrnoException).code ?? "not JSON"}`;
+    process.stderr.write(`cmr: CMR_USAGE: ${msg}\n`);
+    if (o.json) process.stdout.write(JSON.stringify({ ok: false, verified: false, error: { code: "CMR_USAGE", message: msg } }) + "\n");
     return 2;
   }
   const signed = SignedReceiptSchema.safeParse(bundle.receipt);
   const att = AttestResponseSchema.safeParse(bundle.attestation);
   if (!signed.success || !att.success) {
-    process.stderr.write(`cmr: CMR_RECEIPT_INVALID: ${file} is not a cmr receipt bundle (receipt and attestation)\n`);
+    const msg = `${file} is not a cmr receipt bundle (receipt and attestation)`;
+    process.stderr.write(`cmr: CMR_RECEIPT_INVALID: ${msg}\n`);
+    if (o.json) process.stdout.write(JSON.stringify({ ok: false, verified: false, error: { code: "CMR_RECEIPT_INVALID", message: msg } }) + "\n");
     return 1;
   }
   let receipt: Receipt | undefined;

@@ -1,12 +1,14 @@
 /**
  * The README's "Running a cluster by hand" block, run as written (issue #16 item 4): each line
- * in order in a fresh bash, with `npx cmr` resolving to this checkout, on loopback. Only the
- * port is changed (to a free one, so parallel test files cannot collide).
+ * in order in a fresh bash with job control on (as in an interactive shell, where `kill %1`
+ * signals the job's whole process group), with `npx cmr` resolving to this checkout, on loopback.
+ * Only the port is changed (to a free one, so parallel test files cannot collide). Afterwards no
+ * process the walkthrough started may be left running (the last line stops the nodes).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -20,6 +22,20 @@ function readmeBlock(): string {
   const m = /```sh\n([\s\S]*?)```/.exec(readme.slice(at));
   assert.ok(m, "the section has a sh block");
   return m[1]!;
+}
+
+/** Processes whose working directory is `dir`: everything the walkthrough started (enclaves too). */
+function processesIn(dir: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readlinkSync(`/proc/${name}/cwd`) === dir) pids.push(Number(name));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
 }
 
 async function freePort(): Promise<number> {
@@ -41,7 +57,7 @@ test("README: running a cluster by hand works when pasted line by line", { timeo
   symlinkSync(repo, join(dir, "node_modules", "cmr"));
   symlinkSync(join(repo, "bin", "cmr.mjs"), join(dir, "node_modules", ".bin", "cmr"));
   writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "walkthrough", private: true, dependencies: { cmr: "*" } }));
-  writeFileSync(join(dir, "walkthrough.sh"), script);
+  writeFileSync(join(dir, "walkthrough.sh"), `set -m\n${script}`);
   const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ""}`, npm_config_offline: "true", npm_config_update_notifier: "false", CMR_OPERATOR_TOKEN: "", CMR_DATA_DIR: "" };
   delete (env as Record<string, string | undefined>).CMR_DATA_DIR;
   delete (env as Record<string, string | undefined>).CMR_OPERATOR_TOKEN;
@@ -51,14 +67,20 @@ test("README: running a cluster by hand works when pasted line by line", { timeo
   child.stdout.on("data", (d) => (stdout += d));
   child.stderr.on("data", (d) => (stderr += d));
   let code: number | null;
+  let leftover: number[] = [];
   try {
     code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
   } finally {
-    // Whatever the outcome, nothing of the walkthrough keeps running.
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch {
-      // already gone
+    // Whatever the outcome, nothing of the walkthrough keeps running: after a short grace for
+    // the nodes' own shutdown, what is left (by pid) is recorded and stopped.
+    await new Promise((r) => setTimeout(r, 2000));
+    leftover = processesIn(dir);
+    for (const pid of leftover) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
     }
   }
   const logs = ["coordinator.log", "worker-1.log", "worker-2.log"].map((f) => (existsSync(join(dir, f)) ? `--- ${f}\n${readFileSync(join(dir, f), "utf8").slice(-1500)}` : "")).join("\n");
@@ -70,4 +92,5 @@ test("README: running a cluster by hand works when pasted line by line", { timeo
   assert.match(stdout, /j[0-9a-f]{16} +succeeded/);
   assert.match(stderr, /^job j[0-9a-f]{16}$/m);
   assert.ok(existsSync(join(dir, "totals.csv.receipt.json")));
+  assert.deepEqual(leftover, [], "kill %1 %2 %3 stopped every node and enclave");
 });

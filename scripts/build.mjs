@@ -42,3 +42,11 @@ await build({
   outfile: "dist/cmr.mjs",
   external: ["cbor-x", "isolated-vm"],
 });
+// dist/sdk.mjs: the library entry (`import { Client, loadPolicy } from "cmr"`, src/client/index.ts);
+// the package's dependencies stay imports, so an application shares them.
+await build({
+  ...common,
+  entryPoints: ["src/client/index.ts"],
+  outfile: "dist/sdk.mjs",
+  external: ["@noble/curves", "@noble/hashes", "@peculiar/x509", "cbor-x", "commander", "reflect-metadata", "zod", "isolated-vm"],
+});

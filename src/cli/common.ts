@@ -59,6 +59,9 @@ export function loadPolicyFile(path: string): Policy {
 
 export class Progress {
   readonly #tty = process.stderr.isTTY === true && process.env.CI !== "true";
+  get tty(): boolean {
+    return this.#tty;
+  }
   #last = "";
 
   update(line: string): void {

@@ -5,7 +5,7 @@
  */
 import { Command, Option } from "commander";
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CmrError } from "../errors.ts";
 import { BUILTIN_OPS, type JobCode } from "../protocol/job.ts";
@@ -25,13 +25,24 @@ import { demo } from "./commands/demo.ts";
 import { verifyEvidenceCommand } from "./commands/verify-evidence.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { verifyReceiptCommand } from "./commands/verify-receipt.ts";
+import { serviceUrl } from "./url.ts";
+import { parseDelimiter } from "../client/delimited.ts";
+import { jsonError } from "./output.ts";
+import { gcCommand, jobsCommand, tokenInDataDir, workersListCommand, workersRemoveCommand } from "./commands/operator.ts";
+import { newJobId } from "./commands/run-job.ts";
+import { VENDOR_FILES, SIM_DIR } from "../host/sim-vendor/provision.ts";
 
 const program = new Command();
 program
   .name("cmr")
   .description("Confidential MapReduce: attested enclaves split, map, shuffle and reduce your data; the platform operator only ever handles ciphertext.")
   .version("0.1.0")
-  .showHelpAfterError("(run with --help for usage)");
+  .showHelpAfterError("(run with --help for usage)")
+  // Before any subcommand is made: commander copies this setting into each one, so its own usage
+  // errors (missing option, bad choice) reach our boundary and exit 2, not 1.
+  .exitOverride();
+/** Set by `cmr run` once it has a job id, so a --json failure still names the job. */
+let currentJobId: string | undefined;
 
 const dataDirOption = () => new Option("--data-dir <dir>", `data directory: simulated platform, vendor root, sealed state (env CMR_DATA_DIR, default ${DEFAULTS.dataDir})`);
 const teeOption = () =>
@@ -71,7 +82,7 @@ program
 program
   .command("attest")
   .description("run the attested key agreement against a coordinator and print what was verified")
-  .option("--coordinator <url>", "coordinator to attest")
+  .option("--coordinator <url>", "coordinator to attest (e.g. http://127.0.0.1:7400)", serviceUrl("--coordinator"))
   .option("--local", "start a local coordinator (simulated TEE) and attest it")
   .option("--policy <file>", "the data owner's policy (JSON); default with --local: this machine's vendor root and build")
   .option("--json", "machine-readable output")
@@ -79,6 +90,8 @@ program
   .addHelpText("after", "\nExamples:\n  cmr attest --local\n  cmr attest --coordinator http://10.0.0.5:7400 --policy policy.json --json")
   .action(async (o: { coordinator?: string; local?: boolean; policy?: string; json?: boolean; dataDir?: string }) => {
     if (!o.local && !o.coordinator) throw new CmrError("CMR_USAGE", "give --coordinator URL or --local");
+    // Never trust (or make) a vendor root implicitly for a remote cluster: the policy says whom to trust.
+    if (o.coordinator && !o.policy) throw new CmrError("CMR_USAGE", "--coordinator needs --policy FILE: the vendor roots and measurements you trust", { hint: "write one with `cmr policy init --coordinator URL --data-dir DIR_OF_THE_CLUSTER'S_VENDOR_ROOT` and review it" });
     const dataDir = dataDirFrom(o.dataDir);
     const policy = o.policy ? loadPolicyFile(o.policy) : await localPolicy(dataDir);
     if (policy.allowSimulated) warnSimulated();
@@ -122,7 +135,7 @@ program
   .option("--port <n>", "port to listen on (0 = any free port)", int("--port"), DEFAULTS.coordinatorPort)
   .option("--host <addr>", "address to bind", "127.0.0.1")
   .option("--storage <dir>", "object storage directory (ciphertext only)", ".cmr/storage")
-  .option("--verifier <url>", "verification node: join its group so quotes are group-signed (seed [87-99])")
+  .option("--verifier <url>", "verification node: join its group so quotes are group-signed (seed [87-99])", serviceUrl("--verifier"))
   .addOption(teeOption())
   .addOption(new Option("--isolation <mode>", "one enclave per client, per preset data type, or one shared enclave (seed [64-72])").choices(["client", "data-type", "shared"]).default("client"))
   .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
@@ -144,15 +157,15 @@ program
 program
   .command("worker")
   .description("run a worker (second compute node): registers with the coordinator, which attests it before giving it any key")
-  .requiredOption("--coordinator <url>", "coordinator URL")
+  .requiredOption("--coordinator <url>", "coordinator URL", serviceUrl("--coordinator"))
   .option("--capabilities <list>", "what this worker can do: map,reduce", "map,reduce")
   .option("--data-types <list>", "preset data types this worker serves (e.g. transaction); default: any", "")
   .option("--id <name>", "worker id (default: worker-<random>)")
   .option("--port <n>", "port to listen on (0 = any free port)", int("--port"), 0)
   .option("--host <addr>", "address to bind", "127.0.0.1")
   .option("--storage <dir>", "object storage directory shared with the coordinator", ".cmr/storage")
-  .option("--verifier <url>", "verification node: join its group so quotes are group-signed")
-  .option("--operator-token <token>", "the coordinator's operator token, needed to register (env CMR_OPERATOR_TOKEN; it is in the coordinator's <data-dir>/coordinator/operator-token)")
+  .option("--verifier <url>", "verification node: join its group so quotes are group-signed", serviceUrl("--verifier"))
+  .option("--operator-token <token>", "the coordinator's operator token, needed to register (env CMR_OPERATOR_TOKEN; default: <data-dir>/coordinator/operator-token when the coordinator shares this data directory)")
   .addOption(teeOption())
   .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
   .option("--max-enclaves <n>", "live enclaves on this node at most; idle ones are stopped, new scopes beyond the cap wait 5 s, then get CMR_ENCLAVE_LIMIT", int("--max-enclaves"), 8)
@@ -163,7 +176,7 @@ program
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     assertDataDirUsable(dataDir);
     await initSimPlatform(dataDir, o.vendorDir);
-    const operatorToken = o.operatorToken ?? process.env.CMR_OPERATOR_TOKEN;
+    const operatorToken = o.operatorToken || process.env.CMR_OPERATOR_TOKEN || tokenInDataDir(dataDir);
     const caps = list(o.capabilities);
     const bad = caps.filter((c) => c !== "map" && c !== "reduce");
     if (bad.length) throw new CmrError("CMR_USAGE", `unknown capability ${bad.join(", ")}: use map and/or reduce`);
@@ -235,14 +248,19 @@ program
   })
   .option("--client <name>", "your name as a data owner: a per-client coordinator runs your job in your own enclave", "default")
   .option("--receipt <file>", "write the signed job receipt and the coordinator's attestation here (default with --out: OUT.receipt.json); check it later with `cmr verify-receipt`")
-  .option("--coordinator <url>", "use a running cluster instead of an embedded local one")
+  .option("--coordinator <url>", "use a running cluster instead of an embedded local one", serviceUrl("--coordinator"))
   .option("--policy <file>", "the data owner's policy (required with --coordinator)")
   .option("--plaintext", "INSECURE: same engine without encrypting the data (attestation still runs; for benchmarks and debugging)")
+  .option("--json", "print a machine-readable summary on stdout (job id, rows, per-stage timings); needs --out")
+  .option("--delimiter <char>", "CSV separated by another character: tab, semicolon, pipe or any one ASCII character (rewritten to commas on this machine before upload)")
   .addOption(dataDirOption())
   .addHelpText("after", "\nExamples:\n  cmr run --input tx.csv --key account --op sum --value amount --out totals.csv\n  cmr run --input events.jsonl --key user --op count --partition range --workers 5\n  cmr run --input tx.csv --job my-job.mjs --out result.csv\n\nOutput: CSV with header key,value; one row per key, sorted by key in UTF-8 byte order.")
   .action(async (o: Record<string, string | number | boolean | undefined>) => {
+    if (o.json && !o.out) throw new CmrError("CMR_USAGE", "--json needs --out FILE: the result goes to the file, the JSON summary to stdout");
     const input = String(o.input);
     const format = (o.format as "csv" | "jsonl" | undefined) ?? (/\.jsonl?$|\.ndjson$/i.test(input) ? "jsonl" : "csv");
+    const delimiter = o.delimiter === undefined ? undefined : parseDelimiter(String(o.delimiter));
+    if (delimiter !== undefined && format !== "csv") throw new CmrError("CMR_USAGE", "--delimiter applies to CSV input only");
     let code: JobCode;
     let codeHashes: string[] = [];
     if (o.job) {
@@ -255,7 +273,6 @@ program
       const sha256 = createHash("sha256").update(source, "utf8").digest("hex");
       codeHashes = [sha256];
       code = { kind: "custom", source, sha256, ...(o.key ? { splitField: String(o.key) } : {}) };
-      process.stderr.write(`approving job code ${String(o.job)} sha256 ${sha256}\n`);
     } else {
       if (!o.op || !o.key) throw new CmrError("CMR_USAGE", "give --key FIELD and --op count|sum|min|max|avg (or --job FILE.mjs)", { hint: "e.g. cmr run --input tx.csv --key account --op sum --value amount" });
       if (o.op !== "count" && !o.value) throw new CmrError("CMR_USAGE", `--op ${String(o.op)} needs --value FIELD`);
@@ -266,6 +283,12 @@ program
     }
     const workers = Number(o.workers);
     if (workers < 1) throw new CmrError("CMR_USAGE", "--workers must be at least 1");
+    if (o.coordinator && !o.policy) throw new CmrError("CMR_USAGE", "--coordinator needs --policy FILE (the measurements and roots you trust)");
+    // The job id comes first, so a job that fails later can still be looked up (cmr status).
+    const jobId = newJobId();
+    currentJobId = jobId;
+    process.stderr.write(`job ${jobId}\n`);
+    if (code.kind === "custom") process.stderr.write(`approving job code ${String(o.job)} sha256 ${code.sha256}\n`);
     const dataDir = dataDirFrom(o.dataDir as string | undefined);
     let policy;
     if (o.coordinator) {
@@ -286,7 +309,9 @@ program
     interrupt?.stopping(() => cluster!.stop());
     try {
       const t0 = Date.now();
-      const { summary, status } = await runJob({
+      const { summary, status, coordinator } = await runJob({
+        jobId,
+        ...(delimiter !== undefined && delimiter !== 0x2c ? { delimiter } : {}),
         url: cluster?.url ?? String(o.coordinator),
         policy,
         input,
@@ -304,7 +329,12 @@ program
         ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}),
         ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}),
       });
-      process.stderr.write(`done: ${summary.rows} keys from ${summary.inputRecords} records${summary.badRecords ? `, ${summary.badRecords} bad records skipped` : ""}; ${summary.shards.length} shards, ${summary.reducers.length} reducers; ${Date.now() - t0} ms (${Object.entries(status.timings).map(([k, v]) => `${k} ${v}`).join(", ")})\n`);
+      const elapsedMs = Date.now() - t0;
+      process.stderr.write(`done: job ${jobId}: ${summary.rows} keys from ${summary.inputRecords} records${summary.badRecords ? `, ${summary.badRecords} bad records skipped` : ""}; ${summary.shards.length} shards, ${summary.reducers.length} reducers; ${elapsedMs} ms (${Object.entries(status.timings).map(([k, v]) => `${k} ${v}`).join(", ")})\n`);
+      if (o.json) {
+        const receipt = o.receipt ? String(o.receipt) : `${String(o.out)}.receipt.json`;
+        process.stdout.write(JSON.stringify({ ok: true, jobId, state: status.state, out: String(o.out), receipt, rows: summary.rows, inputRecords: summary.inputRecords, badRecords: summary.badRecords, shards: summary.shards.length, reducers: summary.reducers.length, coordinator: { measurement: coordinator.measurement, backend: coordinator.backend, simulated: coordinator.simulated }, timingsMs: status.timings, elapsedMs }, null, 2) + "\n");
+      }
     } finally {
       interrupt?.dispose();
       await cluster?.stop();
@@ -371,7 +401,7 @@ program
   .command("status")
   .description("show a job's state on a coordinator: stage, progress, attestations, whether it resumed after a restart, and why it failed")
   .argument("<job>", "job id (it is in the receipt bundle cmr run writes, and in `GET /v1/jobs` records)")
-  .requiredOption("--coordinator <url>", "coordinator URL")
+  .requiredOption("--coordinator <url>", "coordinator URL", serviceUrl("--coordinator"))
   .option("--json", "machine-readable output")
   .action(async (jobId: string, o: { coordinator: string; json?: boolean }) => {
     const s = await getJson<JobStatus>(`${o.coordinator.replace(/\/$/, "")}/v1/jobs/${encodeURIComponent(jobId)}`);
@@ -381,10 +411,11 @@ program
       const p = s.progress;
       const lines = [
         `job ${s.jobId}: ${s.state}${s.resumedFrom ? ` (resumed after a coordinator restart from stage ${s.resumedFrom})` : ""}`,
-        `  progress: ${p.inputRecords} records, maps ${p.mapsDone}/${p.shards}, reduces ${p.reducesDone}/${p.reducers}`,
+        `  progress: ${p.inputRecords} records, maps ${p.mapsDone}/${p.shards}, reduces ${p.reducesDone}/${p.reducers}${s.state === "splitting" && s.split ? ` (split: ${s.split.records} records read${s.split.bytes !== undefined ? `, ${s.split.bytes} bytes` : ""})` : ""}`,
+        ...(Object.keys(s.timings).length ? [`  timings:  ${Object.entries(s.timings).map(([k, v]) => `${k} ${v} ms`).join(", ")}`] : []),
         `  attestations: ${s.attestations.filter((a) => a.result === "accepted").length} accepted, ${s.attestations.filter((a) => a.result === "refused").length} refused`,
         ...(s.error ? [`  error: ${s.error.code}: ${s.error.message}`, ...(s.error.hint ? [`  hint: ${s.error.hint}`] : [])] : []),
-        ...(s.result ? [`  result: ${s.result.rows} rows, ready to fetch (only the client that submitted it can decrypt it)`] : []),
+        ...(s.result ? [s.collectedAt ? `  result: ${s.result.rows} rows; its objects were collected (cmr gc) at ${s.collectedAt}` : `  result: ${s.result.rows} rows, ready to fetch (only the client that submitted it can decrypt it)`] : []),
       ];
       process.stdout.write(lines.join("\n") + "\n");
     }
@@ -408,8 +439,8 @@ program
   .description("check this machine's TEE interfaces, the policy, collateral and the cluster's reachability, and say how to fix what is wrong")
   .addOption(dataDirOption())
   .option("--policy <file>", "policy to check this build's measurement against")
-  .option("--coordinator <url>", "coordinator to check")
-  .option("--verifier <url>", "verification node to check")
+  .option("--coordinator <url>", "coordinator to check", serviceUrl("--coordinator"))
+  .option("--verifier <url>", "verification node to check", serviceUrl("--verifier"))
   .option("--json", "machine-readable output")
   .action(async (o: { dataDir?: string; policy?: string; coordinator?: string; verifier?: string; json?: boolean }) => {
     process.exitCode = await doctorCommand({ ...o, dataDir: dataDirFrom(o.dataDir) });
@@ -419,17 +450,74 @@ const policyCmd = program.command("policy").description("data owner policies");
 policyCmd
   .command("init")
   .description("write a policy from a running cluster's measurements, for you to review")
-  .option("--coordinator <url>", "running coordinator to read the measurement from (default: this build)")
+  .option("--coordinator <url>", "running coordinator to read the measurement from (default: this build)", serviceUrl("--coordinator"))
   .option("--out <file>", "where to write it", "policy.json")
   .option("--allow-simulated", "accept simulated evidence (development only)")
   .addOption(dataDirOption())
+  .addHelpText("after", "\nThe policy trusts the simulated vendor root in --data-dir, which must exist: `cmr init` (or the cluster's\nown `cmr coordinator`) makes it. cmr never creates a vendor root here on its own, since a policy that\ntrusts a fresh root would not match the cluster (or would trust the wrong one).\n\nExample:\n  cmr policy init --coordinator http://127.0.0.1:7400 --data-dir .cmr --allow-simulated --out policy.json")
   .action(async (o: { coordinator?: string; out: string; allowSimulated?: boolean; dataDir?: string }) => {
-    const base = await localPolicy(dataDirFrom(o.dataDir));
+    const dataDir = dataDirFrom(o.dataDir);
+    if (!existsSync(join(dataDir, SIM_DIR, VENDOR_FILES.rootCert))) {
+      throw new CmrError("CMR_USAGE", `no simulated vendor root in ${dataDir} (${SIM_DIR}/${VENDOR_FILES.rootCert}); cmr policy init does not create one`, { hint: "give --data-dir of the cluster whose vendor root you trust, or run `cmr init --data-dir DIR` first" });
+    }
+    const base = await localPolicy(dataDir);
     let m = base.measurements.coordinator[0]!;
     if (o.coordinator) m = (await getJson<{ measurement: string }>(`${o.coordinator}/v1/health`)).measurement;
     const policy = { ...base, allowSimulated: o.allowSimulated === true, measurements: { coordinator: [m], worker: [m] } };
     writeFileSync(o.out, JSON.stringify(policy, null, 2) + "\n");
     process.stdout.write(`wrote ${o.out}: review the measurements and roots before trusting it${policy.allowSimulated ? " (accepts SIMULATED evidence)" : ""}\n`);
+  });
+
+const tokenOption = () => new Option("--operator-token <token>", "the coordinator's operator token (env CMR_OPERATOR_TOKEN; default: <data-dir>/coordinator/operator-token)");
+const workersCmd = program.command("workers").description("the workers registered with a coordinator (operator token needed)");
+workersCmd
+  .command("list", { isDefault: true })
+  .description("list registered workers: id, URL, claimed capabilities and data types, health")
+  .requiredOption("--coordinator <url>", "coordinator URL", serviceUrl("--coordinator"))
+  .option("--wait-for <n>", "first wait (saying for what) until the coordinator answers and N live workers are registered", int("--wait-for"))
+  .option("--timeout <seconds>", "how long --wait-for waits", int("--timeout"), 60)
+  .option("--json", "machine-readable output")
+  .addOption(tokenOption())
+  .addOption(dataDirOption())
+  .addHelpText("after", "\nExamples:\n  cmr workers --coordinator http://127.0.0.1:7400\n  cmr workers --coordinator http://127.0.0.1:7400 --wait-for 2   # until 2 workers registered")
+  .action(async (o: { coordinator: string; waitFor?: number; timeout: number; json?: boolean; operatorToken?: string; dataDir?: string }) => {
+    process.exitCode = await workersListCommand(o.coordinator, { token: o.operatorToken, dataDir: dataDirFrom(o.dataDir), json: o.json === true, ...(o.waitFor !== undefined ? { waitFor: o.waitFor, timeoutMs: o.timeout * 1000 } : {}) });
+  });
+workersCmd
+  .command("remove")
+  .description("remove a worker's registration (a dead or retired worker): it gets no new tasks")
+  .argument("<worker-id>", "the id `cmr workers` lists")
+  .requiredOption("--coordinator <url>", "coordinator URL", serviceUrl("--coordinator"))
+  .option("--json", "machine-readable output")
+  .addOption(tokenOption())
+  .addOption(dataDirOption())
+  .action(async (id: string, o: { coordinator: string; json?: boolean; operatorToken?: string; dataDir?: string }) => {
+    process.exitCode = await workersRemoveCommand(o.coordinator, id, { token: o.operatorToken, dataDir: dataDirFrom(o.dataDir), json: o.json === true });
+  });
+
+program
+  .command("jobs")
+  .description("list a coordinator's jobs: id, state, progress, per-stage timings, failure code (operator token needed)")
+  .requiredOption("--coordinator <url>", "coordinator URL", serviceUrl("--coordinator"))
+  .option("--json", "machine-readable output")
+  .addOption(tokenOption())
+  .addOption(dataDirOption())
+  .action(async (o: { coordinator: string; json?: boolean; operatorToken?: string; dataDir?: string }) => {
+    process.exitCode = await jobsCommand(o.coordinator, { token: o.operatorToken, dataDir: dataDirFrom(o.dataDir), json: o.json === true });
+  });
+
+program
+  .command("gc")
+  .description("delete finished jobs' objects (ciphertext shards, partitions, results) from storage; their status records stay")
+  .requiredOption("--coordinator <url>", "coordinator URL", serviceUrl("--coordinator"))
+  .option("--job <id>", "collect this finished job only")
+  .option("--older-than <age>", "only jobs finished at least this long ago: 30s, 15m, 12h, 7d (default: every finished job)")
+  .option("--json", "machine-readable output")
+  .addOption(tokenOption())
+  .addOption(dataDirOption())
+  .addHelpText("after", "\nA collected job's result can no longer be fetched; its receipt (if you kept it) still verifies.\n\nExamples:\n  cmr gc --coordinator http://127.0.0.1:7400 --older-than 7d\n  cmr gc --coordinator http://127.0.0.1:7400 --job j0123456789abcdef")
+  .action(async (o: { coordinator: string; job?: string; olderThan?: string; json?: boolean; operatorToken?: string; dataDir?: string }) => {
+    process.exitCode = await gcCommand(o.coordinator, { token: o.operatorToken, dataDir: dataDirFrom(o.dataDir), json: o.json === true, ...(o.job ? { jobId: o.job } : {}), ...(o.olderThan ? { olderThan: o.olderThan } : {}) });
   });
 
 /**
@@ -449,14 +537,18 @@ function followParent(): void {
 }
 followParent();
 
-program.exitOverride();
+// Exit status everywhere: 0 success, 1 failure, 2 usage error (commander's own errors included).
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
   const ce = e as { code?: string; exitCode?: number };
+  const json = process.argv.includes("--json");
   if (typeof ce.code === "string" && ce.code.startsWith("commander.")) {
-    process.exitCode = ce.code === "commander.helpDisplayed" || ce.code === "commander.version" ? 0 : 2;
+    const ok = ce.code === "commander.helpDisplayed" || ce.code === "commander.version";
+    process.exitCode = ok ? 0 : 2;
+    if (!ok && json) process.stdout.write(jsonError(e));
   } else {
     process.exitCode = reportError(e);
+    if (json) process.stdout.write(jsonError(e, currentJobId));
   }
 }

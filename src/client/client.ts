@@ -9,9 +9,9 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { PassThrough, Transform } from "node:stream";
+import { PassThrough, Transform, type Readable } from "node:stream";
 import { CmrError } from "../errors.ts";
 import { Handshake, type VerifiedSession } from "../attestation/relying-party.ts";
 import type { Policy } from "../attestation/policy.ts";
@@ -23,6 +23,7 @@ import { objectIds } from "../protocol/object-ids.ts";
 import type { JobSpecInput, JobSummary } from "../protocol/job.ts";
 import { getJson, httpRequest, postJson, expectJson } from "../host/http/client.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
+import { delimitedToCsvStream } from "./delimited.ts";
 import { ReceiptSchema, receiptKeyFromClaims, verifyReceiptSignature, type Receipt, type SignedReceipt } from "../protocol/receipt.ts";
 
 export interface JobStatus {
@@ -35,6 +36,20 @@ export interface JobStatus {
   error?: { code: string; message: string; hint?: string };
   resumedFrom?: string;
   result?: { resultObject: string; rows: number; sealedSummary: string };
+  /** Split progress the coordinator enclave reported: records (and bytes, when it says) read. */
+  split?: { records: number; bytes?: number; at: string };
+  createdAt?: string;
+  updatedAt?: string;
+  /** When the job's storage objects were collected (`cmr gc`): its result is gone. */
+  collectedAt?: string;
+}
+
+/** Why the client is waiting, reported while it waits (e.g. for a restarting coordinator). */
+export interface WaitInfo {
+  reason: string;
+  code: string;
+  waitedMs: number;
+  patienceMs: number;
 }
 
 /**
@@ -53,14 +68,20 @@ export async function attestCoordinator(url: string, policy: Policy, now?: () =>
 }
 
 /** S11: encrypt `file` under the upload key (derived from the first key) and upload it. */
-export async function uploadFile(url: string, session: VerifiedSession, file: string, opts: { uploadId?: string; viaStorageDir?: string; insecurePlaintext?: boolean } = {}): Promise<{ uploadId: string; sha256: string }> {
+export async function uploadFile(url: string, session: VerifiedSession, input: string | Readable, opts: { uploadId?: string; viaStorageDir?: string; insecurePlaintext?: boolean; onProgress?: (plaintextBytes: number) => void; delimiter?: number } = {}): Promise<{ uploadId: string; sha256: string; bytes: number }> {
   const uploadId = opts.uploadId ?? `u${randomBytes(8).toString("hex")}`;
+  // A path is read here; a stream (the SDK's `upload(stream)`) is read as it comes.
+  const file = typeof input === "string" ? input : "input stream";
+  const open = (): Readable => (typeof input === "string" ? createReadStream(input) : input);
   const objectId = objectIds.upload(uploadId);
   const key = deriveObjectKey(session.toEnclave, LABELS.uploadKey, uploadId);
   const hash = createHash("sha256");
+  let bytes = 0;
   const tap = new Transform({
     transform(chunk: Buffer, _e, cb) {
       hash.update(chunk);
+      bytes += chunk.length;
+      opts.onProgress?.(bytes);
       cb(null, chunk);
     },
   });
@@ -71,20 +92,24 @@ export async function uploadFile(url: string, session: VerifiedSession, file: st
       const p = join(opts.viaStorageDir, objectId);
       mkdirSync(dirname(p), { recursive: true });
       const tmp = `${p}.tmp-${randomBytes(4).toString("hex")}`;
-      await pipeline(createReadStream(file), tap, enc, createWriteStream(tmp));
+      if (opts.delimiter !== undefined) await pipeline(open(), delimitedToCsvStream(opts.delimiter, basename(file)), tap, enc, createWriteStream(tmp));
+      else await pipeline(open(), tap, enc, createWriteStream(tmp));
       renameSync(tmp, p);
       await postJson(`${url}/v1/uploads/${uploadId}/notify`, { sessionId: session.sessionId, challenge: session.challenge });
     } else {
-      const src = createReadStream(file);
-      const body = src.pipe(tap).pipe(enc);
+      const src = open();
+      // With --delimiter, the text is rewritten to comma CSV first; the digest is of what is sent.
+      const rewrite = opts.delimiter !== undefined ? delimitedToCsvStream(opts.delimiter, basename(file)) : undefined;
+      const body = (rewrite ? src.pipe(rewrite) : src).pipe(tap).pipe(enc);
       src.on("error", (e) => enc.destroy(new CmrError("CMR_USAGE", `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
+      rewrite?.on("error", (e) => enc.destroy(e));
       // The upload carries the challenge value of the coordinator's attestation (seed [111]).
       await expectJson(httpRequest(`${url}/v1/uploads/${uploadId}`, { method: "PUT", headers: { "content-type": "application/octet-stream", "x-cmr-session": session.sessionId, "x-cmr-challenge": session.challenge }, body }));
     }
   } finally {
     key.destroy();
   }
-  return { uploadId, sha256: hash.digest("hex") };
+  return { uploadId, sha256: hash.digest("hex"), bytes };
 }
 
 export async function submitJob(url: string, session: VerifiedSession, spec: JobSpecInput): Promise<void> {
@@ -94,7 +119,7 @@ export async function submitJob(url: string, session: VerifiedSession, spec: Job
   await postJson(`${url}/v1/jobs`, { sessionId: session.sessionId, challenge: session.challenge, jobId: spec.jobId, uploadId: spec.uploadId, sealedJob });
 }
 
-export async function waitForJob(url: string, jobId: string, onProgress?: (s: JobStatus) => void, pollMs = 100, patienceMs = 60_000): Promise<JobStatus> {
+export async function waitForJob(url: string, jobId: string, onProgress?: (s: JobStatus) => void, pollMs = 100, patienceMs = 60_000, onWait?: (w: WaitInfo) => void): Promise<JobStatus> {
   let unreachableSince: number | undefined;
   for (;;) {
     let s: JobStatus;
@@ -105,7 +130,9 @@ export async function waitForJob(url: string, jobId: string, onProgress?: (s: Jo
       // A coordinator that restarts resumes its jobs: keep asking for a while.
       if ((e as CmrError).code !== "CMR_UNREACHABLE") throw e;
       unreachableSince ??= Date.now();
-      if (Date.now() - unreachableSince > patienceMs) throw e;
+      const waitedMs = Date.now() - unreachableSince;
+      if (waitedMs > patienceMs) throw e;
+      onWait?.({ reason: `the coordinator does not answer (${(e as CmrError).message}); a restarting coordinator resumes its jobs`, code: "CMR_UNREACHABLE", waitedMs, patienceMs });
       await new Promise((r) => setTimeout(r, 500));
       continue;
     }

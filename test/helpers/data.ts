@@ -57,16 +57,26 @@ export function writeJsonl(path: string, rows: Row[]): void {
 
 export type Op = "count" | "sum" | "min" | "max" | "avg";
 
-/** Exact decimal of a bigint number of hundredths, trailing zeros trimmed. */
-function exactCents(total: bigint): string {
+/**
+ * Exact decimal of a bigint number of hundredths at `scale` digits after the point (sums keep
+ * the largest scale their inputs state: 2 for the CSV's "12.50", fewer for JSON numbers).
+ */
+function exactCents(total: bigint, scale: number): string {
   const neg = total < 0n;
   const a = neg ? -total : total;
-  let s = `${a / 100n}.${String(a % 100n).padStart(2, "0")}`.replace(/\.?0+$/, "");
-  if (s === "") s = "0";
-  return s === "0" ? "0" : `${neg ? "-" : ""}${s}`;
+  const frac = String(a % 100n).padStart(2, "0");
+  const s = `${a / 100n}${scale > 0 ? "." + frac.slice(0, scale) : ""}`;
+  return `${neg && a !== 0n ? "-" : ""}${s}`;
 }
 
-export function expectedCsv(rows: Row[], op: Op): string {
+/** Digits after the point in the value text the data file holds for `cents`. */
+function statedScale(cents: number, format: "csv" | "jsonl"): number {
+  if (format === "csv") return 2;
+  const t = String(Number(centsText(cents)));
+  return t.includes(".") ? t.length - t.indexOf(".") - 1 : 0;
+}
+
+export function expectedCsv(rows: Row[], op: Op, format: "csv" | "jsonl" = "csv"): string {
   const groups = new Map<string, number[]>();
   for (const row of rows) {
     const g = groups.get(row.key);
@@ -84,7 +94,7 @@ export function expectedCsv(rows: Row[], op: Op): string {
         v = String(cs.length);
         break;
       case "sum":
-        v = exactCents(total);
+        v = exactCents(total, Math.max(...cs.map((c) => statedScale(c, format))));
         break;
       case "min":
         v = String(Math.min(...cs) / 100);

@@ -5,7 +5,7 @@
  * @module
  */
 import { createHash, randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
 import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { basename } from "node:path";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus } from "../../client/client.ts";
@@ -13,6 +13,7 @@ import type { Policy } from "../../attestation/policy.ts";
 import type { JobCode, JobSummary } from "../../protocol/job.ts";
 import { CmrError } from "../../errors.ts";
 import { bar, Progress } from "../common.ts";
+import { formatBytes, formatRate, throttle } from "../output.ts";
 import type { AppraisalResult } from "../../attestation/appraise.ts";
 
 export interface RunJobOptions {
@@ -38,6 +39,10 @@ export interface RunJobOptions {
   sortBufferMB?: number;
   /** INSECURE: no encryption of data objects (benchmarks, debugging). */
   insecurePlaintext?: boolean;
+  /** The job id to submit under (default: a fresh random one); the CLI prints it first. */
+  jobId?: string;
+  /** CSV input separated by this byte instead of commas (rewritten on this machine; see client/delimited.ts). */
+  delimiter?: number;
 }
 
 export interface RunJobResult {
@@ -47,19 +52,38 @@ export interface RunJobResult {
 }
 
 /** The receipt with what an offline checker needs: the coordinator's attestation answer. */
-export function writeReceiptBundle(path: string, summary: JobSummary, attestation: unknown, inputName: string): void {
-  const bundle = { format: "cmr/receipt-bundle/v1", inputName, receipt: summary.receipt, attestation };
+export function writeReceiptBundle(path: string, summary: JobSummary, attestation: unknown, inputName: string, inputDelimiter?: number): void {
+  // inputDelimiter: the input was rewritten from this separator to commas before upload.
+  const bundle = { format: "cmr/receipt-bundle/v1", inputName, ...(inputDelimiter !== undefined ? { inputDelimiter: String.fromCharCode(inputDelimiter) } : {}), receipt: summary.receipt, attestation };
   writeFileSync(path, JSON.stringify(bundle, null, 2) + "\n");
+}
+
+/** A fresh job id: public, names the job's objects and status. */
+export function newJobId(): string {
+  return `j${randomBytes(8).toString("hex")}`;
 }
 
 export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
   const progress = new Progress();
   const say = (l: string) => !o.quiet && progress.update(l);
+  const jobId = o.jobId ?? newJobId();
   const session = await attestCoordinator(o.url, o.policy, undefined, { ...(o.client ? { client: o.client } : {}), ...(o.dataType ? { dataType: o.dataType } : {}) });
   say(`attested coordinator ${session.appraisal.measurement.slice(0, 16)}… (${session.appraisal.backend})`);
-  const { uploadId, sha256: inputSha256 } = await uploadFile(o.url, session, o.input, { ...(o.viaStorageDir ? { viaStorageDir: o.viaStorageDir } : {}), insecurePlaintext: o.insecurePlaintext === true });
-  say(`uploaded ${basename(o.input)} encrypted under the first key`);
-  const jobId = `j${randomBytes(8).toString("hex")}`;
+  let total = 0;
+  try {
+    total = statSync(o.input).size;
+  } catch {
+    // uploadFile reports an unreadable input with its own error
+  }
+  const t0 = Date.now();
+  const tick = throttle(progress.tty ? 200 : 2000);
+  const { uploadId, sha256: inputSha256, bytes } = await uploadFile(o.url, session, o.input, {
+    ...(o.viaStorageDir ? { viaStorageDir: o.viaStorageDir } : {}),
+    insecurePlaintext: o.insecurePlaintext === true,
+    ...(o.delimiter !== undefined ? { delimiter: o.delimiter } : {}),
+    onProgress: (n) => tick(n === total) && say(`upload ${formatBytes(n)} of ${formatBytes(total)} (${total ? Math.floor((n / total) * 100) : 100}%)  ${formatRate(n, t0, Date.now(), "bytes")}  encrypting under the first key`),
+  });
+  say(`uploaded ${basename(o.input)}: ${formatBytes(bytes)} in ${Date.now() - t0} ms (${formatRate(bytes, t0, Date.now(), "bytes")}), encrypted under the first key`);
   await submitJob(o.url, session, {
     jobId,
     uploadId,
@@ -76,12 +100,34 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     ...(o.dataType ? { dataType: o.dataType } : {}),
     policy: o.policy,
   });
-  const status = await waitForJob(o.url, jobId, (s) => {
-    const p = s.progress;
-    if (s.state === "mapping") say(`map    ${bar(p.mapsDone, p.shards)}  (${p.inputRecords} records)`);
-    else if (s.state === "reducing") say(`reduce ${bar(p.reducesDone, p.reducers)}`);
-    else say(`${s.state}…`);
-  });
+  let splitStart: number | undefined;
+  let splitRecords = -1;
+  let splitSeenAt = 0; // when this count was first seen: the rate is count / time to reach it
+  // A new count always shows; the rate alone refreshes a terminal often, a log every few seconds.
+  const splitTick = throttle(progress.tty ? 200 : 5000);
+  const waitTick = throttle(1000);
+  const status = await waitForJob(
+    o.url,
+    jobId,
+    (s) => {
+      const p = s.progress;
+      if (s.state === "splitting") {
+        splitStart ??= Date.now();
+        const sp = s.split;
+        if (!sp) say(`split  reading ${basename(o.input)} in the coordinator enclave…`);
+        else if (sp.records !== splitRecords || splitTick()) {
+          if (sp.records !== splitRecords) splitSeenAt = Date.now();
+          splitRecords = sp.records;
+          say(`split  ${sp.records.toLocaleString("en-US")} records${sp.bytes !== undefined ? `, ${formatBytes(sp.bytes)} of ${formatBytes(bytes)} (${bytes ? Math.floor((sp.bytes / bytes) * 100) : 100}%)  ${formatRate(sp.bytes, splitStart, splitSeenAt, "bytes")}` : ""}  ${formatRate(sp.records, splitStart, splitSeenAt, "records")}`);
+        }
+      } else if (s.state === "mapping") say(`map    ${bar(p.mapsDone, p.shards)}  (${p.inputRecords} records)`);
+      else if (s.state === "reducing") say(`reduce ${bar(p.reducesDone, p.reducers)}`);
+      else say(`${s.state}…`);
+    },
+    100,
+    60_000,
+    (w) => waitTick() && say(`waiting: ${w.reason}; retrying for up to ${Math.round(w.patienceMs / 1000)} s (${Math.round(w.waitedMs / 1000)} s so far)`),
+  );
   progress.done();
   if (status.state !== "succeeded") {
     const err = status.error ?? { code: "CMR_JOB_FAILED", message: "job failed" };
@@ -89,6 +135,6 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
   }
   const codeSha256 = o.code.kind === "custom" ? o.code.sha256 : createHash("sha256").update(canonicalJson(o.code)).digest("hex");
   const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true, expect: { inputSha256, codeSha256, policy: o.policy } });
-  if (o.receiptOut) writeReceiptBundle(o.receiptOut, summary, session.response, basename(o.input));
+  if (o.receiptOut) writeReceiptBundle(o.receiptOut, summary, session.response, basename(o.input), o.delimiter);
   return { summary, status, coordinator: session.appraisal };
 }

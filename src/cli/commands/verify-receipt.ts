@@ -14,9 +14,13 @@ import { appraiseAttestResponse } from "../../attestation/appraise.ts";
 import { AttestResponseSchema } from "../../protocol/evidence.ts";
 import { ReceiptSchema, SignedReceiptSchema, receiptKeyFromClaims, verifyReceiptSignature, type Receipt } from "../../protocol/receipt.ts";
 import { loadPolicyFile } from "../common.ts";
+import { basename } from "node:path";
+import { delimitedToCsv, parseDelimiter } from "../../client/delimited.ts";
 
-function fileSha256(path: string): string {
-  return createHash("sha256").update(readFileSync(path)).digest("hex");
+function fileSha256(path: string, delimiter?: string): string {
+  const data = readFileSync(path);
+  // An input run with --delimiter was uploaded as its comma-CSV rewrite: hash that.
+  return createHash("sha256").update(delimiter ? delimitedToCsv(data, parseDelimiter(delimiter), basename(path)) : data).digest("hex");
 }
 
 /** The attester's own timestamp inside a simulated or group quote. */
@@ -35,17 +39,21 @@ export function verifyReceiptCommand(file: string, o: { input?: string; result?:
   const checks: { check: string; ok: boolean; detail: string }[] = [];
   const fail = (check: string, detail: string) => checks.push({ check, ok: false, detail });
   const pass = (check: string, detail: string) => checks.push({ check, ok: true, detail });
-  let bundle: { receipt?: unknown; attestation?: unknown };
+  let bundle: { receipt?: unknown; attestation?: unknown; inputDelimiter?: unknown };
   try {
     bundle = JSON.parse(readFileSync(file, "utf8")) as typeof bundle;
   } catch (e) {
-    process.stderr.write(`cmr: CMR_USAGE: cannot read receipt bundle ${file}: ${(e as NodeJS.ErrnoException).code ?? "not JSON"}\n`);
+    const msg = `cannot read receipt bundle ${file}: ${(e as NodeJS.ErrnoException).code ?? "not JSON"}`;
+    process.stderr.write(`cmr: CMR_USAGE: ${msg}\n`);
+    if (o.json) process.stdout.write(JSON.stringify({ ok: false, verified: false, error: { code: "CMR_USAGE", message: msg } }) + "\n");
     return 2;
   }
   const signed = SignedReceiptSchema.safeParse(bundle.receipt);
   const att = AttestResponseSchema.safeParse(bundle.attestation);
   if (!signed.success || !att.success) {
-    process.stderr.write(`cmr: CMR_RECEIPT_INVALID: ${file} is not a cmr receipt bundle (receipt and attestation)\n`);
+    const msg = `${file} is not a cmr receipt bundle (receipt and attestation)`;
+    process.stderr.write(`cmr: CMR_RECEIPT_INVALID: ${msg}\n`);
+    if (o.json) process.stdout.write(JSON.stringify({ ok: false, verified: false, error: { code: "CMR_RECEIPT_INVALID", message: msg } }) + "\n");
     return 1;
   }
   let receipt: Receipt | undefined;
@@ -72,7 +80,7 @@ export function verifyReceiptCommand(file: string, o: { input?: string; result?:
   else pass("signature", "signed by the attested coordinator enclave's receipt key");
   if (receipt) {
     if (o.input) {
-      const d = fileSha256(o.input);
+      const d = fileSha256(o.input, typeof bundle.inputDelimiter === "string" ? bundle.inputDelimiter : undefined);
       if (d === receipt.input.sha256) pass("input", `${o.input} is the input the enclave read (sha256 ${d})`);
       else fail("input", `${o.input} has sha256 ${d}; the enclave read ${receipt.input.sha256}`);
     }

@@ -160,7 +160,7 @@ export function compileJob(code: JobCode, ctx: RecordContext): CompiledJob {
                 return String((partials as number[]).reduce((a, b) => a + b, 0));
               case "sum": {
                 const s = new ExactSum();
-                for (const p of partials) s.addDecimal(dec.decode(p as string));
+                for (const p of partials) s.merge(ExactSum.from(p as string));
                 return s.toString();
               }
               case "avg": {

@@ -30,6 +30,18 @@ export function parseDecimal(text: string): Decimal | undefined {
   return normalize({ m: m[1] === "-" ? -mant : mant, e: exp });
 }
 
+/**
+ * The scale a decimal text states: how many digits it has after the point once its exponent is
+ * applied ("123.50" -> 2, "7" -> 0, "1.5e-3" -> 4, "1.50e1" -> 1). Sums keep the largest scale
+ * of their inputs, so money stays "123.50", not "123.5". Undefined for text parseDecimal refuses.
+ */
+export function scaleOf(text: string): number | undefined {
+  const m = DECIMAL.exec(text);
+  if (m === null) return undefined;
+  const s = (m[3]?.length ?? 0) - Number(m[4] ?? "0");
+  return Number.isSafeInteger(s) && Math.abs(s) <= 2100 ? Math.max(0, s) : undefined;
+}
+
 export function fromNumber(n: number): Decimal {
   return parseDecimal(String(n)) ?? ZERO;
 }
@@ -64,6 +76,19 @@ export function toPlainString(d: Decimal): string {
     out = point > 0 ? `${digits.slice(0, point)}.${digits.slice(point)}` : `0.${"0".repeat(-point)}${digits}`;
   }
   return neg ? `-${out}` : out;
+}
+
+/**
+ * Plain decimal text with at least `scale` digits after the point (trailing zeros added, never
+ * digits dropped): the one function that formats an exact sum for output.
+ */
+export function toScaledString(d: Decimal, scale: number): string {
+  const plain = toPlainString(d);
+  if (scale <= 0) return plain;
+  const point = plain.indexOf(".");
+  const have = point < 0 ? 0 : plain.length - point - 1;
+  if (have >= scale) return plain;
+  return `${plain}${point < 0 ? "." : ""}${"0".repeat(scale - have)}`;
 }
 
 export function encode(d: Decimal): string {

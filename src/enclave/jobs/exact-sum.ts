@@ -5,6 +5,11 @@
  * result is exactly the decimal sum, whatever the order of additions (decimal.ts is the
  * reference; this is its fast path).
  *
+ * Scale: a sum remembers the largest scale (digits after the point) of what was added, and
+ * `toString()` prints at least that many, so "123.50" + "1" is "124.50" and a partial sum that
+ * crosses a partition as text keeps its scale. Other accumulating paths (a fused map loop) should
+ * add with `addText`/`merge` and format with `toString()`, so every path prints sums alike.
+ *
  * Trust zone: TRUSTED (enclave only; sees plaintext values).
  *
  * @module
@@ -20,6 +25,8 @@ export class ExactSum {
   small = 0;
   big = 0n;
   scale = 0;
+  /** Largest scale stated by any added text (trailing zeros count): the output's scale. */
+  displayScale = 0;
 
   #rescale(to: number): boolean {
     if (to - this.scale > 15) {
@@ -47,6 +54,7 @@ export class ExactSum {
     const m = FAST.exec(text);
     if (m !== null) {
       const frac = m[3] ?? "";
+      if (frac.length > this.displayScale) this.displayScale = frac.length;
       const digits = m[2]!.length + frac.length;
       if (digits <= 15 && frac.length <= 15) {
         if (frac.length > this.scale) this.#rescale(frac.length);
@@ -63,30 +71,34 @@ export class ExactSum {
         }
       }
     }
-    this.addDecimal(dec.parseDecimal(text) ?? dec.ZERO);
+    this.addDecimal(dec.parseDecimal(text) ?? dec.ZERO, dec.scaleOf(text) ?? 0);
   }
 
-  addDecimal(d: dec.Decimal): void {
+  /** Add an exact value; `scale` is the scale its text stated (default: none beyond its digits). */
+  addDecimal(d: dec.Decimal, scale = 0): void {
+    if (scale > this.displayScale) this.displayScale = scale;
     if (d.m === 0n) return;
     if (d.e < -this.scale) this.#rescale(-d.e);
     this.big += d.m * 10n ** BigInt(d.e + this.scale);
   }
 
   merge(other: ExactSum): void {
-    this.addDecimal(other.toDecimal());
+    this.addDecimal(other.toDecimal(), other.displayScale);
   }
 
   toDecimal(): dec.Decimal {
     return { m: this.big + BigInt(this.small), e: -this.scale };
   }
 
+  /** The sum as plain decimal text at the inputs' scale ("124.50"): how sums are output. */
   toString(): string {
-    return dec.toPlainString(this.toDecimal());
+    return dec.toScaledString(this.toDecimal(), this.displayScale);
   }
 
+  /** A partial sum read back from its text (keeps the scale the text states). */
   static from(text: string): ExactSum {
     const s = new ExactSum();
-    s.addDecimal(dec.decode(text));
+    s.addDecimal(dec.decode(text), dec.scaleOf(text) ?? 0);
     return s;
   }
 }

@@ -178,6 +178,13 @@ export class CsvParser {
   private winText = "";
   private winStart = 0;
   private winEnd = -1;
+  /**
+   * Lines of blank lines (no bytes before the terminator) not yet delivered: blank lines at the
+   * end of the input are dropped (editors and exports often add one); a blank line followed by a
+   * record is delivered then, as an empty value (one column) or a bad record (several columns).
+   */
+  private blankLines: number[] = [];
+  private curEmit: CsvEmit | undefined;
   private winOk = false;
   private winPos = 0;
   private winUnit = 0;
@@ -205,6 +212,7 @@ export class CsvParser {
     this.assertOpen();
     const buf = this.bom.strip(toFastBuffer(chunk));
     if (buf.length === 0) return;
+    this.curEmit = emit;
     try {
       this.scan(buf, emit, onBad);
     } catch (err) {
@@ -216,10 +224,12 @@ export class CsvParser {
   /** Signal end of input: finishes a last record that has no final newline. */
   end(emit: CsvEmit, onBad?: OnBadRecord): void {
     this.assertOpen();
+    this.curEmit = emit;
     try {
       const rest = this.bom.flush();
       if (rest.length > 0) this.scan(rest, emit, onBad);
       this.finish(emit, onBad);
+      this.blankLines = []; // trailing blank lines: not records
     } finally {
       this.closed = true;
     }
@@ -465,6 +475,12 @@ export class CsvParser {
       this.winPos = base + len + 1;
       this.winUnit = off + len - this.adj + 1;
     }
+    // Blank: one unquoted empty field (a quoted "" is an explicit empty value); LF or CRLF.
+    if (hdr !== undefined && n === 1 && this.fStart[0] === 0 && this.fEnd[0] === 0 && len <= 1) {
+      this.blankLines.push(this.recLine);
+      return;
+    }
+    if (this.blankLines.length) this.flushBlanks(onBad);
     if (hdr === undefined && n > MAX_COLUMNS) return this.bad(`header has more than ${MAX_COLUMNS} columns`, onBad);
     if (hdr !== undefined && n !== hdr.length) return this.bad(`expected ${hdr.length} columns, found ${n}`, onBad);
     const fields = new Array<string>(n);
@@ -536,12 +552,32 @@ export class CsvParser {
     this.pend.clear();
   }
 
+  /** A record follows blank lines: they were inside the data after all (see `blankLines`). */
+  private flushBlanks(onBad: OnBadRecord | undefined): void {
+    const lines = this.blankLines;
+    this.blankLines = [];
+    const hdr = this.hdr!;
+    const current = this.recLine;
+    try {
+      for (const l of lines) {
+        if (hdr.length === 1) this.curEmit?.([""], l);
+        else {
+          this.recLine = l;
+          this.report("CMR_RECORD_MALFORMED", `expected ${hdr.length} columns, found 1 (a blank line inside the data)`, onBad);
+        }
+      }
+    } finally {
+      this.recLine = current;
+    }
+  }
+
   private report(code: "CMR_RECORD_MALFORMED" | "CMR_RECORD_TOO_LARGE", reason: string, onBad: OnBadRecord | undefined): void {
+    if (this.blankLines.length) this.flushBlanks(onBad);
     const line = this.recLine;
     const err = new CmrError(code, `${this.source} line ${line}: ${reason}`, {
       hint:
         code === "CMR_RECORD_TOO_LARGE"
-          ? "split the record, or raise maxRecordBytes for this job"
+          ? `a record may have at most ${this.max} bytes (its line end included); split the record`
           : "fix the record (RFC 4180 CSV, UTF-8, header row first; see docs/input-formats.md), or run the job in skip mode to drop bad records",
       details: { source: this.source, line },
     });

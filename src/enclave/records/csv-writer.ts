@@ -18,8 +18,9 @@ export function csvField(s: string): string {
   return NEEDS_QUOTES.test(s) ? '"' + s.replaceAll('"', '""') + '"' : s;
 }
 
-/** One CSV row ending in LF. */
+/** One CSV row ending in LF. A row of one empty value is `""`: a blank line is not a record. */
 export function csvRow(fields: readonly string[]): string {
+  if (fields.length === 1 && fields[0] === "") return '""\n';
   let out = "";
   for (let k = 0; k < fields.length; k++) out += (k === 0 ? "" : ",") + csvField(fields[k]!);
   return out + "\n";

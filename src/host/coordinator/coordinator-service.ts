@@ -26,6 +26,9 @@ import { join } from "node:path";
 import { WorkerRegistry } from "./worker-registry.ts";
 import { JobTable } from "./job-table.ts";
 import { assertDataDirUsable, lockDir, type DirLock } from "../node-start.ts";
+import { addOperatorRoutes } from "../console/operator-api.ts";
+import { noteSplitProgress } from "../console/split-progress.ts";
+import { addConsoleRoutes } from "../console/console-routes.ts";
 
 export interface CoordinatorOptions {
   /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
@@ -92,6 +95,9 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
   const log = opts.log ?? (() => {});
   const isolation = opts.isolation ?? "client";
   const programSha256 = fileSha256(opts.programPath);
+  // Before the first enclave starts: its events (split progress) are attributed to these jobs.
+  const jobs = new JobTable();
+  const jobScopes = new Map<string, string>();
   const pool = new EnclavePool<EnclaveInfo>(async (scope) => {
     const enclave: EnclaveProcess = EnclaveProcess.start({
       programPath: opts.programPath,
@@ -100,6 +106,7 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       ...(opts.onFrame ? { onFrame: (raw: Buffer, f: IpcFrame) => opts.onFrame!(raw, f, scope) } : {}),
       onEvent: (e: IpcEvent) => {
         if (e.event === "log") log(`[enclave ${scope}] ${String(e.data.message)}`);
+        else if (e.event === "progress") noteSplitProgress(jobs, jobScopes, scope, e.data);
       },
     });
     try {
@@ -120,7 +127,6 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
   // Start one enclave now: it proves the program runs and gives /v1/health its measurement.
   const first = await pool.get(isolation === "shared" ? "shared" : isolation === "client" ? "client:default" : "type:default");
   const workers = new WorkerRegistry();
-  const jobs = new JobTable();
   const state = new CoordinatorStateStore(opts.statePath ?? join(opts.dataDir, "coordinator", "state.db"));
   undo.push(() => state.close());
   const operatorToken = opts.operatorToken ?? loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
@@ -135,6 +141,7 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       onCheckpoint: (stage, sealed) => state.saveCheckpoint(jobId, stage, sealed),
     }, previous);
     jobs.set(jobId, runner.record);
+    jobScopes.set(jobId, e.scope);
     return runner;
   };
   // After a restart: terminal jobs keep their status and results; running jobs resume from
@@ -247,6 +254,14 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       res.writeHead(200, { "content-type": "application/octet-stream" });
       body.pipe(res);
     });
+  addConsoleRoutes(router, admin, {
+    coordinator: { measurement: first.info.measurement, backend: first.info.backend, simulated: first.info.simulated, isolation, group: first.info.join?.gvcertId ?? null, verifierUrl: opts.verifierUrl ?? null },
+    enclaves: async () => (await pool.all()).map((e) => ({ scope: e.scope, group: e.info.join?.gvcertId ?? null })),
+    revocations: async () => first.info.revocations?.current(),
+    workers: () => workers.list(),
+    jobs: () => [...jobs.values()],
+  });
+  addOperatorRoutes(router, { admin, jobs, workers, store: opts.store, saveRecord: (r) => state.updateJobRecord(r), forgetWorker: (id) => state.removeWorker(id), log });
   const { server, url } = await listen(router, opts.port, opts.host, opts.http);
   return {
     url,

@@ -55,6 +55,10 @@ export interface JobRecord {
   /** Set when the job was resumed after a coordinator restart. */
   resumedFrom?: CheckpointStage;
   result?: { resultObject: string; rows: number; sealedSummary: string };
+  /** Split progress the coordinator enclave reported (records read, and bytes when it says). */
+  split?: { records: number; bytes?: number; at: string };
+  /** When `cmr gc` deleted this finished job's storage objects. */
+  collectedAt?: string;
 }
 
 interface AttestedWorker {

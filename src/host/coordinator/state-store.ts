@@ -55,6 +55,10 @@ export class CoordinatorStateStore {
     this.#db.prepare("INSERT OR REPLACE INTO workers VALUES (?, ?)").run(w.workerId, JSON.stringify(w));
   }
 
+  removeWorker(workerId: string): void {
+    this.#db.prepare("DELETE FROM workers WHERE worker_id = ?").run(workerId);
+  }
+
   workers(): WorkerEntry[] {
     return (this.#db.prepare("SELECT entry FROM workers").all() as unknown as { entry: string }[]).map((r) => JSON.parse(r.entry) as WorkerEntry);
   }
@@ -66,6 +70,11 @@ export class CoordinatorStateStore {
          ON CONFLICT(job_id) DO UPDATE SET state = excluded.state, record = excluded.record, updated_at = excluded.updated_at`,
       )
       .run(record.jobId, scope, record.state, JSON.stringify(record), JSON.stringify(plan), new Date().toISOString());
+  }
+
+  /** Rewrite the record of a job already on file (e.g. after gc). */
+  updateJobRecord(record: JobRecord): void {
+    this.#db.prepare("UPDATE jobs SET record = ?, updated_at = ? WHERE job_id = ?").run(JSON.stringify(record), new Date().toISOString(), record.jobId);
   }
 
   /** A finished job needs no checkpoint: drop its sealed keys. */

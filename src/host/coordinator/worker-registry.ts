@@ -40,6 +40,11 @@ export class WorkerRegistry {
     if (w) w.failedAt = new Date().toISOString();
   }
 
+  /** The operator removed it (`cmr workers remove`): no new tasks, and it is no longer listed. */
+  remove(workerId: string): boolean {
+    return this.#workers.delete(workerId);
+  }
+
   list(): WorkerEntry[] {
     return [...this.#workers.values()];
   }

@@ -115,6 +115,20 @@ function reference(input: Uint8Array, skip: boolean, max: number): Outcome {
   const out: Outcome = { header: undefined, records: [], bad: [] };
   let pos = 0;
   let line = 1;
+  // Blank lines (LF or CRLF alone) after the header wait: dropped at the end of the input, else
+  // delivered before what follows (an empty value in one column, a bad record in several).
+  let blanks: number[] = [];
+  const flush = (): boolean => {
+    for (const l of blanks) {
+      if (out.header!.length === 1) out.records.push([[""], l]);
+      else if (!skip) {
+        out.thrown = ["CMR_RECORD_MALFORMED", l];
+        return true;
+      } else out.bad.push(["CMR_RECORD_MALFORMED", l]);
+    }
+    blanks = [];
+    return false;
+  };
   while (pos < b.length) {
     const r = readRecord(b, pos);
     const where = r.kind === "ok" ? r.end : r.at;
@@ -134,6 +148,14 @@ function reference(input: Uint8Array, skip: boolean, max: number): Outcome {
         error = "CMR_RECORD_MALFORMED";
       }
     }
+    const blank = r.kind === "ok" && !tooLarge && out.header !== undefined && (b[pos] === LF || (b[pos] === 0x0d && b[pos + 1] === LF));
+    if (blank) {
+      blanks.push(line);
+      line += 1;
+      pos = r.end + 1;
+      continue;
+    }
+    if (out.header !== undefined && flush()) return out;
     if (error !== undefined) {
       if (!skip || out.header === undefined) {
         out.thrown = [error, line];

@@ -32,7 +32,7 @@ describe("csvField", () => {
   it("csvRow joins with commas and ends with LF", () => {
     assert.equal(csvRow(["key", "value"]), "key,value\n");
     assert.equal(csvRow(["a,b", "1"]), '"a,b",1\n');
-    assert.equal(csvRow([""]), "\n");
+    assert.equal(csvRow([""]), '""\n'); // a blank line is not a record (issue #16)
   });
 });
 

@@ -1,0 +1,11 @@
+/**
+ * The `cmr` package's library entry (`import { Client, loadPolicy } from "cmr"`): the data
+ * owner's SDK and the typed errors. See docs/sdk.md.
+ *
+ * @module
+ */
+export { Client, Job, loadPolicy } from "./sdk.ts";
+export type { Attestation, ClientOptions, JobRequest, JobResult, UploadOptions, Upload, WaitOptions, Policy, JobStatus, WaitInfo, JobSummary } from "./sdk.ts";
+export { parsePolicy } from "../attestation/policy.ts";
+export { CmrError, isCmrError, ERROR_CODES } from "../errors.ts";
+export type { CmrErrorCode } from "../errors.ts";

@@ -203,6 +203,7 @@ export async function fetchResult(url: string, session: VerifiedSession, status:
     } else {
       // Buffer the plaintext so that a failure mid-stream prints nothing partial to stdout.
       const chunks: Buffer[] = [];
+      // biome-ignore lint/correctness/useYield: the last stage of a pipeline is a sink; it yields nothing
       await pipeline(res.body, tap, dec, plainTap, async function* (src) {
         for await (const c of src) chunks.push(c as Buffer);
       });

@@ -65,7 +65,7 @@ export class EnclavePool<T> {
 
   forSession(sessionId: unknown): PooledEnclave<T> {
     const e = typeof sessionId === "string" ? this.#bySession.get(sessionId) : undefined;
-    if (!e) throw new CmrError("CMR_PROTOCOL_UNKNOWN_SESSION", `no enclave holds session ${String(sessionId).slice(0, 40)}`, { hint: "attest first; sessions end when a node restarts" });
+    if (!e) throw new CmrError("CMR_PROTOCOL_UNKNOWN_SESSION", `no enclave holds session ${typeof sessionId === "string" ? sessionId.slice(0, 40) : `of type ${typeof sessionId}`}`, { hint: "attest first; sessions end when a node restarts" });
     return e;
   }
 

@@ -65,6 +65,11 @@ export class CoordinatorEnclave {
     this.#measurement = measurement;
   }
 
+  /** This enclave's isolation scope (seed [64-72]); "" when it serves every client. */
+  get #scope(): string {
+    return this.#claims.scope ?? "";
+  }
+
   attest(request: unknown): Promise<unknown> {
     return answerAttestRequest(request, this.#tee, this.#claims, this.#clients);
   }
@@ -246,13 +251,13 @@ export class CoordinatorEnclave {
    */
   async checkpoint(raw: unknown): Promise<{ stage: JobStage; sealed: string }> {
     const job = this.#job(parseArgs(Calls.JobRef, "checkpoint", raw).jobId);
-    return { stage: jobStage(job), sealed: await sealCheckpoint(this.#sealer, job) };
+    return { stage: jobStage(job), sealed: await sealCheckpoint(this.#sealer, job, this.#scope) };
   }
 
   /** Resume a job from a sealed checkpoint after a restart; workers will be attested again. */
   async restoreJob(raw: unknown): Promise<{ jobId: string; stage: JobStage; reducers: number; dataType: string | null }> {
     const args = parseArgs(Calls.RestoreJob, "restoreJob", raw);
-    const job = await unsealCheckpoint(this.#sealer, args.sealed);
+    const job = await unsealCheckpoint(this.#sealer, args.sealed, this.#scope);
     const old = this.#jobs.get(job.spec.jobId);
     if (old) destroyKeys(old);
     this.#jobs.set(job.spec.jobId, job);

@@ -24,6 +24,7 @@ import { demo } from "./commands/demo.ts";
 import { verifyEvidenceCommand } from "./commands/verify-evidence.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { verifyReceiptCommand } from "./commands/verify-receipt.ts";
+import { printable } from "./printable.ts";
 
 const program = new Command();
 program
@@ -331,10 +332,10 @@ program
     } else {
       const p = s.progress;
       const lines = [
-        `job ${s.jobId}: ${s.state}${s.resumedFrom ? ` (resumed after a coordinator restart from stage ${s.resumedFrom})` : ""}`,
+        `job ${printable(s.jobId, 64)}: ${printable(s.state, 32)}${s.resumedFrom ? ` (resumed after a coordinator restart from stage ${printable(s.resumedFrom, 32)})` : ""}`,
         `  progress: ${p.inputRecords} records, maps ${p.mapsDone}/${p.shards}, reduces ${p.reducesDone}/${p.reducers}`,
         `  attestations: ${s.attestations.filter((a) => a.result === "accepted").length} accepted, ${s.attestations.filter((a) => a.result === "refused").length} refused`,
-        ...(s.error ? [`  error: ${s.error.code}: ${s.error.message}`, ...(s.error.hint ? [`  hint: ${s.error.hint}`] : [])] : []),
+        ...(s.error ? [`  error: ${printable(s.error.code, 64)}: ${printable(s.error.message)}`, ...(s.error.hint ? [`  hint: ${printable(s.error.hint)}`] : [])] : []),
         ...(s.result ? [`  result: ${s.result.rows} rows, ready to fetch (only the client that submitted it can decrypt it)`] : []),
       ];
       process.stdout.write(lines.join("\n") + "\n");

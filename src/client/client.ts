@@ -24,6 +24,7 @@ import type { JobSpecInput, JobSummary } from "../protocol/job.ts";
 import { getJson, httpRequest, postJson, expectJson } from "../host/http/client.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
 import { ReceiptSchema, receiptKeyFromClaims, verifyReceiptSignature, type Receipt, type SignedReceipt } from "../protocol/receipt.ts";
+import { scopeCheck } from "../protocol/receipt-policy.ts";
 
 export interface JobStatus {
   jobId: string;
@@ -128,6 +129,8 @@ export interface ReceiptExpectations {
   inputSha256?: string;
   codeSha256?: string;
   policy?: Policy;
+  /** The attested scope of the coordinator the client submitted to: every enclave must share it. */
+  scope?: string;
 }
 
 function receiptError(why: string): CmrError {
@@ -157,6 +160,8 @@ export function checkReceipt(doc: SignedReceipt, receiptKeySpki: string | undefi
     if (red.inputRecords !== (counts.get(red.reduceIndex) ?? 0)) throw receiptError(`reducer ${red.reduceIndex} read ${red.inputRecords} records, mappers wrote ${counts.get(red.reduceIndex) ?? 0}`);
   }
   if (r.partitions.length !== r.shards.length * r.reducers.length) throw receiptError("it does not list one partition per mapper and reducer");
+  const scopes = scopeCheck(r, expect.scope);
+  if (!scopes.ok) throw receiptError(scopes.detail);
   return r;
 }
 
@@ -164,7 +169,7 @@ export async function fetchResult(url: string, session: VerifiedSession, status:
   if (!status.result) throw new CmrError("CMR_JOB_FAILED", `job ${status.jobId} has no result`);
   const summary = openEnvelope<JobSummary>(session.fromEnclave.expose(), status.result.sealedSummary, { recipient: session.sessionId, purpose: "task-result", objectId: status.jobId });
   if (summary.jobId !== status.jobId) throw new CmrError("CMR_INTEGRITY", "the result summary belongs to another job");
-  const receipt = checkReceipt(summary.receipt, session.claims.receiptKey, { ...(opts.expect ?? {}), jobId: status.jobId, resultSha256: summary.resultSha256 });
+  const receipt = checkReceipt(summary.receipt, session.claims.receiptKey, { ...(opts.expect ?? {}), scope: session.claims.scope ?? "", jobId: status.jobId, resultSha256: summary.resultSha256 });
   const plainHash = createHash("sha256");
   const plainTap = new Transform({
     transform(chunk: Buffer, _e, cb) {

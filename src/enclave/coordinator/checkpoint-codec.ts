@@ -25,7 +25,7 @@ export const RESTORE_ATTEMPT_STEP = 100;
 
 const keyHex = z.string().regex(/^[0-9a-f]{64}$/);
 const sha = z.string().regex(/^[0-9a-f]{64}$|^$/);
-const runner = { worker: z.string().max(200), measurement: z.string().max(200) };
+const runner = { worker: z.string().max(200), measurement: z.string().max(200), platform: z.string().max(512), scope: z.string().max(200) };
 
 export const CheckpointSchema = z.object({
   version: z.literal(CHECKPOINT_VERSION),

@@ -12,6 +12,7 @@ import { CmrError, isCmrError } from "../errors.ts";
 import { parsePolicy, type Policy } from "../attestation/policy.ts";
 import { enclaveProgramPath } from "../host/config.ts";
 import { initSimPlatform } from "../host/sim-vendor/provision.ts";
+import { printable } from "./printable.ts";
 
 export const SIM_BANNER = "WARNING: SIMULATED TEE: no hardware protection. Anyone with access to this machine can read enclave memory, keys and data. Use for development and demos only.";
 
@@ -85,8 +86,9 @@ export function bar(done: number, total: number, width = 20): string {
 /** The CLI's one error boundary (as changesets' cli/src/index.ts). Exit 1 for failures, 2 for usage. */
 export function reportError(e: unknown): number {
   if (isCmrError(e)) {
-    process.stderr.write(`cmr: ${e.code}: ${e.message}\n`);
-    if (e.hint) process.stderr.write(`  hint: ${e.hint}\n`);
+    // The message may have come from a host (an HTTP error body): print it without control characters.
+    process.stderr.write(`cmr: ${e.code}: ${printable(e.message)}\n`);
+    if (e.hint) process.stderr.write(`  hint: ${printable(e.hint)}\n`);
     return e.code === "CMR_USAGE" ? 2 : 1;
   }
   process.stderr.write(`cmr: internal error: ${(e as Error)?.stack ?? String(e)}\nThis should never happen; please report it.\n`);

@@ -31,6 +31,7 @@ import { jsonError } from "./output.ts";
 import { gcCommand, jobsCommand, tokenInDataDir, workersListCommand, workersRemoveCommand } from "./commands/operator.ts";
 import { newJobId } from "./commands/run-job.ts";
 import { VENDOR_FILES, SIM_DIR } from "../host/sim-vendor/provision.ts";
+import { printable } from "./printable.ts";
 
 const program = new Command();
 program
@@ -410,12 +411,12 @@ program
     } else {
       const p = s.progress;
       const lines = [
-        `job ${s.jobId}: ${s.state}${s.resumedFrom ? ` (resumed after a coordinator restart from stage ${s.resumedFrom})` : ""}`,
+        `job ${printable(s.jobId, 64)}: ${printable(s.state, 32)}${s.resumedFrom ? ` (resumed after a coordinator restart from stage ${printable(s.resumedFrom, 32)})` : ""}`,
         `  progress: ${p.inputRecords} records, maps ${p.mapsDone}/${p.shards}, reduces ${p.reducesDone}/${p.reducers}${s.state === "splitting" && s.split ? ` (split: ${s.split.records} records read${s.split.bytes !== undefined ? `, ${s.split.bytes} bytes` : ""})` : ""}`,
-        ...(Object.keys(s.timings).length ? [`  timings:  ${Object.entries(s.timings).map(([k, v]) => `${k} ${v} ms`).join(", ")}`] : []),
+        ...(Object.keys(s.timings).length ? [`  timings:  ${Object.entries(s.timings).map(([k, v]) => `${printable(k, 32)} ${v} ms`).join(", ")}`] : []),
         `  attestations: ${s.attestations.filter((a) => a.result === "accepted").length} accepted, ${s.attestations.filter((a) => a.result === "refused").length} refused`,
-        ...(s.error ? [`  error: ${s.error.code}: ${s.error.message}`, ...(s.error.hint ? [`  hint: ${s.error.hint}`] : [])] : []),
-        ...(s.result ? [s.collectedAt ? `  result: ${s.result.rows} rows; its objects were collected (cmr gc) at ${s.collectedAt}` : `  result: ${s.result.rows} rows, ready to fetch (only the client that submitted it can decrypt it)`] : []),
+        ...(s.error ? [`  error: ${printable(s.error.code, 64)}: ${printable(s.error.message)}`, ...(s.error.hint ? [`  hint: ${printable(s.error.hint)}`] : [])] : []),
+        ...(s.result ? [s.collectedAt ? `  result: ${s.result.rows} rows; its objects were collected (cmr gc) at ${printable(s.collectedAt, 40)}` : `  result: ${s.result.rows} rows, ready to fetch (only the client that submitted it can decrypt it)`] : []),
       ];
       process.stdout.write(lines.join("\n") + "\n");
     }

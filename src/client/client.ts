@@ -25,6 +25,7 @@ import { getJson, httpRequest, postJson, expectJson } from "../host/http/client.
 import { canonicalJson } from "../crypto/canonical-json.ts";
 import { delimitedToCsvStream } from "./delimited.ts";
 import { ReceiptSchema, receiptKeyFromClaims, verifyReceiptSignature, type Receipt, type SignedReceipt } from "../protocol/receipt.ts";
+import { scopeCheck } from "../protocol/receipt-policy.ts";
 
 export interface JobStatus {
   jobId: string;
@@ -155,6 +156,8 @@ export interface ReceiptExpectations {
   inputSha256?: string;
   codeSha256?: string;
   policy?: Policy;
+  /** The attested scope of the coordinator the client submitted to: every enclave must share it. */
+  scope?: string;
 }
 
 function receiptError(why: string): CmrError {
@@ -184,6 +187,8 @@ export function checkReceipt(doc: SignedReceipt, receiptKeySpki: string | undefi
     if (red.inputRecords !== (counts.get(red.reduceIndex) ?? 0)) throw receiptError(`reducer ${red.reduceIndex} read ${red.inputRecords} records, mappers wrote ${counts.get(red.reduceIndex) ?? 0}`);
   }
   if (r.partitions.length !== r.shards.length * r.reducers.length) throw receiptError("it does not list one partition per mapper and reducer");
+  const scopes = scopeCheck(r, expect.scope);
+  if (!scopes.ok) throw receiptError(scopes.detail);
   return r;
 }
 
@@ -191,7 +196,7 @@ export async function fetchResult(url: string, session: VerifiedSession, status:
   if (!status.result) throw new CmrError("CMR_JOB_FAILED", `job ${status.jobId} has no result`);
   const summary = openEnvelope<JobSummary>(session.fromEnclave.expose(), status.result.sealedSummary, { recipient: session.sessionId, purpose: "task-result", objectId: status.jobId });
   if (summary.jobId !== status.jobId) throw new CmrError("CMR_INTEGRITY", "the result summary belongs to another job");
-  const receipt = checkReceipt(summary.receipt, session.claims.receiptKey, { ...(opts.expect ?? {}), jobId: status.jobId, resultSha256: summary.resultSha256 });
+  const receipt = checkReceipt(summary.receipt, session.claims.receiptKey, { ...(opts.expect ?? {}), scope: session.claims.scope ?? "", jobId: status.jobId, resultSha256: summary.resultSha256 });
   const plainHash = createHash("sha256");
   const plainTap = new Transform({
     transform(chunk: Buffer, _e, cb) {
@@ -230,6 +235,7 @@ export async function fetchResult(url: string, session: VerifiedSession, status:
     } else {
       // Buffer the plaintext so that a failure mid-stream prints nothing partial to stdout.
       const chunks: Buffer[] = [];
+      // biome-ignore lint/correctness/useYield: the last stage of a pipeline is a sink; it yields nothing
       await pipeline(res.body, tap, dec, plainTap, async function* (src) {
         for await (const c of src) chunks.push(c as Buffer);
       });

@@ -35,7 +35,9 @@ export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 export function assertId(id: unknown, what: string): string {
   if (typeof id !== "string" || !ID_PATTERN.test(id)) {
-    throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `invalid ${what} ${JSON.stringify(String(id).slice(0, 80))}: expected 1-64 letters, digits, '_' or '-'`);
+    // Describe without String(id): a host-sent object whose toString is not callable would throw.
+    const shown = typeof id === "string" ? JSON.stringify(id.slice(0, 80)) : `of type ${id === null ? "null" : typeof id}`;
+    throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `invalid ${what} ${shown}: expected 1-64 letters, digits, '_' or '-'`);
   }
   return id;
 }

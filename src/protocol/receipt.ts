@@ -22,13 +22,17 @@ export const ReceiptSchema = z.object({
   jobId: z.string(),
   issuedAt: z.string(),
   coordinatorMeasurement: z.string(),
+  /** The coordinator enclave's isolation scope ("" = shared); every worker's must equal it. */
+  coordinatorScope: z.string().optional(),
+  /** builtin, extract-max or custom: a custom job's codeSha256 must be in the policy's jobCodeHashes. */
+  codeKind: z.enum(["builtin", "extract-max", "custom"]).optional(),
   input: z.object({ name: z.string(), sha256: hex64, records: z.number().int(), badRecords: z.number().int() }),
   codeSha256: hex64,
   policySha256: hex64,
   plaintext: z.boolean(),
-  shards: z.array(z.object({ shardId: z.number().int(), records: z.number().int(), sha256: hex64, mappedBy: z.string(), measurement: z.string(), attempt: z.number().int() })),
+  shards: z.array(z.object({ shardId: z.number().int(), records: z.number().int(), sha256: hex64, mappedBy: z.string(), measurement: z.string(), platform: z.string().optional(), scope: z.string().optional(), attempt: z.number().int() })),
   partitions: z.array(z.object({ map: z.number().int(), reduce: z.number().int(), records: z.number().int(), sha256: hex64 })),
-  reducers: z.array(z.object({ reduceIndex: z.number().int(), inputRecords: z.number().int(), outputRecords: z.number().int(), sha256: hex64, reducedBy: z.string(), measurement: z.string(), attempt: z.number().int() })),
+  reducers: z.array(z.object({ reduceIndex: z.number().int(), inputRecords: z.number().int(), outputRecords: z.number().int(), sha256: hex64, reducedBy: z.string(), measurement: z.string(), platform: z.string().optional(), scope: z.string().optional(), attempt: z.number().int() })),
   output: z.object({ object: z.string(), sha256: hex64, plainSha256: hex64, rows: z.number().int() }),
 });
 export type Receipt = z.infer<typeof ReceiptSchema>;

@@ -181,3 +181,35 @@ test("job receipts: written with the result, verified offline, tampering and wro
   assert.equal(f.code, 1);
   assert.match(f.stdout, /\[FAIL\] signature/);
 });
+
+test("verify-receipt --policy checks the whole policy: an unapproved custom job does not verify (issue #14 item 2)", async () => {
+  const input = file("cj.csv", "k,v\na,1\nb,2\na,3\n");
+  const job = file("cj.mjs", "export function map(r, emit) { emit(r.k, Number(r.v)); }\nexport function reduce(k, v) { return v.reduce((a, b) => a + b, 0); }\n");
+  const out = join(dir, "cj-out.csv");
+  const r = await cmr(["run", "--input", input, "--job", job, "--workers", "2", "--out", out]);
+  assert.equal(r.code, 0, r.stderr);
+  const sha = /sha256 ([0-9a-f]{64})/.exec(r.stderr)![1]!;
+  const policy = join(dir, "cj-policy.json");
+  assert.equal((await cmr(["policy", "init", "--allow-simulated", "--out", policy])).code, 0);
+  // The auditor's policy approves no custom code: before, only the coordinator's attestation
+  // was checked and this receipt VERIFIED.
+  const v = await cmr(["verify-receipt", `${out}.receipt.json`, "--policy", policy]);
+  assert.equal(v.code, 1, v.stdout);
+  assert.match(v.stdout, /\[FAIL\] code +custom job code [0-9a-f]{64} is not in the policy's jobCodeHashes/);
+  assert.match(v.stdout, /\[ok\] workers/);
+  assert.match(v.stdout, /\[ok\] scopes/);
+  // With the module approved, the policy is the one the job ran under, and everything verifies.
+  const approved = join(dir, "cj-policy-approved.json");
+  writeFileSync(approved, JSON.stringify({ ...JSON.parse(readFileSync(policy, "utf8")), jobCodeHashes: [sha] }));
+  const ok = await cmr(["verify-receipt", `${out}.receipt.json`, "--policy", approved]);
+  assert.equal(ok.code, 0, ok.stdout);
+  assert.match(ok.stdout, /\[ok\] code +custom job code/);
+  assert.match(ok.stdout, /\[ok\] policy/);
+  // A policy that trusts another worker build: the tasks' workers are refused.
+  const otherWorkers = join(dir, "cj-policy-workers.json");
+  const p = JSON.parse(readFileSync(approved, "utf8"));
+  writeFileSync(otherWorkers, JSON.stringify({ ...p, measurements: { ...p.measurements, worker: ["ab".repeat(32)] } }));
+  const w = await cmr(["verify-receipt", `${out}.receipt.json`, "--policy", otherWorkers]);
+  assert.equal(w.code, 1);
+  assert.match(w.stdout, /\[FAIL\] workers +shard 0 ran on worker measurement [0-9a-f]+, which the policy does not list/);
+});

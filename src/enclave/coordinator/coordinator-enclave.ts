@@ -34,13 +34,18 @@ import type { TeeBackend } from "../tee/index.ts";
 import { assembleResult } from "./assemble-result.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
 import type { Phase, TaskIdentity } from "./task-ledger.ts";
-import { commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, requireMapped, requireReduced, requireReducer, requireShard, type JobState } from "./job-state.ts";
+import { commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, requireMapped, requireReduced, requireReducer, requireShard, type JobState, type TaskRunner } from "./job-state.ts";
 import { authorizeWorker, issueMapTask, issueReduceTask, type IssuedTask } from "./task-issuer.ts";
 import { buildReceipt, signReceipt } from "./receipt-signer.ts";
 import { sealCheckpoint, unsealCheckpoint } from "./checkpoint-codec.ts";
 import * as Calls from "./ecalls.ts";
 import { parseArgs } from "../runtime/ecall-args.ts";
 import type { z } from "zod";
+
+/** The attested identity of a worker session, as receipts and summaries name it. */
+function ranBy(w: OutboundSession): TaskRunner {
+  return { worker: w.claims.enclaveId, measurement: w.appraisal.measurement, platform: w.appraisal.platform, scope: w.claims.scope ?? "" };
+}
 
 export class CoordinatorEnclave {
   readonly #tee: Quoter;
@@ -63,6 +68,11 @@ export class CoordinatorEnclave {
     this.#claims = claims;
     this.#receiptKey = receiptKey;
     this.#measurement = measurement;
+  }
+
+  /** This enclave's isolation scope (seed [64-72]); "" when it serves every client. */
+  get #scope(): string {
+    return this.#claims.scope ?? "";
   }
 
   attest(request: unknown): Promise<unknown> {
@@ -154,7 +164,7 @@ export class CoordinatorEnclave {
     const attestedAt = new Date().toISOString();
     this.#workers.set(session.sessionId, { ...session, workerId: pending.workerId, claims: session.claims, appraisal: session.appraisal, attestedAt });
     job.attestedFor.set(session.sessionId, pending.phase);
-    job.attestations.push({ worker: pending.workerId, phase: pending.phase, measurement: session.appraisal.measurement, at: attestedAt, simulated: session.appraisal.simulated });
+    job.attestations.push({ worker: session.claims.enclaveId, phase: pending.phase, measurement: session.appraisal.measurement, at: attestedAt, simulated: session.appraisal.simulated });
     return {
       sessionId: session.sessionId,
       challenge: session.challenge,
@@ -203,7 +213,7 @@ export class CoordinatorEnclave {
     const args = parseArgs(Calls.CompleteTask, "completeMap", raw);
     const job = this.#job(args.jobId);
     const { result, worker, task } = this.#openResult(job, "map", args, MapResultSchema);
-    const done = commitMap(job, task, result, { worker: worker.workerId, measurement: worker.appraisal.measurement });
+    const done = commitMap(job, task, result, ranBy(worker));
     return done.duplicate ? done : { duplicate: false, badRecords: result.badRecords };
   }
 
@@ -211,7 +221,7 @@ export class CoordinatorEnclave {
     const args = parseArgs(Calls.CompleteTask, "completeReduce", raw);
     const job = this.#job(args.jobId);
     const { result, worker, task } = this.#openResult(job, "reduce", args, ReduceResultSchema);
-    return commitReduce(job, task, result, { worker: worker.workerId, measurement: worker.appraisal.measurement });
+    return commitReduce(job, task, result, ranBy(worker));
   }
 
   /** Merge the reducers' outputs into the result CSV, encrypted for the client. */
@@ -233,7 +243,7 @@ export class CoordinatorEnclave {
       reducers: job.reduces.map((rr, r) => ({ reduceIndex: r, records: rr.outputRecords, worker: rr.worker, measurement: rr.measurement })),
       codeSha256: job.codeSha256,
       attestations: job.attestations,
-      receipt: signReceipt(job, buildReceipt(job, this.#measurement, { object: resultObject, sha256, plainSha256, rows })),
+      receipt: signReceipt(job, buildReceipt(job, this.#measurement, this.#scope, { object: resultObject, sha256, plainSha256, rows })),
     };
     const sealedSummary = sealEnvelope(job.client.fromEnclave.expose(), summary, { recipient: job.client.sessionId, purpose: "task-result", objectId: job.spec.jobId });
     this.#forget(job);
@@ -246,13 +256,13 @@ export class CoordinatorEnclave {
    */
   async checkpoint(raw: unknown): Promise<{ stage: JobStage; sealed: string }> {
     const job = this.#job(parseArgs(Calls.JobRef, "checkpoint", raw).jobId);
-    return { stage: jobStage(job), sealed: await sealCheckpoint(this.#sealer, job) };
+    return { stage: jobStage(job), sealed: await sealCheckpoint(this.#sealer, job, this.#scope) };
   }
 
   /** Resume a job from a sealed checkpoint after a restart; workers will be attested again. */
   async restoreJob(raw: unknown): Promise<{ jobId: string; stage: JobStage; reducers: number; dataType: string | null }> {
     const args = parseArgs(Calls.RestoreJob, "restoreJob", raw);
-    const job = await unsealCheckpoint(this.#sealer, args.sealed);
+    const job = await unsealCheckpoint(this.#sealer, args.sealed, this.#scope);
     const old = this.#jobs.get(job.spec.jobId);
     if (old) destroyKeys(old);
     this.#jobs.set(job.spec.jobId, job);

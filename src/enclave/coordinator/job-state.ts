@@ -17,10 +17,16 @@ import type { CheckedMapResult as MapResult, CheckedReduceResult as ReduceResult
 import type { InboundSession } from "../runtime/sessions.ts";
 import { TaskLedger, type Phase, type TaskIdentity } from "./task-ledger.ts";
 
-/** Who ran a committed task: the attested identity of the worker session it went to. */
+/**
+ * Who ran a committed task: the attested identity of the worker session it went to (issue #14
+ * item 7): the enclave id and scope from its attested claims, the platform its evidence names,
+ * its measurement. Never the name the host used when it asked for the attestation.
+ */
 export interface TaskRunner {
   worker: string;
   measurement: string;
+  platform: string;
+  scope: string;
 }
 
 export interface JobState {

@@ -12,19 +12,21 @@ import { receiptSignedBytes, type Receipt, type SignedReceipt } from "../../prot
 import { sha256Hex } from "../jobs/compile-job.ts";
 import type { JobState } from "./job-state.ts";
 
-export function buildReceipt(job: JobState, coordinatorMeasurement: string, output: Receipt["output"], issuedAt = new Date()): Receipt {
+export function buildReceipt(job: JobState, coordinatorMeasurement: string, coordinatorScope: string, output: Receipt["output"], issuedAt = new Date()): Receipt {
   return {
     format: "cmr/receipt/v1",
     jobId: job.spec.jobId,
     issuedAt: issuedAt.toISOString(),
     coordinatorMeasurement,
+    coordinatorScope,
+    codeKind: job.spec.code.kind,
     input: { name: job.spec.inputName, sha256: job.inputSha256, records: job.inputRecords, badRecords: job.badRecords },
     codeSha256: job.codeSha256,
     policySha256: sha256Hex(canonicalJson(job.spec.policy)),
     plaintext: job.spec.insecurePlaintext,
-    shards: job.maps.map((mr, m) => ({ shardId: m, records: job.shards[m]!.records, sha256: job.shards[m]!.sha256, mappedBy: mr.worker, measurement: mr.measurement, attempt: mr.attempt })),
+    shards: job.maps.map((mr, m) => ({ shardId: m, records: job.shards[m]!.records, sha256: job.shards[m]!.sha256, mappedBy: mr.worker, measurement: mr.measurement, platform: mr.platform, scope: mr.scope, attempt: mr.attempt })),
     partitions: job.maps.flatMap((mr, m) => mr.partitions.map((p, r) => ({ map: m, reduce: r, records: p.records, sha256: p.sha256 }))),
-    reducers: job.reduces.map((rr, r) => ({ reduceIndex: r, inputRecords: rr.inputRecords, outputRecords: rr.outputRecords, sha256: rr.output.sha256, reducedBy: rr.worker, measurement: rr.measurement, attempt: rr.attempt })),
+    reducers: job.reduces.map((rr, r) => ({ reduceIndex: r, inputRecords: rr.inputRecords, outputRecords: rr.outputRecords, sha256: rr.output.sha256, reducedBy: rr.worker, measurement: rr.measurement, platform: rr.platform, scope: rr.scope, attempt: rr.attempt })),
     output,
   };
 }

@@ -10,23 +10,16 @@
  */
 import { CmrError } from "../../errors.ts";
 
-/** Column names printed in a missing-field error before the list is cut short. */
-const LIST_MAX = 20;
-
-/** Index of column `name` in `header`; throws CMR_RECORD_MISSING_FIELD listing the columns there are. */
+/** Index of column `name` in `header`; throws CMR_RECORD_MISSING_FIELD saying how many columns there are. */
 export function fieldIndex(header: readonly string[], name: string, source: string): number {
   const i = header.indexOf(name);
   if (i >= 0) return i;
-  const shown = header.slice(0, LIST_MAX).map((h) => JSON.stringify(h));
-  if (header.length > LIST_MAX) shown.push(`and ${header.length - LIST_MAX} more`);
-  throw new CmrError(
-    "CMR_RECORD_MISSING_FIELD",
-    `${source}: no column named ${JSON.stringify(name)}; available columns: ${shown.length === 0 ? "(none)" : shown.join(", ")}`,
-    {
-      hint: "column names are matched exactly (case and spaces included) against the header row",
-      details: { source, field: name, available: [...header] },
-    },
-  );
+  // The header row is the data owner's data: this message crosses to the host (job status), so
+  // it says how many columns there are, not what they are called.
+  throw new CmrError("CMR_RECORD_MISSING_FIELD", `${source}: no column named ${JSON.stringify(name)} in its header row of ${header.length} column${header.length === 1 ? "" : "s"}`, {
+    hint: "column names are matched exactly (case and spaces included) against the header row; compare with the first line of the file (head -1)",
+    details: { source, field: name },
+  });
 }
 
 const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;

@@ -39,20 +39,43 @@ export function serveEcalls(handlers: Record<string, Handler>): void {
   process.stdin.on("end", () => process.exit(0));
 }
 
+/**
+ * The error details that may leave the enclave: public, scalar facts (where, how many, which
+ * fixed reason). Anything else a throw site attaches (a list of CSV header names, a value) is
+ * dropped here, at the boundary, whatever the throw site meant (issue #11 item 8).
+ */
+export const DETAIL_ALLOW_LIST: ReadonlySet<string> = new Set(["source", "field", "line", "reason", "declared", "found", "expected", "offset", "needed", "stage", "records"]);
+
+export function publicDetails(details: Record<string, unknown> | undefined): Record<string, string | number | boolean> | undefined {
+  if (details === undefined) return undefined;
+  const out: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(details)) {
+    if (!DETAIL_ALLOW_LIST.has(k)) continue;
+    if (typeof v === "number" || typeof v === "boolean" || (typeof v === "string" && v.length <= 256)) out[k] = v;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** The error as it crosses to the host: a CmrError's code, message, hint and allowed details. */
+export function errorForHost(e: unknown, op: unknown): { code: string; message: string; hint?: string; details?: Record<string, string | number | boolean> } {
+  if (isCmrError(e)) {
+    const { details, ...rest } = e.toJSON();
+    const allowed = publicDetails(details);
+    return allowed === undefined ? rest : { ...rest, details: allowed };
+  }
+  if ((e as { code?: string }).code === "CMR_PROTOCOL_BAD_MESSAGE") return { code: "CMR_PROTOCOL_BAD_MESSAGE", message: (e as Error).message };
+  return { code: "CMR_INTERNAL", message: `internal enclave error in ${typeof op === "string" ? op.slice(0, 40) : "?"} (${(e as Error)?.name ?? "Error"})`, hint: "this should never happen; please report it with the op name" };
+}
+
 async function dispatch(req: IpcRequest, handlers: Record<string, Handler>): Promise<void> {
   const handler = typeof req.op === "string" && Object.hasOwn(handlers, req.op) ? handlers[req.op] : undefined;
   let frame: Buffer;
   try {
-    if (handler === undefined) throw Object.assign(new Error(), { code: "CMR_PROTOCOL_BAD_MESSAGE", message: `unknown ECALL ${String(req.op).slice(0, 40)}` });
+    if (handler === undefined) throw Object.assign(new Error(), { code: "CMR_PROTOCOL_BAD_MESSAGE", message: `unknown ECALL ${typeof req.op === "string" ? req.op.slice(0, 40) : "?"}` });
     const result = await handler(req.args);
     frame = encodeFrame({ id: req.id, ok: true, result });
   } catch (e) {
-    const error = isCmrError(e)
-      ? e.toJSON()
-      : (e as { code?: string }).code === "CMR_PROTOCOL_BAD_MESSAGE"
-        ? { code: "CMR_PROTOCOL_BAD_MESSAGE", message: (e as Error).message }
-        : { code: "CMR_INTERNAL", message: `internal enclave error in ${String(req.op)} (${(e as Error)?.name ?? "Error"})`, hint: "this should never happen; please report it with the op name" };
-    frame = encodeFrame({ id: req.id, ok: false, error });
+    frame = encodeFrame({ id: req.id, ok: false, error: errorForHost(e, req.op) });
   }
   process.stdout.write(frame);
 }

@@ -198,7 +198,7 @@ export class EnclavePool<T, E extends PoolableEnclave = EnclaveProcess> {
 
   forSession(sessionId: unknown): PooledEnclave<T, E> {
     const e = typeof sessionId === "string" ? this.#bySession.get(sessionId) : undefined;
-    if (!e) throw new CmrError("CMR_PROTOCOL_UNKNOWN_SESSION", `no enclave holds session ${String(sessionId).slice(0, 40)}`, { hint: "attest first; sessions end when a node restarts or stops an idle enclave" });
+    if (!e) throw new CmrError("CMR_PROTOCOL_UNKNOWN_SESSION", `no enclave holds session ${typeof sessionId === "string" ? sessionId.slice(0, 40) : `of type ${typeof sessionId}`}`, { hint: "attest first; sessions end when a node restarts or stops an idle enclave" });
     const slot = this.#slots.get(e.scope);
     if (slot) slot.lastUsed = Date.now();
     return e;

@@ -36,3 +36,17 @@ test("the shared helpers: hex of views, equality by length and content", () => {
   assert.equal(equalBytes(big, big.subarray(0, 4)), false);
   assert.equal(equalBytes(new Uint8Array(0), new Uint8Array(0)), true);
 });
+
+test("one DER reader: TLV, OID and time decoding live in src/attestation/_der/der.ts only", () => {
+  assert.deepEqual(definitions(/indefinite length/), ["attestation/_der/der.ts"]);
+  // The UTCTime pattern (YYMMDDHHMMSSZ) appears once.
+  assert.deepEqual(definitions(/\(\\d\{2\}\)\(\\d\{2\}\)\(\\d\{2\}\)\(\\d\{2\}\)\(\\d\{2\}\)\(\\d\{2\}\)Z/), ["attestation/_der/der.ts"]);
+});
+
+test("SNP/Nitro certificate times get the Intel reader's strictness: an impossible date is refused", async () => {
+  const { decodeTime } = await import("../../../src/attestation/snp/der.ts");
+  const utc = (s: string) => Buffer.concat([Buffer.from([0x17, s.length]), Buffer.from(s, "latin1")]);
+  assert.equal(decodeTime(utc("250101000000Z"), { tag: 0x17, start: 0, contentStart: 2, end: 15 }).toISOString(), "2025-01-01T00:00:00.000Z");
+  // Month 13 was silently read as January of the next year before the readers were merged.
+  assert.throws(() => decodeTime(utc("251301000000Z"), { tag: 0x17, start: 0, contentStart: 2, end: 15 }), { code: "CMR_EVIDENCE_PARSE" });
+});

@@ -56,7 +56,7 @@ describe("cmr verify-evidence: verified evidence (exit 0)", { skip }, () => {
     assert.match(r.out, new RegExp(`mrsigner\\s+${rec.mr_signer}`));
     assert.match(r.out, new RegExp(`report data\\s+${rec.report_data}`));
     assert.match(r.out, /TCB status\s+ConfigurationAndSWHardeningNeeded \(advisories: INTEL-SA-00289, INTEL-SA-00615\)/);
-    assert.match(r.out, /warnings\n  - TCB status ConfigurationAndSWHardeningNeeded/);
+    assert.match(r.out, /warnings\n {2}- TCB status ConfigurationAndSWHardeningNeeded/);
   });
 
   test("TDX quote in hex: encoding detected, MRTD and RTMR0-3 printed", async () => {

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { coordinatorHarness, mapResultFor, reduceResultFor, unevenCsv, type FakeWorker, type Harness } from "../../helpers/coordinator-harness.ts";
 import { sealEnvelope } from "../../../src/crypto/key-wrap.ts";
+import { checkpointLabel } from "../../../src/enclave/coordinator/checkpoint-codec.ts";
 import type { MapTask, ReduceTask } from "../../../src/protocol/job.ts";
 
 async function code(fn: () => unknown): Promise<string> {
@@ -285,5 +286,22 @@ describe("checkpoints", () => {
     const b = Buffer.from(cp.sealed, "base64");
     b[b.length - 1]! ^= 1;
     assert.match(await code(() => h.enclave.restoreJob({ sealed: b.toString("base64") })), /^CMR_(UNSEAL|INTEGRITY)/);
+  });
+});
+
+describe("workers are named by their attested identity (issue #14 item 7)", () => {
+  test("a committed task records the attested enclave id, platform and scope, not the host's name for the worker", async () => {
+    const { jobId, shards } = await splitJob();
+    const w = await h.attestWorker(jobId, "map", { enclaveId: "attested-enclave", scope: "client:x" }, "name-the-host-chose");
+    for (const s of shards) {
+      const a = assignMap(jobId, w, s.shardId);
+      h.enclave.completeMap({ jobId, taskId: a.taskId, sealedResult: h.sealResult(w, mapResultFor(h.openTask<MapTask>(w, a.taskId, a.sealedTask), s.records)) });
+    }
+    const { sealed } = await h.enclave.checkpoint({ jobId });
+    const cp = JSON.parse((await h.tee.unseal(Buffer.from(sealed, "base64"), checkpointLabel(""))).toString("utf8")) as { maps: { worker: string; scope: string; platform: string }[]; attestations: { worker: string }[] };
+    assert.equal(cp.maps[0]!.worker, "attested-enclave");
+    assert.equal(cp.maps[0]!.scope, "client:x");
+    assert.ok(cp.maps[0]!.platform.length > 0);
+    assert.ok(cp.attestations.every((x) => x.worker !== "name-the-host-chose"));
   });
 });

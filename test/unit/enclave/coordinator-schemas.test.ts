@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { coordinatorHarness, mapResultFor, reduceResultFor, unevenCsv } from "../../helpers/coordinator-harness.ts";
-import { CHECKPOINT_LABEL, decodeCheckpoint } from "../../../src/enclave/coordinator/checkpoint-codec.ts";
+import { checkpointLabel, decodeCheckpoint } from "../../../src/enclave/coordinator/checkpoint-codec.ts";
 import { JOB_STAGES, stageIndex, stageOf } from "../../../src/protocol/job-stages.ts";
 import type { MapTask, ReduceTask } from "../../../src/protocol/job.ts";
 
@@ -112,18 +112,18 @@ describe("worker results are schema-checked and versioned", () => {
 
 describe("checkpoints are versioned and schema-checked", () => {
   async function sealedJson(value: unknown): Promise<string> {
-    return (await h.tee.seal(Buffer.from(JSON.stringify(value)), CHECKPOINT_LABEL)).toString("base64");
+    return (await h.tee.seal(Buffer.from(JSON.stringify(value)), checkpointLabel(""))).toString("base64");
   }
   test("a checkpoint carries its format version", async () => {
     const { jobId } = await split();
     const { sealed } = await h.enclave.checkpoint({ jobId });
-    const plain = JSON.parse((await h.tee.unseal(Buffer.from(sealed, "base64"), CHECKPOINT_LABEL)).toString("utf8")) as { version: number };
+    const plain = JSON.parse((await h.tee.unseal(Buffer.from(sealed, "base64"), checkpointLabel(""))).toString("utf8")) as { version: number };
     assert.equal(plain.version, 1);
   });
   test("a sealed checkpoint of another version: CMR_CHECKPOINT_INVALID naming both versions", async () => {
     const { jobId } = await split();
     const { sealed } = await h.enclave.checkpoint({ jobId });
-    const plain = JSON.parse((await h.tee.unseal(Buffer.from(sealed, "base64"), CHECKPOINT_LABEL)).toString("utf8")) as Record<string, unknown>;
+    const plain = JSON.parse((await h.tee.unseal(Buffer.from(sealed, "base64"), checkpointLabel(""))).toString("utf8")) as Record<string, unknown>;
     delete plain.version;
     const r = await code(async () => h.enclave.restoreJob({ sealed: await sealedJson(plain) }));
     assert.equal(r.code, "CMR_CHECKPOINT_INVALID");
@@ -132,15 +132,15 @@ describe("checkpoints are versioned and schema-checked", () => {
   test("a sealed checkpoint of the right version but wrong shape: CMR_CHECKPOINT_INVALID (not an unchecked cast)", async () => {
     const { jobId } = await split();
     const { sealed } = await h.enclave.checkpoint({ jobId });
-    const plain = JSON.parse((await h.tee.unseal(Buffer.from(sealed, "base64"), CHECKPOINT_LABEL)).toString("utf8")) as Record<string, unknown>;
+    const plain = JSON.parse((await h.tee.unseal(Buffer.from(sealed, "base64"), checkpointLabel(""))).toString("utf8")) as Record<string, unknown>;
     for (const broken of [{ ...plain, shards: "x" }, { ...plain, partitionKeys: [] }, { ...plain, receiptKey: 5 }, { ...plain, spec: { ...(plain.spec as object), reducers: 0 } }]) {
       assert.equal((await code(async () => h.enclave.restoreJob({ sealed: await sealedJson(broken) }))).code, "CMR_CHECKPOINT_INVALID");
     }
-    assert.equal((await code(async () => h.enclave.restoreJob({ sealed: (await h.tee.seal(Buffer.from("not json"), CHECKPOINT_LABEL)).toString("base64") }))).code, "CMR_CHECKPOINT_INVALID");
+    assert.equal((await code(async () => h.enclave.restoreJob({ sealed: (await h.tee.seal(Buffer.from("not json"), checkpointLabel(""))).toString("base64") }))).code, "CMR_CHECKPOINT_INVALID");
   });
   test("decodeCheckpoint refuses null and arrays", () => {
-    assert.throws(() => decodeCheckpoint(null), { code: "CMR_CHECKPOINT_INVALID" });
-    assert.throws(() => decodeCheckpoint([]), { code: "CMR_CHECKPOINT_INVALID" });
+    assert.throws(() => decodeCheckpoint(null, ""), { code: "CMR_CHECKPOINT_INVALID" });
+    assert.throws(() => decodeCheckpoint([], ""), { code: "CMR_CHECKPOINT_INVALID" });
   });
 });
 

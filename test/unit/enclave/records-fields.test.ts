@@ -16,23 +16,20 @@ describe("fieldIndex", () => {
     assert.equal(fieldIndex(["a", "b"], "a", "in.csv"), 0);
   });
 
-  it("a missing field lists the available columns", () => {
+  it("a missing field names the field and counts the columns, never naming them (the message crosses to the host)", () => {
     assert.throws(
       () => fieldIndex(["id", "amount"], "Amount", "in.csv"),
       (err: unknown) => {
         assert.ok(err instanceof CmrError);
         assert.equal(err.code, "CMR_RECORD_MISSING_FIELD");
-        assert.equal(err.message, 'in.csv: no column named "Amount"; available columns: "id", "amount"');
-        assert.deepEqual(err.details, { source: "in.csv", field: "Amount", available: ["id", "amount"] });
+        assert.equal(err.message, 'in.csv: no column named "Amount" in its header row of 2 columns');
+        assert.deepEqual(err.details, { source: "in.csv", field: "Amount" });
+        assert.doesNotMatch(JSON.stringify(err.toJSON()), /"id"|"amount"/);
         return true;
       },
     );
-  });
-
-  it("a long header is listed in part", () => {
-    const header = Array.from({ length: 30 }, (_, k) => `c${k}`);
-    assert.throws(() => fieldIndex(header, "x", "s"), /"c19", and 10 more$/);
-    assert.throws(() => fieldIndex([], "x", "s"), /available columns: \(none\)$/);
+    assert.throws(() => fieldIndex([], "x", "s"), /header row of 0 columns$/);
+    assert.throws(() => fieldIndex(["only"], "x", "s"), /header row of 1 column$/);
   });
 });
 

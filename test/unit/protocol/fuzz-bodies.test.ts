@@ -235,6 +235,9 @@ describe("HTTP request bodies", () => {
         }
         checkAnswer(ep, body, a);
       };
+      // Found by this fuzzer (seed 1299827452): an id whose toString is not callable made
+      // String(id) throw inside an error message, an untyped CMR_INTERNAL.
+      for (const found of [{ sessionId: { toString: null } }, { jobId: { toString: null }, sessionId: { valueOf: null } }]) await check(found, JSON.stringify(found));
       await fc.assert(
         fc.asyncProperty(fc.jsonValue({ maxDepth: 4 }), async (value) => check(value, JSON.stringify(value))),
         { numRuns: RUNS },

@@ -1,0 +1,3 @@
+/** The timing bounds of test/e2e/failures.test.ts, asserted (test/helpers/timing.ts). */
+process.env.CMR_TIMING_ASSERTIONS = "1";
+await import("../e2e/failures.test.ts");

@@ -45,6 +45,15 @@ export class WorkerRegistry {
     return this.#workers.delete(workerId);
   }
 
+  /**
+   * A failed worker answered again and passed a fresh attestation: it takes tasks again. (Only
+   * the job runner calls this, right after the coordinator enclave accepted its evidence.)
+   */
+  readmit(workerId: string): void {
+    const w = this.#workers.get(workerId);
+    if (w) delete w.failedAt;
+  }
+
   list(): WorkerEntry[] {
     return [...this.#workers.values()];
   }

@@ -72,7 +72,8 @@ export class EnclaveProcess {
     const child =
       launcher.length > 0
         ? spawn(launcher[0]!, launcher.slice(1), { stdio: ["pipe", "pipe", "inherit"] })
-        : spawn(process.execPath, [...execArgv, opts.programPath], { stdio: ["pipe", "pipe", "inherit"] });
+        : // --no-node-snapshot: isolated-vm (custom job code's isolates) asks for it on Node >= 20.
+          spawn(process.execPath, ["--no-node-snapshot", ...execArgv, opts.programPath], { stdio: ["pipe", "pipe", "inherit"] });
     // Bulk work runs in enclaves; the host's control plane (status, heartbeats, attestation
     // relays) must stay responsive next to them, so enclaves run at a slightly lower priority.
     if (child.pid !== undefined) {

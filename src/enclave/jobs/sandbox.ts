@@ -138,6 +138,11 @@ export async function loadSandboxedJob(source: string, inputName: string, limits
   let outputBytes = 0;
   const outputLimit = limits.outputMB * 1024 * 1024;
   let lastFailure: CmrError | undefined;
+  /**
+   * Milliseconds the isolate itself ran since `since` (its wall clock while executing; a call
+   * waiting for a thread of the pool does not count).
+   */
+  const ranMs = (since: bigint): number => Number(isolate.wallTime - since) / 1e6;
   const dispose = (): void => {
     if (!isolate.isDisposed) isolate.dispose();
   };
@@ -151,22 +156,22 @@ export async function loadSandboxedJob(source: string, inputName: string, limits
     const remaining = limits.taskMs - usedMs;
     const timeout = Math.max(1, Math.min(limits.callMs, remaining));
     if (remaining <= 0) throw (lastFailure = failure("CMR_JOB_TIMEOUT", `ran past the task's limit of ${limits.taskMs} ms`, phase, inputName, undefined));
-    const started = performance.now();
+    const started = isolate.wallTime;
     let result: unknown;
     try {
       result = await fn.apply(undefined, args, { arguments: { copy: true }, result: { copy: true }, timeout });
     } catch {
-      const elapsed = performance.now() - started;
-      usedMs += elapsed;
       if (isolate.isDisposed) throw (lastFailure = failure("CMR_JOB_MEMORY", `ran out of its ${limits.memoryMB} MiB memory limit`, phase, inputName, undefined));
-      // Only the trusted side's clock says "timeout": a job cannot claim one by throwing text.
+      const elapsed = ranMs(started);
+      usedMs += elapsed;
+      // Only the isolate's own clock says "timeout": a job cannot claim one by throwing text.
       if (elapsed >= timeout - 1) {
         const which = timeout < limits.callMs ? `the task's limit of ${limits.taskMs} ms` : `the limit of ${limits.callMs} ms per call`;
         throw (lastFailure = failure("CMR_JOB_TIMEOUT", `ran past ${which}`, phase, inputName, undefined));
       }
       throw (lastFailure = failure("CMR_JOB_CODE_ERROR", "threw", phase, inputName, positionOf ? await positionOf() : undefined));
     }
-    usedMs += performance.now() - started;
+    usedMs += ranMs(started);
     if (typeof result !== "string") throw (lastFailure = failure("CMR_JOB_CODE_ERROR", "returned a value that is not text (the harness was tampered with)", phase, inputName, undefined));
     outputBytes += result.length;
     if (outputBytes > outputLimit) throw (lastFailure = failure("CMR_JOB_MEMORY", `returned more than its output limit of ${limits.outputMB} MiB`, phase, inputName, undefined));
@@ -194,14 +199,14 @@ export async function loadSandboxedJob(source: string, inputName: string, limits
       throw new CmrError("CMR_JOB_CODE_REJECTED", "job module does not compile (a syntax error)", { hint: "check it with `node --check job.mjs`" });
     }
     const flags = await (async () => {
-      const started = performance.now();
+      const started = isolate.wallTime;
       const timeout = Math.min(limits.callMs, limits.taskMs);
       try {
         return await moduleFn.apply(undefined, [install.derefInto()], { result: { copy: true }, timeout });
       } catch {
-        const elapsed = performance.now() - started;
-        usedMs += elapsed;
         if (isolate.isDisposed) throw failure("CMR_JOB_MEMORY", `ran out of its ${limits.memoryMB} MiB memory limit`, "module evaluation", inputName, undefined);
+        const elapsed = ranMs(started);
+        usedMs += elapsed;
         if (elapsed >= timeout - 1) throw failure("CMR_JOB_TIMEOUT", `ran past the limit of ${timeout} ms per call`, "module evaluation", inputName, undefined);
         throw failure("CMR_JOB_CODE_ERROR", "threw", "module evaluation", inputName, undefined);
       }

@@ -323,7 +323,14 @@ export class JobRunner {
         const assign = phase === "map" ? "assignMap" : "assignReduce";
         const idx = phase === "map" ? { shardId: t.index } : { reduceIndex: t.index };
         let taskId = `${phase}-${t.index}`;
+        // A slot on this worker, shared with other jobs (bounded per worker, first come first served).
+        const release = await this.#workers.acquireSlot(w.entry.workerId);
         try {
+          if (fatal !== undefined) {
+            // The job failed while this task waited for a slot: do not start it.
+            queue.unshift(t);
+            return;
+          }
           const a = await this.#coordinator<{ taskId: string; sealedTask: string }>(assign, { jobId: this.record.jobId, ...idx, sessionId: w.sessionId, attempt: t.attempt });
           taskId = a.taskId;
           const out = await this.#withHeartbeat(w.entry, (signal) =>
@@ -344,9 +351,13 @@ export class JobRunner {
             if (pool.length === 0) fatal = new CmrError("CMR_WORKER_LOST", `every attested ${phase} worker was lost (last: ${w.entry.workerId}: ${e.message})`);
             return;
           }
+          // Anything else, including the job's own failure (CMR_JOB_CODE_ERROR, CMR_JOB_TIMEOUT,
+          // CMR_JOB_MEMORY), fails this job only: the worker is not blamed and keeps serving.
           this.record.assignments.push({ task: taskId, worker: w.entry.workerId, attempt: t.attempt, outcome: "failed" });
           fatal = e;
           return;
+        } finally {
+          release();
         }
       }
     };

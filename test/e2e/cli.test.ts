@@ -154,7 +154,7 @@ test("review fixes: too many range boundaries, dynamic import, leaky error names
   const leak = file("leak.mjs", "export function map(r) { throw { name: 'LEAK-' + r.text }; }\nexport function reduce(k, v) { return 1; }\n");
   const l = await cmr(["run", "--input", words, "--job", leak, "--workers", "1"]);
   assert.equal(l.code, 1);
-  assert.match(l.stderr, /job code threw a non-standard value in map/);
+  assert.match(l.stderr, /CMR_JOB_CODE_ERROR: job code threw in map at w\.csv line 2/);
   assert.doesNotMatch(l.stderr, /LEAK/);
 });
 

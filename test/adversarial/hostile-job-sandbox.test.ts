@@ -208,11 +208,18 @@ test("the event loop keeps running while job code spins (job code is off the enc
   assert.ok(ticks > 0, "timers fired while job code ran");
 });
 
-test("a normal job still computes the right answer", async () => {
-  const j = job(`export function map(r, emit) { emit(r.name.slice(0, 6), Number(r.secret)); }\nexport function reduce(k, vs) { return vs.reduce((a, b) => a + b, 0); }\n`);
-  await j.ready;
-  const pairs: [string, unknown][] = [];
-  await j.mapBatch(batch, (k, v) => pairs.push([k, v]), () => undefined);
-  assert.deepEqual(await j.reduceGroups([["CANARY", pairs.map((p) => p[1])]]), [String(5 * Number(SECRET_NUMBER))]);
-  j.close?.();
+test("a normal job still computes the right answer, over many calls into one isolate", async () => {
+  const j = job(`export function map(r, emit) { emit(r.name.slice(0, 6), Number(r.secret)); }\nexport function combine(k, vs) { return vs.reduce((a, b) => a + b, 0); }\nexport function reduce(k, vs) { return vs.reduce((a, b) => a + b, 0); }\n`, { ...LIMITS, callMs: 20_000, taskMs: 10_000 });
+  // (taskMs below callMs: every call's time limit is then what is left of the task's budget.)
+  try {
+    await j.ready;
+    const pairs: [string, unknown][] = [];
+    for (let b = 0; b < 4; b++) await j.mapBatch(batch, (k, v) => pairs.push([k, v]), () => undefined);
+    assert.equal(pairs.length, 20);
+    const combined = await j.combineGroups!([["CANARY", pairs.map((p) => p[1])]]);
+    assert.deepEqual(combined, [20 * Number(SECRET_NUMBER)]);
+    assert.deepEqual(await j.reduceGroups([["CANARY", [...combined, 1]]]), [String(20 * Number(SECRET_NUMBER) + 1)]);
+  } finally {
+    j.close?.();
+  }
 });

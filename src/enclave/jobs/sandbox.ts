@@ -23,7 +23,7 @@
  *
  * @module
  */
-import ivm from "isolated-vm";
+import type IsolatedVm from "isolated-vm";
 import { DEFAULT_JOB_LIMITS, type JobLimits } from "../../attestation/policy.ts";
 import { CmrError, type CmrErrorCode } from "../../errors.ts";
 
@@ -125,7 +125,27 @@ function failure(code: JobFailureCode, what: string, phase: JobPhase, inputName:
   });
 }
 
-type Ref = ivm.Reference<unknown>;
+type Ref = IsolatedVm.Reference<unknown>;
+
+let engine: Promise<typeof IsolatedVm> | undefined;
+
+/**
+ * isolated-vm, loaded on first use: a native addon outside the bundle (docs/jobs.md), so an
+ * enclave program that runs no custom job (or was copied away from its node_modules) still
+ * starts; a custom job then fails with a clear error instead.
+ */
+function loadEngine(): Promise<typeof IsolatedVm> {
+  engine ??= import("isolated-vm").then(
+    (m) => (m as { default?: typeof IsolatedVm }).default ?? (m as unknown as typeof IsolatedVm),
+    () => {
+      engine = undefined;
+      throw new CmrError("CMR_CONFIG_INVALID", "the job sandbox (isolated-vm) is not installed next to the enclave program, so custom job code cannot run", {
+        hint: "run `npm ci` in the cmr checkout: the enclave program loads node_modules/isolated-vm beside dist/",
+      });
+    },
+  );
+  return engine;
+}
 
 /**
  * Load a job module into a new isolate. Throws CMR_JOB_CODE_REJECTED for a module without map
@@ -133,16 +153,37 @@ type Ref = ivm.Reference<unknown>;
  */
 export async function loadSandboxedJob(source: string, inputName: string, limits: JobLimits = DEFAULT_JOB_LIMITS): Promise<SandboxedJob> {
   const wrapped = wrapModule(source);
+  const ivm = await loadEngine();
   const isolate = new ivm.Isolate({ memoryLimit: Math.max(8, limits.memoryMB) });
-  let usedMs = 0;
+  const createdAt = isolate.wallTime;
   let outputBytes = 0;
   const outputLimit = limits.outputMB * 1024 * 1024;
   let lastFailure: CmrError | undefined;
   /**
-   * Milliseconds the isolate itself ran since `since` (its wall clock while executing; a call
-   * waiting for a thread of the pool does not count).
+   * Time in job code so far in this task: the isolate's own clock while it executes (a call
+   * waiting for a thread of the pool is not charged). Read afresh at every check, so a clock
+   * that is updated a little after a call settles is still counted in full.
    */
-  const ranMs = (since: bigint): number => Number(isolate.wallTime - since) / 1e6;
+  const usedMs = (): number => Number(isolate.wallTime - createdAt) / 1e6;
+  /**
+   * How long a failed call ran: the larger of the trusted side's elapsed time and the isolate's
+   * clock (the isolate's clock may lag the rejection; the elapsed time is never less than the
+   * run). A job that throws on its own returns long before its limit.
+   */
+  const ranMs = (hostStart: number, isoStart: bigint): number => {
+    const host = performance.now() - hostStart;
+    // A disposed isolate has no clock left to read.
+    return isolate.isDisposed ? host : Math.max(host, Number(isolate.wallTime - isoStart) / 1e6);
+  };
+  /**
+   * After a failed call: did the memory limit dispose the isolate? isolated-vm may reject the
+   * call a moment before it marks the isolate disposed, so look again for up to 200 ms (only on
+   * this failure path, once per task). Nobody else disposes it while a call is in flight.
+   */
+  const disposedByMemoryLimit = async (): Promise<boolean> => {
+    for (let i = 0; i < 40 && !isolate.isDisposed; i++) await new Promise((r) => setTimeout(r, 5));
+    return isolate.isDisposed;
+  };
   const dispose = (): void => {
     if (!isolate.isDisposed) isolate.dispose();
   };
@@ -153,25 +194,25 @@ export async function loadSandboxedJob(source: string, inputName: string, limits
    */
   const invoke = async (fn: Ref, args: string[], phase: JobPhase, positionOf: (() => Promise<number | undefined>) | undefined): Promise<string> => {
     if (lastFailure) throw lastFailure;
-    const remaining = limits.taskMs - usedMs;
-    const timeout = Math.max(1, Math.min(limits.callMs, remaining));
+    const remaining = limits.taskMs - usedMs();
+    // isolated-vm wants a whole number of milliseconds.
+    const timeout = Math.max(1, Math.floor(Math.min(limits.callMs, remaining)));
     if (remaining <= 0) throw (lastFailure = failure("CMR_JOB_TIMEOUT", `ran past the task's limit of ${limits.taskMs} ms`, phase, inputName, undefined));
     const started = isolate.wallTime;
+    const hostStarted = performance.now();
     let result: unknown;
     try {
       result = await fn.apply(undefined, args, { arguments: { copy: true }, result: { copy: true }, timeout });
     } catch {
-      if (isolate.isDisposed) throw (lastFailure = failure("CMR_JOB_MEMORY", `ran out of its ${limits.memoryMB} MiB memory limit`, phase, inputName, undefined));
-      const elapsed = ranMs(started);
-      usedMs += elapsed;
-      // Only the isolate's own clock says "timeout": a job cannot claim one by throwing text.
+      const elapsed = ranMs(hostStarted, started);
+      if (await disposedByMemoryLimit()) throw (lastFailure = failure("CMR_JOB_MEMORY", `ran out of its ${limits.memoryMB} MiB memory limit`, phase, inputName, undefined));
+      // Only measured time says "timeout": a job cannot claim one by throwing text.
       if (elapsed >= timeout - 1) {
         const which = timeout < limits.callMs ? `the task's limit of ${limits.taskMs} ms` : `the limit of ${limits.callMs} ms per call`;
         throw (lastFailure = failure("CMR_JOB_TIMEOUT", `ran past ${which}`, phase, inputName, undefined));
       }
       throw (lastFailure = failure("CMR_JOB_CODE_ERROR", "threw", phase, inputName, positionOf ? await positionOf() : undefined));
     }
-    usedMs += ranMs(started);
     if (typeof result !== "string") throw (lastFailure = failure("CMR_JOB_CODE_ERROR", "returned a value that is not text (the harness was tampered with)", phase, inputName, undefined));
     outputBytes += result.length;
     if (outputBytes > outputLimit) throw (lastFailure = failure("CMR_JOB_MEMORY", `returned more than its output limit of ${limits.outputMB} MiB`, phase, inputName, undefined));
@@ -180,7 +221,7 @@ export async function loadSandboxedJob(source: string, inputName: string, limits
 
   try {
     const context = await isolate.createContext();
-    const harness = (await (await isolate.compileScript(HARNESS, { filename: "cmr-harness.js" })).run(context, { reference: true, timeout: 5_000 })) as ivm.Reference<Record<string, unknown>>;
+    const harness = (await (await isolate.compileScript(HARNESS, { filename: "cmr-harness.js" })).run(context, { reference: true, timeout: 5_000 })) as IsolatedVm.Reference<Record<string, unknown>>;
     // Every entry point is taken now, before any job code runs.
     const take = (name: string): Ref => harness.getSync(name, { reference: true }) as Ref;
     const install = take("install");
@@ -200,13 +241,13 @@ export async function loadSandboxedJob(source: string, inputName: string, limits
     }
     const flags = await (async () => {
       const started = isolate.wallTime;
+      const hostStarted = performance.now();
       const timeout = Math.min(limits.callMs, limits.taskMs);
       try {
         return await moduleFn.apply(undefined, [install.derefInto()], { result: { copy: true }, timeout });
       } catch {
-        if (isolate.isDisposed) throw failure("CMR_JOB_MEMORY", `ran out of its ${limits.memoryMB} MiB memory limit`, "module evaluation", inputName, undefined);
-        const elapsed = ranMs(started);
-        usedMs += elapsed;
+        const elapsed = ranMs(hostStarted, started);
+        if (await disposedByMemoryLimit()) throw failure("CMR_JOB_MEMORY", `ran out of its ${limits.memoryMB} MiB memory limit`, "module evaluation", inputName, undefined);
         if (elapsed >= timeout - 1) throw failure("CMR_JOB_TIMEOUT", `ran past the limit of ${timeout} ms per call`, "module evaluation", inputName, undefined);
         throw failure("CMR_JOB_CODE_ERROR", "threw", "module evaluation", inputName, undefined);
       }

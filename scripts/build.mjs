@@ -35,11 +35,7 @@ const enclaveNoNative = {
     }));
   },
 };
-// isolated-vm (the isolate custom job code runs in, issue #13) is the one native addon the
-// enclave uses, on purpose: it stays outside the bundle and is imported (lazily, on the first
-// custom job) from node_modules/isolated-vm, so it is NOT covered by the bundle's hash; a real
-// TEE deployment measures it as a trusted file of its own (docs/jobs.md, "The sandbox").
-await build({ ...common, entryPoints: ["src/enclave/runtime/main.ts"], outfile: "dist/enclave.mjs", external: ["isolated-vm"], plugins: [enclaveNoNative] });
+await build({ ...common, entryPoints: ["src/enclave/runtime/main.ts"], outfile: "dist/enclave.mjs", external: [], plugins: [enclaveNoNative] });
 await build({
   ...common,
   entryPoints: ["src/cli/main.ts"],

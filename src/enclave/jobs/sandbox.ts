@@ -23,6 +23,9 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import type IsolatedVm from "isolated-vm";
 import { DEFAULT_JOB_LIMITS, type JobLimits } from "../../attestation/policy.ts";
 import { CmrError, type CmrErrorCode } from "../../errors.ts";
@@ -127,24 +130,38 @@ function failure(code: JobFailureCode, what: string, phase: JobPhase, inputName:
 
 type Ref = IsolatedVm.Reference<unknown>;
 
-let engine: Promise<typeof IsolatedVm> | undefined;
+let engine: typeof IsolatedVm | undefined;
 
 /**
- * isolated-vm, loaded on first use: a native addon outside the bundle (docs/jobs.md), so an
- * enclave program that runs no custom job (or was copied away from its node_modules) still
- * starts; a custom job then fails with a clear error instead.
+ * isolated-vm's native addon, loaded on first use by a fixed path: the package is found by
+ * Node's ordinary resolution from this program's own location, and the addon file by its fixed
+ * name for this Node ABI (a local build in build/Release first, else the prebuilt file the npm
+ * package ships). The package's own entry is NOT used: it loads through node-gyp-build, which
+ * lets environment variables (`ISOLATED_VM_PREBUILD`, `npm_config_arch`, `LIBC`, …) pick
+ * another .node file, and the host chooses the enclave's environment. The addon is outside the
+ * enclave bundle and its measurement (docs/jobs.md, "The sandbox"). An enclave program copied
+ * away from its node_modules still starts and runs built-in jobs; a custom job then fails with
+ * a clear error.
  */
-function loadEngine(): Promise<typeof IsolatedVm> {
-  engine ??= import("isolated-vm").then(
-    (m) => (m as { default?: typeof IsolatedVm }).default ?? (m as unknown as typeof IsolatedVm),
-    () => {
-      engine = undefined;
-      throw new CmrError("CMR_CONFIG_INVALID", "the job sandbox (isolated-vm) is not installed next to the enclave program, so custom job code cannot run", {
-        hint: "run `npm ci` in the cmr checkout: the enclave program loads node_modules/isolated-vm beside dist/",
-      });
-    },
-  );
-  return engine;
+function loadEngine(): typeof IsolatedVm {
+  if (engine) return engine;
+  const notInstalled = (): CmrError =>
+    new CmrError("CMR_CONFIG_INVALID", "the job sandbox (isolated-vm) is not installed next to the enclave program, so custom job code cannot run", {
+      hint: "run `npm ci` in the cmr checkout: the enclave program loads node_modules/isolated-vm beside dist/",
+    });
+  const req = createRequire(import.meta.url);
+  let dir: string;
+  try {
+    dir = dirname(req.resolve("isolated-vm/package.json"));
+  } catch {
+    throw notInstalled();
+  }
+  const candidates = [join(dir, "build", "Release", "isolated_vm.node"), join(dir, "prebuilds", `${process.platform}-${process.arch}`, `isolated-vm.abi${process.versions.modules}.glibc.node`)];
+  const file = candidates.find((f) => existsSync(f));
+  if (file === undefined) throw notInstalled();
+  const addon = req(file) as { ivm?: typeof IsolatedVm };
+  if (typeof addon.ivm?.Isolate !== "function") throw notInstalled();
+  return (engine = addon.ivm);
 }
 
 /**
@@ -153,7 +170,7 @@ function loadEngine(): Promise<typeof IsolatedVm> {
  */
 export async function loadSandboxedJob(source: string, inputName: string, limits: JobLimits = DEFAULT_JOB_LIMITS): Promise<SandboxedJob> {
   const wrapped = wrapModule(source);
-  const ivm = await loadEngine();
+  const ivm = loadEngine();
   const isolate = new ivm.Isolate({ memoryLimit: Math.max(8, limits.memoryMB) });
   const createdAt = isolate.wallTime;
   let outputBytes = 0;

@@ -1,7 +1,7 @@
 /**
  * Every error cmr raises on purpose: one base class, a closed union of stable codes, and a
- * `hint` that tells the user how to fix the problem. Match on `err.code`, never on
- * `instanceof` (two copies of this module may be loaded: the CLI bundle and the enclave bundle).
+ * `hint` that tells the user how to fix the problem. Match on `err.code` after `isCmrError`
+ * (a brand check); errors from another process arrive as JSON and go through errorFromJSON.
  *
  * Trust zone: PURE, shared by every zone. Messages may carry ids, lengths, offsets and short
  * hashes, never keys, plaintext or record contents (an error text crosses from the enclave to
@@ -91,6 +91,8 @@ export const ERROR_CODES = [
   "CMR_JOB_INTERRUPTED",
   "CMR_NO_MATCHING_WORKER",
   "CMR_WORKER_LOST",
+  "CMR_JOB_TIMEOUT",
+  "CMR_JOB_MEMORY",
   // --- storage
   "CMR_STORAGE_NOT_FOUND",
   "CMR_STORAGE_IO",
@@ -111,6 +113,13 @@ export interface CmrErrorOptions {
   details?: Record<string, unknown>;
 }
 
+/**
+ * Every CmrError this module constructed (a brand): a look-alike object with a known `code` and
+ * a `toJSON` of its own choosing (job code can make one) is not a CmrError. Errors that crossed
+ * a process or network boundary are rebuilt by errorFromJSON, which constructs a real one.
+ */
+const BRANDED = new WeakSet<object>();
+
 export class CmrError extends Error {
   readonly code: CmrErrorCode;
   readonly hint: string | undefined;
@@ -122,6 +131,7 @@ export class CmrError extends Error {
     this.code = code;
     this.hint = options.hint;
     this.details = options.details;
+    BRANDED.add(this);
   }
 
   /** The only shape that may cross from the enclave to the host, or over the network. */
@@ -157,20 +167,20 @@ export class AttestationError extends CmrError {
   }
 }
 
+/**
+ * A brand check, not duck typing: true only for errors this module constructed (including those
+ * errorFromJSON rebuilt from JSON that crossed a boundary). Reads no property of `value`, so a
+ * getter or proxy of a hostile object is never called.
+ */
 export function isCmrError(value: unknown): value is CmrError {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    typeof (value as { code?: unknown }).code === "string" &&
-    (ERROR_CODES as readonly string[]).includes((value as { code: string }).code)
-  );
+  return typeof value === "object" && value !== null && BRANDED.has(value);
 }
 
 /** Rebuild an error that crossed a process or network boundary as `{code, message, hint}`. */
 export function errorFromJSON(value: unknown): CmrError {
   if (typeof value === "object" && value !== null) {
     const v = value as { code?: unknown; message?: unknown; hint?: unknown; details?: unknown };
-    const code = (ERROR_CODES as readonly string[]).includes(String(v.code)) ? (v.code as CmrErrorCode) : "CMR_INTERNAL";
+    const code = typeof v.code === "string" && (ERROR_CODES as readonly string[]).includes(v.code) ? (v.code as CmrErrorCode) : "CMR_INTERNAL";
     const opts: CmrErrorOptions = {};
     if (typeof v.hint === "string") opts.hint = v.hint;
     if (typeof v.details === "object" && v.details !== null) opts.details = v.details as Record<string, unknown>;

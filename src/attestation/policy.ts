@@ -13,6 +13,22 @@ import { HardwarePolicySchema } from "./hardware-policy.ts";
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex characters (a SHA-256 measurement)");
 
+/**
+ * Limits on the owner's custom job code, per task (docs/jobs.md): the longest one call into job
+ * code may run, the total time in job code, the isolate's heap, and the text it may return.
+ * Enforced preemptively inside the worker enclave; recorded in the job's receipt.
+ */
+export const JobLimitsSchema = z
+  .object({
+    callMs: z.number().int().min(10).max(3_600_000).default(30_000),
+    taskMs: z.number().int().min(10).max(86_400_000).default(600_000),
+    memoryMB: z.number().int().min(8).max(16_384).default(128),
+    outputMB: z.number().int().min(1).max(65_536).default(1024),
+  })
+  .strict();
+export type JobLimits = z.infer<typeof JobLimitsSchema>;
+export const DEFAULT_JOB_LIMITS: Readonly<JobLimits> = Object.freeze(JobLimitsSchema.parse({}));
+
 export const PolicySchema = z
   .object({
     version: z.literal(1),
@@ -52,6 +68,8 @@ export const PolicySchema = z
      * "client" or "data-type". Absent: the client follows the coordinator's announced mode.
      */
     requireIsolation: z.enum(["client", "data-type"]).optional(),
+    /** Limits on custom job code; absent: DEFAULT_JOB_LIMITS. */
+    jobLimits: JobLimitsSchema.optional(),
   })
   .strict();
 

@@ -7,7 +7,7 @@
  * @module
  */
 import { z } from "zod";
-import { PolicySchema } from "../attestation/policy.ts";
+import { PolicySchema, type JobLimits } from "../attestation/policy.ts";
 
 export const BUILTIN_OPS = ["count", "sum", "min", "max", "avg"] as const;
 export type BuiltinOp = (typeof BUILTIN_OPS)[number];
@@ -66,6 +66,8 @@ export interface MapTask {
   plaintext: boolean;
   sortBufferBytes: number;
   partitions: { objectId: string; wrappedKey: string }[];
+  /** Limits on custom job code (the owner's policy, else defaults); absent in older tasks. */
+  jobLimits?: JobLimits;
 }
 
 export interface MapResult {
@@ -85,6 +87,8 @@ export interface ReduceTask {
   plaintext: boolean;
   inputs: { objectId: string; wrappedKey: string; records: number; sha256: string }[];
   output: { objectId: string; wrappedKey: string };
+  /** Limits on custom job code (the owner's policy, else defaults); absent in older tasks. */
+  jobLimits?: JobLimits;
 }
 
 export interface ReduceResult {

@@ -34,6 +34,8 @@ export const ReceiptSchema = z.object({
   partitions: z.array(z.object({ map: z.number().int(), reduce: z.number().int(), records: z.number().int(), sha256: hex64 })),
   reducers: z.array(z.object({ reduceIndex: z.number().int(), inputRecords: z.number().int(), outputRecords: z.number().int(), sha256: hex64, reducedBy: z.string(), measurement: z.string(), platform: z.string().optional(), scope: z.string().optional(), attempt: z.number().int() })),
   output: z.object({ object: z.string(), sha256: hex64, plainSha256: hex64, rows: z.number().int() }),
+  /** Limits custom job code ran under (absent for built-in ops, and in receipts before #13). */
+  jobLimits: z.object({ callMs: z.number().int(), taskMs: z.number().int(), memoryMB: z.number().int(), outputMB: z.number().int() }).optional(),
 });
 export type Receipt = z.infer<typeof ReceiptSchema>;
 

@@ -8,6 +8,7 @@
  */
 import { sign } from "node:crypto";
 import { canonicalJson } from "../../crypto/canonical-json.ts";
+import { DEFAULT_JOB_LIMITS } from "../../attestation/policy.ts";
 import { receiptSignedBytes, type Receipt, type SignedReceipt } from "../../protocol/receipt.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
 import type { JobState } from "./job-state.ts";
@@ -28,6 +29,8 @@ export function buildReceipt(job: JobState, coordinatorMeasurement: string, coor
     partitions: job.maps.flatMap((mr, m) => mr.partitions.map((p, r) => ({ map: m, reduce: r, records: p.records, sha256: p.sha256 }))),
     reducers: job.reduces.map((rr, r) => ({ reduceIndex: r, inputRecords: rr.inputRecords, outputRecords: rr.outputRecords, sha256: rr.output.sha256, reducedBy: rr.worker, measurement: rr.measurement, platform: rr.platform, scope: rr.scope, attempt: rr.attempt })),
     output,
+    // Custom job code ran under these limits (built-in ops run no job code).
+    ...(job.spec.code.kind === "custom" ? { jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS } : {}),
   };
 }
 

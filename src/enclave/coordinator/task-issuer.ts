@@ -8,6 +8,7 @@
  * @module
  */
 import { CmrError } from "../../errors.ts";
+import { DEFAULT_JOB_LIMITS } from "../../attestation/policy.ts";
 import { sealEnvelope, wrapKey } from "../../crypto/key-wrap.ts";
 import { objectIds } from "../../protocol/object-ids.ts";
 import type { MapTask, ReduceTask } from "../../protocol/job.ts";
@@ -62,6 +63,7 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     header: job.header,
     inputName: job.spec.inputName,
     code: job.spec.code,
+    jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS,
     reducers: job.spec.reducers,
     onBadRecord: job.spec.onBadRecord,
     plaintext: job.spec.insecurePlaintext,
@@ -88,6 +90,7 @@ export function issueReduceTask(job: JobState, r: number, w: OutboundSession, re
     attempt,
     reduceIndex: r,
     code: job.spec.code,
+    jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS,
     plaintext: job.spec.insecurePlaintext,
     inputs: job.maps.map((mr, m) => {
       const p = mr.partitions[r]!;

@@ -16,7 +16,7 @@ import type { JobCode } from "../../protocol/job.ts";
 import { fieldIndex, formatNumber, parseNumber } from "../records/fields.ts";
 import * as dec from "./decimal.ts";
 import { fnv1a } from "./hash.ts";
-import { loadSandboxedJob, type SandboxedJob } from "./sandbox.ts";
+import { DEFAULT_JOB_LIMITS, loadSandboxedJob, type JobLimits, type SandboxedJob } from "./sandbox.ts";
 import { ExactSum } from "./exact-sum.ts";
 
 export type InputRecord = string[] | Record<string, unknown>;
@@ -50,13 +50,20 @@ export interface CompiledJob {
   readonly combineInto: ((acc: unknown, v: unknown) => unknown) | undefined;
   /** The JSON form of an accumulator, as written into partitions. */
   readonly serialize: (acc: unknown) => unknown;
-  /** Maps a batch of [line, record]; bad records throw CmrError with source and line. */
-  mapBatch(batch: MapBatch, emit: (key: string, partial: unknown) => void, onBad: (e: CmrError) => void): void;
-  /** Custom combine over a group, when the job code has one. */
-  combineGroups: ((groups: [string, unknown[]][]) => unknown[]) | undefined;
+  /**
+   * Maps a batch of [line, record]; bad records throw CmrError with source and line. Built-in
+   * ops return at once; custom job code runs in its isolate and returns a promise.
+   */
+  mapBatch(batch: MapBatch, emit: (key: string, partial: unknown) => void, onBad: (e: CmrError) => void): void | Promise<void>;
+  /** Custom combine over a group, when the job code has one (known after `ready`). */
+  readonly combineGroups: ((groups: [string, unknown[]][]) => unknown[] | Promise<unknown[]>) | undefined;
   partitionOf(key: string, reducers: number): number;
   /** Final values for a batch of key groups, as result-CSV value text. */
-  reduceGroups(groups: [string, unknown[]][]): string[];
+  reduceGroups(groups: [string, unknown[]][]): string[] | Promise<string[]>;
+  /** Custom jobs: settles when the job's isolate has loaded the module (await before use). */
+  readonly ready?: Promise<void>;
+  /** Custom jobs: frees the job's isolate (call when the task ends, also on failure). */
+  close?(): void;
 }
 
 function getField(rec: InputRecord, name: string, idx: number, ctx: RecordContext, line: number): string | undefined {
@@ -85,7 +92,7 @@ export function sha256Hex(text: string): string {
   return createHash("sha256").update(text, "utf8").digest("hex");
 }
 
-export function compileJob(code: JobCode, ctx: RecordContext): CompiledJob {
+export function compileJob(code: JobCode, ctx: RecordContext, limits: JobLimits = DEFAULT_JOB_LIMITS): CompiledJob {
   const index = (name: string): number => (ctx.format === "csv" && ctx.header ? fieldIndex(ctx.header, name, ctx.inputName) : -1);
   switch (code.kind) {
     case "builtin": {
@@ -217,7 +224,17 @@ export function compileJob(code: JobCode, ctx: RecordContext): CompiledJob {
           hint: "the job code was changed after the data owner approved it",
         });
       }
-      const job: SandboxedJob = loadSandboxedJob(code.source, ctx.inputName);
+      // The isolate loads asynchronously (job code's module body runs under the time limit, off
+      // this thread); `ready` settles when it has, and the job's calls wait for it.
+      let job: SandboxedJob | undefined;
+      const ready = loadSandboxedJob(code.source, ctx.inputName, limits).then((j) => {
+        job = j;
+      });
+      ready.catch(() => undefined); // the caller sees the failure when it awaits `ready`
+      const loaded = async (): Promise<SandboxedJob> => {
+        await ready;
+        return job!;
+      };
       const toObject = (rec: InputRecord): unknown => {
         if (!Array.isArray(rec)) return rec;
         const o: Record<string, string> = {};
@@ -227,15 +244,25 @@ export function compileJob(code: JobCode, ctx: RecordContext): CompiledJob {
         });
         return o;
       };
+      const combine = async (groups: [string, unknown[]][]): Promise<unknown[]> => (await loaded()).combineGroups(groups);
       return {
+        ready,
         combineInto: undefined,
         serialize: (a) => a,
-        mapBatch(batch, emit) {
-          for (const [k, v] of job.mapBatch(batch.records.map((rec, i) => [batch.lineOf(i), toObject(rec)]))) emit(k, v);
+        async mapBatch(batch, emit) {
+          const j = await loaded();
+          for (const [k, v] of await j.mapBatch(batch.records.map(toObject), (i) => batch.lineOf(i))) emit(k, v);
         },
-        combineGroups: job.hasCombine ? (groups) => job.combineGroups(groups) : undefined,
+        // Known once `ready` has settled (whether the module exports combine).
+        get combineGroups() {
+          return job?.hasCombine ? combine : undefined;
+        },
         partitionOf: (key, r) => fnv1a(key) % r,
-        reduceGroups: (groups) => job.reduceGroups(groups).map(jsonValue),
+        reduceGroups: async (groups) => (await (await loaded()).reduceGroups(groups)).map(jsonValue),
+        close: () => {
+          job?.dispose();
+          void ready.then(() => job?.dispose(), () => undefined);
+        },
       };
     }
   }

@@ -1,60 +1,88 @@
 /**
- * Runs the data owner's custom job code (map, reduce, optional combine) inside the enclave, in a
- * separate V8 context with no `require`, `process`, `import`, file system, network or timers,
- * with string code generation and WebAssembly disabled, and a time limit per batch. Only JSON
- * text crosses into and out of the context, so no object of the enclave's realm (whose
- * prototypes could lead back to `process`) is ever reachable from job code.
+ * Runs the data owner's custom job code (map, reduce, optional combine) inside the enclave, in
+ * its own V8 isolate (isolated-vm): a separate heap with a memory limit, no `require`,
+ * `process`, `import`, file system, network or timers, and a preemptive time limit on every
+ * call. The isolate runs on a thread of isolated-vm's pool, so the enclave's event loop (IPC,
+ * liveness beats) keeps going while job code spins.
  *
- * node:vm is not a security boundary against hostile code; it keeps *approved* code (the client
- * approved its SHA-256) from reaching the enclave's I/O by accident or by a bug. See docs/jobs.md.
- *
- * Supported module shape: `export function map(record, emit)`, `export function reduce(key,
- * values)`, optional `export function combine(key, values)` (also `export const x = ...` and a
- * trailing `export { ... }`); no imports.
+ * What crosses the boundary, and how (the rules that keep job code's choices inside):
+ * - In: one JSON string per batch of records or key groups.
+ * - Out: one string per batch, which the trusted side parses with its own JSON.parse and checks
+ *   for shape. A non-string (an object with `toJSON`, getters or `Symbol.toPrimitive`) is never
+ *   touched: isolated-vm copies primitives only, and we check `typeof` before anything else.
+ * - The harness inside the isolate is our code, evaluated before the job's, and every function
+ *   the trusted side calls is held as a Reference taken before job code ran; the harness keeps
+ *   its state in closures that job code cannot reach (not in globals it could overwrite).
+ * - Failures are data: a fixed code (CMR_JOB_CODE_ERROR, CMR_JOB_TIMEOUT, CMR_JOB_MEMORY), the
+ *   phase, and the position in the batch as counted by the harness's loop counter, which the
+ *   trusted side maps to an input line through its own parser. The thrown value itself, its
+ *   message and its type are never read. Timeout and memory are decided by the trusted side
+ *   (elapsed time against the limit; the isolate disposed by its memory limit), not by text.
  *
  * Trust zone: TRUSTED (enclave only).
  *
  * @module
  */
-import { Script, createContext, type Context } from "node:vm";
-import { CmrError } from "../../errors.ts";
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import type IsolatedVm from "isolated-vm";
+import { DEFAULT_JOB_LIMITS, type JobLimits } from "../../attestation/policy.ts";
+import { CmrError, type CmrErrorCode } from "../../errors.ts";
 
-const HARNESS = `
-const __job = (() => {
-  "use strict";
-  __USER_CODE__
-  ;return {
-    map: typeof map === "function" ? map : undefined,
-    reduce: typeof reduce === "function" ? reduce : undefined,
-    combine: typeof combine === "function" ? combine : undefined,
-  };
-})();
-let __line = 0;
-globalThis.__has = JSON.stringify({ map: !!__job.map, reduce: !!__job.reduce, combine: !!__job.combine });
-globalThis.__mapBatch = (json) => {
-  const recs = JSON.parse(json);
-  const out = [];
-  const emit = (k, v) => { out.push([String(k), v === undefined ? null : v]); };
-  for (const [line, rec] of recs) { __line = line; __job.map(rec, emit); }
-  return JSON.stringify(out);
-};
-globalThis.__groupBatch = (fn, json) => {
-  const groups = JSON.parse(json);
-  const out = [];
-  for (const [k, vs] of groups) { const v = __job[fn](k, vs); out.push(v === undefined ? null : v); }
-  return JSON.stringify(out);
-};
-globalThis.__currentLine = () => __line;
-`;
+export { DEFAULT_JOB_LIMITS, type JobLimits };
 
-const STANDARD_ERRORS = new Set(["Error", "TypeError", "RangeError", "ReferenceError", "SyntaxError", "EvalError", "URIError", "AggregateError"]);
+export type JobPhase = "module evaluation" | "map" | "combine" | "reduce";
 
 export interface SandboxedJob {
   hasCombine: boolean;
-  mapBatch(records: [number, unknown][]): [string, unknown][];
-  combineGroups(groups: [string, unknown[]][]): unknown[];
-  reduceGroups(groups: [string, unknown[]][]): unknown[];
+  /** Map a batch of records; returns (key, value) pairs. */
+  mapBatch(records: unknown[], lineOf: (i: number) => number): Promise<[string, unknown][]>;
+  combineGroups(groups: [string, unknown[]][]): Promise<unknown[]>;
+  reduceGroups(groups: [string, unknown[]][]): Promise<unknown[]>;
+  /** Frees the isolate (idempotent). */
+  dispose(): void;
 }
+
+/**
+ * The harness: evaluated first, in a fresh context, returning its entry points. Intrinsics are
+ * captured before job code can replace them; results are returned through `typeof` checks (an
+ * operator job code cannot redefine). Job code can still break what *it* gets back (e.g. by
+ * patching Array.prototype), but that only changes its own output, which stays in the enclave.
+ */
+const HARNESS = `(() => {
+  "use strict";
+  const parse = JSON.parse, stringify = JSON.stringify, toString = String;
+  let job = null;
+  let pos = -1;
+  const text = (v) => { const s = stringify(v); return typeof s === "string" ? s : "null"; };
+  return {
+    install(m, r, c) {
+      if (job !== null) return "";
+      job = { map: typeof m === "function" ? m : null, reduce: typeof r === "function" ? r : null, combine: typeof c === "function" ? c : null };
+      return (job.map ? "m" : "") + (job.reduce ? "r" : "") + (job.combine ? "c" : "");
+    },
+    map(json) {
+      pos = -1;
+      const recs = parse(json), n = recs.length, out = [];
+      let k = 0;
+      const map = job.map;
+      const emit = (key, value) => { out[k++] = [toString(key), value === undefined ? null : value]; };
+      for (let i = 0; i < n; i++) { pos = i; map(recs[i], emit); }
+      pos = -1;
+      return text(out);
+    },
+    group(which, json) {
+      pos = -1;
+      const groups = parse(json), n = groups.length, out = [];
+      const fn = which === "combine" ? job.combine : job.reduce;
+      for (let i = 0; i < n; i++) { pos = i; const v = fn(groups[i][0], groups[i][1]); out[i] = v === undefined ? null : v; }
+      pos = -1;
+      return text(out);
+    },
+    position() { return typeof pos === "number" ? pos : -1; },
+  };
+})()`;
 
 function stripExports(source: string): string {
   if (/^\s*import[\s{*]/m.test(source) || /\bimport\s*\(/.test(source) || /\bimport\s*\.\s*meta\b/.test(source)) {
@@ -68,49 +96,231 @@ function stripExports(source: string): string {
     .replace(/^\s*export\s*\{[^}]*\}\s*;?/gm, "");
 }
 
-export function loadSandboxedJob(source: string, inputName: string, timeoutMs = 30_000): SandboxedJob {
-  const context: Context = createContext(Object.create(null), {
-    name: "cmr-job",
-    codeGeneration: { strings: false, wasm: false },
-    microtaskMode: "afterEvaluate",
+/**
+ * The job module, wrapped so that its declarations live in an inner scope: job code cannot
+ * shadow `__cmrInstall` or `__cmrR`. It evaluates to a function the trusted side calls with
+ * the harness's install function.
+ */
+function wrapModule(source: string): string {
+  return `(function (__cmrInstall) {
+  const __cmrR = (() => {
+    "use strict";
+${stripExports(source)}
+    ;return [typeof map === "function" ? map : undefined, typeof reduce === "function" ? reduce : undefined, typeof combine === "function" ? combine : undefined];
+  })();
+  return __cmrInstall(__cmrR[0], __cmrR[1], __cmrR[2]);
+})`;
+}
+
+const HINT = {
+  CMR_JOB_CODE_ERROR: "run the job module on a small sample with plain node to debug it; only the phase and input line leave the enclave",
+  CMR_JOB_TIMEOUT: "job code ran longer than the job's limit: look for a loop that does not end, or raise jobLimits.callMs / jobLimits.taskMs in the policy",
+  CMR_JOB_MEMORY: "job code used more memory (or returned more output) than the job's limit: keep less state per task, or raise jobLimits.memoryMB / jobLimits.outputMB in the policy",
+} as const;
+
+type JobFailureCode = keyof typeof HINT;
+
+function failure(code: JobFailureCode, what: string, phase: JobPhase, inputName: string, line: number | undefined): CmrError {
+  const at = line === undefined ? "" : ` at ${inputName} line ${line}`;
+  return new CmrError(code as CmrErrorCode, `job code ${what} in ${phase}${at}`, {
+    hint: HINT[code],
+    details: line === undefined ? { phase } : { phase, source: inputName, line },
   });
-  const run = (code: string, what: string): unknown => {
+}
+
+type Ref = IsolatedVm.Reference<unknown>;
+
+let engine: typeof IsolatedVm | undefined;
+
+/**
+ * isolated-vm's native addon, loaded on first use by a fixed path: the package is found by
+ * Node's ordinary resolution from this program's own location, and the addon file by its fixed
+ * name for this Node ABI (a local build in build/Release first, else the prebuilt file the npm
+ * package ships). The package's own entry is NOT used: it loads through node-gyp-build, which
+ * lets environment variables (`ISOLATED_VM_PREBUILD`, `npm_config_arch`, `LIBC`, …) pick
+ * another .node file, and the host chooses the enclave's environment. The addon is outside the
+ * enclave bundle and its measurement (docs/jobs.md, "The sandbox"). An enclave program copied
+ * away from its node_modules still starts and runs built-in jobs; a custom job then fails with
+ * a clear error.
+ */
+function loadEngine(): typeof IsolatedVm {
+  if (engine) return engine;
+  const notInstalled = (): CmrError =>
+    new CmrError("CMR_CONFIG_INVALID", "the job sandbox (isolated-vm) is not installed next to the enclave program, so custom job code cannot run", {
+      hint: "run `npm ci` in the cmr checkout: the enclave program loads node_modules/isolated-vm beside dist/",
+    });
+  const req = createRequire(import.meta.url);
+  let dir: string;
+  try {
+    dir = dirname(req.resolve("isolated-vm/package.json"));
+  } catch {
+    throw notInstalled();
+  }
+  const candidates = [join(dir, "build", "Release", "isolated_vm.node"), join(dir, "prebuilds", `${process.platform}-${process.arch}`, `isolated-vm.abi${process.versions.modules}.glibc.node`)];
+  const file = candidates.find((f) => existsSync(f));
+  if (file === undefined) throw notInstalled();
+  const addon = req(file) as { ivm?: typeof IsolatedVm };
+  if (typeof addon.ivm?.Isolate !== "function") throw notInstalled();
+  return (engine = addon.ivm);
+}
+
+/**
+ * Load a job module into a new isolate. Throws CMR_JOB_CODE_REJECTED for a module without map
+ * and reduce, or the fixed failure codes when its evaluation fails.
+ */
+export async function loadSandboxedJob(source: string, inputName: string, limits: JobLimits = DEFAULT_JOB_LIMITS): Promise<SandboxedJob> {
+  const wrapped = wrapModule(source);
+  const ivm = loadEngine();
+  const isolate = new ivm.Isolate({ memoryLimit: Math.max(8, limits.memoryMB) });
+  const createdAt = isolate.wallTime;
+  let outputBytes = 0;
+  const outputLimit = limits.outputMB * 1024 * 1024;
+  let lastFailure: CmrError | undefined;
+  /**
+   * Time in job code so far in this task: the isolate's own clock while it executes (a call
+   * waiting for a thread of the pool is not charged). Read afresh at every check, so a clock
+   * that is updated a little after a call settles is still counted in full.
+   */
+  const usedMs = (): number => Number(isolate.wallTime - createdAt) / 1e6;
+  /**
+   * How long a failed call ran: the larger of the trusted side's elapsed time and the isolate's
+   * clock (the isolate's clock may lag the rejection; the elapsed time is never less than the
+   * run). A job that throws on its own returns long before its limit.
+   */
+  const ranMs = (hostStart: number, isoStart: bigint): number => {
+    const host = performance.now() - hostStart;
+    // A disposed isolate has no clock left to read.
+    return isolate.isDisposed ? host : Math.max(host, Number(isolate.wallTime - isoStart) / 1e6);
+  };
+  /**
+   * After a failed call: did the memory limit dispose the isolate? isolated-vm may reject the
+   * call a moment before it marks the isolate disposed, so look again for up to 200 ms (only on
+   * this failure path, once per task). Nobody else disposes it while a call is in flight.
+   */
+  const disposedByMemoryLimit = async (): Promise<boolean> => {
+    for (let i = 0; i < 40 && !isolate.isDisposed; i++) await new Promise((r) => setTimeout(r, 5));
+    return isolate.isDisposed;
+  };
+  const dispose = (): void => {
+    if (!isolate.isDisposed) isolate.dispose();
+  };
+
+  /**
+   * One call into the isolate. Whatever went wrong, the thrown value is dropped unread: the
+   * code is decided here from facts the trusted side measured.
+   */
+  const invoke = async (fn: Ref, args: string[], phase: JobPhase, positionOf: (() => Promise<number | undefined>) | undefined): Promise<string> => {
+    if (lastFailure) throw lastFailure;
+    const remaining = limits.taskMs - usedMs();
+    // isolated-vm wants a whole number of milliseconds.
+    const timeout = Math.max(1, Math.floor(Math.min(limits.callMs, remaining)));
+    if (remaining <= 0) throw (lastFailure = failure("CMR_JOB_TIMEOUT", `ran past the task's limit of ${limits.taskMs} ms`, phase, inputName, undefined));
+    const started = isolate.wallTime;
+    const hostStarted = performance.now();
+    let result: unknown;
     try {
-      return new Script(code, { filename: "job.mjs" }).runInContext(context, { timeout: timeoutMs });
-    } catch (e) {
-      let line = 0;
-      try {
-        line = Number(new Script("__currentLine()").runInContext(context, { timeout: 1000 })) || 0;
-      } catch {
-        line = 0;
+      result = await fn.apply(undefined, args, { arguments: { copy: true }, result: { copy: true }, timeout });
+    } catch {
+      const elapsed = ranMs(hostStarted, started);
+      if (await disposedByMemoryLimit()) throw (lastFailure = failure("CMR_JOB_MEMORY", `ran out of its ${limits.memoryMB} MiB memory limit`, phase, inputName, undefined));
+      // Only measured time says "timeout": a job cannot claim one by throwing text.
+      if (elapsed >= timeout - 1) {
+        const which = timeout < limits.callMs ? `the task's limit of ${limits.taskMs} ms` : `the limit of ${limits.callMs} ms per call`;
+        throw (lastFailure = failure("CMR_JOB_TIMEOUT", `ran past ${which}`, phase, inputName, undefined));
       }
-      // The job's own error message (and even a custom error name) may quote record contents,
-      // so only a standard error type, or "timeout", crosses.
-      const name = typeof e === "object" && e !== null && "name" in e ? String((e as Error).name) : "";
-      const timedOut = (e as { code?: string })?.code === "ERR_SCRIPT_EXECUTION_TIMEOUT";
-      const kind = timedOut ? "a timeout" : STANDARD_ERRORS.has(name) ? name : "a non-standard value";
-      throw new CmrError("CMR_JOB_CODE_ERROR", `job code threw ${kind} in ${what}${line ? ` at ${inputName} line ${line}` : ""}`, {
-        hint: "run the job module on a small sample with plain node to debug it; only the error type and input line leave the enclave",
-        details: line ? { source: inputName, line } : {},
+      throw (lastFailure = failure("CMR_JOB_CODE_ERROR", "threw", phase, inputName, positionOf ? await positionOf() : undefined));
+    }
+    if (typeof result !== "string") throw (lastFailure = failure("CMR_JOB_CODE_ERROR", "returned a value that is not text (the harness was tampered with)", phase, inputName, undefined));
+    outputBytes += result.length;
+    if (outputBytes > outputLimit) throw (lastFailure = failure("CMR_JOB_MEMORY", `returned more than its output limit of ${limits.outputMB} MiB`, phase, inputName, undefined));
+    return result;
+  };
+
+  try {
+    const context = await isolate.createContext();
+    const harness = (await (await isolate.compileScript(HARNESS, { filename: "cmr-harness.js" })).run(context, { reference: true, timeout: 5_000 })) as IsolatedVm.Reference<Record<string, unknown>>;
+    // Every entry point is taken now, before any job code runs.
+    const take = (name: string): Ref => harness.getSync(name, { reference: true }) as Ref;
+    const install = take("install");
+    const mapFn = take("map");
+    const groupFn = take("group");
+    const positionFn = take("position");
+    harness.release();
+
+    let moduleFn: Ref;
+    try {
+      const script = await isolate.compileScript(wrapped, { filename: "job.mjs" });
+      moduleFn = (await script.run(context, { reference: true, timeout: 5_000 })) as Ref;
+    } catch {
+      if (isolate.isDisposed) throw failure("CMR_JOB_MEMORY", `ran out of its ${limits.memoryMB} MiB memory limit`, "module evaluation", inputName, undefined);
+      // A syntax error: its text quotes the job's own source, not data, but it stays inside anyway.
+      throw new CmrError("CMR_JOB_CODE_REJECTED", "job module does not compile (a syntax error)", { hint: "check it with `node --check job.mjs`" });
+    }
+    const flags = await (async () => {
+      const started = isolate.wallTime;
+      const hostStarted = performance.now();
+      const timeout = Math.min(limits.callMs, limits.taskMs);
+      try {
+        return await moduleFn.apply(undefined, [install.derefInto()], { result: { copy: true }, timeout });
+      } catch {
+        const elapsed = ranMs(hostStarted, started);
+        if (await disposedByMemoryLimit()) throw failure("CMR_JOB_MEMORY", `ran out of its ${limits.memoryMB} MiB memory limit`, "module evaluation", inputName, undefined);
+        if (elapsed >= timeout - 1) throw failure("CMR_JOB_TIMEOUT", `ran past the limit of ${timeout} ms per call`, "module evaluation", inputName, undefined);
+        throw failure("CMR_JOB_CODE_ERROR", "threw", "module evaluation", inputName, undefined);
+      }
+    })();
+    moduleFn.release();
+    const has = typeof flags === "string" && /^m?r?c?$/.test(flags) ? flags : "";
+    if (!has.includes("m") || !has.includes("r")) {
+      throw new CmrError("CMR_JOB_CODE_REJECTED", `job module must export map and reduce functions (found map: ${has.includes("m")}, reduce: ${has.includes("r")})`, {
+        hint: "export function map(record, emit) { emit(key, value) } and export function reduce(key, values) { return ... }",
       });
     }
-  };
-  run(HARNESS.replace("__USER_CODE__", () => stripExports(source)), "module evaluation");
-  const has = JSON.parse(String(run("__has", "module evaluation"))) as { map: boolean; reduce: boolean; combine: boolean };
-  if (!has.map || !has.reduce) {
-    throw new CmrError("CMR_JOB_CODE_REJECTED", `job module must export map and reduce functions (found map: ${has.map}, reduce: ${has.reduce})`, {
-      hint: "export function map(record, emit) { emit(key, value) } and export function reduce(key, values) { return ... }",
-    });
+
+    /** The batch position the harness's loop counter reached, checked against the batch. */
+    const positionIn = (n: number) => async (): Promise<number | undefined> => {
+      try {
+        const p = await positionFn.apply(undefined, [], { result: { copy: true }, timeout: 1_000 });
+        return typeof p === "number" && Number.isInteger(p) && p >= 0 && p < n ? p : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    const parseOut = (text: string, phase: JobPhase, n: number | undefined): unknown[] => {
+      let out: unknown;
+      try {
+        out = JSON.parse(text);
+      } catch {
+        out = undefined;
+      }
+      if (!Array.isArray(out) || (n !== undefined && out.length !== n)) {
+        throw (lastFailure = failure("CMR_JOB_CODE_ERROR", "returned output of the wrong shape (the harness was tampered with)", phase, inputName, undefined));
+      }
+      return out;
+    };
+    const group = async (which: "combine" | "reduce", groups: [string, unknown[]][]): Promise<unknown[]> =>
+      parseOut(await invoke(groupFn, [which, JSON.stringify(groups)], which, async () => undefined), which, groups.length);
+
+    return {
+      hasCombine: has.includes("c"),
+      async mapBatch(records, lineOf) {
+        const pos = positionIn(records.length);
+        const text = await invoke(mapFn, [JSON.stringify(records)], "map", async () => {
+          const p = await pos();
+          return p === undefined ? undefined : lineOf(p);
+        });
+        const pairs = parseOut(text, "map", undefined);
+        for (const p of pairs) {
+          if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== "string") throw (lastFailure = failure("CMR_JOB_CODE_ERROR", "emitted a malformed pair (the harness was tampered with)", "map", inputName, undefined));
+        }
+        return pairs as [string, unknown][];
+      },
+      combineGroups: (groups) => group("combine", groups),
+      reduceGroups: (groups) => group("reduce", groups),
+      dispose,
+    };
+  } catch (e) {
+    dispose();
+    throw e;
   }
-  context.__in = "";
-  const call = (expr: string, json: string, what: string): unknown => {
-    context.__in = json;
-    return JSON.parse(String(run(expr, what)));
-  };
-  return {
-    hasCombine: has.combine,
-    mapBatch: (records) => call("__mapBatch(__in)", JSON.stringify(records), "map") as [string, unknown][],
-    combineGroups: (groups) => call('__groupBatch("combine", __in)', JSON.stringify(groups), "combine") as unknown[],
-    reduceGroups: (groups) => call('__groupBatch("reduce", __in)', JSON.stringify(groups), "reduce") as unknown[],
-  };
 }

@@ -9,7 +9,10 @@
  * @module
  */
 import { encodeFrame, FrameDecoder, type IpcEvent, type IpcRequest } from "../../protocol/ipc.ts";
-import { isCmrError } from "../../errors.ts";
+import { CmrError, isCmrError } from "../../errors.ts";
+
+/** Names of the engine's own error types: the only error names that may reach the host. */
+const STANDARD_ERRORS = new Set(["Error", "TypeError", "RangeError", "ReferenceError", "SyntaxError", "EvalError", "URIError", "AggregateError"]);
 
 export type Handler = (args: unknown) => Promise<unknown> | unknown;
 
@@ -63,15 +66,18 @@ export function errorForHost(e: unknown, op: unknown): { code: string; message: 
     const allowed = publicDetails(details);
     return allowed === undefined ? rest : { ...rest, details: allowed };
   }
-  if ((e as { code?: string }).code === "CMR_PROTOCOL_BAD_MESSAGE") return { code: "CMR_PROTOCOL_BAD_MESSAGE", message: (e as Error).message };
-  return { code: "CMR_INTERNAL", message: `internal enclave error in ${typeof op === "string" ? op.slice(0, 40) : "?"} (${(e as Error)?.name ?? "Error"})`, hint: "this should never happen; please report it with the op name" };
+  // Only a branded CmrError speaks for itself; anything else (whatever its shape, getters or
+  // toJSON) becomes a fixed internal error that reads nothing from the thrown value but its
+  // engine type name.
+  const name = e instanceof Error && typeof e.name === "string" && STANDARD_ERRORS.has(e.name) ? e.name : "non-standard value";
+  return { code: "CMR_INTERNAL", message: `internal enclave error in ${typeof op === "string" ? op.slice(0, 40) : "?"} (${name})`, hint: "this should never happen; please report it with the op name" };
 }
 
 async function dispatch(req: IpcRequest, handlers: Record<string, Handler>): Promise<void> {
   const handler = typeof req.op === "string" && Object.hasOwn(handlers, req.op) ? handlers[req.op] : undefined;
   let frame: Buffer;
   try {
-    if (handler === undefined) throw Object.assign(new Error(), { code: "CMR_PROTOCOL_BAD_MESSAGE", message: `unknown ECALL ${typeof req.op === "string" ? req.op.slice(0, 40) : "?"}` });
+    if (handler === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `unknown ECALL ${typeof req.op === "string" ? req.op.slice(0, 40) : "?"}`);
     const result = await handler(req.args);
     frame = encodeFrame({ id: req.id, ok: true, result });
   } catch (e) {

@@ -91,7 +91,7 @@ class MapOutputBuffer {
   };
 
   /** map-shuffle: the buffered output sorted by key (UTF-8 byte order), as JSON-ready pairs. */
-  drainSorted(): [string, unknown][] {
+  async drainSorted(): Promise<[string, unknown][]> {
     const job = this.job;
     let pairs: [string, unknown][];
     if (job.combineInto) {
@@ -102,7 +102,7 @@ class MapOutputBuffer {
         pairs = [];
         for (let i = 0; i < keys.length; i += BATCH) {
           const groups = keys.slice(i, i + BATCH).map((k): [string, unknown[]] => [k, this.grouped.get(k)!]);
-          job.combineGroups(groups).forEach((v, j) => pairs.push([groups[j]![0], v]));
+          (await job.combineGroups(groups)).forEach((v, j) => pairs.push([groups[j]![0], v]));
         }
       } else {
         pairs = keys.flatMap((k) => this.grouped.get(k)!.map((v): [string, unknown] => [k, v]));
@@ -118,7 +118,7 @@ class MapOutputBuffer {
 export async function runMapTask(task: MapTask, shardKey: SecretKey, partitionKeys: SecretKey[], store: EnclaveObjectStore): Promise<MapResult> {
   // CSV shards carry the input line number as their first column (see split-upload.ts).
   const header = task.format === "csv" ? [SHARD_LINE_COLUMN, ...(task.header ?? [])] : null;
-  const job = compileJob(task.code, { format: task.format, header, inputName: task.inputName });
+  const job = compileJob(task.code, { format: task.format, header, inputName: task.inputName }, task.jobLimits);
   let inputRecords = 0;
   let badRecords = 0;
   const onBad = (e: CmrError): void => {
@@ -131,27 +131,28 @@ export async function runMapTask(task: MapTask, shardKey: SecretKey, partitionKe
   const spillPrefix = `${task.shardObject.replace(/\/shards\/\d+$/, "")}/spills/m${task.mapIndex}-a${task.attempt}`;
 
   try {
+    await job.ready;
     for await (const batch of shardRecords(task, shardKey, store)) {
       inputRecords += batch.records.length;
-      job.mapBatch(batch, buffer.emit, onBad);
+      await job.mapBatch(batch, buffer.emit, onBad);
       if (buffer.bytes > task.sortBufferBytes) {
         const key = SecretKey.random("spill-key");
         const s = spills.length;
         const targets = Array.from({ length: task.reducers }, (_, r) => ({ objectId: `${spillPrefix}-s${s}-r${r}`, key }));
-        await writeSortedPairs(buffer.drainSorted(), task.reducers, partitionOf, targets, store);
+        await writeSortedPairs(await buffer.drainSorted(), task.reducers, partitionOf, targets, store);
         spills.push({ objectIds: targets.map((t) => t.objectId), key });
       }
     }
     const targets = task.partitions.map((p, r) => ({ objectId: p.objectId, key: partitionKeys[r]! }));
     let partitions;
     if (spills.length === 0) {
-      partitions = await writeSortedPairs(buffer.drainSorted(), task.reducers, partitionOf, targets, store);
+      partitions = await writeSortedPairs(await buffer.drainSorted(), task.reducers, partitionOf, targets, store);
     } else {
       // Spill the rest too, then each partition is the k-way merge of its runs.
       const key = SecretKey.random("spill-key");
       const s = spills.length;
       const last = Array.from({ length: task.reducers }, (_, r) => ({ objectId: `${spillPrefix}-s${s}-r${r}`, key }));
-      await writeSortedPairs(buffer.drainSorted(), task.reducers, partitionOf, last, store);
+      await writeSortedPairs(await buffer.drainSorted(), task.reducers, partitionOf, last, store);
       spills.push({ objectIds: last.map((t) => t.objectId), key });
       partitions = [];
       for (let r = 0; r < task.reducers; r++) {
@@ -162,6 +163,7 @@ export async function runMapTask(task: MapTask, shardKey: SecretKey, partitionKe
     }
     return { taskId: task.taskId, attempt: task.attempt, inputRecords, badRecords, partitions };
   } finally {
+    job.close?.();
     for (const sp of spills) {
       for (const id of sp.objectIds) store.remove(id);
       sp.key.destroy();

@@ -32,7 +32,7 @@ async function* counted(objectId: string, declared: number, source: AsyncIterabl
 
 export async function runReduceTask(task: ReduceTask, inputKeys: SecretKey[], outputKey: SecretKey, store: EnclaveObjectStore): Promise<ReduceResult> {
   // Reduce needs no record context: partials are already typed by the map side.
-  const job = compileJob(task.code, { format: "jsonl", header: null, inputName: task.jobId });
+  const job = compileJob(task.code, { format: "jsonl", header: null, inputName: task.jobId }, task.jobLimits);
   const tally = { n: 0 };
   const sources = task.inputs.map((inp, i) =>
     counted(inp.objectId, inp.records, readJsonLines<[string, unknown]>(store.openDecrypted(inp.objectId, inputKeys[i]!, store.plaintext ? undefined : inp.sha256), inp.objectId), tally),
@@ -43,7 +43,7 @@ export async function runReduceTask(task: ReduceTask, inputKeys: SecretKey[], ou
   let current: [string, unknown[]] | undefined;
   const flush = async (): Promise<void> => {
     if (!groups.length) return;
-    const values = job.reduceGroups(groups);
+    const values = await job.reduceGroups(groups);
     let text = "";
     groups.forEach(([k], i) => (text += JSON.stringify([k, values[i]]) + "\n"));
     outputRecords += groups.length;
@@ -51,6 +51,7 @@ export async function runReduceTask(task: ReduceTask, inputKeys: SecretKey[], ou
     await writer.write(text);
   };
   try {
+    await job.ready;
     for await (const [k, v] of mergeSorted(sources, compareKeys)) {
       if (current !== undefined && current[0] === k) current[1].push(v);
       else {
@@ -69,5 +70,7 @@ export async function runReduceTask(task: ReduceTask, inputKeys: SecretKey[], ou
   } catch (e) {
     writer.abort();
     throw e;
+  } finally {
+    job.close?.();
   }
 }

@@ -195,22 +195,49 @@ export class JobRunner {
     for (const sub of ["shards", "partitions", "reduce", "spills"]) this.#store.deletePrefix(`${prefix}/${sub}`);
   }
 
-  /** Attest every live worker that claims the capability, afresh for this phase (seed [76]). */
+  /**
+   * Attest every worker that claims the capability, afresh for this phase (seed [76]). A worker
+   * marked failed earlier is probed (/v1/health) and, when it answers, attested like the others
+   * and re-admitted if its evidence is accepted. When none is usable, the error names every
+   * registered worker and why it was not.
+   */
   async #attestAll(phase: "map" | "reduce"): Promise<AttestedWorker[]> {
-    const candidates = this.#workers.live().filter((w) => w.capabilities.includes(phase));
+    const why = new Map<string, string>();
+    const candidates: WorkerEntry[] = [];
+    for (const w of this.#workers.list()) {
+      if (!w.capabilities.includes(phase)) why.set(w.workerId, `does not offer "${phase}" (offers ${w.capabilities.join(",")})`);
+      else if (w.dataTypes.length > 0 && this.#dataType !== null && !w.dataTypes.includes(this.#dataType)) why.set(w.workerId, `serves data types ${w.dataTypes.join(",")}, not "${this.#dataType}"`);
+      else candidates.push(w);
+    }
     const attested: AttestedWorker[] = [];
     await Promise.all(candidates.map(async (w) => {
+      if (w.failedAt !== undefined) {
+        const since = w.failedAt;
+        try {
+          await getJson(`${w.url}/v1/health`, 2_000);
+        } catch (e) {
+          why.set(w.workerId, `marked failed at ${since} and does not answer a probe (${isCmrError(e) ? e.code : "no answer"})`);
+          return;
+        }
+      }
+      const wasFailed = w.failedAt !== undefined;
       const a = await this.#attest(w, phase);
-      if (a) attested.push(a);
+      if (a) {
+        if (wasFailed) this.#workers.readmit(w.workerId);
+        attested.push(a);
+        return;
+      }
+      const refused = this.record.attestations.findLast((r) => r.worker === w.workerId && r.phase === phase);
+      why.set(w.workerId, `attestation refused (${refused?.error?.code ?? "unknown"})`);
     }));
-    const matching = attested.filter((a) => a.entry.dataTypes.length === 0 || this.#dataType === null || a.entry.dataTypes.includes(this.#dataType));
-    if (matching.length === 0) {
-      const registered = this.#workers.list().map((w) => `${w.workerId} [${w.capabilities.join(",")}${w.dataTypes.length ? `; types ${w.dataTypes.join(",")}` : ""}]`);
+    if (attested.length === 0) {
+      const registered = this.#workers.list().map((w) => `${w.workerId}: ${why.get(w.workerId) ?? "not usable"}`);
       throw new CmrError("CMR_NO_MATCHING_WORKER", `no attested worker offers capability "${phase}"${this.#dataType ? ` for data type "${this.#dataType}"` : ""} (registered: ${registered.join("; ") || "none"})`, {
-        hint: `start one with: cmr worker --coordinator URL --capabilities ${phase}${this.#dataType ? ` --data-types ${this.#dataType}` : ""}`,
+        hint: `start one with: cmr worker --coordinator URL --capabilities ${phase}${this.#dataType ? ` --data-types ${this.#dataType}` : ""}, or check the workers named above`,
+        details: { workers: Object.fromEntries(this.#workers.list().map((w) => [w.workerId, why.get(w.workerId) ?? "not usable"])) },
       });
     }
-    return matching.sort((a, b) => a.entry.workerId.localeCompare(b.entry.workerId));
+    return attested.sort((a, b) => a.entry.workerId.localeCompare(b.entry.workerId));
   }
 
   async #attest(w: WorkerEntry, phase: "map" | "reduce"): Promise<AttestedWorker | undefined> {
@@ -296,7 +323,14 @@ export class JobRunner {
         const assign = phase === "map" ? "assignMap" : "assignReduce";
         const idx = phase === "map" ? { shardId: t.index } : { reduceIndex: t.index };
         let taskId = `${phase}-${t.index}`;
+        // A slot on this worker, shared with other jobs (bounded per worker, first come first served).
+        const release = await this.#workers.acquireSlot(w.entry.workerId);
         try {
+          if (fatal !== undefined) {
+            // The job failed while this task waited for a slot: do not start it.
+            queue.unshift(t);
+            return;
+          }
           const a = await this.#coordinator<{ taskId: string; sealedTask: string }>(assign, { jobId: this.record.jobId, ...idx, sessionId: w.sessionId, attempt: t.attempt });
           taskId = a.taskId;
           const out = await this.#withHeartbeat(w.entry, (signal) =>
@@ -317,9 +351,13 @@ export class JobRunner {
             if (pool.length === 0) fatal = new CmrError("CMR_WORKER_LOST", `every attested ${phase} worker was lost (last: ${w.entry.workerId}: ${e.message})`);
             return;
           }
+          // Anything else, including the job's own failure (CMR_JOB_CODE_ERROR, CMR_JOB_TIMEOUT,
+          // CMR_JOB_MEMORY), fails this job only: the worker is not blamed and keeps serving.
           this.record.assignments.push({ task: taskId, worker: w.entry.workerId, attempt: t.attempt, outcome: "failed" });
           fatal = e;
           return;
+        } finally {
+          release();
         }
       }
     };

@@ -22,6 +22,12 @@ export interface EnclaveProcessOptions {
   /** Called once when the enclave process ends (crash, kill or stop). */
   onExit?: () => void;
   label?: string;
+  /**
+   * The enclave runs custom job code (worker enclaves): start it with `--no-node-snapshot`,
+   * which isolated-vm needs on Node >= 20 (isolates from different snapshots in one process
+   * can crash). Others start without it, which is faster.
+   */
+  runsJobCode?: boolean;
 }
 
 export class EnclaveProcess {
@@ -72,7 +78,7 @@ export class EnclaveProcess {
     const child =
       launcher.length > 0
         ? spawn(launcher[0]!, launcher.slice(1), { stdio: ["pipe", "pipe", "inherit"] })
-        : spawn(process.execPath, [...execArgv, opts.programPath], { stdio: ["pipe", "pipe", "inherit"] });
+        : spawn(process.execPath, [...(opts.runsJobCode ? ["--no-node-snapshot"] : []), ...execArgv, opts.programPath], { stdio: ["pipe", "pipe", "inherit"] });
     // Bulk work runs in enclaves; the host's control plane (status, heartbeats, attestation
     // relays) must stay responsive next to them, so enclaves run at a slightly lower priority.
     if (child.pid !== undefined) {

@@ -70,7 +70,7 @@ async function startWorkerUndoable(opts: WorkerOptions, undo: (() => unknown)[])
   const programSha256 = fileSha256(opts.programPath);
   // One worker enclave per scope the coordinator attests it for (seed [71]).
   const pool = new EnclavePool<{ measurement: string; revocations: RevocationFeed | undefined }>(async (scope) => {
-    const enclave: EnclaveProcess = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, onExit: () => pool.evict(scope, enclave), ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
+    const enclave: EnclaveProcess = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, runsJobCode: true, onExit: () => pool.evict(scope, enclave), ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
     try {
       const { init, revocations } = await initEnrolled<{ measurement: string; enrolledGroup?: string | null }>(
         enclave,

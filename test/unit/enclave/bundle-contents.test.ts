@@ -9,7 +9,24 @@ import { readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { enclaveProgramPath } from "../../../src/host/config.ts";
 
-const bundle = readFileSync(enclaveProgramPath(), "utf8");
+const whole = readFileSync(enclaveProgramPath(), "utf8");
+
+/**
+ * The one native addon the enclave loads on purpose (issue #13): isolated-vm, the isolate custom
+ * job code runs in, by a fixed path and never through node-gyp-build or the environment
+ * (src/enclave/jobs/sandbox.ts, loadEngine). Everything outside that function is checked below.
+ */
+const loaderStart = whole.indexOf("function loadEngine()");
+const loaderEnd = whole.indexOf("\n}\n", loaderStart) + 3;
+const loader = loaderStart >= 0 ? whole.slice(loaderStart, loaderEnd) : "";
+const bundle = loaderStart >= 0 ? whole.slice(0, loaderStart) + whole.slice(loaderEnd) : whole;
+
+test("the job sandbox's addon loader takes a fixed path: no environment, no loader package", () => {
+  assert.ok(loader.includes("isolated-vm.abi") && loader.includes("process.versions.modules"), "the loader was found in the bundle");
+  for (const needle of ["process.env", "node-gyp-build", "PREBUILD", "npm_config", "dlopen"]) {
+    assert.equal(loader.includes(needle), false, `the sandbox's addon loader contains ${JSON.stringify(needle)}`);
+  }
+});
 
 test("dist/enclave.mjs contains no child_process, shell commands or native-addon loaders", () => {
   for (const needle of ["child_process", "execSync", "spawnSync", "getconf", "ldd", "node-gyp-build", "cbor-extract", "detect-libc", "process.dlopen", "prebuilds", ".node\""]) {

@@ -30,6 +30,9 @@ const CR = 0x0d;
 const QUOTE = 0x22;
 const COMMA = 0x2c;
 const NEWLINE = Buffer.from("\n");
+/** Bytes that end an unquoted field, or must not be in one. */
+const STOP = new Uint8Array(256);
+for (const c of [LF, CR, QUOTE, COMMA]) STOP[c] = 1;
 
 export interface FusedCsvOptions {
   /** Shard columns, line column first (as compileJob saw them). */
@@ -159,10 +162,8 @@ export class FusedCsvScanner {
         } else {
           const s = p;
           c = buf[p]!;
-          while (c > COMMA || (c !== COMMA && c !== LF && c !== QUOTE && c !== CR)) {
-            if (++p >= end) return rec;
-            c = buf[p]!;
-          }
+          // No bound check: the region ends with an LF, which stops this loop.
+          while (STOP[c] === 0) c = buf[++p]!;
           if (c === QUOTE || c === CR) throw new FusedBailout("quote or CR in an unquoted field");
           if (col < ncols) {
             fs[col] = s;

@@ -20,13 +20,20 @@ import type { FastBuffer } from "../records/csv-parser.ts";
 const ENTRY_BYTES = 80;
 const EMPTY = -1;
 
+function grown(a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
+  const b = new Int32Array(a.length * 2);
+  b.set(a);
+  return b;
+}
+
 export class ByteKeyTable {
   /** Entry index per slot, EMPTY when free; capacity is a power of two, at most half full. */
   #slots = new Int32Array(1024).fill(EMPTY);
   #mask = 1023;
-  #hashes: number[] = [];
-  #offs: number[] = [];
-  #lens: number[] = [];
+  // Per entry (typed arrays: hashes are full int32s, which a plain array would box).
+  #hashes = new Int32Array(512);
+  #offs = new Int32Array(512);
+  #lens = new Int32Array(512);
   #arena = Buffer.allocUnsafe(1 << 16) as FastBuffer;
   #arenaLen = 0;
   readonly #odd = new Map<string, unknown>();
@@ -45,21 +52,24 @@ export class ByteKeyTable {
    * when it is new: the caller then pushes its first accumulator onto `accs`.
    */
   find(buf: Uint8Array, start: number, end: number): number {
-    let h = 0x811c9dc5;
+    let h = 0x811c9dc5 | 0;
     for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
     const len = end - start;
     const arena = this.#arena;
-    let s = h & this.#mask;
+    const slots = this.#slots;
+    const hashes = this.#hashes;
+    const mask = this.#mask;
+    let s = (h ^ (h >>> 15)) & mask;
     for (;;) {
-      const e = this.#slots[s]!;
+      const e = slots[s]!;
       if (e === EMPTY) break;
-      if (this.#hashes[e] === h && this.#lens[e] === len) {
-        const o = this.#offs[e]!;
-        let j = 0;
-        while (j < len && arena[o + j] === buf[start + j]) j++;
-        if (j === len) return e;
+      if (hashes[e] === h && this.#lens[e] === len) {
+        const o = this.#offs[e]! - start;
+        let j = start;
+        while (j < end && arena[o + j] === buf[j]) j++;
+        if (j === end) return e;
       }
-      s = (s + 1) & this.#mask;
+      s = (s + 1) & mask;
     }
     return -1 - this.#insert(buf, start, end, h, s);
   }
@@ -73,9 +83,14 @@ export class ByteKeyTable {
     }
     this.#arena.set(buf.subarray(start, end), this.#arenaLen);
     const e = this.keys.length;
-    this.#offs.push(this.#arenaLen);
-    this.#lens.push(len);
-    this.#hashes.push(h);
+    if (e === this.#hashes.length) {
+      this.#hashes = grown(this.#hashes);
+      this.#offs = grown(this.#offs);
+      this.#lens = grown(this.#lens);
+    }
+    this.#offs[e] = this.#arenaLen;
+    this.#lens[e] = len;
+    this.#hashes[e] = h;
     this.#arenaLen += len;
     // Validated UTF-8 (the callers check); ASCII keys skip the decoder.
     let ascii = true;
@@ -92,7 +107,8 @@ export class ByteKeyTable {
     const slots = new Int32Array(this.#slots.length * 2).fill(EMPTY);
     const mask = slots.length - 1;
     for (let e = 0; e < this.keys.length; e++) {
-      let s = this.#hashes[e]! & mask;
+      const h = this.#hashes[e]!;
+      let s = (h ^ (h >>> 15)) & mask;
       while (slots[s] !== EMPTY) s = (s + 1) & mask;
       slots[s] = e;
     }
@@ -126,9 +142,9 @@ export class ByteKeyTable {
     }
     this.#slots = new Int32Array(1024).fill(EMPTY);
     this.#mask = 1023;
-    this.#hashes = [];
-    this.#offs = [];
-    this.#lens = [];
+    this.#hashes = new Int32Array(512);
+    this.#offs = new Int32Array(512);
+    this.#lens = new Int32Array(512);
     this.#arenaLen = 0;
     this.#odd.clear();
     this.keys = [];

@@ -92,7 +92,9 @@ export class FusedJsonlScanner {
     this.#carry = undefined;
     if (buf === undefined) return;
     if (!isUtf8(buf)) throw new FusedBailout("invalid UTF-8");
-    this.#line(buf as FastBuffer, 0, buf.length);
+    // An LF after the last line, so the scanner never reads past the end of its buffer.
+    const line = Buffer.concat([buf, Buffer.from("\n")]);
+    this.#line(line as FastBuffer, 0, buf.length);
   }
 
   /** The complete lines of buf[start, end); returns end. */

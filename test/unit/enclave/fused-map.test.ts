@@ -21,6 +21,7 @@ import type { JobSpec, MapTask } from "../../../src/protocol/job.ts";
 import { EnclaveObjectStore } from "../../../src/enclave/runtime/object-store.ts";
 import { splitUpload } from "../../../src/enclave/coordinator/split-upload.ts";
 import { runMapTask, type MapEngine } from "../../../src/enclave/worker/map-task.ts";
+import { runReduceTask } from "../../../src/enclave/worker/reduce-task.ts";
 import { FusedBailout } from "../../../src/enclave/worker/fused-ops.ts";
 import { ExactSum } from "../../../src/enclave/jobs/exact-sum.ts";
 import { SHARD_LINE_COLUMN } from "../../../src/enclave/jobs/compile-job.ts";
@@ -84,7 +85,14 @@ function jsonlShard(recs: Record<string, unknown>[], lineStart: number): string 
 }
 
 // ---- Running both paths.
-type Outcome = { ok: true; inputRecords: number; badRecords: number; counts: number[]; text: string[] } | { ok: false; code: string; message: string };
+/** counts and text: each partition's record count and plaintext; reduced: each partition's reduce output. */
+type Outcome = { ok: true; inputRecords: number; badRecords: number; counts: number[]; text: string[]; reduced: string[] } | { ok: false; code: string; message: string };
+
+async function readAll(objectId: string, key: SecretKey): Promise<string> {
+  let t = "";
+  for await (const c of store.openDecrypted(objectId, key)) t += (c as Buffer).toString("utf8");
+  return t;
+}
 
 async function* once(b: Buffer): AsyncGenerator<Buffer> {
   yield b;
@@ -110,13 +118,19 @@ async function mapWith(engine: MapEngine, shard: { objectId: string; key: Secret
   try {
     const res = await runMapTask(task, shard.key, partitionKeys, store, { engine });
     const text: string[] = [];
+    const reduced: string[] = [];
     for (let r = 0; r < o.reducers; r++) {
-      let t = "";
-      for await (const c of store.openDecrypted(task.partitions[r]!.objectId, partitionKeys[r]!)) t += (c as Buffer).toString("utf8");
-      text.push(t);
-      store.remove(task.partitions[r]!.objectId);
+      const p = res.partitions[r]!;
+      text.push(await readAll(p.objectId, partitionKeys[r]!));
+      // The reduce task over this partition: what the job's answer is made of.
+      const outputKey = SecretKey.random("result");
+      const output = `${out}/r${r}`;
+      await runReduceTask({ jobId: "t", taskId: `r${r}`, attempt: 1, reduceIndex: r, code: task.code, plaintext: false, inputs: [{ objectId: p.objectId, wrappedKey: "", records: p.records, sha256: p.sha256 }], output: { objectId: output, wrappedKey: "" } }, [partitionKeys[r]!], outputKey, store);
+      reduced.push(await readAll(output, outputKey));
+      store.remove(p.objectId);
+      store.remove(output);
     }
-    return { ok: true, inputRecords: res.inputRecords, badRecords: res.badRecords, counts: res.partitions.map((p) => p.records), text };
+    return { ok: true, inputRecords: res.inputRecords, badRecords: res.badRecords, counts: res.partitions.map((p) => p.records), text, reduced };
   } catch (e) {
     if (e instanceof FusedBailout) throw e; // the fused path must take every well-formed shard
     assert.ok(e instanceof CmrError, `not a CmrError: ${String(e)}`);
@@ -128,12 +142,19 @@ async function sameBothWays(text: string | Buffer, o: Parameters<typeof mapWith>
   const shard = await writeShard(text);
   const want = await mapWith("generic", shard, o);
   const got = await mapWith(engine, shard, o);
-  assert.deepEqual(got, want);
+  if (o.sortBufferBytes < 1024 && want.ok && got.ok) {
+    // Spilling: the two paths spill at different points (per 2000 records vs per decrypted
+    // chunk), so a key may appear in more runs of one than of the other; the reduce answer and
+    // the counts must still be the same.
+    assert.deepEqual({ ...got, counts: [], text: [] }, { ...want, counts: [], text: [] });
+  } else assert.deepEqual(got, want);
   store.remove(shard.objectId);
   return want;
 }
 
-const options = fc.record({ skip: fc.boolean(), reducers: fc.integer({ min: 1, max: 3 }), sortBufferBytes: fc.constantFrom(1, 64 << 20), lineStart: fc.integer({ min: 1, max: 1e6 }) });
+const options = fc.record({ skip: fc.boolean(), reducers: fc.integer({ min: 1, max: 3 }), sortBufferBytes: fc.constantFrom(1, 64 << 20), lineStart: fc.integer({ min: 1, max: 1e6 }), finalLf: fc.boolean() });
+/** The shard text, with or without the LF after its last line (the parsers accept both). */
+const ending = (text: string, finalLf: boolean) => (finalLf ? text : text.replace(/\n$/, ""));
 
 describe("fused map path vs the generic path", () => {
   for (const op of OPS) {
@@ -142,7 +163,7 @@ describe("fused map path vs the generic path", () => {
       let oks = 0;
       await fc.assert(
         fc.asyncProperty(rows, options, async (rs, opt) => {
-          const out = await sameBothWays(csvShard(rs, opt.lineStart), { format: "csv", op, ...opt });
+          const out = await sameBothWays(ending(csvShard(rs, opt.lineStart), opt.finalLf), { format: "csv", op, ...opt });
           if (out.ok) oks++;
           else errors++;
         }),
@@ -157,7 +178,7 @@ describe("fused map path vs the generic path", () => {
       let oks = 0;
       await fc.assert(
         fc.asyncProperty(jsonRecords, options, async (recs, opt) => {
-          const out = await sameBothWays(jsonlShard(recs, opt.lineStart), { format: "jsonl", op, ...opt });
+          const out = await sameBothWays(ending(jsonlShard(recs, opt.lineStart), opt.finalLf), { format: "jsonl", op, ...opt });
           if (out.ok) oks++;
           else errors++;
         }),

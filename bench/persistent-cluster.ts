@@ -33,7 +33,10 @@ export async function startBenchCluster(o: { dataDir: string; workers: number; o
     dataDir: o.dataDir,
     separateProcesses: true,
     workers: Array.from({ length: o.workers }, (_, i) => ({ workerId: `bench-worker-${i + 1}`, capabilities: ["map", "reduce"] })),
-    log: (l) => o.log(l),
+    // The nodes log every upload and job; pass on only what went wrong.
+    log: (l) => {
+      if (/error|fail|refus|warn/i.test(l)) o.log(l);
+    },
   });
   const policyPath = join(o.outDir, `policy-w${o.workers}.json`);
   writeFileSync(policyPath, JSON.stringify(await localPolicy(o.dataDir), null, 2) + "\n");

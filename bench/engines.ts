@@ -17,6 +17,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { machineBusySeconds, ProcessTreeMonitor, peakByRole, type ProcessPeak } from "./proc-monitor.ts";
+import { ClusterWatch, parseDoneLine, type BenchCluster } from "./persistent-cluster.ts";
 
 export type Engine = "confidential" | "plaintext" | "sqlite3" | "duckdb";
 export type Op = "max" | "sum";
@@ -41,6 +42,15 @@ export interface RunOutcome {
   note?: string;
   /** cmr's own "done: ..." line with its phase timings. */
   engineReport?: string;
+  /**
+   * cmr: where the time went, in seconds. `splitting`, `mapping`, `reducing`, `finalizing`: the
+   * coordinator's job status timings; `client`: the rest of the job as the client saw it (attest,
+   * upload, submit, polling, result download and check); `process`: the rest of the wall time
+   * (process start, embedded cluster start and stop; small with a persistent cluster).
+   */
+  stages?: Record<string, number>;
+  /** cmr: "embedded" (a cluster per run, the default) or "persistent" (one cluster, started once or given by URL). */
+  cluster?: "embedded" | "persistent";
   /** CPU seconds (user + system) used by the engine's processes, as last seen by the monitor. */
   cpuSeconds?: number;
   /**
@@ -117,18 +127,30 @@ export interface CmrRunOptions {
   plaintext: boolean;
   dataDir: string;
   outDir: string;
+  /** Run against this cluster (`cmr run --coordinator URL --policy FILE`) instead of an embedded one. */
+  cluster?: BenchCluster;
 }
 
 export async function runCmr(o: CmrRunOptions): Promise<RunOutcome> {
   const engine: Engine = o.plaintext ? "plaintext" : "confidential";
   const outPath = join(o.outDir, `${engine}-${o.op}-w${o.workers}.csv`);
   rmSync(outPath, { force: true });
+  // With a cluster, --workers still sets the shard and reducer counts (one per worker).
   const args = [o.cli, "run", "--input", o.input, "--key", "key", "--op", o.op, "--value", "value", "--workers", String(o.workers), "--out", outPath, "--data-dir", o.dataDir];
+  if (o.cluster) args.push("--coordinator", o.cluster.url, "--policy", o.cluster.policyPath);
   if (o.plaintext) args.push("--plaintext");
   const command = ["node", ...args].map(quote).join(" ");
+  const watch = o.cluster && o.cluster.pids.length ? new ClusterWatch(o.cluster.pids) : undefined;
   // CI=true: one progress line per update instead of a redrawn TTY line (stderr is a pipe anyway).
   const r = await runWatched(process.execPath, args, { rootRole: "cli", env: { ...process.env, CI: "true" } });
-  const base = { engine, op: o.op, workers: o.workers, command, processes: r.processes, peakRssByRole: peakByRole(r.processes), ...cpuOf(r) };
+  if (watch) {
+    // The cluster's processes are not the CLI's children: add them, and take their CPU out of "other".
+    const c = watch.stop();
+    r.processes = [...r.processes, ...c.processes];
+    r.cpuSeconds += c.cpuSeconds;
+    r.otherCpuSeconds = Math.max(0, r.otherCpuSeconds - c.cpuSeconds);
+  }
+  const base = { engine, op: o.op, workers: o.workers, cluster: o.cluster ? ("persistent" as const) : ("embedded" as const), command, processes: r.processes, peakRssByRole: peakByRole(r.processes), ...cpuOf(r) };
   if (o.plaintext && r.code === 2 && /CMR_USAGE|unknown option/.test(r.stderr)) {
     return { ...base, status: "not available", note: tail(r.stderr, 2) };
   }
@@ -136,7 +158,15 @@ export async function runCmr(o: CmrRunOptions): Promise<RunOutcome> {
     return { ...base, status: "failed", processSeconds: r.seconds, note: `exit ${r.code ?? r.signal}: ${tail(r.stderr)}` };
   }
   const done = /^done: .*$/m.exec(r.stderr)?.[0];
-  return { ...base, status: "ok", seconds: r.seconds, processSeconds: r.seconds, mbPerSecond: o.inputBytes / 1e6 / r.seconds, outPath, ...(done ? { engineReport: done } : {}) };
+  const parsed = parseDoneLine(done);
+  let stages: Record<string, number> | undefined;
+  if (parsed) {
+    const inJob = Object.values(parsed.stages).reduce((a, b) => a + b, 0);
+    stages = { ...parsed.stages, client: Math.max(0, parsed.jobSeconds - inJob), process: Math.max(0, r.seconds - parsed.jobSeconds) };
+  }
+  // A persistent cluster's time is the job's, as the client saw it (no process start).
+  const seconds = o.cluster && parsed ? parsed.jobSeconds : r.seconds;
+  return { ...base, status: "ok", seconds, processSeconds: r.seconds, mbPerSecond: o.inputBytes / 1e6 / seconds, outPath, ...(done ? { engineReport: done } : {}), ...(stages ? { stages } : {}) };
 }
 
 /** The sqlite3 binary, installing the Debian package once if it is missing (and we may). */

@@ -179,3 +179,18 @@ export function formatCeiling(aes: AesResult | undefined, hs: HandshakeResult): 
   else if (hs.cliCommandError) lines.push(`\`cmr attest --local --json\`: ${hs.cliCommandError}`);
   return lines.join("\n");
 }
+
+/** Seconds per stage of every cmr run (issue 12 item 8), from the coordinator's job status timings; "" when there is none. */
+export function formatStages(runs: RunOutcome[]): string {
+  const withStages = runs.filter((r) => r.status === "ok" && r.stages);
+  if (!withStages.length) return "";
+  const order = ["process", "client", "splitting", "mapping", "reducing", "finalizing"];
+  const extra = [...new Set(withStages.flatMap((r) => Object.keys(r.stages!)))].filter((k) => !order.includes(k));
+  const keys = [...order, ...extra];
+  const header = ["engine", "op", "workers", "cluster", "seconds", ...keys];
+  const body = withStages.map((r) => [r.engine, r.op, String(r.workers ?? "-"), r.cluster ?? "-", f(r.seconds ?? null, 2), ...keys.map((k) => f(r.stages![k] ?? null, 2))]);
+  return (
+    table(header, body, [false, false, true, false, true, ...keys.map(() => true)]) +
+    "\n(stages in seconds: splitting/mapping/reducing/finalizing from the coordinator's job status; client = the rest of the job as `cmr run` saw it: attest, upload, polling, result; process = wall time outside the job: process start, embedded cluster start and stop)"
+  );
+}

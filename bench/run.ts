@@ -7,6 +7,7 @@
  *
  *   npm run bench -- [--size 1GB] [--ops max,sum] [--workers 1,2,4] [--engines confidential,plaintext,sqlite3,duckdb]
  *                    [--seed 1] [--repeat 1] [--keep] [--json-only] [--no-ceiling]
+ *                    [--persistent | --coordinator URL --policy FILE]
  *
  * Exit code: 0 when every run succeeded (or was not available) and all engines agree; 1 otherwise.
  * Missed performance targets do not fail the run: they are reported.
@@ -26,7 +27,8 @@ import { ensureDataset, formatSize, parseSize, removeDataset } from "./dataset.t
 import { findSqlite3, runCmr, runDuckdb, runSqlite3, readResult, type Engine, type Op, type RunOutcome } from "./engines.ts";
 import { measureAesGcm, measureHandshake, median, type AesResult, type HandshakeResult } from "./ceiling.ts";
 import { compareResults, isSortedUtf8, parseResult, type Agreement } from "./compare.ts";
-import { buildRows, checkTargets, formatCeiling, formatRows, formatTargets } from "./report.ts";
+import { buildRows, checkTargets, formatCeiling, formatRows, formatStages, formatTargets } from "./report.ts";
+import { startBenchCluster, type BenchCluster } from "./persistent-cluster.ts";
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const root = join(benchDir, "..");
@@ -42,6 +44,11 @@ const USAGE = `usage: npm run bench -- [options]
   --keep             keep the generated data set (reused by the next run of the same size and seed) and the result files
   --json-only        print only the JSON document on stdout (progress still goes to stderr)
   --no-ceiling       skip the AES-GCM and handshake measurements
+  --persistent       run cmr against a cluster started once per worker count (coordinator and
+                     worker processes stay up between runs): times are the job's, without process start
+  --coordinator URL  run cmr against this running cluster instead (needs --policy FILE; --workers
+                     then only sets the shard and reducer counts)
+  --policy FILE      the data owner's policy for --coordinator
   -h, --help         this help`;
 
 function fail(msg: string): never {
@@ -62,6 +69,9 @@ try {
       keep: { type: "boolean", default: false },
       "json-only": { type: "boolean", default: false },
       "no-ceiling": { type: "boolean", default: false },
+      persistent: { type: "boolean", default: false },
+      coordinator: { type: "string" },
+      policy: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -92,6 +102,13 @@ if (!Number.isInteger(seed) || seed < 0) fail(`--seed: a whole number, got ${arg
 const repeat = Number(args.repeat);
 if (!Number.isInteger(repeat) || repeat < 1) fail(`--repeat: a whole number >= 1, got ${args.repeat}`);
 const jsonOnly = args["json-only"];
+if (args.coordinator !== undefined && args.policy === undefined) fail("--coordinator needs --policy FILE (the policy that trusts that cluster)");
+if (args.policy !== undefined && args.coordinator === undefined) fail("--policy goes with --coordinator URL");
+if (args.coordinator !== undefined && args.persistent) fail("--persistent starts its own cluster; leave out --coordinator");
+const coordinatorUrl = args.coordinator;
+const policyPath = args.policy;
+const persistent = args.persistent;
+const clusterMode = args.persistent || args.coordinator !== undefined ? "persistent" : "embedded";
 
 const log = (l: string) => process.stderr.write(`bench: ${l}\n`);
 const say = (l: string) => {
@@ -122,6 +139,18 @@ const dataset = ensureDataset(dataDir, sizeBytes, seed, log);
 const sqlite = engines.has("sqlite3") ? findSqlite3(log) : { note: "not selected (--engines)" };
 let duckdbVersion: string | undefined;
 const runs: RunOutcome[] = [];
+// Persistent clusters, one per worker count, started on first use and stopped at the end.
+const clusters = new Map<number, BenchCluster>();
+async function clusterFor(workers: number): Promise<BenchCluster | undefined> {
+  if (coordinatorUrl !== undefined) return { url: coordinatorUrl.replace(/\/$/, ""), policyPath: policyPath!, pids: [], stop: async () => {} };
+  if (!persistent) return undefined;
+  let c = clusters.get(workers);
+  if (!c) {
+    c = await startBenchCluster({ dataDir: join(dataDir, `cluster-w${workers}`), workers, outDir, log });
+    clusters.set(workers, c);
+  }
+  return c;
+}
 
 async function timed(label: string, once: () => Promise<RunOutcome>): Promise<RunOutcome> {
   const all: RunOutcome[] = [];
@@ -136,7 +165,13 @@ async function timed(label: string, once: () => Promise<RunOutcome>): Promise<Ru
   const med = median(secs);
   // The run closest to the median time, with every sample recorded.
   const pick = all.reduce((a, b) => (Math.abs(b.seconds! - med) < Math.abs(a.seconds! - med) ? b : a));
-  return repeat > 1 ? { ...pick, seconds: med, mbPerSecond: dataset.bytes / 1e6 / med, note: `median of ${repeat}: ${secs.map((s) => s.toFixed(2)).join(", ")} s` } : pick;
+  // Stages: the median of each stage over the samples.
+  let stages: Record<string, number> | undefined;
+  if (all.every((r) => r.stages)) {
+    stages = {};
+    for (const k of Object.keys(all[0]!.stages!)) stages[k] = median(all.map((r) => r.stages![k] ?? 0));
+  }
+  return repeat > 1 ? { ...pick, seconds: med, mbPerSecond: dataset.bytes / 1e6 / med, note: `median of ${repeat}: ${secs.map((s) => s.toFixed(2)).join(", ")} s`, ...(stages ? { stages } : {}) } : pick;
 }
 
 for (const op of ops as Op[]) {
@@ -158,10 +193,12 @@ for (const op of ops as Op[]) {
         runs.push({ ...prior, op, workers, processes: [], peakRssByRole: {} });
         continue;
       }
-      runs.push(await timed(`cmr ${engine} ${op} --workers ${workers}`, () => runCmr({ cli, input: dataset.path, inputBytes: dataset.bytes, op, workers, plaintext, dataDir: cmrHome, outDir })));
+      const cluster = await clusterFor(workers);
+      runs.push(await timed(`cmr ${engine} ${op} --workers ${workers}${cluster ? " (persistent cluster)" : ""}`, () => runCmr({ cli, input: dataset.path, inputBytes: dataset.bytes, op, workers, plaintext, dataDir: cmrHome, outDir, ...(cluster ? { cluster } : {}) })));
     }
   }
 }
+for (const c of clusters.values()) await c.stop();
 
 // 3. Do they agree? Reference: DuckDB, else sqlite3, else the first cmr run, per op.
 interface Check extends Agreement {
@@ -222,7 +259,7 @@ const doc = {
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, memoryBytes: totalmem(), kernel: release(), node: process.version, loadAvgAtStart, loadAvgAtEnd: loadavg() },
   versions: { gitHead, enclaveSha256: enclaveSha, sqlite3: sqlite.path ? (sqlite as { version?: string }).version ?? null : null, duckdb: duckdbVersion ?? null },
   dataset: { path: relative(root, dataset.path), bytes: dataset.bytes, rows: dataset.rows, seed: dataset.seed, distinctKeys: dataset.distinctKeys, generatorVersion: dataset.generatorVersion, reused: !dataset.generated, generateSeconds: dataset.generateSeconds },
-  options: { ops, workers: workerCounts, engines: [...engines], repeat },
+  options: { ops, workers: workerCounts, engines: [...engines], repeat, cluster: clusterMode, ...(coordinatorUrl ? { coordinator: coordinatorUrl } : {}) },
   rows,
   runs: runs.map((r) => ({ ...r, outPath: r.outPath ? relative(root, r.outPath) : undefined })),
   agreement: { allAgree, checks },
@@ -241,6 +278,11 @@ if (noisy.length) say(`note: during ${noisy.length} of ${runs.length} runs other
 say("");
 say(formatRows(rows));
 say("");
+const stageTable = formatStages(runs);
+if (stageTable) {
+  say(stageTable);
+  say("");
+}
 say(formatCeiling(aes, handshake));
 if (aes) {
   const best = rows.filter((r) => r.engine === "confidential" && r.mbPerSecond !== null).sort((a, b) => b.mbPerSecond! - a.mbPerSecond!)[0];

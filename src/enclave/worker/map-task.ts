@@ -21,6 +21,8 @@ import { compileJob, SHARD_LINE_COLUMN, type CompiledJob, type InputRecord, type
 import { mergeSorted, readJsonLines } from "../runtime/lines.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { writeSortedPairs } from "./partition-writer.ts";
+import { planFusedMap } from "./fused-map.ts";
+import { FusedBailout } from "./fused-ops.ts";
 
 const BATCH = 2000;
 /** Rough per-entry overhead of a Map entry plus its key string, for the buffer estimate. */
@@ -115,45 +117,90 @@ class MapOutputBuffer {
   }
 }
 
-export async function runMapTask(task: MapTask, shardKey: SecretKey, partitionKeys: SecretKey[], store: EnclaveObjectStore): Promise<MapResult> {
+/**
+ * "auto" (what workers run): the fused path where it applies (built-in ops), else the generic
+ * one; "generic": always the generic path; "fused": the fused path without the fallback, so a
+ * test sees a FusedBailout (the differential tests and bench/map-shard.ts pick these).
+ */
+export type MapEngine = "auto" | "generic" | "fused";
+
+/** What a map run produces before the partitions are written: a combiner or group buffer that can be drained sorted. */
+interface MapOutput {
+  readonly bytes: number;
+  drainSorted(): [string, unknown][] | Promise<[string, unknown][]>;
+}
+
+export async function runMapTask(task: MapTask, shardKey: SecretKey, partitionKeys: SecretKey[], store: EnclaveObjectStore, opts: { engine?: MapEngine } = {}): Promise<MapResult> {
   // CSV shards carry the input line number as their first column (see split-upload.ts).
   const header = task.format === "csv" ? [SHARD_LINE_COLUMN, ...(task.header ?? [])] : null;
   const job = compileJob(task.code, { format: task.format, header, inputName: task.inputName }, task.jobLimits);
-  let inputRecords = 0;
+  try {
+    await job.ready;
+    const fused = opts.engine === "generic" ? undefined : planFusedMap(task, job, header);
+    if (fused === undefined && opts.engine === "fused") throw new CmrError("CMR_INTERNAL", "no fused map path for this task");
+    if (fused !== undefined) {
+      try {
+        return await mapInto(task, job, partitionKeys, store, (onBad, maybeSpill) => fused.run(store.openDecrypted(task.shardObject, shardKey), onBad, maybeSpill));
+      } catch (e) {
+        // A shard the fused scanner does not take on (see fused-csv.ts): nothing was written, so
+        // the generic path runs the task again from the start, and reports any error itself.
+        if (!(e instanceof FusedBailout) || opts.engine === "fused") throw e;
+      }
+    }
+    const buffer = new MapOutputBuffer(job);
+    return await mapInto(task, job, partitionKeys, store, async (onBad, maybeSpill) => {
+      let inputRecords = 0;
+      for await (const batch of shardRecords(task, shardKey, store)) {
+        inputRecords += batch.records.length;
+        await job.mapBatch(batch, buffer.emit, onBad);
+        await maybeSpill(buffer);
+      }
+      return { inputRecords, output: buffer };
+    });
+  } finally {
+    // The job's isolate (custom jobs) lives for the whole task, across a fused-path fallback.
+    job.close?.();
+  }
+}
+
+/**
+ * Runs `feed` (which maps the whole shard into a MapOutput, calling maybeSpill between chunks),
+ * spilling sorted runs when the output passes the sort buffer, then writes the R partitions.
+ */
+async function mapInto(
+  task: MapTask,
+  job: CompiledJob,
+  partitionKeys: SecretKey[],
+  store: EnclaveObjectStore,
+  feed: (onBad: (e: CmrError) => void, maybeSpill: (out: MapOutput) => Promise<void>) => Promise<{ inputRecords: number; output: MapOutput }>,
+): Promise<MapResult> {
   let badRecords = 0;
   const onBad = (e: CmrError): void => {
     if (task.onBadRecord === "skip" && e.code?.startsWith("CMR_RECORD_")) badRecords++;
     else throw e;
   };
-  const buffer = new MapOutputBuffer(job);
   const spills: { objectIds: string[]; key: SecretKey }[] = [];
   const partitionOf = (k: string): number => job.partitionOf(k, task.reducers);
   const spillPrefix = `${task.shardObject.replace(/\/shards\/\d+$/, "")}/spills/m${task.mapIndex}-a${task.attempt}`;
+  const spill = async (out: MapOutput): Promise<void> => {
+    const key = SecretKey.random("spill-key");
+    const s = spills.length;
+    const targets = Array.from({ length: task.reducers }, (_, r) => ({ objectId: `${spillPrefix}-s${s}-r${r}`, key }));
+    spills.push({ objectIds: targets.map((t) => t.objectId), key });
+    await writeSortedPairs(await out.drainSorted(), task.reducers, partitionOf, targets, store);
+  };
 
   try {
-    await job.ready;
-    for await (const batch of shardRecords(task, shardKey, store)) {
-      inputRecords += batch.records.length;
-      await job.mapBatch(batch, buffer.emit, onBad);
-      if (buffer.bytes > task.sortBufferBytes) {
-        const key = SecretKey.random("spill-key");
-        const s = spills.length;
-        const targets = Array.from({ length: task.reducers }, (_, r) => ({ objectId: `${spillPrefix}-s${s}-r${r}`, key }));
-        await writeSortedPairs(await buffer.drainSorted(), task.reducers, partitionOf, targets, store);
-        spills.push({ objectIds: targets.map((t) => t.objectId), key });
-      }
-    }
+    const { inputRecords, output } = await feed(onBad, async (out) => {
+      if (out.bytes > task.sortBufferBytes) await spill(out);
+    });
     const targets = task.partitions.map((p, r) => ({ objectId: p.objectId, key: partitionKeys[r]! }));
     let partitions;
     if (spills.length === 0) {
-      partitions = await writeSortedPairs(await buffer.drainSorted(), task.reducers, partitionOf, targets, store);
+      partitions = await writeSortedPairs(await output.drainSorted(), task.reducers, partitionOf, targets, store);
     } else {
       // Spill the rest too, then each partition is the k-way merge of its runs.
-      const key = SecretKey.random("spill-key");
-      const s = spills.length;
-      const last = Array.from({ length: task.reducers }, (_, r) => ({ objectId: `${spillPrefix}-s${s}-r${r}`, key }));
-      await writeSortedPairs(await buffer.drainSorted(), task.reducers, partitionOf, last, store);
-      spills.push({ objectIds: last.map((t) => t.objectId), key });
+      await spill(output);
       partitions = [];
       for (let r = 0; r < task.reducers; r++) {
         const runs = spills.map((sp) => readJsonLines<[string, unknown]>(store.openDecrypted(sp.objectIds[r]!, sp.key), sp.objectIds[r]!));
@@ -163,7 +210,6 @@ export async function runMapTask(task: MapTask, shardKey: SecretKey, partitionKe
     }
     return { taskId: task.taskId, attempt: task.attempt, inputRecords, badRecords, partitions };
   } finally {
-    job.close?.();
     for (const sp of spills) {
       for (const id of sp.objectIds) store.remove(id);
       sp.key.destroy();

@@ -1,0 +1,196 @@
+/**
+ * Fused parse + map + combine of a CSV shard for the built-in ops (issue 12 item 2): one pass
+ * over the decrypted bytes finds each record's fields, parses the value from bytes and folds it
+ * into a combiner table looked up by the key's bytes; no string or array is made per record,
+ * only one string per distinct key.
+ *
+ * The shard format is split-upload.ts's: a header row `#cmr-input-line,<columns>`, then one row
+ * per record, `<input line>,<fields>`, LF-terminated, fields quoted only when they hold `"`, `,`,
+ * CR or LF. What the scanner does not take on itself it leaves to the generic code:
+ *   - per record (same answer, same error, same skip count): a value that is not a plain decimal
+ *     (empty, bad, exponent, `+`, more than 15 digits), a quoted value, a key with `""` in it;
+ *     the record's fields are decoded and passed to the compiled job's mapBatch;
+ *   - for the whole shard (FusedBailout; the generic path reruns the task from the start, so
+ *     that it reports its own error): invalid UTF-8, a CR or quote where RFC 4180 has none, a
+ *     wrong column count, a record over the parser's size limit, an unexpected header row.
+ *
+ * Trust zone: TRUSTED (enclave only; sees plaintext records).
+ *
+ * @module
+ */
+import { isUtf8 } from "node:buffer";
+import type { CmrError } from "../../errors.ts";
+import type { CompiledJob } from "../jobs/compile-job.ts";
+import { DEFAULT_MAX_RECORD_BYTES, type FastBuffer } from "../records/csv-parser.ts";
+import { foldParsed, FusedBailout, parsePlainDecimal } from "./fused-ops.ts";
+import type { ByteKeyTable } from "./key-table.ts";
+
+const LF = 0x0a;
+const CR = 0x0d;
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const NEWLINE = Buffer.from("\n");
+/** Bytes that end an unquoted field, or must not be in one. */
+const STOP = new Uint8Array(256);
+for (const c of [LF, CR, QUOTE, COMMA]) STOP[c] = 1;
+
+export interface FusedCsvOptions {
+  /** Shard columns, line column first (as compileJob saw them). */
+  columns: string[];
+  keyIndex: number;
+  /** -1 for count. */
+  valueIndex: number;
+  op: number;
+  job: CompiledJob;
+  onBad: (e: CmrError) => void;
+}
+
+export class FusedCsvScanner {
+  readonly #o: FusedCsvOptions;
+  readonly #ncols: number;
+  readonly #fs: Int32Array;
+  readonly #fe: Int32Array;
+  /** 0 unquoted, 1 quoted, 2 quoted with `""` inside. */
+  readonly #fq: Uint8Array;
+  readonly #table: ByteKeyTable;
+  readonly #emit: (k: string, v: unknown) => void;
+  #carry: Buffer | undefined;
+  #headerDone = false;
+  records = 0;
+
+  constructor(o: FusedCsvOptions, table: ByteKeyTable) {
+    this.#o = o;
+    this.#ncols = o.columns.length;
+    this.#fs = new Int32Array(this.#ncols);
+    this.#fe = new Int32Array(this.#ncols);
+    this.#fq = new Uint8Array(this.#ncols);
+    this.#table = table;
+    const combineInto = o.job.combineInto!;
+    this.#emit = (k, v) => table.combineString(k, v, combineInto);
+  }
+
+  /** Scan the next decrypted chunk (complete records now, the open one carried). */
+  feed(chunk: Buffer): void {
+    let from = 0;
+    let carry = this.#carry;
+    this.#carry = undefined;
+    // Finish the carried record one line of the chunk at a time (one line, unless a quoted
+    // field holds a line break), so the chunk itself is never copied.
+    while (carry !== undefined) {
+      const cut = chunk.indexOf(LF, from);
+      if (cut < 0) return this.#keep(Buffer.concat([carry, chunk.subarray(from)]), 0);
+      const head = Buffer.concat([carry, chunk.subarray(from, cut + 1)]);
+      const pos = this.#region(head, 0, head.length);
+      from = cut + 1;
+      carry = pos === head.length ? undefined : head.subarray(pos);
+      if (carry !== undefined && carry.length > DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
+    }
+    const last = chunk.lastIndexOf(LF);
+    this.#keep(chunk, last < from ? from : this.#region(chunk, from, last + 1));
+  }
+
+  /** End of the shard: a last record without its LF is closed, as the CSV parser would. */
+  end(): void {
+    if (this.#carry === undefined) return;
+    const buf = Buffer.concat([this.#carry, NEWLINE]);
+    this.#carry = undefined;
+    if (this.#region(buf, 0, buf.length) !== buf.length) throw new FusedBailout("unterminated record");
+  }
+
+  #keep(buf: Buffer, from: number): void {
+    if (from === buf.length) return;
+    if (buf.length - from > DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
+    this.#carry = Buffer.from(buf.subarray(from));
+  }
+
+  /** Scan the complete lines buf[start, end); returns where the first unfinished record starts. */
+  #region(buf: Buffer, start: number, end: number): number {
+    // Lines end in ASCII LF, so whole lines are valid UTF-8 exactly when their concatenation is.
+    if (!isUtf8(buf.subarray(start, end))) throw new FusedBailout("invalid UTF-8");
+    let p = start;
+    if (!this.#headerDone) {
+      const lf = buf.indexOf(LF, start);
+      // The header names hold no quote, comma or line break (the plan checked), so the row is plain.
+      let commas = 0;
+      for (let i = start; i < lf; i++) {
+        const c = buf[i]!;
+        if (c === COMMA) commas++;
+        else if (c === QUOTE || c === CR) throw new FusedBailout("unexpected header row");
+      }
+      if (commas !== this.#ncols - 1) throw new FusedBailout("unexpected header row");
+      this.#headerDone = true;
+      p = lf + 1;
+    }
+    return this.#scan(buf, p, end);
+  }
+
+  #scan(buf: Buffer, p: number, end: number): number {
+    const ncols = this.#ncols;
+    const fs = this.#fs;
+    const fe = this.#fe;
+    const fq = this.#fq;
+    const ki = this.#o.keyIndex;
+    const vi = this.#o.valueIndex;
+    const op = this.#o.op;
+    const table = this.#table;
+    while (p < end) {
+      const rec = p;
+      let col = 0;
+      let slow = false;
+      let c = 0;
+      for (;;) {
+        if (p >= end) return rec;
+        if (buf[p] === QUOTE) {
+          let q = p + 1;
+          let esc = false;
+          for (;;) {
+            q = buf.indexOf(QUOTE, q);
+            if (q < 0 || q + 1 >= end) return rec;
+            if (buf[q + 1] !== QUOTE) break;
+            esc = true;
+            q += 2;
+          }
+          if (col < ncols) {
+            fs[col] = p + 1;
+            fe[col] = q;
+            fq[col] = esc ? 2 : 1;
+          }
+          if (col === vi || (esc && col === ki)) slow = true;
+          p = q + 1;
+          c = buf[p]!;
+          if (c !== COMMA && c !== LF) throw new FusedBailout("text after a closing quote");
+        } else {
+          const s = p;
+          c = buf[p]!;
+          // No bound check: the region ends with an LF, which stops this loop.
+          while (STOP[c] === 0) c = buf[++p]!;
+          if (c === QUOTE || c === CR) throw new FusedBailout("quote or CR in an unquoted field");
+          if (col < ncols) {
+            fs[col] = s;
+            fe[col] = p;
+            fq[col] = 0;
+          }
+        }
+        col++;
+        p++;
+        if (c === LF) break;
+      }
+      if (col !== ncols) throw new FusedBailout("column count");
+      if (p - rec > DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
+      this.records++;
+      if (slow || (vi >= 0 && !parsePlainDecimal(buf, fs[vi]!, fe[vi]!))) this.#slowRecord(buf as FastBuffer);
+      else foldParsed(table, table.find(buf, fs[ki]!, fe[ki]!), op);
+    }
+    return p;
+  }
+
+  /** The record's fields as the CSV parser would decode them, through the generic job code. */
+  #slowRecord(buf: FastBuffer): void {
+    const fields = new Array<string>(this.#ncols);
+    for (let k = 0; k < this.#ncols; k++) {
+      const t = buf.utf8Slice(this.#fs[k]!, this.#fe[k]!);
+      fields[k] = this.#fq[k] === 2 ? t.replaceAll('""', '"') : t;
+    }
+    this.#o.job.mapBatch({ records: [fields], lineOf: () => Number(fields[0]) }, this.#emit, this.#o.onBad);
+  }
+}

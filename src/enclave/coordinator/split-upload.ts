@@ -3,14 +3,25 @@
  * the records into n shards by hash(key) mod n or by key ranges (given boundaries, or chosen from
  * a sample so shards are balanced); each shard is encrypted under its own fresh key.
  *
- * Shards hold [line, record] JSON lines, so a map task can still name the input line of a bad
- * value. Memory: one decrypted chunk, one record, and a bounded buffer per shard.
+ * Shards hold the input line of each record in front of it (CSV: a `#cmr-input-line` column;
+ * JSON Lines: `[line, record]`), so a map task can still name the input line of a bad value.
+ * Memory: one decrypted chunk, one record, and a bounded buffer per shard.
+ *
+ * The split works on bytes (issue #12): the record scanners find each record and its key
+ * field's bytes, the key is hashed or range-compared on those bytes, and the record's raw bytes
+ * are copied into its shard's buffer; no string or array is made per record. A JSON line that is
+ * not already in JSON.stringify's form is parsed and re-serialised as before.
  *
  * Trust zone: TRUSTED (enclave only).
  *
  * @module
  */
 import { createHash } from "node:crypto";
+import type { FastBuffer } from "../records/csv-parser.ts";
+import { CsvRecordScanner } from "../records/csv-record-scanner.ts";
+import { JsonlRecordScanner, KEY_ABSENT, KEY_NESTED, KEY_STRING } from "../records/jsonl-record-scanner.ts";
+import { fnv1aUtf8, rangeIndexUtf8 } from "../records/key-bytes.ts";
+import { ShardBuffers } from "./shard-buffers.ts";
 import { CmrError } from "../../errors.ts";
 import type { JobSpec } from "../../protocol/job.ts";
 import type { SecretKey } from "../../crypto/secret.ts";
@@ -23,7 +34,6 @@ import { SHARD_LINE_COLUMN } from "../jobs/compile-job.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { sendEvent } from "../runtime/channel.ts";
 
-const FLUSH_AT = 256 * 1024;
 const SAMPLE_SIZE = 10_000;
 
 export interface SplitResult {
@@ -121,6 +131,70 @@ function rangeIndex(boundaries: string[], k: string): number {
   return lo;
 }
 
+const LF = 0x0a;
+const COMMA = 0x2c;
+
+/** How a record's key picks its shard: round-robin, hash mod n, or range. */
+class ShardRouter {
+  private readonly n: number;
+  private readonly field: string | null;
+  private readonly boundaries: string[] | null;
+  private readonly boundaryBytes: Buffer[] | null;
+  private next = 0;
+
+  constructor(n: number, field: string | null, boundaries: string[] | null) {
+    this.n = n;
+    this.field = field;
+    this.boundaries = boundaries;
+    this.boundaryBytes = boundaries === null ? null : boundaries.map((b) => Buffer.from(b, "utf8"));
+  }
+
+  /** Round-robin (no key): the record's turn. */
+  roundRobin(): number {
+    const s = this.next;
+    this.next = s + 1 === this.n ? 0 : s + 1;
+    return s;
+  }
+
+  /** Shard of the key whose UTF-8 bytes are src[start, end) (`csvEsc`: with `""` escapes). */
+  ofBytes(src: Uint8Array, start: number, end: number, csvEsc: boolean): number {
+    if (this.field === null) return this.roundRobin();
+    return this.boundaryBytes !== null ? rangeIndexUtf8(this.boundaryBytes, src, start, end, csvEsc) : fnv1aUtf8(src, start, end, csvEsc) % this.n;
+  }
+
+  /** Shard of a key string (the slow path). */
+  ofString(k: string): number {
+    return this.boundaries !== null ? rangeIndex(this.boundaries, k) : fnv1a(k) % this.n;
+  }
+}
+
+/** Write `v` (a non-negative integer) in decimal at b[p]; returns the position after it. */
+function writeDecimal(b: Buffer, p: number, v: number): number {
+  if (v < 10) {
+    b[p] = 0x30 + v;
+    return p + 1;
+  }
+  let digits = 0;
+  for (let t = v; t > 0; t = Math.floor(t / 10)) digits++;
+  let q = p + digits;
+  for (let t = v; t > 0; t = Math.floor(t / 10)) b[--q] = 0x30 + (t % 10);
+  return p + digits;
+}
+
+/** Room for a line number and its separators in front of a record. */
+const LINE_PREFIX_MAX = 20;
+
+interface SplitCounts {
+  total: number;
+  bad: number;
+  badInSplit: number;
+  counts: number[];
+}
+
+function progress(total: number): void {
+  if (total % 100_000 === 0) sendEvent({ event: "progress", data: { stage: "split", records: total } });
+}
+
 export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey: SecretKey, shardTargets: { objectId: string; key: SecretKey }[], store: EnclaveObjectStore): Promise<SplitResult> {
   const n = shardTargets.length;
   const field = splitFieldOf(spec);
@@ -132,81 +206,143 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
       throw new CmrError("CMR_USAGE", `${boundaries.length} range boundaries need ${boundaries.length + 1} shards, but the job has ${n}`, { hint: `use --shards ${boundaries.length + 1} or fewer boundaries` });
     }
   }
-  const read = field === null ? null : keyReader(spec, field);
+  const router = new ShardRouter(n, field, boundaries);
   const writers = shardTargets.map((t) => store.createEncryptedWriter(t.objectId, t.key));
-  const buffers = new Array<string>(n).fill("");
-  const counts = new Array<number>(n).fill(0);
-  let pending: Promise<void>[] = [];
-  let total = 0;
-  let badInSplit = 0;
-  let header: string[] | undefined;
-  const headerWritten = new Array<boolean>(n).fill(false);
-  const route = (rec: string[] | Record<string, unknown>, line: number): void => {
-    let shard: number;
-    if (read === null) shard = total % n;
-    else {
-      // A column missing from the CSV header is never a skippable bad record: check it first.
-      if (Array.isArray(rec) && total === 0 && badInSplit === 0) fieldIndex(header ?? [], field!, spec.inputName);
-      let k: string | undefined;
-      try {
-        k = read(rec, header, line);
-        if (k === undefined) {
-          throw new CmrError("CMR_RECORD_MISSING_FIELD", `${spec.inputName} line ${line}: missing field "${field}"`, {
-            hint: "fix the record or run with --on-bad-record skip",
-            details: { source: spec.inputName, line, field },
-          });
-        }
-      } catch (e) {
-        if (spec.onBadRecord === "skip" && (e as CmrError).code?.startsWith("CMR_RECORD_")) {
-          badInSplit++;
-          return;
-        }
-        throw e;
-      }
-      shard = boundaries !== null ? rangeIndex(boundaries, k) : fnv1a(k) % n;
-    }
-    total++;
-    counts[shard]!++;
-    buffers[shard] += Array.isArray(rec) ? csvLine(line, rec) : JSON.stringify([line, rec]) + "\n";
-    if (buffers[shard]!.length >= FLUSH_AT) {
-      pending.push(writers[shard]!.write(buffers[shard]!));
-      buffers[shard] = "";
-    }
-    if (total % 100_000 === 0) sendEvent({ event: "progress", data: { stage: "split", records: total } });
-  };
+  const out = new ShardBuffers(writers);
+  const c: SplitCounts = { total: 0, bad: 0, badInSplit: 0, counts: new Array<number>(n).fill(0) };
   try {
-    let bad = 0;
-    const parsed = await parseUploadWithHeader(spec, uploadObject, uploadKey, store, route, (h) => {
-      header = h;
-      // CSV shards are CSV again: the input header with the line column in front.
-      for (let i = 0; i < n; i++) {
-        buffers[i] = csvHeaderLine(h) + buffers[i];
-        headerWritten[i] = true;
-      }
-    }, async () => {
-      if (pending.length) {
-        const p = pending;
-        pending = [];
-        await Promise.all(p);
-      }
-    });
-    bad = parsed.bad;
-    await Promise.all(pending);
-    if (spec.format === "csv" && total === 0) {
-      // Every shard starts with the header row; make sure even empty shards have it.
-      for (let i = 0; i < n; i++) if (!headerWritten[i]) buffers[i] = csvHeaderLine(parsed.header ?? []) + buffers[i];
-    }
+    const hash = createHash("sha256");
+    const header = spec.format === "csv" ? await splitCsv(spec, field, router, out, c, uploadObject, uploadKey, store, hash) : await splitJsonl(spec, field, router, out, c, uploadObject, uploadKey, store, hash);
+    await out.close();
     const shards = [];
     for (let i = 0; i < n; i++) {
-      if (buffers[i]!.length) await writers[i]!.write(buffers[i]!);
       const { sha256 } = await writers[i]!.end();
-      shards.push({ objectId: shardTargets[i]!.objectId, records: counts[i]!, sha256 });
+      shards.push({ objectId: shardTargets[i]!.objectId, records: c.counts[i]!, sha256 });
     }
-    return { header: parsed.header, inputSha256: parsed.sha256, inputRecords: total, badRecords: bad + badInSplit, shards, boundaries };
+    return { header, inputSha256: hash.digest("hex"), inputRecords: c.total, badRecords: c.bad + c.badInSplit, shards, boundaries };
   } catch (e) {
     for (const w of writers) w.abort();
     throw e;
   }
+}
+
+type Hash = ReturnType<typeof createHash>;
+
+async function splitCsv(spec: JobSpec, field: string | null, router: ShardRouter, out: ShardBuffers, c: SplitCounts, uploadObject: string, key: SecretKey, store: EnclaveObjectStore, hash: Hash): Promise<string[]> {
+  const source = spec.inputName;
+  let header: string[] = [];
+  let keyChecked = field === null;
+  const n = out.buf.length;
+  const scanner = new CsvRecordScanner({
+    source,
+    onHeader: (h) => {
+      header = h;
+      // CSV shards are CSV again: the input header with the line column in front.
+      const line = Buffer.from(csvHeaderLine(h));
+      for (let s = 0; s < n; s++) {
+        const b = out.reserve(s, line.length);
+        out.pos[s]! += line.copy(b, out.pos[s]!);
+      }
+      if (field !== null) scanner.keyColumn = h.indexOf(field);
+    },
+  });
+  const sink = (src: FastBuffer, start: number, end: number, line: number, sc: CsvRecordScanner): void => {
+    // A column missing from the CSV header is never a skippable bad record.
+    if (!keyChecked) {
+      fieldIndex(header, field!, source);
+      keyChecked = true;
+    }
+    const shard = router.ofBytes(src, sc.keyStart, sc.keyEnd, sc.keyEsc);
+    c.counts[shard]!++;
+    // The row is `line,` and the record's bytes, less the quotes of fields that need none.
+    const b = out.reserve(shard, LINE_PREFIX_MAX + (end - start));
+    let p = writeDecimal(b, out.pos[shard]!, line);
+    b[p++] = COMMA;
+    let from = start;
+    for (let k = 0; k < sc.stripCount; k++) {
+      const open = sc.stripOpen[k]!;
+      const close = sc.stripClose[k]!;
+      p += src.copy(b, p, from, open);
+      p += src.copy(b, p, open + 1, close);
+      from = close + 1;
+    }
+    p += src.copy(b, p, from, end);
+    b[p++] = LF;
+    out.pos[shard] = p;
+    progress(++c.total);
+  };
+  const onBad = spec.onBadRecord === "skip" ? () => void c.bad++ : undefined;
+  for await (const chunk of store.openDecrypted(uploadObject, key)) {
+    hash.update(chunk as Buffer);
+    scanner.feed(chunk as Buffer, sink, onBad);
+    await out.drain();
+  }
+  scanner.end(sink, onBad);
+  if (scanner.header === undefined) throw new CmrError("CMR_RECORD_MALFORMED", `${source} is empty: no header row`, { hint: "CSV input needs a header row naming the columns" });
+  return header;
+}
+
+async function splitJsonl(spec: JobSpec, field: string | null, router: ShardRouter, out: ShardBuffers, c: SplitCounts, uploadObject: string, key: SecretKey, store: EnclaveObjectStore, hash: Hash): Promise<null> {
+  const source = spec.inputName;
+  const read = field === null ? null : keyReader(spec, field);
+  const scanner = new JsonlRecordScanner({ source, field });
+  const skip = spec.onBadRecord === "skip";
+  const badKey = (e: unknown): void => {
+    if (skip && (e as CmrError).code?.startsWith("CMR_RECORD_")) c.badInSplit++;
+    else throw e;
+  };
+  const sink = (src: FastBuffer, start: number, end: number, line: number, rec: Record<string, unknown> | undefined, sc: JsonlRecordScanner): void => {
+    let shard: number;
+    if (field === null) shard = router.roundRobin();
+    else if (rec === undefined) {
+      const kind = sc.keyKind;
+      if (kind === KEY_ABSENT) return badKey(missingField(source, line, field));
+      if (kind === KEY_NESTED) return badKey(notScalar(source, line, field));
+      shard = kind === KEY_STRING && sc.keyEsc ? router.ofString(JSON.parse(src.utf8Slice(sc.keyStart - 1, sc.keyEnd + 1)) as string) : router.ofBytes(src, sc.keyStart, sc.keyEnd, false);
+    } else {
+      let k: string | undefined;
+      try {
+        k = read!(rec, undefined, line);
+        if (k === undefined) throw missingField(source, line, field);
+      } catch (e) {
+        return badKey(e);
+      }
+      shard = router.ofString(k);
+    }
+    c.counts[shard]!++;
+    if (rec === undefined) {
+      // Already in JSON.stringify's form: `[line,` + the line + `]`.
+      const b = out.reserve(shard, LINE_PREFIX_MAX + (end - start));
+      let p = out.pos[shard]!;
+      b[p++] = 0x5b;
+      p = writeDecimal(b, p, line);
+      b[p++] = COMMA;
+      p += src.copy(b, p, start, end);
+      b[p++] = 0x5d;
+      b[p++] = LF;
+      out.pos[shard] = p;
+    } else out.writeString(shard, JSON.stringify([line, rec]) + "\n");
+    progress(++c.total);
+  };
+  const onBad = skip ? () => void c.bad++ : undefined;
+  for await (const chunk of store.openDecrypted(uploadObject, key)) {
+    hash.update(chunk as Buffer);
+    scanner.feed(chunk as Buffer, sink, onBad);
+    await out.drain();
+  }
+  scanner.end(sink, onBad);
+  return null;
+}
+
+function missingField(source: string, line: number, field: string): CmrError {
+  return new CmrError("CMR_RECORD_MISSING_FIELD", `${source} line ${line}: missing field "${field}"`, {
+    hint: "fix the record or run with --on-bad-record skip",
+    details: { source, line, field },
+  });
+}
+
+function notScalar(source: string, line: number, field: string): CmrError {
+  return new CmrError("CMR_RECORD_MALFORMED", `${source} line ${line}: field "${field}" is not a scalar`, { details: { source, line } });
 }
 
 /** parseUpload plus a header callback and a back-pressure hook between decrypted chunks. */

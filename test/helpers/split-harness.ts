@@ -18,8 +18,9 @@ export interface SplitOutcome {
   /** Each shard's plaintext, as the writer received it. */
   shards?: string[];
   error?: { code: string; message: string; line: unknown };
-  /** Shard writers aborted (must be all of them on failure). */
+  /** Shard writers aborted, and created (on failure every writer created must be aborted). */
   aborted: number;
+  created: number;
 }
 
 export function specOf(o: Partial<JobSpec> & Pick<JobSpec, "format" | "shards">): JobSpec {
@@ -36,7 +37,7 @@ export function specOf(o: Partial<JobSpec> & Pick<JobSpec, "format" | "shards">)
 }
 
 /** A store whose upload is `input` cut at `cuts` (increasing offsets). */
-export function memoryStore(input: Uint8Array, cuts: number[]): { store: EnclaveObjectStore; written: Map<string, Buffer[]>; aborted: () => number } {
+export function memoryStore(input: Uint8Array, cuts: number[], sampleChunk = 64 * 1024): { store: EnclaveObjectStore; written: Map<string, Buffer[]>; aborted: () => number; created: () => number } {
   const written = new Map<string, Buffer[]>();
   let aborted = 0;
   const chunks: Buffer[] = [];
@@ -52,6 +53,11 @@ export function memoryStore(input: Uint8Array, cuts: number[]): { store: Enclave
         // A fresh copy each time, as a stream would give.
         for (const c of chunks) yield Buffer.from(c);
       })();
+    },
+    /** Random access in `sampleChunk`-byte pieces, as the store's readChunks gives a range split's sampler. */
+    async readChunks(_id: string, _key: unknown, pick: (count: number) => number[]): Promise<Buffer[]> {
+      const all = Buffer.from(input);
+      return pick(Math.max(1, Math.ceil(all.length / sampleChunk))).map((i) => all.subarray(i * sampleChunk, (i + 1) * sampleChunk));
     },
     createEncryptedWriter(objectId: string) {
       const parts: Buffer[] = [];
@@ -71,18 +77,18 @@ export function memoryStore(input: Uint8Array, cuts: number[]): { store: Enclave
       };
     },
   };
-  return { store: store as unknown as EnclaveObjectStore, written, aborted: () => aborted };
+  return { store: store as unknown as EnclaveObjectStore, written, aborted: () => aborted, created: () => written.size };
 }
 
 export async function runSplit(split: SplitFn, spec: JobSpec, input: Uint8Array, cuts: number[]): Promise<SplitOutcome> {
-  const { store, written, aborted } = memoryStore(input, cuts);
+  const { store, written, aborted, created } = memoryStore(input, cuts);
   const targets = Array.from({ length: spec.shards }, (_, i) => ({ objectId: `shard-${i}`, key: SecretKey.random("shard-key") }));
   try {
     const r = await split(spec, "upload-object", SecretKey.random("upload-key"), targets, store);
     const shards = targets.map((t) => Buffer.concat(written.get(t.objectId) ?? []).toString("latin1"));
-    return { result: { ...r, shards: r.shards.map((s) => ({ records: s.records })) }, shards, aborted: aborted() };
+    return { result: { ...r, shards: r.shards.map((s) => ({ records: s.records })) }, shards, aborted: aborted(), created: created() };
   } catch (e) {
     if (!(e instanceof CmrError)) throw e;
-    return { error: { code: e.code, message: e.message, line: e.details?.line }, aborted: aborted() };
+    return { error: { code: e.code, message: e.message, line: e.details?.line }, aborted: aborted(), created: created() };
   }
 }

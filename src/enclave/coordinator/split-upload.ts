@@ -1,7 +1,8 @@
 /**
  * S12 [53-55]: inside the coordinator enclave, decrypt the client's upload, parse it, and split
  * the records into n shards by hash(key) mod n or by key ranges (given boundaries, or chosen from
- * a sample so shards are balanced); each shard is encrypted under its own fresh key.
+ * a sample of the upload's chunks so shards are balanced: range-sample.ts); each shard is
+ * encrypted under its own fresh key.
  *
  * Shards hold the input line of each record in front of it (CSV: a `#cmr-input-line` column;
  * JSON Lines: `[line, record]`), so a map task can still name the input line of a bad value.
@@ -25,16 +26,13 @@ import { ShardBuffers } from "./shard-buffers.ts";
 import { CmrError } from "../../errors.ts";
 import type { JobSpec } from "../../protocol/job.ts";
 import type { SecretKey } from "../../crypto/secret.ts";
-import { CsvParser } from "../records/csv-parser.ts";
-import { JsonlParser } from "../records/jsonl-parser.ts";
 import { compareKeys } from "../records/csv-writer.ts";
 import { fieldIndex } from "../records/fields.ts";
 import { fnv1a } from "../jobs/hash.ts";
 import { SHARD_LINE_COLUMN } from "../jobs/compile-job.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { sendEvent } from "../runtime/channel.ts";
-
-const SAMPLE_SIZE = 10_000;
+import { sampleBoundaries } from "./range-sample.ts";
 
 export interface SplitResult {
   header: string[] | null;
@@ -45,8 +43,6 @@ export interface SplitResult {
   shards: { objectId: string; records: number; sha256: string }[];
   boundaries: string[] | null;
 }
-
-type Emit = (rec: string[] | Record<string, unknown>, line: number) => void;
 
 /** The field records are split by, or null for round-robin (jobs with no single key). */
 export function splitFieldOf(spec: JobSpec): string | null {
@@ -72,38 +68,6 @@ function keyReader(spec: JobSpec, field: string): (rec: string[] | Record<string
     if (typeof v === "object") throw new CmrError("CMR_RECORD_MALFORMED", `${spec.inputName} line ${line}: field "${field}" is not a scalar`, { details: { source: spec.inputName, line } });
     return String(v);
   };
-}
-
-/** Choose n-1 boundaries from a uniform reservoir sample of the keys (a first pass). */
-async function sampleBoundaries(spec: JobSpec, field: string, uploadObject: string, key: SecretKey, store: EnclaveObjectStore): Promise<string[]> {
-  const sample: string[] = [];
-  let seen = 0;
-  let header: string[] | undefined;
-  const read = keyReader(spec, field);
-  const collect: Emit = (rec, line) => {
-    let k: string | undefined;
-    try {
-      k = read(rec, header, line);
-    } catch {
-      return; // bad records are reported by the splitting pass
-    }
-    if (k === undefined) return;
-    seen++;
-    if (sample.length < SAMPLE_SIZE) sample.push(k);
-    else {
-      const j = Math.floor(Math.random() * seen);
-      if (j < SAMPLE_SIZE) sample[j] = k;
-    }
-  };
-  const tolerant = { ...spec, onBadRecord: "skip" as const };
-  await parseUploadWithHeader(tolerant, uploadObject, key, store, collect, (h) => (header = h), async () => {});
-  sample.sort(compareKeys);
-  const out: string[] = [];
-  for (let i = 1; i < spec.shards; i++) {
-    const b = sample[Math.floor((i * sample.length) / spec.shards)];
-    if (b !== undefined && (out.length === 0 || compareKeys(out[out.length - 1]!, b) < 0)) out.push(b);
-  }
-  return out;
 }
 
 /** A CSV shard row: the input line number, then the record's fields. */
@@ -343,49 +307,4 @@ function missingField(source: string, line: number, field: string): CmrError {
 
 function notScalar(source: string, line: number, field: string): CmrError {
   return new CmrError("CMR_RECORD_MALFORMED", `${source} line ${line}: field "${field}" is not a scalar`, { details: { source, line } });
-}
-
-/** parseUpload plus a header callback and a back-pressure hook between decrypted chunks. */
-async function parseUploadWithHeader(
-  spec: JobSpec,
-  uploadObject: string,
-  key: SecretKey,
-  store: EnclaveObjectStore,
-  emit: Emit,
-  onHeader: (h: string[]) => void,
-  drain: () => Promise<void>,
-): Promise<{ header: string[] | null; bad: number; sha256: string }> {
-  let bad = 0;
-  const onBad = spec.onBadRecord === "skip" ? () => void bad++ : undefined;
-  const source = spec.inputName;
-  // SHA-256 of the plaintext the client uploaded: the job receipt names it.
-  const hash = createHash("sha256");
-  if (spec.format === "csv") {
-    const p = new CsvParser({ source });
-    let told = false;
-    const e = (fields: string[], line: number) => {
-      if (!told) {
-        onHeader(p.header ?? []);
-        told = true;
-      }
-      emit(fields, line);
-    };
-    for await (const chunk of store.openDecrypted(uploadObject, key)) {
-      hash.update(chunk as Buffer);
-      p.feed(chunk as Buffer, e, onBad);
-      await drain();
-    }
-    p.end(e, onBad);
-    if (p.header === undefined) throw new CmrError("CMR_RECORD_MALFORMED", `${source} is empty: no header row`, { hint: "CSV input needs a header row naming the columns" });
-    return { header: p.header, bad, sha256: hash.digest("hex") };
-  }
-  const p = new JsonlParser({ source });
-  const e = (rec: Record<string, unknown>, line: number) => emit(rec, line);
-  for await (const chunk of store.openDecrypted(uploadObject, key)) {
-    hash.update(chunk as Buffer);
-    p.feed(chunk as Buffer, e, onBad);
-    await drain();
-  }
-  p.end(e, onBad);
-  return { header: null, bad, sha256: hash.digest("hex") };
 }

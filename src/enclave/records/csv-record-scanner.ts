@@ -151,6 +151,15 @@ export class CsvRecordScanner {
           continue;
         }
       }
+      // The common record (in this chunk, unquoted, LF-terminated, the right width) in one tight
+      // loop over locals; anything else is left to the state machine from the record's start.
+      if (this.st === S_FIELD && this.nf === 0 && this.recStart === i && this.hdr !== undefined && !this.discarding) {
+        const next = this.simpleRecords(buf, i, end, sink);
+        if (next !== i) {
+          i = next;
+          continue;
+        }
+      }
       switch (this.st) {
         case S_FIELD: {
           if (buf[i] === QUOTE) {
@@ -277,6 +286,102 @@ export class CsvRecordScanner {
       this.pend.append(buf, Math.max(this.recStart, 0), end);
     }
     this.recStart -= end;
+  }
+
+  /**
+   * Deliver the simple records from `i` on: in this chunk, within the record size limit, LF-ended,
+   * no CR, no line break inside quotes, no quote inside an unquoted field, as many fields as the
+   * header, valid UTF-8. Returns where the first other record starts (`i` if it is the first
+   * one); the scanner's state is then that of a record start there, for the state machine.
+   */
+  private simpleRecords(buf: FastBuffer, i: number, end: number, sink: CsvRecordSink): number {
+    const kc = this.keyColumn;
+    const width = this.hdr!.length;
+    const max = this.max;
+    const okFrom = this.okFrom;
+    const okTo = this.okTo;
+    const stripOpen = this.stripOpen;
+    const stripClose = this.stripClose;
+    const start0 = i;
+    record: for (;;) {
+      const stop = i + max < end ? i + max : end;
+      let j = i;
+      let col = 0;
+      let ks = i;
+      let ke = i;
+      let kesc = false;
+      let ns = 0;
+      let high = false;
+      let c = 0;
+      for (;;) {
+        const fs = j;
+        if (buf[j] === QUOTE) {
+          j++;
+          let esc = false;
+          let special = false;
+          for (;;) {
+            while (j < stop) {
+              c = buf[j]!;
+              if (c === QUOTE) break;
+              if (c < 0x2d) {
+                if (c === LF) break record;
+                if (c === COMMA || c === CR) special = true;
+              } else if (c >= 0x80) high = true;
+              j++;
+            }
+            if (j + 1 >= stop) break record;
+            if (buf[j + 1] !== QUOTE) break;
+            esc = true;
+            j += 2;
+          }
+          // j is at the closing quote.
+          c = buf[j + 1]!;
+          if (c !== COMMA && c !== LF) break record;
+          if (col === kc) {
+            ks = fs + 1;
+            ke = j;
+            kesc = esc;
+          }
+          if (!esc && !special) {
+            stripOpen[ns] = fs;
+            stripClose[ns++] = j;
+          }
+          j++;
+        } else {
+          while (j < stop) {
+            c = buf[j]!;
+            if (c < 0x2d) {
+              if (c === COMMA || c === LF) break;
+              if (c === QUOTE || c === CR) break record;
+            } else if (c >= 0x80) high = true;
+            j++;
+          }
+          if (j === stop) break record;
+          if (col === kc) {
+            ks = fs;
+            ke = j;
+          }
+        }
+        // At the comma or LF after the field.
+        if (c === LF) break;
+        if (++col === width) break record;
+        j++;
+      }
+      if (col + 1 !== width) break;
+      if (high && !(i >= okFrom && j <= okTo) && !isUtf8(buf.subarray(i, j))) break;
+      this.keyStart = ks;
+      this.keyEnd = ke;
+      this.keyEsc = kesc;
+      this.stripCount = ns;
+      sink(buf, i, j, this.line, this);
+      this.line++;
+      i = j + 1;
+    }
+    if (i !== start0) {
+      this.recStart = i;
+      this.recLine = this.line;
+    }
+    return i;
   }
 
   /** A finished field (offsets relative to the record); `quoted` when it had quotes around it. */

@@ -132,17 +132,39 @@ class ShardRouter {
   }
 }
 
-/** Write `v` (a non-negative integer) in decimal at b[p]; returns the position after it. */
-function writeDecimal(b: Buffer, p: number, v: number): number {
-  if (v < 10) {
-    b[p] = 0x30 + v;
-    return p + 1;
+/**
+ * A line number as decimal digits. Lines mostly go up by one, so the digits are incremented in
+ * place rather than recomputed with divisions for every record.
+ */
+class LineDigits {
+  private readonly d = new Uint8Array(24);
+  /** The digits are d[24 - len, 24). */
+  private len = 1;
+  private value = 0;
+
+  constructor() {
+    this.d[23] = 0x30;
   }
-  let digits = 0;
-  for (let t = v; t > 0; t = Math.floor(t / 10)) digits++;
-  let q = p + digits;
-  for (let t = v; t > 0; t = Math.floor(t / 10)) b[--q] = 0x30 + (t % 10);
-  return p + digits;
+
+  /** Write `line`'s digits at b[p]; returns the position after them. */
+  write(b: Uint8Array, p: number, line: number): number {
+    const d = this.d;
+    if (line === this.value + 1) {
+      let k = 23;
+      while (k >= 24 - this.len && d[k] === 0x39) d[k--] = 0x30;
+      if (k < 24 - this.len) {
+        d[k] = 0x31;
+        this.len++;
+      } else d[k]!++;
+    } else {
+      const s = String(line);
+      this.len = s.length;
+      for (let k = 0; k < s.length; k++) d[24 - s.length + k] = s.charCodeAt(k);
+    }
+    this.value = line;
+    for (let k = 24 - this.len; k < 24; k++) b[p++] = d[k]!;
+    return p;
+  }
 }
 
 /**
@@ -210,6 +232,7 @@ async function splitCsv(spec: JobSpec, field: string | null, router: ShardRouter
   let header: string[] = [];
   let keyChecked = field === null;
   const n = out.buf.length;
+  const digits = new LineDigits();
   const scanner = new CsvRecordScanner({
     source,
     onHeader: (h) => {
@@ -233,7 +256,7 @@ async function splitCsv(spec: JobSpec, field: string | null, router: ShardRouter
     c.counts[shard]!++;
     // The row is `line,` and the record's bytes, less the quotes of fields that need none.
     const b = out.reserve(shard, LINE_PREFIX_MAX + (end - start));
-    let p = writeDecimal(b, out.pos[shard]!, line);
+    let p = digits.write(b, out.pos[shard]!, line);
     b[p++] = COMMA;
     let from = start;
     for (let k = 0; k < sc.stripCount; k++) {
@@ -264,6 +287,7 @@ async function splitJsonl(spec: JobSpec, field: string | null, router: ShardRout
   const read = field === null ? null : keyReader(spec, field);
   const scanner = new JsonlRecordScanner({ source, field });
   const skip = spec.onBadRecord === "skip";
+  const digits = new LineDigits();
   const badKey = (e: unknown): void => {
     if (skip && (e as CmrError).code?.startsWith("CMR_RECORD_")) c.badInSplit++;
     else throw e;
@@ -292,7 +316,7 @@ async function splitJsonl(spec: JobSpec, field: string | null, router: ShardRout
       const b = out.reserve(shard, LINE_PREFIX_MAX + (end - start));
       let p = out.pos[shard]!;
       b[p++] = 0x5b;
-      p = writeDecimal(b, p, line);
+      p = digits.write(b, p, line);
       b[p++] = COMMA;
       p = copyBytes(src, start, end, b, p);
       b[p++] = 0x5d;

@@ -56,31 +56,21 @@ export function splitFieldOf(spec: JobSpec): string | null {
   }
 }
 
-function keyReader(spec: JobSpec, field: string): (rec: string[] | Record<string, unknown>, header: string[] | undefined, line: number) => string | undefined {
-  let idx = -1;
-  return (rec, header, line) => {
-    if (Array.isArray(rec)) {
-      if (idx < 0) idx = fieldIndex(header ?? [], field, spec.inputName);
-      return rec[idx];
-    }
-    const v = rec[field];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === "object") throw new CmrError("CMR_RECORD_MALFORMED", `${spec.inputName} line ${line}: field "${field}" is not a scalar`, { details: { source: spec.inputName, line } });
-    return String(v);
-  };
-}
-
-/** A CSV shard row: the input line number, then the record's fields. */
-function csvLine(line: number, fields: string[]): string {
-  let s = String(line);
-  for (const f of fields) s += "," + (NEEDS_QUOTES.test(f) ? `"${f.replace(/"/g, '""')}"` : f);
-  return s + "\n";
+/** The split key of a parsed JSON record (the slow path): its field as a string, undefined when missing or null. */
+function jsonKeyOf(rec: Record<string, unknown>, field: string, source: string, line: number): string | undefined {
+  const v = rec[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === "object") throw notScalar(source, line, field);
+  return String(v);
 }
 
 const NEEDS_QUOTES = /[",\r\n]/;
 
+/** A CSV shard's header row: the line column, then the input's columns (quoted as shard rows are). */
 function csvHeaderLine(header: string[]): string {
-  return csvLine(0, header).replace(/^0/, SHARD_LINE_COLUMN);
+  let s = SHARD_LINE_COLUMN;
+  for (const f of header) s += "," + (NEEDS_QUOTES.test(f) ? `"${f.replace(/"/g, '""')}"` : f);
+  return s + "\n";
 }
 
 function rangeIndex(boundaries: string[], k: string): number {
@@ -284,7 +274,6 @@ async function splitCsv(spec: JobSpec, field: string | null, router: ShardRouter
 
 async function splitJsonl(spec: JobSpec, field: string | null, router: ShardRouter, out: ShardBuffers, c: SplitCounts, uploadObject: string, key: SecretKey, store: EnclaveObjectStore, hash: Hash): Promise<null> {
   const source = spec.inputName;
-  const read = field === null ? null : keyReader(spec, field);
   const scanner = new JsonlRecordScanner({ source, field });
   const skip = spec.onBadRecord === "skip";
   const digits = new LineDigits();
@@ -303,7 +292,7 @@ async function splitJsonl(spec: JobSpec, field: string | null, router: ShardRout
     } else {
       let k: string | undefined;
       try {
-        k = read!(rec, undefined, line);
+        k = jsonKeyOf(rec, field, source, line);
         if (k === undefined) throw missingField(source, line, field);
       } catch (e) {
         return badKey(e);

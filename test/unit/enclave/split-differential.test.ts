@@ -22,7 +22,7 @@ const enc = new TextEncoder();
 /** CSV-ish text from pieces that exercise every state of the parser. */
 const csvPiece = fc.constantFrom("a", "b", "k", "v", "1", "-2.5", ",", ",", ",", "\n", "\n", "\r\n", "\r", '"', '"', '""', '"x,y"', '"q""r"', '"ab"', '""', "é", "東京", "😀", " ", "\t");
 const csvText = fc.array(csvPiece, { maxLength: 80 }).map((a) => a.join(""));
-const headerText = fc.constantFrom("k,v,w\n", "v,k\r\n", "k\n", '"k","v"\n', "x,v\n", "k,k\n", "\uFEFFk,v\n", "", "k,", '"k\n');
+const headerText = fc.constantFrom("k,v,w\n", '"a,b",k,"q""x"\n', "v,k\r\n", "k\n", '"k","v"\n', "x,v\n", "k,k\n", "\uFEFFk,v\n", "", "k,", '"k\n');
 const csvInput = fc.tuple(headerText, csvText, fc.boolean()).map(([h, body, rows]) => {
   let text = h + body;
   if (rows) text += '\nab,"c,d"\n"é","x"\n"q""r",1\n';

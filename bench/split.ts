@@ -5,13 +5,18 @@
  * check that both wrote the same shards (by record counts and ciphertext-independent plaintext
  * digests). Not part of `npm test`.
  *
- *   node --import tsx bench/split.ts [--size 118MB] [--shards 2] [--repeat 3] [--only new]
+ *   node --import tsx bench/split.ts [--size 118MB] [--shards 2] [--repeat 3] [--only new] [--format jsonl]
+ *
+ * `--format jsonl` splits the CSV's records as JSON Lines (`{"key":…,"value":…,"note":…}`,
+ * written to a temporary file first).
  *
  * Trust zone: none (development tooling; the data is synthetic).
  *
  * @module
  */
-import { createReadStream, mkdtempSync, rmSync } from "node:fs";
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from "node:fs";
+import { once as eventOnce } from "node:events";
+import { CsvParser } from "../src/enclave/records/csv-parser.ts";
 import { tmpdir, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -31,6 +36,7 @@ const { values } = parseArgs({
     repeat: { type: "string", default: "3" },
     only: { type: "string" },
     plaintext: { type: "boolean", default: false },
+    format: { type: "string", default: "csv" },
   },
 });
 const log = (l: string) => process.stderr.write(`bench-split: ${l}\n`);
@@ -41,7 +47,21 @@ const dataset = ensureDataset(join(import.meta.dirname, "data"), parseSize(value
 const dir = mkdtempSync(join(tmpdir(), "cmr-bench-split-"));
 const store = new EnclaveObjectStore(dir, values.plaintext);
 const uploadKey = SecretKey.random("upload-key");
-await store.writeEncrypted("uploads/bench", uploadKey, createReadStream(dataset.path));
+const format = values.format === "jsonl" ? "jsonl" : "csv";
+let inputPath = dataset.path;
+if (format === "jsonl") {
+  inputPath = join(dir, "input.jsonl");
+  const out = createWriteStream(inputPath);
+  const p = new CsvParser({ source: "bench" });
+  for await (const chunk of createReadStream(dataset.path, { highWaterMark: 1 << 20 })) {
+    let text = "";
+    p.feed(chunk as Buffer, (f) => void (text += JSON.stringify({ key: f[0], value: Number(f[1]), note: f[2] }) + "\n"));
+    if (!out.write(text)) await eventOnce(out, "drain");
+  }
+  out.end();
+  await eventOnce(out, "finish");
+}
+await store.writeEncrypted("uploads/bench", uploadKey, createReadStream(inputPath));
 const shards = Number(values.shards);
 const repeat = Number(values.repeat);
 
@@ -62,9 +82,9 @@ async function once(split: SplitFn, spec: JobSpec): Promise<{ seconds: number; d
 let cpu: number[] = [];
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const results: Record<string, number> = {};
-log(`data ${dataset.path} (${(dataset.bytes / 1e6).toFixed(1)} MB, ${dataset.rows} rows), ${shards} shards, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+log(`${format}: data ${inputPath} (${(statSync(inputPath).size / 1e6).toFixed(1)} MB, ${dataset.rows} rows), ${shards} shards, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 for (const partition of ["hash", "range"] as const) {
-  const spec = specOf({ format: "csv", shards, partition, code: { kind: "builtin", op: "max", keyField: "key", valueField: "value" } } as Partial<JobSpec> & Pick<JobSpec, "format" | "shards">);
+  const spec = specOf({ format, shards, partition, code: { kind: "builtin", op: "max", keyField: "key", valueField: "value" } } as Partial<JobSpec> & Pick<JobSpec, "format" | "shards">);
   for (const [name, fn] of [["old", referenceSplit], ["new", splitUpload]] as const) {
     if (values.only && values.only !== name) continue;
     const times: number[] = [];

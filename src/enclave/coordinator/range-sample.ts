@@ -52,7 +52,15 @@ class Reservoir {
 }
 
 export async function sampleBoundaries(spec: JobSpec, field: string, uploadObject: string, key: SecretKey, store: EnclaveObjectStore): Promise<string[]> {
-  const chunks = await store.readChunks(uploadObject, key, sampleChunkIndices);
+  let chunks: Buffer[];
+  try {
+    chunks = await store.readChunks(uploadObject, key, sampleChunkIndices);
+  } catch (e) {
+    // The split's own in-order read of the whole object is what accepts or refuses it, with the
+    // stream's own errors (truncation, key mismatch, a bad tag); a sample only balances shards.
+    if (e instanceof CmrError) return [];
+    throw e;
+  }
   if (chunks.length === 0) return [];
   const window = Math.max(64 * 1024, Math.floor(WINDOW_BUDGET / Math.max(1, chunks.length)));
   const sample = new Reservoir();

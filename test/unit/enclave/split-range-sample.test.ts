@@ -78,6 +78,30 @@ describe("range split from sampled chunks", () => {
     });
   }
 
+  it("a damaged upload fails a range split with the same error as a hash split (the full read decides)", async () => {
+    const text = "k,v\n" + Array.from({ length: 40_000 }, (_, i) => `k${i},${i}\n`).join("");
+    const key = await upload("uploads/damaged", text);
+    const p = store.path("uploads/damaged");
+    const whole = readFileSync(p);
+    const outcomes = [];
+    for (const damage of [whole.subarray(0, 30), whole.subarray(0, whole.length - 5)]) {
+      writeFileSync(p, damage);
+      const errs: string[] = [];
+      for (const partition of ["hash", "range"] as const) {
+        await assert.rejects(split(splitUpload, specOf({ format: "csv", shards: 2, partition }), "uploads/damaged", key), (e: Error & { code?: string }) => {
+          errs.push(`${e.code}: ${e.message}`);
+          return true;
+        });
+      }
+      assert.equal(errs[0], errs[1]);
+      outcomes.push(errs[0]!.split(":")[0]);
+    }
+    assert.deepEqual(outcomes, ["CMR_STREAM_FORMAT", "CMR_INTEGRITY"]);
+    const other = SecretKey.random("other");
+    writeFileSync(p, whole);
+    await assert.rejects(split(splitUpload, specOf({ format: "csv", shards: 2, partition: "range" }), "uploads/damaged", other), { code: "CMR_STREAM_KEY_MISMATCH" });
+  });
+
   it("a tampered chunk read only by the sampler fails the job with CMR_INTEGRITY", async () => {
     const text = "k,v\n" + Array.from({ length: 40_000 }, (_, i) => `k${i},${i}\n`).join("");
     const id = "uploads/tampered";

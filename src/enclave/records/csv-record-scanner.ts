@@ -83,6 +83,15 @@ export class CsvRecordScanner {
   private readonly hEsc: boolean[] = [];
   private discarding = false;
   private closed = false;
+  /** The record's first field is unquoted and empty at its very start (a blank line if it is the only one). */
+  private blank0 = false;
+  /**
+   * Lines of blank lines not yet delivered, as in CsvParser: dropped at the end of the input,
+   * delivered (one empty value, or a bad record if the header has several columns) once a
+   * record or an error follows them.
+   */
+  private blankLines: number[] = [];
+  private curSink: CsvRecordSink | undefined;
   /** The current chunk and its span known to be valid UTF-8. */
   private okBuf: Uint8Array = EMPTY;
   private okFrom = 0;
@@ -106,6 +115,7 @@ export class CsvRecordScanner {
     this.assertOpen();
     const buf = this.bom.strip(toFastBuffer(chunk));
     if (buf.length === 0) return;
+    this.curSink = sink;
     try {
       this.scan(buf, sink, onBad);
     } catch (err) {
@@ -116,10 +126,12 @@ export class CsvRecordScanner {
 
   end(sink: CsvRecordSink, onBad?: OnBadRecord): void {
     this.assertOpen();
+    this.curSink = sink;
     try {
       const rest = this.bom.flush();
       if (rest.length > 0) this.scan(rest, sink, onBad);
       this.finish(sink, onBad);
+      this.blankLines = []; // trailing blank lines: not records
     } finally {
       this.closed = true;
     }
@@ -153,7 +165,7 @@ export class CsvRecordScanner {
       }
       // The common record (in this chunk, unquoted, LF-terminated, the right width) in one tight
       // loop over locals; anything else is left to the state machine from the record's start.
-      if (this.st === S_FIELD && this.nf === 0 && this.recStart === i && this.hdr !== undefined && !this.discarding) {
+      if (this.st === S_FIELD && this.nf === 0 && this.recStart === i && this.hdr !== undefined && !this.discarding && this.blankLines.length === 0) {
         const next = this.simpleRecords(buf, i, end, sink);
         if (next !== i) {
           i = next;
@@ -362,8 +374,11 @@ export class CsvRecordScanner {
             ke = j;
           }
         }
-        // At the comma or LF after the field.
-        if (c === LF) break;
+        // At the comma or LF after the field; a blank line is left to the state machine.
+        if (c === LF) {
+          if (j === i) break record;
+          break;
+        }
         if (++col === width) break record;
         j++;
       }
@@ -398,6 +413,7 @@ export class CsvRecordScanner {
       this.hEsc[k] = esc;
       return;
     }
+    if (k === 0) this.blank0 = !quoted && startRel === 0 && endRel === 0;
     if (k >= hdr.length) return;
     if (k === this.keyColumn) {
       this.relKeyStart = startRel;
@@ -469,6 +485,12 @@ export class CsvRecordScanner {
     if (this.discarding) return;
     const n = this.nf;
     const hdr = this.hdr;
+    // Blank: one unquoted empty field (a quoted "" is an explicit empty value); LF or CRLF.
+    if (hdr !== undefined && n === 1 && this.blank0 && len <= 1) {
+      this.blankLines.push(this.recLine);
+      return;
+    }
+    if (this.blankLines.length) this.flushBlanks(onBad);
     if (hdr === undefined && n > MAX_COLUMNS) return this.bad(`header has more than ${MAX_COLUMNS} columns`, onBad);
     if (hdr !== undefined && n !== hdr.length) return this.bad(`expected ${hdr.length} columns, found ${n}`, onBad);
     if (this.high && !(src === this.okBuf && base >= this.okFrom && base + len <= this.okTo) && !isUtf8(src.subarray(base, base + len))) {
@@ -526,12 +548,37 @@ export class CsvRecordScanner {
     this.pend.clear();
   }
 
+  /** A record follows blank lines: they were inside the data after all (see `blankLines`). */
+  private flushBlanks(onBad: OnBadRecord | undefined): void {
+    const lines = this.blankLines;
+    this.blankLines = [];
+    const hdr = this.hdr!;
+    const current = this.recLine;
+    try {
+      for (const l of lines) {
+        if (hdr.length === 1) {
+          this.keyStart = 0;
+          this.keyEnd = 0;
+          this.keyEsc = false;
+          this.stripCount = 0;
+          this.curSink?.(EMPTY, 0, 0, l, this);
+        } else {
+          this.recLine = l;
+          this.report("CMR_RECORD_MALFORMED", `expected ${hdr.length} columns, found 1 (a blank line inside the data)`, onBad);
+        }
+      }
+    } finally {
+      this.recLine = current;
+    }
+  }
+
   private report(code: "CMR_RECORD_MALFORMED" | "CMR_RECORD_TOO_LARGE", reason: string, onBad: OnBadRecord | undefined): void {
+    if (this.blankLines.length) this.flushBlanks(onBad);
     const line = this.recLine;
     const err = new CmrError(code, `${this.source} line ${line}: ${reason}`, {
       hint:
         code === "CMR_RECORD_TOO_LARGE"
-          ? "split the record, or raise maxRecordBytes for this job"
+          ? `a record may have at most ${this.max} bytes (its line end included); split the record`
           : "fix the record (RFC 4180 CSV, UTF-8, header row first; see docs/input-formats.md), or run the job in skip mode to drop bad records",
       details: { source: this.source, line },
     });

@@ -335,7 +335,7 @@ export class JsonlRecordScanner {
     const err = new CmrError(code, `${this.source} line ${line}: ${reason}`, {
       hint:
         code === "CMR_RECORD_TOO_LARGE"
-          ? "split the record, or raise maxRecordBytes for this job"
+          ? `a record may have at most ${this.max} bytes (its line end included); split the record`
           : "each non-blank line must be one JSON object in UTF-8 (see docs/input-formats.md), or run the job in skip mode to drop bad records",
       details: { source: this.source, line },
     });

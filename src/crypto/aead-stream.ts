@@ -304,3 +304,66 @@ function collect(t: Transform, input: Uint8Array): Promise<Buffer> {
     t.end(Buffer.from(input.buffer, input.byteOffset, input.byteLength));
   });
 }
+
+/**
+ * Random access to the chunks of one stream (issue 12: a range split samples a few chunks spread
+ * over an upload instead of reading it twice). Chunk i of a stream whose header is `header`
+ * starts at byte header.raw.length + i * (chunkSize + 16); every chunk is authenticated on its
+ * own (its index and final flag are in the nonce), so a chunk that opens here is exactly the
+ * chunk the writer sealed at that index. Whether the stream is complete is only known to a
+ * reader of the whole stream (DecryptStream).
+ */
+export class ChunkOpener {
+  readonly header: StreamHeader;
+  readonly #key: Buffer;
+  readonly #id: string;
+
+  /** `head` holds at least the stream header (see headerBytesNeeded). */
+  constructor(key: Uint8Array, head: Buffer, expectedId: string) {
+    assertKey(key);
+    const h = decodeHeader(head, expectedId);
+    if (h === undefined) throw new CmrError("CMR_STREAM_FORMAT", `${expectedId} is truncated: no complete stream header`);
+    if (!h.keyId.equals(keyIdOf(key))) {
+      throw new CmrError("CMR_STREAM_KEY_MISMATCH", `${expectedId} was encrypted under another key (key id ${h.keyId.toString("hex")}, expected ${keyIdOf(key).toString("hex")})`, {
+        hint: "the object belongs to another job, client or enclave; it was swapped in storage",
+      });
+    }
+    if (h.streamId !== expectedId) throw new IntegrityError(expectedId, { details: { foundStreamId: h.streamId } });
+    this.header = h;
+    this.#key = subkey(key, h.raw);
+    this.#id = expectedId;
+  }
+
+  /** Bytes to read to be sure of holding a whole header. */
+  static readonly headerBytesNeeded = FIXED_HEADER + 1024;
+
+  /** Size of a sealed full chunk. */
+  get sealedSize(): number {
+    return this.header.chunkSize + TAG;
+  }
+
+  /** The number of chunks of a stream of `objectBytes` bytes (header included). */
+  chunkCount(objectBytes: number): number {
+    const body = objectBytes - this.header.raw.length;
+    if (body < TAG) throw new IntegrityError(this.#id);
+    return Math.ceil(body / this.sealedSize);
+  }
+
+  /** Plaintext of chunk `index`, given its sealed bytes; `final` for the stream's last chunk. */
+  open(index: number, sealed: Buffer, final: boolean): Buffer {
+    if (sealed.length < TAG) throw new IntegrityError(this.#id);
+    const d = createDecipheriv("aes-256-gcm", this.#key, chunkNonce(index, final));
+    d.setAAD(this.header.raw);
+    d.setAuthTag(sealed.subarray(sealed.length - TAG));
+    try {
+      return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG)), d.final()]);
+    } catch {
+      throw new IntegrityError(this.#id);
+    }
+  }
+
+  /** Wipe the subkey. */
+  close(): void {
+    this.#key.fill(0);
+  }
+}

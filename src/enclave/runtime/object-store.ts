@@ -15,8 +15,9 @@ import { pipeline } from "node:stream/promises";
 import { PassThrough, type Readable } from "node:stream";
 import { CmrError, IntegrityError } from "../../errors.ts";
 import { assertObjectId } from "../../protocol/object-ids.ts";
-import { DecryptStream, EncryptStream } from "../../crypto/aead-stream.ts";
+import { ChunkOpener, DecryptStream, EncryptStream } from "../../crypto/aead-stream.ts";
 import { storageError } from "../../protocol/storage-errors.ts";
+import { open } from "node:fs/promises";
 
 export interface EncryptedWriter {
   readonly objectId: string;
@@ -82,6 +83,55 @@ export class EnclaveObjectStore {
     }
     src.on("error", (e) => dec.destroy(storageError(e, objectId, "read")));
     return src.pipe(dec);
+  }
+
+  /**
+   * Decrypted chunks of an object picked by index, without reading the rest (a sample: see
+   * ChunkOpener; the object is still checked whole by whoever reads it with openDecrypted).
+   * `pick` gets the number of chunks and returns the indices wanted. In plaintext mode the
+   * "chunks" are 1 MiB pieces of the file.
+   */
+  async readChunks(objectId: string, key: SecretKey, pick: (count: number) => number[]): Promise<Buffer[]> {
+    const p = this.path(objectId);
+    if (!this.exists(objectId)) {
+      throw new CmrError("CMR_STORAGE_NOT_FOUND", `object ${objectId} is missing from storage`, { hint: "the object was deleted or never written; re-upload or re-run the job" });
+    }
+    try {
+      return await this.#readChunks(p, objectId, key, pick);
+    } catch (e) {
+      throw e instanceof CmrError ? e : storageError(e, objectId, "read");
+    }
+  }
+
+  async #readChunks(p: string, objectId: string, key: SecretKey, pick: (count: number) => number[]): Promise<Buffer[]> {
+    const fh = await open(p, "r");
+    try {
+      const size = (await fh.stat()).size;
+      const readAt = async (pos: number, len: number): Promise<Buffer> => {
+        const b = Buffer.allocUnsafe(len);
+        const { bytesRead } = await fh.read(b, 0, len, pos);
+        return b.subarray(0, bytesRead);
+      };
+      if (this.plaintext) {
+        const piece = 1024 * 1024;
+        return Promise.all(pick(Math.ceil(size / piece)).map((i) => readAt(i * piece, piece)));
+      }
+      const opener = new ChunkOpener(key.expose(), await readAt(0, ChunkOpener.headerBytesNeeded), objectId);
+      try {
+        const count = opener.chunkCount(size);
+        const base = opener.header.raw.length;
+        const out: Buffer[] = [];
+        for (const i of pick(count)) {
+          const sealed = await readAt(base + i * opener.sealedSize, opener.sealedSize);
+          out.push(opener.open(i, sealed, i === count - 1));
+        }
+        return out;
+      } finally {
+        opener.close();
+      }
+    } finally {
+      await fh.close();
+    }
   }
 
   /**

@@ -1,0 +1,109 @@
+/**
+ * The coordinator's split alone, old (string-level, test/helpers/split-upload-reference.ts) vs
+ * new (byte-level), in one process on the bench's generated CSV, encrypted as an upload in a
+ * real (temporary) object store: hash and range partitioning, medians of --repeat runs, and a
+ * check that both wrote the same shards (by record counts and ciphertext-independent plaintext
+ * digests). Not part of `npm test`.
+ *
+ *   node --import tsx bench/split.ts [--size 118MB] [--shards 2] [--repeat 3] [--only new] [--format jsonl]
+ *
+ * `--format jsonl` splits the CSV's records as JSON Lines (`{"key":…,"value":…,"note":…}`,
+ * written to a temporary file first).
+ *
+ * Trust zone: none (development tooling; the data is synthetic).
+ *
+ * @module
+ */
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from "node:fs";
+import { once as eventOnce } from "node:events";
+import { CsvParser } from "../src/enclave/records/csv-parser.ts";
+import { tmpdir, loadavg } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createHash } from "node:crypto";
+import { ensureDataset, parseSize } from "./dataset.ts";
+import { SecretKey } from "../src/crypto/secret.ts";
+import { EnclaveObjectStore } from "../src/enclave/runtime/object-store.ts";
+import { splitUpload } from "../src/enclave/coordinator/split-upload.ts";
+import { splitUpload as referenceSplit } from "../test/helpers/split-upload-reference.ts";
+import { specOf, type SplitFn } from "../test/helpers/split-harness.ts";
+import type { JobSpec } from "../src/protocol/job.ts";
+
+const { values } = parseArgs({
+  options: {
+    size: { type: "string", default: "118MB" },
+    shards: { type: "string", default: "2" },
+    repeat: { type: "string", default: "3" },
+    only: { type: "string" },
+    plaintext: { type: "boolean", default: false },
+    format: { type: "string", default: "csv" },
+  },
+});
+const log = (l: string) => process.stderr.write(`bench-split: ${l}\n`);
+// The split reports progress as IPC frames on stdout; keep them off the terminal.
+process.stdout.write = (() => true) as typeof process.stdout.write;
+
+const dataset = ensureDataset(join(import.meta.dirname, "data"), parseSize(values.size!), 1, log);
+const dir = mkdtempSync(join(tmpdir(), "cmr-bench-split-"));
+const store = new EnclaveObjectStore(dir, values.plaintext);
+const uploadKey = SecretKey.random("upload-key");
+const format = values.format === "jsonl" ? "jsonl" : "csv";
+let inputPath = dataset.path;
+if (format === "jsonl") {
+  inputPath = join(dir, "input.jsonl");
+  const out = createWriteStream(inputPath);
+  const p = new CsvParser({ source: "bench" });
+  for await (const chunk of createReadStream(dataset.path, { highWaterMark: 1 << 20 })) {
+    let text = "";
+    p.feed(chunk as Buffer, (f) => void (text += JSON.stringify({ key: f[0], value: Number(f[1]), note: f[2] }) + "\n"));
+    if (!out.write(text)) await eventOnce(out, "drain");
+  }
+  out.end();
+  await eventOnce(out, "finish");
+}
+await store.writeEncrypted("uploads/bench", uploadKey, createReadStream(inputPath));
+const shards = Number(values.shards);
+const repeat = Number(values.repeat);
+
+async function once(split: SplitFn, spec: JobSpec): Promise<{ seconds: number; digest: string; records: number[] }> {
+  const targets = Array.from({ length: shards }, (_, i) => ({ objectId: `jobs/bench/shards/${i}`, key: SecretKey.random("shard-key") }));
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const r = await split(spec, "uploads/bench", uploadKey, targets, store);
+  const seconds = (performance.now() - t0) / 1000;
+  const cu = process.cpuUsage(c0);
+  cpu.push((cu.user + cu.system) / 1e6);
+  // Plaintext digests of the shards, to check old and new wrote the same bytes.
+  const h = createHash("sha256");
+  for (const t of targets) for await (const c of store.openDecrypted(t.objectId, t.key)) h.update(c as Buffer);
+  return { seconds, digest: h.digest("hex").slice(0, 16), records: r.shards.map((s) => s.records) };
+}
+
+let cpu: number[] = [];
+const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+const results: Record<string, number> = {};
+log(`${format}: data ${inputPath} (${(statSync(inputPath).size / 1e6).toFixed(1)} MB, ${dataset.rows} rows), ${shards} shards, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+for (const partition of ["hash", "range"] as const) {
+  const spec = specOf({ format, shards, partition, code: { kind: "builtin", op: "max", keyField: "key", valueField: "value" } } as Partial<JobSpec> & Pick<JobSpec, "format" | "shards">);
+  for (const [name, fn] of [["old", referenceSplit], ["new", splitUpload]] as const) {
+    if (values.only && values.only !== name) continue;
+    const times: number[] = [];
+    cpu = [];
+    let last = { digest: "", records: [] as number[] };
+    for (let i = 0; i < repeat; i++) {
+      const r = await once(fn, spec);
+      times.push(r.seconds);
+      last = r;
+    }
+    results[`${name} ${partition}`] = median(times);
+    log(`${name} ${partition}: median ${median(times).toFixed(3)} s of [${times.map((t) => t.toFixed(3)).join(", ")}] (CPU median ${median(cpu).toFixed(3)} s: the machine is shared); shards ${last.records.join("/")} records, plaintext sha256 ${last.digest}`);
+  }
+}
+for (const name of ["old", "new"]) {
+  const h = results[`${name} hash`];
+  const r = results[`${name} range`];
+  if (h !== undefined && r !== undefined) log(`${name}: range/hash ${(r / h).toFixed(2)}`);
+}
+if (results["old hash"] && results["new hash"]) log(`hash split speed-up ${(results["old hash"] / results["new hash"]).toFixed(2)}x`);
+log(`load at end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+rmSync(dir, { recursive: true, force: true });

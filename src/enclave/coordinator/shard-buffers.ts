@@ -1,0 +1,66 @@
+/**
+ * Per-shard output buffers of the split: records are copied in as bytes, and a buffer that fills
+ * up is handed to its shard's encrypted writer and replaced by a fresh one (a writer may hold a
+ * buffer until it has encrypted it, so a handed-over buffer is never written to again).
+ * Memory: one FLUSH_AT buffer per shard plus what the writers hold until `drain`.
+ *
+ * Trust zone: TRUSTED (enclave only): the buffers hold plaintext.
+ *
+ * @module
+ */
+import type { EncryptedWriter } from "../runtime/object-store.ts";
+
+const FLUSH_AT = 256 * 1024;
+
+export class ShardBuffers {
+  /** The buffer of each shard, and how many bytes of it are used. */
+  readonly buf: Buffer[];
+  readonly pos: number[];
+  private readonly writers: EncryptedWriter[];
+  private pending: Promise<void>[] = [];
+
+  constructor(writers: EncryptedWriter[]) {
+    this.writers = writers;
+    this.buf = writers.map(() => Buffer.allocUnsafe(FLUSH_AT));
+    this.pos = writers.map(() => 0);
+  }
+
+  /** Make room for `n` more bytes in shard `s`; returns the buffer to write at `pos[s]`. */
+  reserve(s: number, n: number): Buffer {
+    const b = this.buf[s]!;
+    if (this.pos[s]! + n <= b.length) return b;
+    this.flush(s);
+    if (n > FLUSH_AT) this.buf[s] = Buffer.allocUnsafe(n);
+    return this.buf[s]!;
+  }
+
+  /** Append a string (for records re-serialised the slow way). */
+  writeString(s: number, text: string): void {
+    const n = Buffer.byteLength(text);
+    const b = this.reserve(s, n);
+    this.pos[s]! += b.write(text, this.pos[s]!);
+  }
+
+  /** Hand shard `s`'s bytes to its writer and start a fresh buffer. */
+  flush(s: number): void {
+    const used = this.pos[s]!;
+    if (used === 0) return;
+    this.pending.push(this.writers[s]!.write(this.buf[s]!.subarray(0, used)));
+    this.buf[s] = Buffer.allocUnsafe(FLUSH_AT);
+    this.pos[s] = 0;
+  }
+
+  /** Wait for the writers to accept what they were given (back-pressure between input chunks). */
+  async drain(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const p = this.pending;
+    this.pending = [];
+    await Promise.all(p);
+  }
+
+  /** Flush every shard and wait; the writers can then be ended. */
+  async close(): Promise<void> {
+    for (let s = 0; s < this.writers.length; s++) this.flush(s);
+    await this.drain();
+  }
+}

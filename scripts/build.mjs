@@ -40,7 +40,7 @@ await build({
   ...common,
   entryPoints: ["src/cli/main.ts"],
   outfile: "dist/cmr.mjs",
-  external: ["cbor-x", "isolated-vm"],
+  external: ["cbor-x", "isolated-vm", "@aws-sdk/client-s3"],
 });
 // dist/sdk.mjs: the library entry (`import { Client, loadPolicy } from "cmr"`, src/client/index.ts);
 // the package's dependencies stay imports, so an application shares them.

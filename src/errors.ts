@@ -102,6 +102,9 @@ export const ERROR_CODES = [
   // --- node resources (issue #14: bounded enclaves, one coordinator per data directory)
   "CMR_ENCLAVE_LIMIT",
   "CMR_DATA_DIR_LOCKED",
+  // --- storage backends (S3, WebHDFS): objects are written once; refused credentials
+  "CMR_STORAGE_EXISTS",
+  "CMR_STORAGE_DENIED",
 ] as const;
 
 export type CmrErrorCode = (typeof ERROR_CODES)[number];

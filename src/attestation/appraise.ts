@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { AttestationError } from "../errors.ts";
 import type { AttestResponse, EnclaveClaims } from "../protocol/evidence.ts";
 import { handshakeReportData } from "../crypto/handshake.ts";
@@ -64,7 +65,8 @@ function appraiseHardware(res: AttestResponse, expect: AppraisalExpectation, pol
     if (age > policy.maxQuoteAgeSeconds * 1000) throw new AttestationError("CMR_ATTEST_STALE", `the evidence is ${(age / 1000).toFixed(1)} s old; the policy allows ${policy.maxQuoteAgeSeconds} s`);
   }
   if (res.nonce !== expect.nonce.toString("hex")) throw new AttestationError("CMR_ATTEST_NONCE", "the evidence answers another nonce");
-  const expected = handshakeReportData({ purpose: expect.purpose, nonce: expect.nonce, relyingPartyPublicKey: expect.relyingPartyPublicKey, enclavePublicKey: Buffer.from(res.enclavePublicKey, "hex"), claims: res.claims }).toString("hex");
+  const bound = handshakeReportData({ purpose: expect.purpose, nonce: expect.nonce, relyingPartyPublicKey: expect.relyingPartyPublicKey, enclavePublicKey: Buffer.from(res.enclavePublicKey, "hex"), claims: res.claims });
+  const expected = expectedHardwareReportData(bound, ev.binding);
   if (v.claims.reportData !== expected) {
     throw new AttestationError("CMR_ATTEST_KEY_BINDING", "the hardware report data does not bind these public keys, nonce and claims", { details: { expected: expected.slice(0, 32), found: v.claims.reportData.slice(0, 32) } });
   }
@@ -81,6 +83,15 @@ function appraiseHardware(res: AttestResponse, expect: AppraisalExpectation, pol
     warnings: [...v.claims.warnings, ...(v.claims.tcb ? [`TCB status ${v.claims.tcb.status}${v.claims.tcb.advisoryIds.length ? ` (${v.claims.tcb.advisoryIds.join(", ")})` : ""}`] : [])],
     hardware: { kind: v.kind, measurements: m, ...(v.claims.tcb ? { tcb: v.claims.tcb } : {}), matched: result },
   };
+}
+
+/**
+ * The report data hardware evidence must carry for cmr's 64 bytes, per the evidence's binding:
+ * the bytes themselves, or (CoCo attestation agent, "coco-aa") the ASCII hex of their SHA-256.
+ */
+export function expectedHardwareReportData(bound: Uint8Array, binding: "coco-aa" | undefined): string {
+  if (binding === "coco-aa") return Buffer.from(createHash("sha256").update(bound).digest("hex"), "ascii").toString("hex");
+  return Buffer.from(bound).toString("hex");
 }
 
 export function appraiseAttestResponse(res: AttestResponse, expect: AppraisalExpectation, policy: Policy, now: Date): AppraisalResult {

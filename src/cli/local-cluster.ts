@@ -16,7 +16,7 @@ import { CmrError } from "../errors.ts";
 import { enclaveProgramPath } from "../host/config.ts";
 import { startCoordinator, type RunningCoordinator } from "../host/coordinator/coordinator-service.ts";
 import { startWorker, type RunningWorker } from "../host/worker/worker-service.ts";
-import { createBlobStore } from "../host/storage/blob-store.ts";
+import { LocalBlobStore, type BlobStore } from "../host/storage/blob-store.ts";
 import { initSimPlatform } from "../host/sim-vendor/provision.ts";
 
 export interface WorkerSpec {
@@ -28,6 +28,8 @@ export interface WorkerSpec {
 export interface LocalClusterOptions {
   dataDir: string;
   storageDir?: string;
+  /** Remote storage (S3, WebHDFS) for an in-process cluster, instead of a directory. */
+  store?: BlobStore;
   workers: WorkerSpec[];
   separateProcesses?: boolean;
   /** Also start a verification node; every node joins its group (group-signed quotes). */
@@ -126,7 +128,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       throw e;
     }
   }
-  const store = createBlobStore(storageDir);
+  const store = opts.store ?? new LocalBlobStore(storageDir);
   let coordinator: RunningCoordinator | undefined;
   const workers: RunningWorker[] = [];
   try {
@@ -141,7 +143,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
           dataTypes: w.dataTypes ?? [],
           port: 0,
           dataDir: opts.dataDir,
-          storageDir,
+          store,
           programPath,
           backend: "simulated",
           operatorToken: coordinator.operatorToken,

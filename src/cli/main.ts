@@ -14,7 +14,9 @@ import { initSimPlatform } from "../host/sim-vendor/provision.ts";
 import { startCoordinator } from "../host/coordinator/coordinator-service.ts";
 import { startWorker } from "../host/worker/worker-service.ts";
 import { startVerifier } from "../host/verifier/verifier-service.ts";
-import { createBlobStore } from "../host/storage/blob-store.ts";
+import { openStorage, s3PathStyleOption, storageOption } from "./commands/storage-options.ts";
+import { registerUpload } from "./commands/upload.ts";
+import { runUploadedJob } from "./commands/run-uploaded.ts";
 import { getJson } from "../host/http/client.ts";
 import { attestCoordinator, type JobStatus } from "../client/client.ts";
 import { loadPolicyFile, localPolicy, measureProgram, reportError, warnSimulated } from "./common.ts";
@@ -47,8 +49,8 @@ let currentJobId: string | undefined;
 
 const dataDirOption = () => new Option("--data-dir <dir>", `data directory: simulated platform, vendor root, sealed state (env CMR_DATA_DIR, default ${DEFAULTS.dataDir})`);
 const teeOption = () =>
-  new Option("--tee <backend>", "TEE backend of this node's enclaves (env CMR_TEE): simulated, or gramine-sgx / tsm on TEE hardware (docs/tee-backends.md)")
-    .choices(["simulated", "gramine-sgx", "tsm"])
+  new Option("--tee <backend>", "TEE backend of this node's enclaves (env CMR_TEE): simulated, or gramine-sgx / tsm / coco (Confidential Containers pod) on TEE hardware (docs/tee-backends.md)")
+    .choices(["simulated", "gramine-sgx", "tsm", "coco"])
     .default(process.env.CMR_TEE ?? "simulated");
 const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
 const int = (name: string) => (s: string) => {
@@ -135,19 +137,20 @@ program
   .description("run the coordinator (first compute node): host service + coordinator enclave")
   .option("--port <n>", "port to listen on (0 = any free port)", int("--port"), DEFAULTS.coordinatorPort)
   .option("--host <addr>", "address to bind", "127.0.0.1")
-  .option("--storage <dir>", "object storage directory (ciphertext only)", ".cmr/storage")
+  .addOption(storageOption())
+  .addOption(s3PathStyleOption())
   .option("--verifier <url>", "verification node: join its group so quotes are group-signed (seed [87-99])", serviceUrl("--verifier"))
   .addOption(teeOption())
   .addOption(new Option("--isolation <mode>", "one enclave per client, per preset data type, or one shared enclave (seed [64-72])").choices(["client", "data-type", "shared"]).default("client"))
   .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
   .option("--max-enclaves <n>", "live enclaves on this node at most; idle ones are stopped (sealed state kept), new scopes beyond the cap wait 5 s, then get CMR_ENCLAVE_LIMIT", int("--max-enclaves"), 8)
   .addOption(dataDirOption())
-  .action(async (o: { port: number; host: string; storage: string; verifier?: string; tee: "simulated" | "gramine-sgx" | "tsm"; isolation: "client" | "data-type" | "shared"; vendorDir?: string; maxEnclaves: number; dataDir?: string }) => {
+  .action(async (o: { port: number; host: string; storage: string; s3PathStyle?: boolean; verifier?: string; tee: "simulated" | "gramine-sgx" | "tsm" | "coco"; isolation: "client" | "data-type" | "shared"; vendorDir?: string; maxEnclaves: number; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     assertDataDirUsable(dataDir);
     await initSimPlatform(dataDir, o.vendorDir);
-    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: createBlobStore(o.storage), programPath: enclaveProgramPath(), backend: o.tee, isolation: o.isolation, enclaves: { maxEnclaves: o.maxEnclaves }, ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
+    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: await openStorage(o), programPath: enclaveProgramPath(), backend: o.tee, isolation: o.isolation, enclaves: { maxEnclaves: o.maxEnclaves }, ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
     // Handlers first: whoever waits for the line below may signal at once.
     const stop = () => void c.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
@@ -164,20 +167,23 @@ program
   .option("--id <name>", "worker id (default: worker-<random>)")
   .option("--port <n>", "port to listen on (0 = any free port)", int("--port"), 0)
   .option("--host <addr>", "address to bind", "127.0.0.1")
-  .option("--storage <dir>", "object storage directory shared with the coordinator", ".cmr/storage")
+  .addOption(storageOption())
+  .addOption(s3PathStyleOption())
   .option("--verifier <url>", "verification node: join its group so quotes are group-signed", serviceUrl("--verifier"))
+  .option("--advertise-url <url>", "the URL the coordinator calls this worker at, when it differs from the bound address (e.g. http://POD_IP:7600 with --host 0.0.0.0; env CMR_ADVERTISE_URL)")
   .option("--operator-token <token>", "the coordinator's operator token, needed to register (env CMR_OPERATOR_TOKEN; default: <data-dir>/coordinator/operator-token when the coordinator shares this data directory)")
   .addOption(teeOption())
   .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
   .option("--max-enclaves <n>", "live enclaves on this node at most; idle ones are stopped, new scopes beyond the cap wait 5 s, then get CMR_ENCLAVE_LIMIT", int("--max-enclaves"), 8)
   .addOption(dataDirOption())
   .addHelpText("after", "\nExample:\n  cmr worker --coordinator http://127.0.0.1:7400 --capabilities map,reduce --data-types transaction")
-  .action(async (o: { coordinator: string; capabilities: string; dataTypes: string; id?: string; port: number; host: string; storage: string; verifier?: string; operatorToken?: string; tee: "simulated" | "gramine-sgx" | "tsm"; vendorDir?: string; maxEnclaves: number; dataDir?: string }) => {
+  .action(async (o: { coordinator: string; capabilities: string; dataTypes: string; id?: string; port: number; host: string; storage: string; s3PathStyle?: boolean; verifier?: string; operatorToken?: string; advertiseUrl?: string; tee: "simulated" | "gramine-sgx" | "tsm" | "coco"; vendorDir?: string; maxEnclaves: number; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     assertDataDirUsable(dataDir);
     await initSimPlatform(dataDir, o.vendorDir);
     const operatorToken = o.operatorToken || process.env.CMR_OPERATOR_TOKEN || tokenInDataDir(dataDir);
+    const advertise = o.advertiseUrl ?? process.env.CMR_ADVERTISE_URL;
     const caps = list(o.capabilities);
     const bad = caps.filter((c) => c !== "map" && c !== "reduce");
     if (bad.length) throw new CmrError("CMR_USAGE", `unknown capability ${bad.join(", ")}: use map and/or reduce`);
@@ -189,7 +195,8 @@ program
       port: o.port,
       host: o.host,
       dataDir,
-      storageDir: createBlobStore(o.storage).localRoot,
+      store: await openStorage(o),
+      ...(advertise ? { advertiseUrl: advertise.replace(/\/$/, "") } : {}),
       programPath: enclaveProgramPath(),
       backend: o.tee,
       enclaves: { maxEnclaves: o.maxEnclaves },
@@ -228,7 +235,8 @@ program
 program
   .command("run")
   .description("run a confidential group-by (or a custom job) over a CSV or JSON Lines file")
-  .requiredOption("--input <file>", "input file (CSV with a header row, or JSON Lines)")
+  .option("--input <file>", "input file (CSV with a header row, or JSON Lines)")
+  .option("--upload-id <id>", "run on an upload that `cmr upload --to s3://...|webhdfs://...` wrote into storage (instead of --input; needs --coordinator)")
   .option("--key <field>", "field to group by")
   .addOption(new Option("--op <op>", "built-in aggregate").choices([...BUILTIN_OPS]))
   .option("--value <field>", "numeric field to aggregate (not needed for count)")
@@ -258,7 +266,8 @@ program
   .addHelpText("after", "\nExamples:\n  cmr run --input tx.csv --key account --op sum --value amount --out totals.csv\n  cmr run --input events.jsonl --key user --op count --partition range --workers 5\n  cmr run --input tx.csv --job my-job.mjs --out result.csv\n\nOutput: CSV with header key,value; one row per key, sorted by key in UTF-8 byte order.")
   .action(async (o: Record<string, string | number | boolean | undefined>) => {
     if (o.json && !o.out) throw new CmrError("CMR_USAGE", "--json needs --out FILE: the result goes to the file, the JSON summary to stdout");
-    const input = String(o.input);
+    if (!o.input && !o.uploadId) throw new CmrError("CMR_USAGE", "give --input FILE (or --upload-id ID of a `cmr upload`)");
+    const input = String(o.input ?? "");
     const format = (o.format as "csv" | "jsonl" | undefined) ?? (/\.jsonl?$|\.ndjson$/i.test(input) ? "jsonl" : "csv");
     const delimiter = o.delimiter === undefined ? undefined : parseDelimiter(String(o.delimiter));
     if (delimiter !== undefined && format !== "csv") throw new CmrError("CMR_USAGE", "--delimiter applies to CSV input only");
@@ -300,6 +309,11 @@ program
       warnSimulated();
       process.stderr.write("embedded local cluster: accepting simulated evidence for this run\n");
       policy = await localPolicy(dataDir, { jobCodeHashes: codeHashes });
+    }
+    if (o.uploadId) {
+      if (!o.coordinator) throw new CmrError("CMR_USAGE", "--upload-id needs --coordinator URL and --policy FILE (the cluster that took the upload)");
+      await runUploadedJob({ uploadId: String(o.uploadId), coordinator: String(o.coordinator), policy, dataDir, code, shards: (o.shards as number | undefined) ?? workers, reducers: (o.reducers as number | undefined) ?? workers, partition: o.partition as "hash" | "range", ...(o.boundaries ? { rangeBoundaries: list(String(o.boundaries)) } : {}), onBadRecord: o.onBadRecord as "fail" | "skip", ...(o.dataType ? { dataType: String(o.dataType) } : {}), out: o.out ? String(o.out) : process.stdout, ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}), ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}) });
+      return;
     }
     // Interrupted (Ctrl-C, SIGTERM), the embedded cluster stops and its temporary storage goes.
     const interrupt = o.coordinator ? undefined : onInterrupt();
@@ -537,6 +551,8 @@ function followParent(): void {
   }, 1000).unref();
 }
 followParent();
+
+registerUpload(program, (flag) => dataDirFrom(flag));
 
 // Exit status everywhere: 0 success, 1 failure, 2 usage error (commander's own errors included).
 try {

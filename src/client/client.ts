@@ -22,6 +22,7 @@ import { LABELS } from "../protocol/labels.ts";
 import { objectIds } from "../protocol/object-ids.ts";
 import type { JobSpecInput, JobSummary } from "../protocol/job.ts";
 import { getJson, httpRequest, postJson, expectJson } from "../host/http/client.ts";
+import type { BlobStore } from "../host/storage/blob-store.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
 import { delimitedToCsvStream } from "./delimited.ts";
 import { ReceiptSchema, receiptKeyFromClaims, verifyReceiptSignature, type Receipt, type SignedReceipt } from "../protocol/receipt.ts";
@@ -69,7 +70,7 @@ export async function attestCoordinator(url: string, policy: Policy, now?: () =>
 }
 
 /** S11: encrypt `file` under the upload key (derived from the first key) and upload it. */
-export async function uploadFile(url: string, session: VerifiedSession, input: string | Readable, opts: { uploadId?: string; viaStorageDir?: string; insecurePlaintext?: boolean; onProgress?: (plaintextBytes: number) => void; delimiter?: number } = {}): Promise<{ uploadId: string; sha256: string; bytes: number }> {
+export async function uploadFile(url: string, session: VerifiedSession, input: string | Readable, opts: { uploadId?: string; viaStorageDir?: string; viaStore?: BlobStore; insecurePlaintext?: boolean; onProgress?: (plaintextBytes: number) => void; delimiter?: number } = {}): Promise<{ uploadId: string; sha256: string; bytes: number }> {
   const uploadId = opts.uploadId ?? `u${randomBytes(8).toString("hex")}`;
   // A path is read here; a stream (the SDK's `upload(stream)`) is read as it comes.
   const file = typeof input === "string" ? input : "input stream";
@@ -89,7 +90,16 @@ export async function uploadFile(url: string, session: VerifiedSession, input: s
   // INSECURE plaintext mode (benchmarks): the same path without the cipher.
   const enc = opts.insecurePlaintext ? new PassThrough() : new EncryptStream(key.expose(), { streamId: objectId });
   try {
-    if (opts.viaStorageDir) {
+    if (opts.viaStore) {
+      // S11 with any storage (S3, WebHDFS, a directory): the data owner writes the ciphertext
+      // with their own storage credentials, once, then tells the coordinator its identifier.
+      const src = open();
+      const rewrite = opts.delimiter !== undefined ? delimitedToCsvStream(opts.delimiter, basename(file)) : undefined;
+      src.on("error", (e) => enc.destroy(new CmrError("CMR_USAGE", `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
+      rewrite?.on("error", (e) => enc.destroy(e));
+      await opts.viaStore.put(objectId, (rewrite ? src.pipe(rewrite) : src).pipe(tap).pipe(enc));
+      await postJson(`${url}/v1/uploads/${uploadId}/notify`, { sessionId: session.sessionId, challenge: session.challenge, object: objectId });
+    } else if (opts.viaStorageDir) {
       const p = join(opts.viaStorageDir, objectId);
       mkdirSync(dirname(p), { recursive: true });
       const tmp = `${p}.tmp-${randomBytes(4).toString("hex")}`;

@@ -24,6 +24,14 @@ export const ENV = {
    * "gramine-sgx cmr-enclave" on an SGX machine (docs/tee-backends.md).
    */
   enclaveLauncher: "CMR_ENCLAVE_LAUNCHER",
+  /** "1": S3 path-style addressing (local S3 servers such as radosgw); same as --s3-path-style. */
+  s3PathStyle: "CMR_S3_PATH_STYLE",
+  /** S3 request checksums: WHEN_REQUIRED (default: servers such as radosgw refuse the SDK's streamed trailing checksum) or WHEN_SUPPORTED. */
+  s3RequestChecksum: "CMR_S3_REQUEST_CHECKSUM",
+  /** WebHDFS simple-auth user (`user.name`); HADOOP_USER_NAME is used when this is unset. */
+  webhdfsUser: "CMR_WEBHDFS_USER",
+  /** WebHDFS delegation token (`delegation=`), instead of a user name. */
+  webhdfsDelegation: "CMR_WEBHDFS_DELEGATION",
 } as const;
 
 export const DEFAULTS = {

@@ -32,6 +32,12 @@ export const EvidenceSchema = z.object({
   certificates: z.array(z.string().max(1 << 16)).max(8).default([]),
   /** Group evidence only: the group verification certificate (canonical JSON text), seed [99]. */
   gvcert: z.string().max(1 << 16).optional(),
+  /**
+   * How the report data binds cmr's 64 bytes. Absent: the report data is those bytes.
+   * "coco-aa": the Confidential Containers attestation agent only takes up to 64 bytes of text,
+   * so the report data is the ASCII lowercase hex of their SHA-256 (src/enclave/tee/coco/).
+   */
+  binding: z.enum(["coco-aa"]).optional(),
 });
 export type Evidence = z.infer<typeof EvidenceSchema>;
 

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { encodeFrame, FrameDecoder, type IpcEvent, type IpcRequest } from "../../protocol/ipc.ts";
-import { CmrError, isCmrError } from "../../errors.ts";
+import { encodeFrame, FrameDecoder, type IpcEvent, type IpcOcallResponse, type IpcRequest } from "../../protocol/ipc.ts";
+import { CmrError, errorFromJSON, isCmrError } from "../../errors.ts";
 
 /** Names of the engine's own error types: the only error names that may reach the host. */
 const STANDARD_ERRORS = new Set(["Error", "TypeError", "RangeError", "ReferenceError", "SyntaxError", "EvalError", "URIError", "AggregateError"]);
@@ -37,7 +37,10 @@ export function serveEcalls(handlers: Record<string, Handler>): void {
     } catch {
       process.exit(3);
     }
-    for (const f of frames) void dispatch(f as IpcRequest, handlers);
+    for (const f of frames) {
+      if ("ocallId" in f) settleOcall(f as unknown as IpcOcallResponse);
+      else void dispatch(f as IpcRequest, handlers);
+    }
   });
   process.stdin.on("end", () => process.exit(0));
 }
@@ -84,4 +87,33 @@ async function dispatch(req: IpcRequest, handlers: Record<string, Handler>): Pro
     frame = encodeFrame({ id: req.id, ok: false, error: errorForHost(e, req.op) });
   }
   process.stdout.write(frame);
+}
+
+const pendingOcalls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+let nextOcall = 1;
+
+/**
+ * Ask the host for something (an OCALL): only `storage.*` ops, whose arguments and answers are
+ * object ids and ciphertext. What the host answers is untrusted input to the caller.
+ */
+export function ocall<T = unknown>(op: string, args: Record<string, unknown>): Promise<T> {
+  const id = nextOcall++;
+  return new Promise<T>((resolve, reject) => {
+    pendingOcalls.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    process.stdout.write(encodeFrame({ ocall: id, op, args }));
+  });
+}
+
+function settleOcall(f: IpcOcallResponse): void {
+  const p = pendingOcalls.get(f.ocallId);
+  if (!p) return;
+  pendingOcalls.delete(f.ocallId);
+  if (f.ok) return p.resolve(f.result);
+  let err: CmrError;
+  try {
+    err = errorFromJSON(f.error as never);
+  } catch {
+    err = new CmrError("CMR_STORAGE_IO", "the host's storage OCALL failed");
+  }
+  p.reject(err);
 }

@@ -15,9 +15,10 @@ import { GroupAttester } from "./group-attester.ts";
 import { ProvisioningEnclave } from "../provisioning/provisioning-enclave.ts";
 import { CmrError } from "../../errors.ts";
 import { createTeeBackend, type TeeBackend } from "../tee/index.ts";
-import { serveEcalls, type Handler } from "./channel.ts";
+import { ocall, serveEcalls, type Handler } from "./channel.ts";
 import { EnclaveObjectStore } from "./object-store.ts";
 import { enclaveVendorRoots, type AnchorSource } from "./trust-anchors.ts";
+import { HostStorage } from "./storage-backends.ts";
 import { CoordinatorEnclave } from "../coordinator/coordinator-enclave.ts";
 import { WorkerEnclave } from "../worker/worker-enclave.ts";
 import { AttesterCalls, parseArgs, ProvisioningCalls, WorkerCalls } from "./ecall-args.ts";
@@ -25,9 +26,11 @@ import type { EnclaveClaims } from "../../protocol/evidence.ts";
 
 const InitSchema = z.object({
   role: z.enum(["coordinator", "worker", "provisioning"]),
-  backend: z.enum(["simulated", "gramine-sgx", "tsm"]),
+  backend: z.enum(["simulated", "gramine-sgx", "tsm", "coco"]),
   dataDir: z.string().min(1),
   storageDir: z.string().min(1),
+  /** "host": storage is remote (S3, WebHDFS) and reached through the host's storage OCALLs. */
+  storage: z.enum(["directory", "host"]).optional(),
   enclaveId: z.string().min(1).max(200),
   capabilities: z.array(z.string().min(1).max(64)).max(32).optional(),
   dataTypes: z.array(z.string().min(1).max(64)).max(32).optional(),
@@ -47,7 +50,8 @@ const handlers: Record<string, Handler> = {
     if (!r.success) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `bad init: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     const a = r.data;
     tee = createTeeBackend({ backend: a.backend, dataDir: a.dataDir, programPath: process.argv[1]! });
-    const store = new EnclaveObjectStore(a.storageDir);
+    await tee.ready?.();
+    const store = new EnclaveObjectStore(a.storage === "host" ? new HostStorage(ocall) : a.storageDir);
     // Trust anchors from measured code or the platform itself, never a bare host file.
     const roots = enclaveVendorRoots(tee as AnchorSource, a.dataDir);
     if (a.role === "provisioning") {

@@ -1,21 +1,21 @@
 /**
- * The enclave's own access to untrusted object storage (a directory shared with the host: local
- * disk, or a mounted HDFS/S3 path). Only ciphertext goes in or out: writers here are always fed
- * by an EncryptStream and readers always drain into a DecryptStream. Writes go to a temporary
- * name and are renamed into place, so a reader never sees half an object.
+ * The enclave's access to untrusted object storage. Only ciphertext goes in or out: writers here
+ * are always fed by an EncryptStream and readers always drain into a DecryptStream. Where the
+ * bytes go is a backend (./storage-backends.ts): a directory shared with the host (local disk),
+ * which the enclave reads and writes itself, or the host, through `storage.*` OCALLs, for remote
+ * storage (S3, WebHDFS) whose credentials stay with the host. Every object is written once and
+ * appears under its name only when complete (temporary name then link() on a directory; the
+ * host's S3 and WebHDFS stores make the same promise).
  *
  * Trust zone: TRUSTED (enclave only); the bytes it moves are not.
  *
  * @module
  */
-import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { randomBytes } from "node:crypto";
-import { dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { PassThrough, type Readable } from "node:stream";
 import { CmrError, IntegrityError } from "../../errors.ts";
-import { assertObjectId } from "../../protocol/object-ids.ts";
 import { ChunkOpener, DecryptStream, EncryptStream } from "../../crypto/aead-stream.ts";
+import { DirectoryStorage, type EnclaveStorageBackend } from "./storage-backends.ts";
 import { storageError } from "../../protocol/storage-errors.ts";
 import { open } from "node:fs/promises";
 
@@ -29,7 +29,9 @@ import type { SecretKey } from "../../crypto/secret.ts";
 import { createHash } from "node:crypto";
 
 export class EnclaveObjectStore {
+  /** The storage directory for local storage; "" when storage is reached through the host. */
   readonly root: string;
+  readonly backend: EnclaveStorageBackend;
   /**
    * INSECURE benchmark/debug mode (`cmr run --plaintext`): objects are stored as plain bytes,
    * with no encryption and no digests, so the engine's own cost can be measured against the
@@ -37,36 +39,38 @@ export class EnclaveObjectStore {
    */
   readonly plaintext: boolean;
 
-  constructor(root: string, plaintext = false) {
-    this.root = root;
+  /** A storage directory (as before), or a backend (HostStorage for remote storage). */
+  constructor(storage: string | EnclaveStorageBackend, plaintext = false) {
+    this.backend = typeof storage === "string" ? new DirectoryStorage(storage) : storage;
+    this.root = this.backend instanceof DirectoryStorage ? this.backend.root : "";
     this.plaintext = plaintext;
   }
 
   withMode(plaintext: boolean): EnclaveObjectStore {
-    return plaintext === this.plaintext ? this : new EnclaveObjectStore(this.root, plaintext);
+    return plaintext === this.plaintext ? this : new EnclaveObjectStore(this.backend, plaintext);
   }
 
+  /** The object's file, for local storage only (tests and tools that tamper with storage). */
   path(objectId: string): string {
-    return join(this.root, assertObjectId(objectId));
+    if (!(this.backend instanceof DirectoryStorage)) throw new CmrError("CMR_INTERNAL", "path(): storage is not a local directory");
+    return this.backend.path(objectId);
   }
 
+  /** Whether the object exists (local storage: synchronous; see `has` for every backend). */
   exists(objectId: string): boolean {
-    try {
-      return statSync(this.path(objectId)).isFile();
-    } catch {
-      return false;
-    }
+    if (!(this.backend instanceof DirectoryStorage)) throw new CmrError("CMR_INTERNAL", "exists(): storage is not a local directory; use has()");
+    return this.backend.existsSync(objectId);
+  }
+
+  has(objectId: string): Promise<boolean> {
+    return this.backend.exists(objectId);
   }
 
   /** Decrypted plaintext stream of an object; integrity failures surface as stream errors. */
   openDecrypted(objectId: string, key: SecretKey, expectSha256?: string): Readable {
-    const p = this.path(objectId);
-    if (!this.exists(objectId)) {
-      throw new CmrError("CMR_STORAGE_NOT_FOUND", `object ${objectId} is missing from storage`, { hint: "the object was deleted or never written; re-upload or re-run the job" });
-    }
-    const src = createReadStream(p, { highWaterMark: 1024 * 1024 });
+    const src = this.backend.openRead(objectId);
     if (this.plaintext) {
-      const out = new PassThrough();
+      const out = new PassThrough({ highWaterMark: 1024 * 1024 });
       src.on("error", (e) => out.destroy(storageError(e, objectId, "read")));
       return src.pipe(out);
     }
@@ -92,6 +96,7 @@ export class EnclaveObjectStore {
    * "chunks" are 1 MiB pieces of the file.
    */
   async readChunks(objectId: string, key: SecretKey, pick: (count: number) => number[]): Promise<Buffer[]> {
+    if (!(this.backend instanceof DirectoryStorage)) return this.#readChunksStreamed(objectId, key, pick);
     const p = this.path(objectId);
     if (!this.exists(objectId)) {
       throw new CmrError("CMR_STORAGE_NOT_FOUND", `object ${objectId} is missing from storage`, { hint: "the object was deleted or never written; re-upload or re-run the job" });
@@ -100,6 +105,60 @@ export class EnclaveObjectStore {
       return await this.#readChunks(p, objectId, key, pick);
     } catch (e) {
       throw e instanceof CmrError ? e : storageError(e, objectId, "read");
+    }
+  }
+
+  /**
+   * readChunks for storage without random access (through the host): one pass learns the size
+   * and header, a second copies only the picked byte ranges; memory holds only what was picked.
+   */
+  async #readChunksStreamed(objectId: string, key: SecretKey, pick: (count: number) => number[]): Promise<Buffer[]> {
+    let size = 0;
+    const head: Buffer[] = [];
+    let headLen = 0;
+    const need = this.plaintext ? 0 : ChunkOpener.headerBytesNeeded;
+    try {
+      for await (const c of this.backend.openRead(objectId)) {
+        size += (c as Buffer).length;
+        if (headLen < need) {
+          head.push(c as Buffer);
+          headLen += (c as Buffer).length;
+        }
+      }
+    } catch (e) {
+      throw storageError(e, objectId, "read");
+    }
+    const ranges = async (want: { start: number; len: number }[]): Promise<Buffer[]> => {
+      const out = want.map((w) => Buffer.alloc(w.len));
+      let pos = 0;
+      try {
+        for await (const c of this.backend.openRead(objectId)) {
+          const b = c as Buffer;
+          want.forEach((w, i) => {
+            const from = Math.max(w.start, pos);
+            const to = Math.min(w.start + w.len, pos + b.length);
+            if (from < to) b.copy(out[i]!, from - w.start, from - pos, to - pos);
+          });
+          pos += b.length;
+        }
+      } catch (e) {
+        throw storageError(e, objectId, "read");
+      }
+      return out.map((o, i) => o.subarray(0, Math.max(0, Math.min(want[i]!.len, size - want[i]!.start))));
+    };
+    if (this.plaintext) {
+      const piece = 1024 * 1024;
+      return ranges(pick(Math.ceil(size / piece)).map((i) => ({ start: i * piece, len: piece })));
+    }
+    const opener = new ChunkOpener(key.expose(), Buffer.concat(head).subarray(0, need), objectId);
+    try {
+      const count = opener.chunkCount(size);
+      const base = opener.header.raw.length;
+      const picked = pick(count);
+      const sealed = await ranges(picked.map((i) => ({ start: base + i * opener.sealedSize, len: opener.sealedSize })));
+      return picked.map((i, k) => opener.open(i, sealed[k]!, i === count - 1));
+    } finally {
+      opener.close();
     }
   }
 
@@ -140,13 +199,7 @@ export class EnclaveObjectStore {
    * ciphertext (what receipts name) once the object is in place; `abort` leaves nothing behind.
    */
   createEncryptedWriter(objectId: string, key: SecretKey): EncryptedWriter {
-    const p = this.path(objectId);
-    try {
-      mkdirSync(dirname(p), { recursive: true });
-    } catch (e) {
-      throw storageError(e, objectId, "write");
-    }
-    const tmp = `${p}.tmp-${randomBytes(6).toString("hex")}`;
+    const target = this.backend.openWrite(objectId);
     const hash = createHash("sha256");
     let bytes = 0;
     const plaintext = this.plaintext;
@@ -155,7 +208,7 @@ export class EnclaveObjectStore {
       if (!plaintext) hash.update(d);
       bytes += d.length;
     });
-    const done = pipeline(enc, createWriteStream(tmp));
+    const done = pipeline(enc, target.sink);
     let failure: unknown;
     done.catch((e: unknown) => {
       // ENOSPC, EDQUOT, EIO...: CMR_STORAGE_IO naming the object and its stage.
@@ -174,16 +227,16 @@ export class EnclaveObjectStore {
         enc.end();
         try {
           await done;
-          renameSync(tmp, p);
+          await target.commit();
         } catch (e) {
-          rmSync(tmp, { force: true });
+          target.abort();
           throw storageError(e, objectId, "write");
         }
         return { sha256: plaintext ? "" : hash.digest("hex"), bytes };
       },
       abort(): void {
         enc.destroy();
-        rmSync(tmp, { force: true });
+        target.abort();
       },
     };
   }
@@ -204,14 +257,20 @@ export class EnclaveObjectStore {
   async digest(objectId: string): Promise<string> {
     const h = createHash("sha256");
     try {
-      for await (const chunk of createReadStream(this.path(objectId))) h.update(chunk as Buffer);
+      for await (const chunk of this.backend.openRead(objectId)) h.update(chunk as Buffer);
     } catch (e) {
       throw storageError(e, objectId, "read");
     }
     return h.digest("hex");
   }
 
+  /**
+   * Delete an object. Local storage deletes at once; through the host the delete finishes in
+   * the background (callers only remove objects of their own, such as spills, that nothing
+   * reads again; a failed delete leaves garbage, never wrong data).
+   */
   remove(objectId: string): void {
-    rmSync(this.path(objectId), { force: true });
+    if (this.backend instanceof DirectoryStorage) return void this.backend.remove(objectId);
+    this.backend.remove(objectId).catch(() => undefined);
   }
 }

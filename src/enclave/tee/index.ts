@@ -2,7 +2,8 @@
  * The one factory that picks a TEE backend by name (STYLE 6.2 rule 5):
  *  - "simulated":   SimulatedTee, software only, NO hardware protection;
  *  - "gramine-sgx": GramineSgxTee, inside a Gramine SGX enclave (/dev/attestation);
- *  - "tsm":         ConfigfsTsmTee, inside a TDX or SEV-SNP guest (configfs-tsm).
+ *  - "tsm":         ConfigfsTsmTee, inside a TDX or SEV-SNP guest (configfs-tsm);
+ *  - "coco":        CocoTee, in a Confidential Containers pod (the attestation agent's REST API).
  * A hardware backend that is not available here throws CMR_TEE_UNAVAILABLE naming the missing
  * interface and how to get it; it never falls back to simulation (marblerun's silent fallback is
  * what STYLE 6.3 rules out).
@@ -14,6 +15,7 @@
 import { SimulatedTee } from "./simulated/simulated-tee.ts";
 import { GramineSgxTee } from "./gramine-sgx/gramine-sgx-tee.ts";
 import { ConfigfsTsmTee } from "./configfs-tsm/configfs-tsm-tee.ts";
+import { CocoTee } from "./coco/coco-tee.ts";
 import type { TeeBackend, TeeConfig } from "./tee-backend.ts";
 
 export type { TeeBackend, TeeConfig, TeeBackendName } from "./tee-backend.ts";
@@ -34,5 +36,7 @@ export function createTeeBackend(config: TeeConfig, options: TeeBackendOptions =
       return new GramineSgxTee(config, root);
     case "tsm":
       return new ConfigfsTsmTee(config, { ...root, ...(options.tsmReportName === undefined ? {} : { reportName: options.tsmReportName }) });
+    case "coco":
+      return new CocoTee(config);
   }
 }

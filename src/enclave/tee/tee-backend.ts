@@ -13,7 +13,7 @@
  */
 import type { Evidence } from "../../protocol/evidence.ts";
 
-export type TeeBackendName = "simulated" | "gramine-sgx" | "tsm";
+export type TeeBackendName = "simulated" | "gramine-sgx" | "tsm" | "coco";
 
 export interface TeeBackend {
   readonly name: TeeBackendName;
@@ -24,6 +24,8 @@ export interface TeeBackend {
   /** Seal `plaintext` for this enclave identity on this platform; `label` separates uses. */
   seal(plaintext: Uint8Array, label: string): Promise<Buffer>;
   unseal(sealed: Uint8Array, label: string): Promise<Buffer>;
+  /** Backends whose identity needs asynchronous I/O (coco) learn it here; init awaits it. */
+  ready?(): Promise<void>;
 }
 
 export interface TeeConfig {

@@ -51,7 +51,7 @@ const FINISHED = new Set(["succeeded", "failed"]);
  * of them ciphertext under `jobs/<id>/`. The job's record stays (so `cmr status` still answers)
  * and says when it was collected; its result can no longer be fetched.
  */
-export function collectJobs(d: Pick<OperatorApiDeps, "jobs" | "store" | "saveRecord" | "log">, opts: { jobId?: string; olderThanMs?: number; now?: number }): { collected: string[]; objects: number } {
+export async function collectJobs(d: Pick<OperatorApiDeps, "jobs" | "store" | "saveRecord" | "log">, opts: { jobId?: string; olderThanMs?: number; now?: number }): Promise<{ collected: string[]; objects: number }> {
   const now = opts.now ?? Date.now();
   const collected: string[] = [];
   let objects = 0;
@@ -65,8 +65,8 @@ export function collectJobs(d: Pick<OperatorApiDeps, "jobs" | "store" | "saveRec
     if (j.collectedAt) continue;
     if (opts.olderThanMs !== undefined && now - Date.parse(j.updatedAt) < opts.olderThanMs) continue;
     const prefix = `jobs/${j.jobId}`;
-    objects += d.store.list(prefix).length;
-    d.store.deletePrefix(prefix);
+    objects += (await d.store.list(prefix)).length;
+    await d.store.deletePrefix(prefix);
     j.collectedAt = new Date(now).toISOString();
     d.saveRecord(j);
     collected.push(j.jobId);
@@ -96,6 +96,6 @@ export function addOperatorRoutes(router: Router, d: OperatorApiDeps): void {
       const jobId = body.jobId === undefined ? undefined : assertId(body.jobId, "job id");
       const s = body.olderThanSeconds;
       if (s !== undefined && (typeof s !== "number" || !Number.isFinite(s) || s < 0)) throw new CmrError("CMR_USAGE", "olderThanSeconds must be a non-negative number");
-      sendJson(res, 200, collectJobs(d, { ...(jobId ? { jobId } : {}), ...(typeof s === "number" ? { olderThanMs: s * 1000 } : {}) }));
+      sendJson(res, 200, await collectJobs(d, { ...(jobId ? { jobId } : {}), ...(typeof s === "number" ? { olderThanMs: s * 1000 } : {}) }));
     });
 }

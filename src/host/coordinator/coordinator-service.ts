@@ -20,6 +20,7 @@ import type { IpcEvent, IpcFrame } from "../../protocol/ipc.ts";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
 import { type HttpLimits, listen, readJson, Router, sendJson } from "../http/server.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
+import { enclaveStorage } from "../storage/enclave-storage.ts";
 import { JobRunner, type CheckpointStage, type JobRecord } from "./job-runner.ts";
 import { CoordinatorStateStore } from "./state-store.ts";
 import { join } from "node:path";
@@ -38,7 +39,7 @@ export interface CoordinatorOptions {
   dataDir: string;
   store: BlobStore;
   programPath: string;
-  backend: "simulated" | "gramine-sgx" | "tsm";
+  backend: "simulated" | "gramine-sgx" | "tsm" | "coco";
   maxUploadBytes?: number;
   /** Verification node: join its group and sign quotes with the member key (seed [87-99]). */
   verifierUrl?: string;
@@ -99,9 +100,11 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
   const jobs = new JobTable();
   const jobScopes = new Map<string, string>();
   const pool = new EnclavePool<EnclaveInfo>(async (scope) => {
+    const storage = enclaveStorage(opts.store);
     const enclave: EnclaveProcess = EnclaveProcess.start({
       programPath: opts.programPath,
       label: `coordinator enclave (${scope})`,
+      ...storage.process,
       onExit: () => pool.evict(scope, enclave),
       ...(opts.onFrame ? { onFrame: (raw: Buffer, f: IpcFrame) => opts.onFrame!(raw, f, scope) } : {}),
       onEvent: (e: IpcEvent) => {
@@ -112,7 +115,7 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
     try {
       const { init, join, revocations } = await initEnrolled<{ measurement: string; backend: string; simulated: boolean; enrolledGroup?: string | null }>(
         enclave,
-        { role: "coordinator", backend: opts.backend, dataDir: opts.dataDir, storageDir: opts.store.localRoot, enclaveId: `coordinator/${scope}`, scope },
+        { role: "coordinator", backend: opts.backend, dataDir: opts.dataDir, ...storage.init, enclaveId: `coordinator/${scope}`, scope },
         { verifierUrl: opts.verifierUrl, dataDir: opts.dataDir, programSha256 },
       );
       if (join) log(`attester of enclave ${scope} ${join.reused ? "reuses its sealed" : "joined and sealed a"} member credential of group ${join.gvcertId.slice(0, 16)}…`);
@@ -185,7 +188,7 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
     .on("PUT", "/v1/uploads/:uploadId", async (req, res, p) => {
       const id = assertId(p.uploadId, "upload id");
       const { sessionId, challenge } = uploadCredentials(req.headers["x-cmr-session"], req.headers["x-cmr-challenge"]);
-      if (state.hasUpload(id) || opts.store.exists(objectIds.upload(id))) {
+      if (state.hasUpload(id) || (await opts.store.exists(objectIds.upload(id)))) {
         throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `upload ${id} exists: an upload is never replaced`, { hint: "use a new upload id" });
       }
       // The session's enclave stays while its upload streams in (idle eviction would end it).
@@ -201,8 +204,8 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       const id = assertId(p.uploadId, "upload id");
       const body = (await readJson(req, 4096)) as { sessionId?: unknown; challenge?: unknown };
       const { sessionId, challenge } = uploadCredentials(body.sessionId, body.challenge);
-      if (!opts.store.exists(objectIds.upload(id))) {
-        throw new CmrError("CMR_STORAGE_NOT_FOUND", `notified upload ${id} is not in storage (${objectIds.upload(id)})`, { hint: "write the object first, then notify" });
+      if (!(await opts.store.exists(objectIds.upload(id)))) {
+        throw new CmrError("CMR_STORAGE_NOT_FOUND", `notified upload ${id} is not in storage (${objectIds.upload(id)} in ${opts.store.description})`, { hint: "write the object first, then notify; the client must write to the storage this coordinator uses (its --storage)" });
       }
       // First notification wins: a third party cannot re-notify someone's upload with its own
       // session and challenge (the enclave would then hand that upload to the third party's job).
@@ -247,10 +250,10 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       if (!j) throw new CmrError("CMR_JOB_NOT_FOUND", `no job ${p.jobId}`);
       sendJson(res, 200, j);
     })
-    .on("GET", "/v1/jobs/:jobId/result", (_q, res, p) => {
+    .on("GET", "/v1/jobs/:jobId/result", async (_q, res, p) => {
       const j = jobs.get(p.jobId!) ?? state.job(p.jobId!);
       if (!j || j.state !== "succeeded" || !j.result) throw new CmrError("CMR_JOB_NOT_FOUND", `job ${p.jobId} has no result (state ${j?.state ?? "unknown"})`);
-      const body = opts.store.get(j.result.resultObject);
+      const body = await opts.store.get(j.result.resultObject);
       res.writeHead(200, { "content-type": "application/octet-stream" });
       body.pipe(res);
     });

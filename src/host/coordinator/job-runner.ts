@@ -177,22 +177,26 @@ export class JobRunner {
       this.#set("finalizing");
       const fin = await this.#enclave.call<{ resultObject: string; rows: number; sealedSummary: string }>("finalize", { jobId });
       this.record.result = fin;
-      this.#cleanup(false);
+      await this.#cleanup(false);
       this.#set("succeeded");
     } catch (e) {
       const err = isCmrError(e) ? e : e instanceof RangeError ? new CmrError("CMR_JOB_INTERRUPTED", `cannot resume job ${jobId}: ${e.message}`) : new CmrError("CMR_INTERNAL", "internal error in the job runner");
       this.record.error = { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
       await this.#enclave.call("abortJob", { jobId }).catch(() => undefined);
-      this.#cleanup(true);
+      await this.#cleanup(true);
       this.#set("failed");
     }
   }
 
   /** Remove intermediate objects; on failure also the result, so nothing partial remains. */
-  #cleanup(failed: boolean): void {
+  async #cleanup(failed: boolean): Promise<void> {
     const prefix = `jobs/${this.record.jobId}`;
-    if (failed) return this.#store.deletePrefix(prefix);
-    for (const sub of ["shards", "partitions", "reduce", "spills"]) this.#store.deletePrefix(`${prefix}/${sub}`);
+    try {
+      if (failed) return await this.#store.deletePrefix(prefix);
+      for (const sub of ["shards", "partitions", "reduce", "spills"]) await this.#store.deletePrefix(`${prefix}/${sub}`);
+    } catch {
+      // Leftover ciphertext is garbage, not a wrong answer: the job's outcome stands.
+    }
   }
 
   /**

@@ -10,9 +10,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
-import { CmrError, errorFromJSON } from "../../errors.ts";
+import { CmrError, errorFromJSON, isCmrError } from "../../errors.ts";
 import { ENV } from "../config.ts";
-import { encodeFrame, FrameDecoder, type IpcEvent, type IpcFrame, type IpcResponse } from "../../protocol/ipc.ts";
+import { encodeFrame, FrameDecoder, type IpcEvent, type IpcFrame, type IpcOcall, type IpcResponse } from "../../protocol/ipc.ts";
 
 export interface EnclaveProcessOptions {
   programPath: string;
@@ -28,6 +28,19 @@ export interface EnclaveProcessOptions {
    * can crash). Others start without it, which is faster.
    */
   runsJobCode?: boolean;
+  /**
+   * Serves the enclave's OCALLs (only `storage.*`, for remote storage: ../storage/storage-ocalls.ts).
+   * Without it every OCALL is refused.
+   */
+  ocalls?: { handle(op: string, args: Record<string, unknown>): Promise<unknown>; close(): void };
+}
+
+/**
+ * The host's environment minus storage credentials (AWS_*, WebHDFS/Hadoop tokens) and the
+ * operator token: enclaves reach remote storage through their host and never hold these.
+ */
+export function withoutStorageCredentials(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !/^AWS_|^CMR_WEBHDFS_|^HADOOP_TOKEN|^CMR_OPERATOR_TOKEN$/.test(k)));
 }
 
 export class EnclaveProcess {
@@ -54,11 +67,13 @@ export class EnclaveProcess {
       for (const f of frames) {
         this.#lastFrameAt = Date.now();
         opts.onFrame?.(chunk, f);
-        if ("event" in f) opts.onEvent?.(f);
+        if ("ocall" in f) this.#ocall(f as unknown as IpcOcall, opts.ocalls);
+        else if ("event" in f) opts.onEvent?.(f);
         else if ("ok" in f) this.#settle(f);
       }
     });
     child.on("exit", (code, signal) => {
+      opts.ocalls?.close();
       opts.onExit?.();
       this.#fail(new CmrError("CMR_IPC_CLOSED", `${this.label} process exited (${signal ?? `code ${code}`})`, { hint: "see the enclave's stderr above" }));
     });
@@ -75,10 +90,11 @@ export class EnclaveProcess {
     // enclave process anyway; under a real TEE the measured manifest fixes it.
     const execArgv = (process.env[ENV.enclaveExecArgv] ?? "").split(" ").filter(Boolean);
     const launcher = (process.env[ENV.enclaveLauncher] ?? "").split(" ").filter(Boolean);
+    const env = withoutStorageCredentials(process.env);
     const child =
       launcher.length > 0
-        ? spawn(launcher[0]!, launcher.slice(1), { stdio: ["pipe", "pipe", "inherit"] })
-        : spawn(process.execPath, [...(opts.runsJobCode ? ["--no-node-snapshot"] : []), ...execArgv, opts.programPath], { stdio: ["pipe", "pipe", "inherit"] });
+        ? spawn(launcher[0]!, launcher.slice(1), { stdio: ["pipe", "pipe", "inherit"], env })
+        : spawn(process.execPath, [...(opts.runsJobCode ? ["--no-node-snapshot"] : []), ...execArgv, opts.programPath], { stdio: ["pipe", "pipe", "inherit"], env });
     // Bulk work runs in enclaves; the host's control plane (status, heartbeats, attestation
     // relays) must stay responsive next to them, so enclaves run at a slightly lower priority.
     if (child.pid !== undefined) {
@@ -106,6 +122,22 @@ export class EnclaveProcess {
    */
   unresponsive(ms: number): boolean {
     return this.#pending.size > 0 && Date.now() - this.#lastFrameAt > ms;
+  }
+
+  #ocall(f: IpcOcall, server: EnclaveProcessOptions["ocalls"]): void {
+    const id = f.ocall;
+    const answer = server
+      ? server.handle(String(f.op), typeof f.args === "object" && f.args !== null ? f.args : {})
+      : Promise.reject(new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `OCALL ${String(f.op).slice(0, 40)} refused: this enclave's storage is a local directory`));
+    answer.then(
+      (result) => this.#send({ ocallId: id, ok: true, result }),
+      (e: unknown) => this.#send({ ocallId: id, ok: false, error: (isCmrError(e) ? e : new CmrError("CMR_STORAGE_IO", "storage OCALL failed")).toJSON() }),
+    );
+  }
+
+  #send(frame: Parameters<typeof encodeFrame>[0]): void {
+    if (this.#exited) return;
+    this.#child.stdin!.write(encodeFrame(frame));
   }
 
   #settle(f: IpcResponse): void {

@@ -1,39 +1,74 @@
 /**
- * Untrusted object storage: one small interface (put/get streams, list, delete) with a local
- * directory backend as the default. It only ever holds ciphertext: uploads, shards, partitions
- * and results are cmr encrypted streams written by clients and enclaves.
+ * Untrusted object storage: one small interface (write-once put, get, list, delete) with three
+ * backends: a local directory (the default), S3-compatible object storage and WebHDFS
+ * (`createBlobStore` picks one from the `--storage` spec). It only ever holds ciphertext:
+ * uploads, shards, partitions and results are cmr encrypted streams written by clients and
+ * enclaves. Credentials for remote storage stay in host processes; enclaves reach remote storage
+ * through their host's storage gateway (./gateway.ts, docs/architecture.md section 2).
  *
  * Trust zone: UNTRUSTED (host).
  *
  * @module
  */
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { createReadStream, createWriteStream, linkSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join, relative, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
-import type { Readable } from "node:stream";
+import { pipeline as pipelineCb, Transform, type Readable } from "node:stream";
 import { CmrError } from "../../errors.ts";
 import { assertObjectId } from "../../protocol/object-ids.ts";
 import { storageError } from "../../protocol/storage-errors.ts";
+import { parseStorageSpec, type StorageSettings } from "./storage-spec.ts";
 
 export interface BlobStore {
-  /** Store a stream under `objectId` atomically (readers never see a partial object). */
+  /** Where the objects live, for logs and errors (never a credential). */
+  readonly description: string;
+  /**
+   * Store a stream under `objectId`, once: an object that exists already is never replaced
+   * (CMR_STORAGE_EXISTS), and readers never see a partial object under its name (local
+   * directory, S3) or see one that cannot decrypt as complete (WebHDFS, see its module).
+   */
   put(objectId: string, body: Readable, opts?: { maxBytes?: number }): Promise<{ bytes: number }>;
-  get(objectId: string): Readable;
-  exists(objectId: string): boolean;
-  list(prefix: string): string[];
-  delete(objectId: string): void;
+  /** The object's bytes; CMR_STORAGE_NOT_FOUND when it does not exist. */
+  get(objectId: string): Promise<Readable>;
+  exists(objectId: string): Promise<boolean>;
+  /** Ids of the objects under a prefix, sorted. */
+  list(prefix: string): Promise<string[]>;
+  delete(objectId: string): Promise<void>;
   /** Delete every object under a prefix (and the prefix itself). */
-  deletePrefix(prefix: string): void;
-  /** Where enclaves on this machine find the same objects (a local path). */
-  readonly localRoot: string;
+  deletePrefix(prefix: string): Promise<void>;
+  /**
+   * A directory on this machine that enclaves may read and write themselves, or undefined for
+   * remote storage (enclaves then go through their host's storage gateway).
+   */
+  readonly localRoot: string | undefined;
+}
+
+/**
+ * The body as a stream that counts its bytes and fails once it passes `max`. A Transform in the
+ * pipe rather than a 'data' listener, so no byte flows before the backend starts reading.
+ */
+export function limitBytes(body: Readable, objectId: string, max: number): { stream: Readable; bytes(): number } {
+  let bytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      bytes += chunk.length;
+      if (bytes > max) cb(new CmrError("CMR_HTTP", `object ${objectId} exceeds the limit of ${max} bytes`));
+      else cb(null, chunk);
+    },
+  });
+  // A failing body fails the counter with the same error (pipeline destroys both).
+  pipelineCb(body, counter, () => undefined);
+  return { stream: counter, bytes: () => bytes };
 }
 
 export class LocalBlobStore implements BlobStore {
   readonly localRoot: string;
+  readonly description: string;
 
   constructor(root: string) {
     this.localRoot = root;
+    this.description = `directory ${root}`;
     mkdirSync(root, { recursive: true });
   }
 
@@ -49,28 +84,26 @@ export class LocalBlobStore implements BlobStore {
       throw storageError(e, objectId, "write");
     }
     const tmp = `${p}.tmp-${randomBytes(6).toString("hex")}`;
-    let bytes = 0;
-    const max = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
-    body.on("data", (d: Buffer) => {
-      bytes += d.length;
-      if (bytes > max) body.destroy(new CmrError("CMR_HTTP", `object ${objectId} exceeds the limit of ${max} bytes`));
-    });
+    const count = limitBytes(body, objectId, opts.maxBytes ?? Number.MAX_SAFE_INTEGER);
     try {
-      await pipeline(body, createWriteStream(tmp));
-      renameSync(tmp, p);
+      await pipeline(count.stream, createWriteStream(tmp));
+      // link() fails with EEXIST where rename() would replace: write-once, and still atomic.
+      linkSync(tmp, p);
     } catch (e) {
-      rmSync(tmp, { force: true });
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new CmrError("CMR_STORAGE_EXISTS", `object ${objectId} exists in ${this.description}: objects are written once`);
       throw storageError(e, objectId, "write");
+    } finally {
+      rmSync(tmp, { force: true });
     }
-    return { bytes };
+    return { bytes: count.bytes() };
   }
 
-  get(objectId: string): Readable {
-    if (!this.exists(objectId)) throw new CmrError("CMR_STORAGE_NOT_FOUND", `object ${objectId} not found in storage ${this.localRoot}`);
+  async get(objectId: string): Promise<Readable> {
+    if (!(await this.exists(objectId))) throw new CmrError("CMR_STORAGE_NOT_FOUND", `object ${objectId} not found in storage ${this.localRoot}`);
     return createReadStream(this.#path(objectId));
   }
 
-  exists(objectId: string): boolean {
+  async exists(objectId: string): Promise<boolean> {
     try {
       return statSync(this.#path(objectId)).isFile();
     } catch {
@@ -78,7 +111,7 @@ export class LocalBlobStore implements BlobStore {
     }
   }
 
-  list(prefix: string): string[] {
+  async list(prefix: string): Promise<string[]> {
     const base = join(this.localRoot, prefix);
     const out: string[] = [];
     const walk = (dir: string): void => {
@@ -98,19 +131,29 @@ export class LocalBlobStore implements BlobStore {
     return out.sort();
   }
 
-  delete(objectId: string): void {
+  async delete(objectId: string): Promise<void> {
     rmSync(this.#path(objectId), { force: true });
   }
 
-  deletePrefix(prefix: string): void {
+  async deletePrefix(prefix: string): Promise<void> {
     rmSync(this.#path(prefix), { recursive: true, force: true });
   }
 }
 
-/** The one factory that picks a storage backend (STYLE 6.2 rule 5). */
-export function createBlobStore(spec: string): BlobStore {
-  if (spec.startsWith("s3://") || spec.startsWith("hdfs://")) {
-    throw new CmrError("CMR_CONFIG_INVALID", `storage ${spec}: only local directories are supported in this build`, { hint: "mount the bucket or HDFS path locally and pass the directory" });
+/**
+ * The one factory that picks a storage backend (STYLE 6.2 rule 5): `s3://BUCKET/PREFIX`,
+ * `webhdfs://HOST:PORT/PATH` (`swebhdfs://` for HTTPS), or a directory. The remote backends are
+ * loaded on demand, so a local cluster never loads the AWS SDK.
+ */
+export async function createBlobStore(spec: string, settings: StorageSettings = {}): Promise<BlobStore> {
+  const parsed = parseStorageSpec(spec, settings);
+  if (parsed.kind === "s3") {
+    const { S3BlobStore } = await import("./s3-store.ts");
+    return new S3BlobStore(parsed);
   }
-  return new LocalBlobStore(spec);
+  if (parsed.kind === "webhdfs") {
+    const { WebHdfsBlobStore } = await import("./webhdfs-store.ts");
+    return new WebHdfsBlobStore(parsed);
+  }
+  return new LocalBlobStore(parsed.dir);
 }

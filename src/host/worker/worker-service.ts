@@ -17,6 +17,8 @@ import { attestWithRevocations, closeServer, fileSha256 } from "../coordinator/c
 import { initEnrolled, type RevocationFeed } from "../attester-link.ts";
 import { assertDataDirUsable } from "../node-start.ts";
 import { EnclavePool, SCOPE_PATTERN, type PoolLimits } from "../ipc/enclave-pool.ts";
+import { LocalBlobStore, type BlobStore } from "../storage/blob-store.ts";
+import { enclaveStorage } from "../storage/enclave-storage.ts";
 
 export interface WorkerOptions {
   /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
@@ -27,10 +29,15 @@ export interface WorkerOptions {
   dataTypes: string[];
   port: number;
   host?: string;
+  /** The URL the coordinator should call (e.g. http://POD_IP:7600 when bound to 0.0.0.0). */
+  advertiseUrl?: string;
   dataDir: string;
-  storageDir: string;
+  /** A storage directory shared with the coordinator (enclaves read and write it themselves)... */
+  storageDir?: string;
+  /** ...or any storage (S3, WebHDFS: enclaves reach it through this host's storage OCALLs). */
+  store?: BlobStore;
   programPath: string;
-  backend: "simulated" | "gramine-sgx" | "tsm";
+  backend: "simulated" | "gramine-sgx" | "tsm" | "coco";
   onFrame?: (raw: Buffer, frame: IpcFrame) => void;
   verifierUrl?: string;
   /** An enclave silent this long (ms) while busy makes the worker unhealthy (default 10 s). */
@@ -68,9 +75,12 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
 
 async function startWorkerUndoable(opts: WorkerOptions, undo: (() => unknown)[]): Promise<RunningWorker> {
   const programSha256 = fileSha256(opts.programPath);
+  if (opts.store === undefined && opts.storageDir === undefined) throw new CmrError("CMR_CONFIG_INVALID", "a worker needs storage (storageDir or store)");
+  const store = opts.store ?? new LocalBlobStore(opts.storageDir!);
   // One worker enclave per scope the coordinator attests it for (seed [71]).
   const pool = new EnclavePool<{ measurement: string; revocations: RevocationFeed | undefined }>(async (scope) => {
-    const enclave: EnclaveProcess = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, runsJobCode: true, onExit: () => pool.evict(scope, enclave), ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
+    const storage = enclaveStorage(store);
+    const enclave: EnclaveProcess = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, runsJobCode: true, ...storage.process, onExit: () => pool.evict(scope, enclave), ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
     try {
       const { init, revocations } = await initEnrolled<{ measurement: string; enrolledGroup?: string | null }>(
         enclave,
@@ -78,7 +88,7 @@ async function startWorkerUndoable(opts: WorkerOptions, undo: (() => unknown)[])
           role: "worker",
           backend: opts.backend,
           dataDir: opts.dataDir,
-          storageDir: opts.storageDir,
+          ...storage.init,
           enclaveId: opts.workerId,
           capabilities: opts.capabilities,
           ...(opts.dataTypes.length ? { dataTypes: opts.dataTypes } : {}),
@@ -130,7 +140,7 @@ async function startWorkerUndoable(opts: WorkerOptions, undo: (() => unknown)[])
     httpRequest(`${opts.coordinatorUrl}/v1/workers`, {
       method: "POST",
       headers: { "content-type": "application/json", ...(opts.operatorToken ? { authorization: `Bearer ${opts.operatorToken}` } : {}) },
-      body: JSON.stringify({ workerId: opts.workerId, url, capabilities: opts.capabilities, dataTypes: opts.dataTypes }),
+      body: JSON.stringify({ workerId: opts.workerId, url: opts.advertiseUrl ?? url, capabilities: opts.capabilities, dataTypes: opts.dataTypes }),
       timeoutMs: 10_000,
     }),
   );

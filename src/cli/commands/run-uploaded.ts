@@ -1,0 +1,76 @@
+/**
+ * `cmr run --upload-id ID`: a job on an upload that `cmr upload` wrote into storage, submitted
+ * in the attested session that upload belongs to (kept in its upload record), then followed,
+ * verified and decrypted as any `cmr run`.
+ *
+ * @module
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { fetchResult, submitJob, waitForJob } from "../../client/client.ts";
+import type { Policy } from "../../attestation/policy.ts";
+import type { JobCode, JobSummary } from "../../protocol/job.ts";
+import { canonicalJson } from "../../crypto/canonical-json.ts";
+import { CmrError } from "../../errors.ts";
+import { writeReceiptBundle } from "./run-job.ts";
+import { loadUploadRecord } from "./upload-session.ts";
+
+export interface RunUploadedOptions {
+  uploadId: string;
+  coordinator: string;
+  policy: Policy;
+  dataDir: string;
+  code: JobCode;
+  shards: number;
+  reducers: number;
+  partition: "hash" | "range";
+  rangeBoundaries?: string[];
+  onBadRecord: "fail" | "skip";
+  dataType?: string;
+  out: string | NodeJS.WritableStream;
+  receiptOut?: string;
+  sortBufferMB?: number;
+}
+
+export async function runUploadedJob(o: RunUploadedOptions): Promise<JobSummary> {
+  const url = o.coordinator.replace(/\/$/, "");
+  const { record, session } = loadUploadRecord(o.dataDir, o.uploadId);
+  if (record.coordinator !== url) {
+    throw new CmrError("CMR_USAGE", `upload ${o.uploadId} was made for coordinator ${record.coordinator}, not ${url}`, { hint: `use --coordinator ${record.coordinator}` });
+  }
+  // No new attestation is needed: the session was attested when the upload was made, and only
+  // the enclave that holds its keys can open the sealed job or seal a result we accept.
+  const jobId = `j${randomBytes(8).toString("hex")}`;
+  try {
+    await submitJob(url, session, {
+      jobId,
+      uploadId: o.uploadId,
+      inputName: record.inputName,
+      format: record.inputFormat,
+      code: o.code,
+      partition: o.partition,
+      ...(o.rangeBoundaries ? { rangeBoundaries: o.rangeBoundaries } : {}),
+      shards: o.shards,
+      reducers: o.reducers,
+      onBadRecord: o.onBadRecord,
+      ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
+      ...(o.dataType ? { dataType: o.dataType } : {}),
+      policy: o.policy,
+    });
+  } catch (e) {
+    if ((e as { code?: string }).code === "CMR_PROTOCOL_UNKNOWN_SESSION") {
+      throw new CmrError("CMR_PROTOCOL_UNKNOWN_SESSION", `the coordinator no longer knows the session of upload ${o.uploadId} (it restarted)`, { hint: "upload the data again with cmr upload" });
+    }
+    throw e;
+  }
+  process.stderr.write(`submitted job ${jobId} on upload ${o.uploadId} (${record.object} in ${record.storage})\n`);
+  const status = await waitForJob(url, jobId);
+  if (status.state !== "succeeded") {
+    const err = status.error ?? { code: "CMR_JOB_FAILED", message: "job failed" };
+    throw new CmrError(err.code as never, err.message, err.hint ? { hint: err.hint } : {});
+  }
+  const codeSha256 = o.code.kind === "custom" ? o.code.sha256 : createHash("sha256").update(canonicalJson(o.code)).digest("hex");
+  const summary = await fetchResult(url, session, status, o.out, { expect: { inputSha256: record.inputSha256, codeSha256, policy: o.policy } });
+  if (o.receiptOut) writeReceiptBundle(o.receiptOut, summary, session.response, record.inputName);
+  process.stderr.write(`done: ${summary.rows} keys from ${summary.inputRecords} records (input sha256 ${record.inputSha256.slice(0, 16)}… verified in the receipt)\n`);
+  return summary;
+}

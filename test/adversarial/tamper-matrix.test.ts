@@ -773,13 +773,22 @@ async function taskCell(field: Field, col: Col): Promise<Observed> {
   // (here: just before the first reduce task), so the enclave runs it twice.
   const redeliver = field === "sealedTask" && col === "duplicate";
   let redelivering = false;
+  let refusedRedelivery: (Error & { code: string }) | undefined;
   onWorker(jobId, async (phase, body) => {
     const t = taskKey(body.taskId);
     if (redeliver) {
       if (phase === "map" && t === "m0" && !redelivering) source.m0 = structuredClone(body);
       if (phase === "reduce" && t === "r0" && !state.applied) {
         redelivering = true;
-        await applying(state, () => postJson(`${w1.url}/v1/tasks/map`, source.m0!));
+        await applying(state, async () => {
+          try {
+            await postJson(`${w1.url}/v1/tasks/map`, source.m0!);
+          } catch (e) {
+            // Objects are written once: the second run cannot replace the committed partitions.
+            if ((e as { code?: string }).code !== "CMR_STORAGE_EXISTS") throw e;
+            refusedRedelivery = e as Error & { code: string };
+          }
+        });
       }
       return;
     }
@@ -797,7 +806,15 @@ async function taskCell(field: Field, col: Col): Promise<Observed> {
   try {
     const r = await clientJob({ client: A, jobId, upload: A.small });
     if (donor) assertDonorOk(await donor, ANSWER.small);
-    const o = observed(r, state, redeliver ? "the task message delivered twice: the second run rewrote the partitions under the same keys and names; the reducer's digest check caught it" : donor ? "the other job still succeeded with the right answer" : undefined);
+    if (redeliver && state.applied) {
+      // The redelivered task is what was tampered with: it must be refused, and the job it
+      // tried to disturb must still give the right answer.
+      assert.ok(refusedRedelivery, "the redelivered map task was refused");
+      assert.equal(r.accepted, true, `the job survives the redelivery (${r.error?.code}: ${r.error?.message})`);
+      assert.equal(readFileSync(r.out, "utf8"), ANSWER.small, "the committed partitions stayed: the right answer");
+      return { code: refusedRedelivery.code, message: refusedRedelivery.message, expectMessage: /partitions\/m0-a\d+-r\d+ exists in storage: objects are written once/, accepted: false, applied: true, note: "the task message delivered twice: the second run could not write its partitions again (objects are written once), so the committed ones stayed and the job gave the right answer" };
+    }
+    const o = observed(r, state, donor ? "the other job still succeeded with the right answer" : undefined);
     // A session the enclave does not know looks like a restarted worker to the coordinator
     // host: the task would move to another worker; with none left the job fails.
     return o.code === "CMR_WORKER_LOST" ? { ...o, shown: "PROTOCOL_UNKNOWN_SESSION -> WORKER_LOST" } : o;
@@ -809,7 +826,7 @@ async function taskCell(field: Field, col: Col): Promise<Observed> {
 
 const TASK_CODES: Record<Field, Record<Col, string | null>> = {
   "wrapped key": { flip: "CMR_UNWRAP_FAILED", truncate: "CMR_UNWRAP_FAILED", reorder: "CMR_UNWRAP_FAILED", drop: "CMR_UNWRAP_FAILED", duplicate: "CMR_UNWRAP_FAILED", replay: "CMR_UNWRAP_FAILED", "swap-obj": "CMR_UNWRAP_FAILED", "swap-job": "CMR_UNWRAP_FAILED", "swap-client": "CMR_UNWRAP_FAILED" },
-  sealedTask: { flip: "CMR_UNWRAP_FAILED", truncate: "CMR_UNWRAP_FAILED", reorder: "CMR_UNWRAP_FAILED", drop: "CMR_PROTOCOL_BAD_MESSAGE", duplicate: "CMR_INTEGRITY", replay: "CMR_UNWRAP_FAILED", "swap-obj": "CMR_UNWRAP_FAILED", "swap-job": "CMR_UNWRAP_FAILED", "swap-client": "CMR_UNWRAP_FAILED" },
+  sealedTask: { flip: "CMR_UNWRAP_FAILED", truncate: "CMR_UNWRAP_FAILED", reorder: "CMR_UNWRAP_FAILED", drop: "CMR_PROTOCOL_BAD_MESSAGE", duplicate: "CMR_STORAGE_EXISTS", replay: "CMR_UNWRAP_FAILED", "swap-obj": "CMR_UNWRAP_FAILED", "swap-job": "CMR_UNWRAP_FAILED", "swap-client": "CMR_UNWRAP_FAILED" },
   challenge: { flip: "CMR_PROTOCOL_CHALLENGE", truncate: "CMR_PROTOCOL_CHALLENGE", reorder: "CMR_PROTOCOL_CHALLENGE", drop: "CMR_PROTOCOL_BAD_MESSAGE", duplicate: "CMR_PROTOCOL_CHALLENGE", replay: "CMR_PROTOCOL_CHALLENGE", "swap-obj": null, "swap-job": "CMR_PROTOCOL_CHALLENGE", "swap-client": "CMR_PROTOCOL_CHALLENGE" },
   sessionId: { flip: "CMR_WORKER_LOST", truncate: "CMR_WORKER_LOST", reorder: "CMR_WORKER_LOST", drop: "CMR_PROTOCOL_BAD_MESSAGE", duplicate: "CMR_WORKER_LOST", replay: "CMR_PROTOCOL_CHALLENGE", "swap-obj": null, "swap-job": "CMR_PROTOCOL_CHALLENGE", "swap-client": "CMR_WORKER_LOST" },
 };

@@ -111,7 +111,7 @@ function settleOcall(f: IpcOcallResponse): void {
   if (f.ok) return p.resolve(f.result);
   let err: CmrError;
   try {
-    err = errorFromJSON(f.error as never);
+    err = errorFromJSON(f.error);
   } catch {
     err = new CmrError("CMR_STORAGE_IO", "the host's storage OCALL failed");
   }

@@ -102,6 +102,8 @@ export const ERROR_CODES = [
   // --- node resources (issue #14: bounded enclaves, one coordinator per data directory)
   "CMR_ENCLAVE_LIMIT",
   "CMR_DATA_DIR_LOCKED",
+  // --- verification node (issue #16: revocation by audit entry)
+  "CMR_AUDIT_ENTRY_NOT_FOUND",
 ] as const;
 
 export type CmrErrorCode = (typeof ERROR_CODES)[number];

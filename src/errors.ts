@@ -105,6 +105,8 @@ export const ERROR_CODES = [
   // --- storage backends (S3, WebHDFS): objects are written once; refused credentials
   "CMR_STORAGE_EXISTS",
   "CMR_STORAGE_DENIED",
+  // --- verification node (issue #16: revocation by audit entry)
+  "CMR_AUDIT_ENTRY_NOT_FOUND",
 ] as const;
 
 export type CmrErrorCode = (typeof ERROR_CODES)[number];

@@ -32,6 +32,7 @@ import { parseDelimiter } from "../client/delimited.ts";
 import { jsonError } from "./output.ts";
 import { gcCommand, jobsCommand, tokenInDataDir, workersListCommand, workersRemoveCommand } from "./commands/operator.ts";
 import { newJobId } from "./commands/run-job.ts";
+import { registerVerifierOps } from "./commands/verifier-ops.ts";
 import { VENDOR_FILES, SIM_DIR } from "../host/sim-vendor/provision.ts";
 import { printable } from "./printable.ts";
 
@@ -210,7 +211,7 @@ program
     process.stdout.write(`worker ${w.workerId} listening on ${w.url} (capabilities ${caps.join(",")})\n`);
   });
 
-program
+const verifierCmd = program
   .command("verifier")
   .description("run the verification node: provisioning enclave, group registration, member-key provisioning, evidence verification, revocation")
   .option("--port <n>", "port to listen on (0 = any free port)", int("--port"), 7500)
@@ -231,6 +232,8 @@ program
     process.once("SIGINT", stop);
     process.stdout.write(`verifier listening on ${v.url} (group ${v.gvcertId}; put this id in a policy's trustedVerifiers)\n`);
   });
+
+registerVerifierOps(verifierCmd, dataDirOption);
 
 program
   .command("run")

@@ -43,13 +43,17 @@ export async function joinGroup(enclave: EnclaveProcess, verifierUrl: string, da
   return { phase: "preparation", at: new Date().toISOString(), verifier: verifierUrl, gvcertId: done.gvcertId, memberId: fin.memberId, reused: false };
 }
 
-/** A cached copy of the verifier's signed revocation list (refreshed every `maxAgeMs`). */
+/**
+ * A cached copy of the verifier's signed revocation list (refreshed every `maxAgeMs`). Short,
+ * because the enclave proves against this copy that it is not a revoked signer: a longer cache
+ * would let a just-revoked node attest on, and make other nodes' proofs lag the verifier's list.
+ */
 export class RevocationFeed {
   readonly #url: string;
   readonly #maxAgeMs: number;
   #cached: { text: string; at: number } | undefined;
 
-  constructor(verifierUrl: string, maxAgeMs = 30_000) {
+  constructor(verifierUrl: string, maxAgeMs = 2_000) {
     this.#url = verifierUrl;
     this.#maxAgeMs = maxAgeMs;
   }

@@ -52,6 +52,12 @@ export const AttestRequestSchema = z.object({
    * "shared". Used by the host to route; the answering enclave's real scope is in its claims.
    */
   scope: z.string().regex(/^(?:client|type):[A-Za-z0-9._-]{1,64}$|^shared$/).optional(),
+  /**
+   * Added by the answering node's host, not the relying party: the verification node's signed
+   * revocation list it will attach to the answer. A group-signing enclave proves against its
+   * signature revocation list (docs/protocol/ecdaa.md "Revoke"); the relying party checks it.
+   */
+  revocations: z.string().max(1 << 20).optional(),
 });
 export type AttestRequest = z.infer<typeof AttestRequestSchema>;
 

@@ -24,4 +24,6 @@ export const ECDAA_LABELS = {
   signCommit: "cmr/v1/ecdaa/sign-commit",
   /** Outer hash of a signature, c = H(n | c2). */
   signChallenge: "cmr/v1/ecdaa/sign-challenge",
+  /** Non-revoked proof against one SigRL entry (EPID signature-based revocation, non-revoked-proof.ts). */
+  nonRevokedProof: "cmr/v1/ecdaa/non-revoked-proof",
 } as const;

@@ -10,6 +10,8 @@
  *   member:   verifyCredential(ipk, credential, request.Q); seal sk and credential
  *   member:   sign(sk, credential, message, basename?)
  *   verifier: verify(ipk, signature, message, basename?, revokedSecrets?)
+ *   SigRL:    sigRlEntry(revokedSignature); member: proveNotRevoked(sk, signature, sigRl);
+ *             verifier, after verify(): verifyNotRevoked(signature, sigRl, proofs)
  *
  * Trust zone: PURE.
  *
@@ -20,6 +22,18 @@ export { createJoinRequest, verifyJoinRequest } from "./join.ts";
 export { issueCredential, verifyCredential } from "./credential.ts";
 export { sign } from "./sign.ts";
 export { verify } from "./verify.ts";
+export {
+  SIGRL_LENGTHS,
+  decodeNonRevokedProof,
+  decodeSigRlEntry,
+  encodeNonRevokedProof,
+  encodeSigRlEntry,
+  proveNotRevoked,
+  sigRlEntry,
+  verifyNotRevoked,
+  type NonRevokedProof,
+  type SigRlEntry,
+} from "./non-revoked.ts";
 export {
   ECDAA_LENGTHS,
   decodeCredential,

@@ -7,7 +7,8 @@
  *  - preparation: a nonce per joining attester, the vendor's report on the attester's quote over
  *    its join proof, then an ECDAA credential for its member key;
  *  - evidence verification for relying parties, answered with a signed attestation token;
- *  - revocation of member keys, published as a signed, dated list.
+ *  - revocation of member keys (private-key revocation) and of the members behind audited
+ *    signatures (signature-based revocation, EPID's SigRL), published as a signed, dated list.
  *
  * Trust zone: TRUSTED (enclave only). The group issuing key never leaves except sealed.
  *
@@ -23,7 +24,11 @@ import {
   decodeIssuerSecretKey,
   decodeJoinRequest,
   encodeCredential,
+  decodeSigRlEntry,
+  decodeSignature,
   encodeG1,
+  encodeSigRlEntry,
+  sigRlEntry,
   encodeIssuerPublicKey,
   encodeIssuerSecretKey,
   generateIssuerKey,
@@ -31,7 +36,7 @@ import {
   type IssuerSecretKey,
 } from "../../crypto/ecdaa/index.ts";
 import { gvcertId, registrationReportData, REGISTRATION_WINDOW_MS, verifyVendorReport } from "../../attestation/group/gvcert.ts";
-import { verifyGroupEvidence } from "../../attestation/group/group-quote.ts";
+import { MAX_SIGRL_ENTRIES, verifyGroupEvidence } from "../../attestation/group/group-quote.ts";
 import { verifySimulatedEvidence } from "../../attestation/simulated/verify.ts";
 import { SignedJsonSchema, signJson, type SignedJson } from "../../attestation/group/signed-json.ts";
 import { joinReportData } from "../runtime/group-attester.ts";
@@ -46,9 +51,12 @@ interface State {
   gvcert: string;
   id: string;
   revoked: string[];
+  /** SigRL: S || W (hex) of each revoked signature. */
+  revokedSignatures: string[];
 }
 
-const SealedStateSchema = z.object({ isk: z.string(), peKey: z.string(), gvcert: z.string(), revoked: z.array(z.string()) });
+/** revokedSignatures is absent in state sealed before signature revocation existed. */
+const SealedStateSchema = z.object({ isk: z.string(), peKey: z.string(), gvcert: z.string(), revoked: z.array(z.string()), revokedSignatures: z.array(z.string()).default([]) });
 
 export function quoteDigest(e: Evidence): string {
   return createHash("sha256").update(e.quote, "utf8").digest("hex");
@@ -80,7 +88,7 @@ export class ProvisioningEnclave {
 
   async #sealState(): Promise<string> {
     const s = this.#ready();
-    const plain = Buffer.from(canonicalJson({ isk: Buffer.from(encodeIssuerSecretKey(s.isk)).toString("hex"), peKey: s.peKey.export({ format: "pem", type: "pkcs8" }).toString(), gvcert: s.gvcert, revoked: s.revoked }));
+    const plain = Buffer.from(canonicalJson({ isk: Buffer.from(encodeIssuerSecretKey(s.isk)).toString("hex"), peKey: s.peKey.export({ format: "pem", type: "pkcs8" }).toString(), gvcert: s.gvcert, revoked: s.revoked, revokedSignatures: s.revokedSignatures }));
     const sealed = await this.#tee.seal(plain, SEAL_LABEL);
     plain.fill(0);
     return sealed.toString("base64");
@@ -113,7 +121,7 @@ export class ProvisioningEnclave {
       throw new CmrError("CMR_ATTEST_PE_TIMESTAMP", `the vendor report time is ${Math.abs(report.vendorTimestamp - r.peTimestamp)} ms from the PE timestamp; the window is ${REGISTRATION_WINDOW_MS} ms`);
     }
     const gvcert = canonicalJson({ format: "cmr/gvcert/v1", groupPublicKey: r.ipkHex, peSigningKey: r.pePublicPem, peTimestamp: r.peTimestamp, nonce: r.nonce, vendorReport: doc });
-    this.#state = { isk: r.isk, peKey: r.peKey, gvcert, id: gvcertId(gvcert), revoked: [] };
+    this.#state = { isk: r.isk, peKey: r.peKey, gvcert, id: gvcertId(gvcert), revoked: [], revokedSignatures: [] };
     this.#registration = undefined;
     return { gvcert, gvcertId: this.#state.id, sealedState: await this.#sealState(), peTimestamp: r.peTimestamp, vendorTimestamp: report.vendorTimestamp };
   }
@@ -123,8 +131,8 @@ export class ProvisioningEnclave {
     const plain = await this.#tee.unseal(Buffer.from(String(args.sealedState), "base64"), SEAL_LABEL);
     const s = SealedStateSchema.parse(JSON.parse(plain.toString("utf8")));
     plain.fill(0);
-    this.#state = { isk: decodeIssuerSecretKey(Buffer.from(s.isk, "hex")), peKey: createPrivateKey(s.peKey), gvcert: s.gvcert, id: gvcertId(s.gvcert), revoked: s.revoked };
-    return { gvcert: s.gvcert, gvcertId: this.#state.id, revoked: s.revoked.length };
+    this.#state = { isk: decodeIssuerSecretKey(Buffer.from(s.isk, "hex")), peKey: createPrivateKey(s.peKey), gvcert: s.gvcert, id: gvcertId(s.gvcert), revoked: s.revoked, revokedSignatures: s.revokedSignatures };
+    return { gvcert: s.gvcert, gvcertId: this.#state.id, revoked: s.revoked.length + s.revokedSignatures.length };
   }
 
   /** Preparation phase (seed [88]): a fresh nonce and the gvcert for a joining attester. */
@@ -161,26 +169,50 @@ export class ProvisioningEnclave {
 
   revocationList(): SignedJson {
     const s = this.#ready();
-    return signJson(LABELS.peRevocations, { format: "cmr/revocations/v1", gvcertId: s.id, issuedAt: Date.now(), revoked: s.revoked }, s.peKey);
+    return signJson(LABELS.peRevocations, { format: "cmr/revocations/v1", gvcertId: s.id, issuedAt: Date.now(), revoked: s.revoked, signatures: s.revokedSignatures }, s.peKey);
   }
 
-  async revoke(args: { memberSecret: string }): Promise<{ revoked: number; sealedState: string }> {
+  /**
+   * Revoke a leaked member key (`memberSecret`), or the member behind an audited signature
+   * (`signature`: S || W hex, as verifyEvidence returned it): every later quote of that member
+   * must prove it is not that signer, which it cannot (docs/protocol/ecdaa.md "Revoke").
+   */
+  async revoke(args: { memberSecret?: string | undefined; signature?: string | undefined }): Promise<{ revoked: number; sealedState: string }> {
     const s = this.#ready();
-    const h = String(args.memberSecret).toLowerCase();
-    if (!/^[0-9a-f]{64}$/.test(h)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "memberSecret must be 64 hex characters (the leaked ECDAA member key)");
-    if (!s.revoked.includes(h)) s.revoked.push(h);
-    return { revoked: s.revoked.length, sealedState: await this.#sealState() };
+    if ((args.memberSecret === undefined) === (args.signature === undefined)) {
+      throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "revoke takes exactly one of memberSecret (a leaked member key) or signature (S || W of an audited signature)");
+    }
+    if (args.signature !== undefined) {
+      const h = String(args.signature).toLowerCase();
+      if (!/^[0-9a-f]{192}$/.test(h)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "signature must be 192 hex characters (S || W of an audited group signature)");
+      // Strict decoding: two valid G1 points, in the one canonical encoding (so no duplicates).
+      const canonical = Buffer.from(encodeSigRlEntry(sigRlEntry(decodeSigRlEntry(Buffer.from(h, "hex"))))).toString("hex");
+      if (!s.revokedSignatures.includes(canonical)) {
+        if (s.revokedSignatures.length >= MAX_SIGRL_ENTRIES) {
+          throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `the signature revocation list is full (${MAX_SIGRL_ENTRIES} entries)`, { hint: "start a new group (new verifier data directory) and let the trusted nodes join it" });
+        }
+        s.revokedSignatures.push(canonical);
+      }
+    } else {
+      const h = String(args.memberSecret).toLowerCase();
+      if (!/^[0-9a-f]{64}$/.test(h)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "memberSecret must be 64 hex characters (the leaked ECDAA member key)");
+      if (!s.revoked.includes(h)) s.revoked.push(h);
+    }
+    return { revoked: s.revoked.length + s.revokedSignatures.length, sealedState: await this.#sealState() };
   }
 
   /** Verify evidence on a relying party's behalf; answer with a token signed by the PE key. */
-  verifyEvidence(args: { evidence: unknown; expectedReportData?: string }): { token: SignedJson; verdict: "valid" | "invalid"; error?: { code: string; message: string } } {
+  verifyEvidence(args: { evidence: unknown; expectedReportData?: string }): { token: SignedJson; verdict: "valid" | "invalid"; error?: { code: string; message: string }; signature?: string } {
     const s = this.#ready();
     const now = new Date();
     let claims: Record<string, unknown>;
+    // S || W of a group signature that verified (revoked or not): what an operator may revoke.
+    let signature: string | undefined;
     try {
       const ev = EvidenceSchema.parse(args.evidence);
       let body: { measurement: string; reportData: string; timestamp: number };
       if (ev.kind === "group") {
+        signature = groupSignatureOf(ev);
         body = verifyGroupEvidence(ev, { trustedRoots: this.#vendorRoots, trustedGvcerts: [s.id], now, maxPeAgeMs: 3650 * 86400_000, revocations: JSON.stringify(this.revocationList()), maxRevocationAgeMs: 60_000 }).body;
       } else if (ev.kind === "simulated") {
         body = verifySimulatedEvidence(ev, { trustedRoots: this.#vendorRoots, now });
@@ -196,7 +228,19 @@ export class ProvisioningEnclave {
       claims = { verdict: "invalid", error: { code: err.code, message: err.message } };
     }
     const token = signJson(LABELS.peToken, { format: "cmr/attestation-token/v1", gvcertId: s.id, issuedAt: now.getTime(), ...claims }, s.peKey);
-    return { token, verdict: claims.verdict as "valid" | "invalid", ...(claims.error ? { error: claims.error as { code: string; message: string } } : {}) };
+    const revocable = claims.verdict === "valid" || (claims.error as { code?: string } | undefined)?.code === "CMR_ATTEST_REVOKED";
+    return { token, verdict: claims.verdict as "valid" | "invalid", ...(claims.error ? { error: claims.error as { code: string; message: string } } : {}), ...(revocable && signature !== undefined ? { signature } : {}) };
+  }
+}
+
+/** S || W (hex) of group evidence's signature, or undefined when it does not decode (then it never verifies). */
+function groupSignatureOf(ev: Evidence): string | undefined {
+  try {
+    const outer = JSON.parse(Buffer.from(ev.quote, "base64").toString("utf8")) as { groupSignature?: unknown };
+    const sig = decodeSignature(Buffer.from(String(outer.groupSignature), "hex"));
+    return Buffer.from(encodeSigRlEntry(sigRlEntry(sig))).toString("hex");
+  } catch {
+    return undefined;
   }
 }
 

@@ -14,7 +14,8 @@ import type { Evidence } from "../../protocol/evidence.ts";
 
 /** Whatever makes evidence over 64 bytes of report data: the TEE backend or the group attester. */
 export interface Quoter {
-  quote(reportData: Uint8Array): Promise<Evidence>;
+  /** `context.revocations`: the signed revocation list the host will attach (group quotes prove against it). */
+  quote(reportData: Uint8Array, context?: { revocations?: string | undefined }): Promise<Evidence>;
 }
 import type { InboundSession, SessionTable } from "./sessions.ts";
 
@@ -30,7 +31,7 @@ export async function answerAttestRequest(raw: unknown, tee: Quoter, claims: Enc
     enclavePublicKey: eph.publicKey,
     claims,
   };
-  const evidence = await tee.quote(handshakeReportData(binding));
+  const evidence = await tee.quote(handshakeReportData(binding), { revocations: req.revocations });
   const shared = sharedSecret(eph, binding.relyingPartyPublicKey);
   const keys = deriveSessionKeys(shared, transcriptHash(binding, evidence));
   shared.fill(0);

@@ -41,5 +41,6 @@ export const ProvisioningCalls = {
   restore: z.object({ sealedState: blob() }),
   joinFinish: z.object({ nonce: z.string().max(256), joinRequest: blob(1 << 16), quote: z.unknown(), vendorReport: z.unknown() }),
   verifyEvidence: z.object({ evidence: z.unknown(), expectedReportData: z.string().max(256).optional() }),
-  revoke: z.object({ memberSecret: z.string().max(1024) }),
+  /** Exactly one of: a leaked member key, or S || W of an audited signature (SigRL). */
+  revoke: z.object({ memberSecret: z.string().max(1024).optional(), signature: z.string().max(1024).optional() }),
 };

@@ -12,7 +12,7 @@
  * @module
  */
 import { z } from "zod";
-import { CmrError } from "../../errors.ts";
+import { AttestationError, CmrError, isCmrError } from "../../errors.ts";
 import { LABELS } from "../../protocol/labels.ts";
 import type { Evidence } from "../../protocol/evidence.ts";
 import { canonicalJson } from "../../crypto/canonical-json.ts";
@@ -24,7 +24,9 @@ import {
   encodeCredential,
   encodeJoinRequest,
   encodeMemberSecret,
+  encodeNonRevokedProof,
   encodeSignature,
+  proveNotRevoked,
   sign as ecdaaSign,
   verifyCredential,
   type Credential,
@@ -32,7 +34,7 @@ import {
   type JoinRequest,
 } from "../../crypto/ecdaa/index.ts";
 import { gvcertId, verifyGvcert } from "../../attestation/group/gvcert.ts";
-import { GROUP_QUOTE_FORMAT, groupQuoteMessage } from "../../attestation/group/group-quote.ts";
+import { GROUP_QUOTE_FORMAT, groupQuoteMessage, signatureRevocations } from "../../attestation/group/group-quote.ts";
 import { SIM_WARNING } from "../../attestation/simulated/quote-format.ts";
 import type { TeeBackend } from "../tee/index.ts";
 import type { Quoter } from "./attestee.ts";
@@ -107,7 +109,7 @@ export class GroupAttester implements Quoter {
     return { sealed: sealed.toString("base64"), gvcertId: gvcertId(p.gvcert) };
   }
 
-  async quote(reportData: Uint8Array): Promise<Evidence> {
+  async quote(reportData: Uint8Array, context: { revocations?: string | undefined } = {}): Promise<Evidence> {
     const m = this.#member;
     if (!m) return this.#tee.quote(reportData);
     const bodyText = canonicalJson({
@@ -119,11 +121,38 @@ export class GroupAttester implements Quoter {
       timestamp: Date.now(),
     });
     const sig = ecdaaSign(m.sk, m.credential, groupQuoteMessage(bodyText));
+    const nonRevoked = this.#nonRevokedProofs(m, sig, context.revocations);
     return {
       kind: "group",
-      quote: Buffer.from(canonicalJson({ body: bodyText, groupSignature: Buffer.from(encodeSignature(sig)).toString("hex") })).toString("base64"),
+      quote: Buffer.from(canonicalJson({ body: bodyText, groupSignature: Buffer.from(encodeSignature(sig)).toString("hex"), ...(nonRevoked.length ? { nonRevoked } : {}) })).toString("base64"),
       certificates: [],
       gvcert: m.gvcert,
     };
+  }
+
+  /**
+   * One non-revoked proof per entry of the list's SigRL (EPID signature-based revocation). A
+   * list that does not check out (wrong signer or group, malformed) gets no proofs: the relying
+   * party checks the same list and refuses it anyway. A member that is on the list cannot make
+   * a proof and says so.
+   */
+  #nonRevokedProofs(m: Member, sig: ReturnType<typeof ecdaaSign>, revocations: string | undefined): string[] {
+    if (revocations === undefined) return [];
+    let sigRl;
+    try {
+      sigRl = signatureRevocations(revocations, verifyGvcert(m.gvcert, { trustedRoots: this.#vendorRoots, now: new Date(), maxPeAgeMs: 3650 * 86400_000 }));
+    } catch {
+      return [];
+    }
+    try {
+      return proveNotRevoked(m.sk, sig, sigRl).map((p) => Buffer.from(encodeNonRevokedProof(p)).toString("hex"));
+    } catch (e) {
+      if (isCmrError(e) && e.code === "CMR_ECDAA_REVOKED") {
+        throw new AttestationError("CMR_ATTEST_REVOKED", "this node's group member key was revoked by the verification node (it is the signer of a revoked signature)", {
+          hint: "the verification node's operator revoked this platform; it attests again only after joining again with a new member key (remove <data-dir>/attester)",
+        });
+      }
+      throw e;
+    }
   }
 }

@@ -57,8 +57,12 @@ function revocationSummary(text: string | undefined): { issuedAt: string | null;
   if (!text) return null;
   try {
     const doc = JSON.parse(text) as { text?: string };
-    const body = JSON.parse(String(doc.text)) as { issuedAt?: number; revoked?: unknown[] };
-    const entries = Array.isArray(body.revoked) ? body.revoked.map((r) => String(r).slice(0, 16)) : [];
+    const body = JSON.parse(String(doc.text)) as { issuedAt?: number; revoked?: unknown[]; signatures?: unknown[] };
+    // Both kinds: leaked keys, and signers revoked by signature ("sig:" + first bytes of S).
+    const entries = [
+      ...(Array.isArray(body.revoked) ? body.revoked.map((r) => String(r).slice(0, 16)) : []),
+      ...(Array.isArray(body.signatures) ? body.signatures.map((r) => `sig:${String(r).slice(0, 12)}`) : []),
+    ];
     return { issuedAt: typeof body.issuedAt === "number" ? new Date(body.issuedAt).toISOString() : null, revoked: entries.length, entries };
   } catch {
     return null; // shown as "not available", never as an empty list

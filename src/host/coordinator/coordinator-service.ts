@@ -290,10 +290,14 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
  * cached in <dataDir>/collateral (signed by Intel; the host only relays it).
  */
 export async function attestWithRevocations(enclave: EnclaveProcess, request: unknown, feed: RevocationFeed | undefined, dataDir?: string): Promise<unknown> {
-  const res = await enclave.call<Record<string, unknown> & { evidence?: { kind?: string } }>("attest", request);
+  // The list goes in first: a group-signing enclave proves it is not on its signature
+  // revocation list, so the list it proves against must be the one attached to the answer.
+  const revocations = feed ? await feed.current() : undefined;
+  const withList = revocations !== undefined && request !== null && typeof request === "object" ? { ...request, revocations } : request;
+  const res = await enclave.call<Record<string, unknown> & { evidence?: { kind?: string } }>("attest", withList);
   const kind = res.evidence?.kind;
   const collateral = dataDir && (kind === "sgx-dcap" || kind === "tdx") ? newestCollateral(join(dataDir, "collateral")) : undefined;
-  return { ...res, ...(feed ? { revocations: await feed.current() } : {}), ...(collateral ? { collateral } : {}) };
+  return { ...res, ...(revocations !== undefined ? { revocations } : {}), ...(collateral ? { collateral } : {}) };
 }
 
 function newestCollateral(dir: string): string | undefined {

@@ -54,7 +54,7 @@ export class Router {
 
 export function statusFor(code: CmrErrorCode): number {
   if (code.startsWith("CMR_ATTEST_") || code === "CMR_PROTOCOL_CHALLENGE") return 403;
-  if (code === "CMR_JOB_NOT_FOUND" || code === "CMR_STORAGE_NOT_FOUND" || code === "CMR_PROTOCOL_UNKNOWN_SESSION") return 404;
+  if (code === "CMR_JOB_NOT_FOUND" || code === "CMR_STORAGE_NOT_FOUND" || code === "CMR_PROTOCOL_UNKNOWN_SESSION" || code === "CMR_AUDIT_ENTRY_NOT_FOUND") return 404;
   if (code === "CMR_HTTP") return 400;
   if (code === "CMR_UNAUTHORIZED") return 401;
   if (code.startsWith("CMR_PROTOCOL_") || code.startsWith("CMR_RECORD_") || code === "CMR_USAGE" || code === "CMR_JOB_CODE_REJECTED") return 400;

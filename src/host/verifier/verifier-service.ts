@@ -10,6 +10,7 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
+import { CmrError } from "../../errors.ts";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
@@ -37,6 +38,11 @@ export interface VerifierOptions {
 }
 
 export interface AuditEntry {
+  /**
+   * Sequence number, unique within this verifier's data directory (entries written before ids
+   * existed have none). `cmr verifier revoke --audit-entry ID` names an entry by it.
+   */
+  id?: number;
   at: string;
   event: "registration" | "restore" | "join" | "verify" | "revoke";
   [k: string]: unknown;
@@ -68,8 +74,10 @@ export async function startVerifier(opts: VerifierOptions): Promise<RunningVerif
         }
       })
     : [];
+  // Ids continue after the newest entry on disk (the in-memory tail holds it).
+  let nextId = audit.reduce((m, e) => (typeof e.id === "number" && e.id >= m ? e.id + 1 : m), 1);
   const record = (e: Omit<AuditEntry, "at">): void => {
-    const entry = { at: new Date().toISOString(), ...e } as AuditEntry;
+    const entry = { id: nextId++, at: new Date().toISOString(), ...e } as AuditEntry;
     audit.push(entry);
     if (audit.length > maxEntries) audit.splice(0, audit.length - maxEntries);
     const line = JSON.stringify(entry) + "\n";
@@ -134,18 +142,29 @@ async function serveVerifier(opts: VerifierOptions, enclave: EnclaveProcess, dir
     })
     .on("POST", "/v1/verify", async (req, res) => {
       const body = (await readJson(req)) as { evidence?: unknown; expectedReportData?: unknown };
-      const out = await enclave.call<{ verdict: string; error?: { code: string } }>("verifyEvidence", body);
-      record({ event: "verify", verdict: out.verdict, ...(out.error ? { error: out.error.code } : {}) });
-      sendJson(res, 200, out);
+      const out = await enclave.call<{ verdict: string; error?: { code: string }; signature?: string }>("verifyEvidence", body);
+      // `signature` (S || W of a group signature, public in the evidence) is what revocation by
+      // audit entry uses; it does not say which member signed (ECDAA anonymity).
+      record({ event: "verify", verdict: out.verdict, ...(out.error ? { error: out.error.code } : {}), ...(out.signature ? { signature: out.signature } : {}) });
+      const { signature: _signature, ...answer } = out;
+      sendJson(res, 200, answer);
     })
     .on("GET", "/v1/revocations", async (_q, res) => sendJson(res, 200, await enclave.call("revocations")))
     .on("POST", "/v1/revoke", async (req, res) => {
       requireBearer(req, adminToken);
-      const body = (await readJson(req, 4096)) as { memberSecret?: unknown };
-      const out = await enclave.call<{ revoked: number; sealedState: string }>("revoke", { memberSecret: body.memberSecret });
+      const body = (await readJson(req, 4096)) as { memberSecret?: unknown; auditEntry?: unknown };
+      let args: { memberSecret: unknown } | { signature: string };
+      let auditEntry: number | undefined;
+      if (body.auditEntry !== undefined) {
+        auditEntry = Number(body.auditEntry);
+        args = { signature: revocableSignature(audit, body.auditEntry) };
+      } else {
+        args = { memberSecret: body.memberSecret };
+      }
+      const out = await enclave.call<{ revoked: number; sealedState: string }>("revoke", args);
       writeFileSync(stateFile, out.sealedState + "\n", { mode: 0o600 });
-      record({ event: "revoke", revoked: out.revoked });
-      sendJson(res, 200, { revoked: out.revoked });
+      record({ event: "revoke", revoked: out.revoked, ...(auditEntry !== undefined ? { auditEntry } : { by: "member-secret" }) });
+      sendJson(res, 200, { revoked: out.revoked, ...(auditEntry !== undefined ? { auditEntry } : {}) });
     })
     .on("GET", "/v1/audit", (q, res) => {
       requireBearer(q, adminToken);
@@ -153,4 +172,30 @@ async function serveVerifier(opts: VerifierOptions, enclave: EnclaveProcess, dir
     });
   const { server, url } = await listen(router, opts.port, opts.host, opts.http);
   return { url, gvcertId, adminToken, audit, stop: () => stopAll(server, enclave) };
+}
+
+/**
+ * The signature an audit entry recorded, for revocation by audit entry. Only a `verify` entry of
+ * group evidence whose signature verified carries one: a join entry cannot be linked to any
+ * later signature (that is the scheme's anonymity, even against this verifier).
+ */
+function revocableSignature(audit: readonly AuditEntry[], raw: unknown): string {
+  const id = typeof raw === "number" ? raw : typeof raw === "string" && /^[0-9]{1,15}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(id) || id < 1) {
+    throw new CmrError("CMR_USAGE", `auditEntry must be a positive audit entry id, got ${JSON.stringify(raw)?.slice(0, 40)}`, { hint: "list entries with GET /v1/audit (operator token); each has an id" });
+  }
+  const entry = audit.find((e) => e.id === id);
+  if (!entry) {
+    const ids = audit.map((e) => e.id).filter((x): x is number => typeof x === "number");
+    throw new CmrError("CMR_AUDIT_ENTRY_NOT_FOUND", `no audit entry ${id} in this verifier's audit log${ids.length ? ` (it holds entries ${Math.min(...ids)}-${Math.max(...ids)})` : ""}`, { hint: "list entries with GET /v1/audit; only entries still in memory (the newest 10 000 by default) can be revoked by id" });
+  }
+  if (typeof entry.signature !== "string") {
+    const why = entry.event === "join"
+      ? "a join cannot be linked to the member's later signatures (ECDAA keeps members anonymous even to the verification node)"
+      : entry.event === "verify"
+        ? "its evidence was not a group signature of this group that verified"
+        : `it is a ${entry.event} entry, not a verified group signature`;
+    throw new CmrError("CMR_USAGE", `audit entry ${id} cannot be revoked: ${why}`, { hint: "pick a `verify` entry that has a `signature` field: the quote of the node to revoke, as checked by POST /v1/verify" });
+  }
+  return entry.signature;
 }

@@ -47,6 +47,9 @@ function ranBy(w: OutboundSession): TaskRunner {
   return { worker: w.claims.enclaveId, measurement: w.appraisal.measurement, platform: w.appraisal.platform, scope: w.claims.scope ?? "" };
 }
 
+/** Worker attestations begun but not completed, per coordinator enclave (issue 14 item 10). */
+export const MAX_PENDING_WORKER_ATTESTATIONS = 1024;
+
 export class CoordinatorEnclave {
   readonly #tee: Quoter;
   readonly #store: EnclaveObjectStore;
@@ -150,6 +153,8 @@ export class CoordinatorEnclave {
     // Workers follow the coordinator's isolation (seed [71]): the same scope, checked in the claims.
     const handshake = new Handshake("second-key", "worker", this.#claims.scope);
     const handshakeId = randomBytes(12).toString("hex");
+    // The host starts these; one it never completes must not grow the enclave: the oldest goes.
+    if (this.#pending.size >= MAX_PENDING_WORKER_ATTESTATIONS) this.#pending.delete(this.#pending.keys().next().value!);
     this.#pending.set(handshakeId, { handshake, jobId: args.jobId, workerId: args.workerId, phase: args.phase });
     return { handshakeId, request: handshake.request() };
   }
@@ -196,7 +201,8 @@ export class CoordinatorEnclave {
   /** Open a worker's answer with the session its task went to, and check its shape and identity. */
   #openResult<S extends typeof MapResultSchema | typeof ReduceResultSchema>(job: JobState, phase: Phase, args: { taskId: string; sealedResult: string }, schema: S): { result: z.infer<S>; worker: OutboundSession; task: TaskIdentity } {
     const task = job.tasks.lookup(args.taskId, phase);
-    const w = this.#workers.get(task.sessionId)!;
+    const w = this.#workers.get(task.sessionId);
+    if (w === undefined) throw new CmrError("CMR_ATTEST_CLAIMS", `the worker session of task ${args.taskId.slice(0, 64)} has ended`, { hint: "the task is issued again to a freshly attested worker" });
     const opened = openEnvelope<unknown>(w.fromEnclave.expose(), args.sealedResult, { recipient: w.sessionId, purpose: "task-result", objectId: args.taskId });
     const parsed = schema.safeParse(opened);
     if (!parsed.success) {
@@ -272,6 +278,10 @@ export class CoordinatorEnclave {
   /** Drop a job's keys (after success or failure). Intermediate objects become unreadable. */
   #forget(job: JobState): void {
     destroyKeys(job);
+    // Worker sessions are per job and phase (attested afresh each time): they go with the job,
+    // so the table holds only live jobs' sessions however long the enclave runs.
+    for (const sessionId of job.attestedFor.keys()) this.#workers.delete(sessionId);
+    for (const [id, p] of this.#pending) if (p.jobId === job.spec.jobId) this.#pending.delete(id);
     this.#jobs.delete(job.spec.jobId);
   }
 

@@ -305,3 +305,12 @@ describe("workers are named by their attested identity (issue #14 item 7)", () =
     assert.ok(cp.attestations.every((x) => x.worker !== "name-the-host-chose"));
   });
 });
+
+describe("bounded tables inside the coordinator enclave (issue #14 item 10)", () => {
+  test("a host that begins worker attestations and never completes them cannot grow the enclave: the oldest is dropped", async () => {
+    const { jobId } = await splitJob();
+    const first = h.enclave.beginAttestWorker({ jobId, workerId: "w", phase: "map" }) as { handshakeId: string };
+    for (let i = 0; i < 1024; i++) h.enclave.beginAttestWorker({ jobId, workerId: "w", phase: "map" });
+    assert.equal(await code(() => h.enclave.completeAttestWorker({ handshakeId: first.handshakeId, response: {} })), "CMR_ATTEST_NONCE");
+  });
+});

@@ -42,21 +42,8 @@ export async function localPolicy(dataDir: string, extra: { jobCodeHashes?: stri
   });
 }
 
-export function loadPolicyFile(path: string): Policy {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    throw new CmrError("CMR_USAGE", `cannot read policy file ${path}: ${(e as NodeJS.ErrnoException).code ?? "error"}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new CmrError("CMR_POLICY_INVALID", `${path} is not valid JSON: ${(e as Error).message}`);
-  }
-  return parsePolicy(json, path);
-}
+/** Read and check a policy file: the SDK's `loadPolicy`, one definition for both. */
+export { loadPolicy as loadPolicyFile } from "../client/sdk.ts";
 
 export class Progress {
   readonly #tty = process.stderr.isTTY === true && process.env.CI !== "true";

@@ -178,10 +178,14 @@ interface SplitCounts {
   bad: number;
   badInSplit: number;
   counts: number[];
+  /** Plaintext bytes of the upload decrypted so far (the host knows the ciphertext size anyway). */
+  bytes: number;
+  jobId: string;
 }
 
-function progress(total: number): void {
-  if (total % 100_000 === 0) sendEvent({ event: "progress", data: { stage: "split", records: total } });
+/** Every 100,000 records: records and bytes read, for `cmr run`'s and the console's progress. */
+function progress(c: SplitCounts): void {
+  if (c.total % 100_000 === 0) sendEvent({ event: "progress", data: { stage: "split", jobId: c.jobId, records: c.total, bytes: c.bytes } });
 }
 
 export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey: SecretKey, shardTargets: { objectId: string; key: SecretKey }[], store: EnclaveObjectStore): Promise<SplitResult> {
@@ -198,7 +202,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   const router = new ShardRouter(n, field, boundaries);
   const writers = shardTargets.map((t) => store.createEncryptedWriter(t.objectId, t.key));
   const out = new ShardBuffers(writers);
-  const c: SplitCounts = { total: 0, bad: 0, badInSplit: 0, counts: new Array<number>(n).fill(0) };
+  const c: SplitCounts = { total: 0, bad: 0, badInSplit: 0, counts: new Array<number>(n).fill(0), bytes: 0, jobId: spec.jobId };
   try {
     const hash = createHash("sha256");
     const header = spec.format === "csv" ? await splitCsv(spec, field, router, out, c, uploadObject, uploadKey, store, hash) : await splitJsonl(spec, field, router, out, c, uploadObject, uploadKey, store, hash);
@@ -259,11 +263,13 @@ async function splitCsv(spec: JobSpec, field: string | null, router: ShardRouter
     p = copyBytes(src, from, end, b, p);
     b[p++] = LF;
     out.pos[shard] = p;
-    progress(++c.total);
+    ++c.total;
+    progress(c);
   };
   const onBad = spec.onBadRecord === "skip" ? () => void c.bad++ : undefined;
   for await (const chunk of store.openDecrypted(uploadObject, key)) {
     hash.update(chunk as Buffer);
+    c.bytes += (chunk as Buffer).length;
     scanner.feed(chunk as Buffer, sink, onBad);
     await out.drain();
   }
@@ -312,11 +318,13 @@ async function splitJsonl(spec: JobSpec, field: string | null, router: ShardRout
       b[p++] = LF;
       out.pos[shard] = p;
     } else out.writeString(shard, JSON.stringify([line, rec]) + "\n");
-    progress(++c.total);
+    ++c.total;
+    progress(c);
   };
   const onBad = skip ? () => void c.bad++ : undefined;
   for await (const chunk of store.openDecrypted(uploadObject, key)) {
     hash.update(chunk as Buffer);
+    c.bytes += (chunk as Buffer).length;
     scanner.feed(chunk as Buffer, sink, onBad);
     await out.drain();
   }

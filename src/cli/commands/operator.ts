@@ -11,7 +11,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CmrError } from "../../errors.ts";
-import { expectJson, httpRequest } from "../../host/http/client.ts";
+import { bearerJson } from "../../host/http/client.ts";
 
 export interface OperatorOptions {
   token?: string | undefined;
@@ -36,14 +36,7 @@ function tokenFor(o: OperatorOptions): string {
 }
 
 function call<T>(url: string, o: OperatorOptions, method = "GET", body?: unknown): Promise<T> {
-  return expectJson<T>(
-    httpRequest(url, {
-      method,
-      headers: { authorization: `Bearer ${tokenFor(o)}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      timeoutMs: 10_000,
-    }),
-  );
+  return bearerJson<T>(url, tokenFor(o), { method, body, timeoutMs: 10_000 });
 }
 
 interface WorkerRow {

@@ -7,28 +7,17 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { fetchResult, submitJob, waitForJob } from "../../client/client.ts";
-import type { Policy } from "../../attestation/policy.ts";
-import type { JobCode, JobSummary } from "../../protocol/job.ts";
+import type { JobSummary } from "../../protocol/job.ts";
 import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { CmrError } from "../../errors.ts";
-import { writeReceiptBundle } from "./run-job.ts";
+import { writeReceiptBundle, type RunJobOptions } from "./run-job.ts";
 import { loadUploadRecord } from "./upload-session.ts";
 
-export interface RunUploadedOptions {
+/** The job's settings are those of `cmr run` on a local file; only the input differs. */
+export interface RunUploadedOptions extends Pick<RunJobOptions, "policy" | "code" | "shards" | "reducers" | "partition" | "rangeBoundaries" | "onBadRecord" | "dataType" | "out" | "receiptOut" | "sortBufferMB"> {
   uploadId: string;
   coordinator: string;
-  policy: Policy;
   dataDir: string;
-  code: JobCode;
-  shards: number;
-  reducers: number;
-  partition: "hash" | "range";
-  rangeBoundaries?: string[];
-  onBadRecord: "fail" | "skip";
-  dataType?: string;
-  out: string | NodeJS.WritableStream;
-  receiptOut?: string;
-  sortBufferMB?: number;
 }
 
 export async function runUploadedJob(o: RunUploadedOptions): Promise<JobSummary> {

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { type Command, Option } from "commander";
 import { CmrError } from "../../errors.ts";
 import { dataDirFrom } from "../../host/config.ts";
-import { expectJson, httpRequest } from "../../host/http/client.ts";
+import { bearerJson } from "../../host/http/client.ts";
 import { serviceUrl } from "../url.ts";
 
 export interface VerifierOpsOptions {
@@ -36,14 +36,7 @@ function tokenFor(o: VerifierOpsOptions): string {
 }
 
 function call<T>(url: string, o: VerifierOpsOptions, method = "GET", body?: unknown): Promise<T> {
-  return expectJson<T>(
-    httpRequest(url, {
-      method,
-      headers: { authorization: `Bearer ${tokenFor(o)}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      timeoutMs: 30_000,
-    }),
-  );
+  return bearerJson<T>(url, tokenFor(o), { method, body, timeoutMs: 30_000 });
 }
 
 interface AuditRow {

@@ -80,3 +80,16 @@ export function postJson<T>(url: string, body: unknown, timeoutMs?: number, sign
 export function getJson<T>(url: string, timeoutMs = 10_000): Promise<T> {
   return expectJson<T>(httpRequest(url, { timeoutMs }));
 }
+
+/** An operator call: JSON in and out, with the bearer token an admin endpoint asks for. */
+export function bearerJson<T>(url: string, token: string, opts: { method?: string; body?: unknown; timeoutMs: number }): Promise<T> {
+  const { method = "GET", body, timeoutMs } = opts;
+  return expectJson<T>(
+    httpRequest(url, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      timeoutMs,
+    }),
+  );
+}

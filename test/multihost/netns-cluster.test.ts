@@ -19,18 +19,17 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CMR_BIN } from "../helpers/node-process.ts";
 import { expectedCsv, makeRows, writeCsv, type Row } from "../helpers/data.ts";
-import { NetnsLab, netnsSupport, removeLeftovers, runsIn, type Counters, type Started } from "../helpers/netns-cluster.ts";
+import { netnsSupport, removeLeftovers, runsIn, type Counters, type NetnsLab } from "../helpers/netns-cluster.ts";
+import { startCmrLab, type CmrLab } from "../helpers/netns-cmr.ts";
 
 const repo = join(import.meta.dirname, "..", "..");
 const HOSTS = ["verifier", "coordinator", "w1", "w2", "w3", "storage", "client"];
 const WORKERS = ["w1", "w2", "w3"];
 const CANARY = "CANARY-netns-9c2e-never-in-the-clear";
-const BUCKET = "cmr-netns";
 const node = process.execPath;
 
 const dir = mkdtempSync(join(tmpdir(), "cmr-netns-"));
@@ -41,15 +40,13 @@ const input = join(dir, "tx.csv");
 writeCsv(input, rows);
 const expected = expectedCsv(rows, "sum");
 
+let cl: CmrLab | undefined;
 let lab: NetnsLab | undefined;
 let why = "";
 let coordinatorUrl = "";
-let storage: Started | undefined;
-const nodes = new Map<string, Started>();
-const policyPath = join(dir, "policy.json");
 
 function skipOrFail(t: { skip(m: string): void }): boolean {
-  if (lab && coordinatorUrl) return false;
+  if (cl) return false;
   if (process.env.CI === "true") assert.fail(`the multi-host lab could not be built under CI: ${why}`);
   process.stderr.write(`SKIPPED multi-host netns test: ${why}\n`);
   t.skip(why);
@@ -66,55 +63,15 @@ before(async () => {
     why = support.why;
     return;
   }
-  const t0 = Date.now();
-  lab = NetnsLab.create(HOSTS);
-  const labMs = Date.now() - t0;
   try {
-    const vendor = join(dir, "vendor");
-    const init = spawnSync(node, [CMR_BIN, "init", "--data-dir", vendor], { encoding: "utf8", env: { ...process.env, CMR_QUIET_SIM: "1" } });
-    assert.equal(init.status, 0, init.stderr);
-    const dataDir = (h: string) => {
-      const d = join(dir, h);
-      mkdirSync(d, { recursive: true });
-      return d;
-    };
-    const addr = (h: string) => lab!.host(h).addr;
-
-    storage = await lab.start("storage", [node, "--import", "tsx", join(repo, "test", "helpers", "netns-s3-server.ts"), addr("storage"), BUCKET, Buffer.from(CANARY).toString("hex")], { stdin: true });
-    const s3 = { AWS_ENDPOINT_URL: storage.url, AWS_REGION: "us-east-1", AWS_ACCESS_KEY_ID: "netns-key", AWS_SECRET_ACCESS_KEY: "netns-secret", CMR_S3_PATH_STYLE: "1" };
-    const storageSpec = `s3://${BUCKET}/cmr`;
-
-    const verifier = await lab.start("verifier", [node, CMR_BIN, "verifier", "--host", addr("verifier"), "--port", "7500", "--data-dir", dataDir("verifier"), "--vendor-dir", vendor]);
-    nodes.set("verifier", verifier);
-    const group = /group ([0-9a-f]{64})/.exec(verifier.stdout())?.[1];
-    assert.ok(group, `the verifier printed its group id: ${verifier.stdout()}`);
-
-    const coordinator = await lab.start("coordinator", [node, CMR_BIN, "coordinator", "--host", addr("coordinator"), "--port", "7400", "--storage", storageSpec, "--verifier", verifier.url, "--data-dir", dataDir("coordinator"), "--vendor-dir", vendor], { env: s3 });
-    nodes.set("coordinator", coordinator);
-    coordinatorUrl = coordinator.url;
-    const token = readFileSync(join(dir, "coordinator", "coordinator", "operator-token"), "utf8").trim();
-    await Promise.all(
-      WORKERS.map(async (w) => {
-        const started = await lab!.start(w, [node, CMR_BIN, "worker", "--id", w, "--coordinator", coordinatorUrl, "--host", addr(w), "--port", "7600", "--storage", storageSpec, "--verifier", verifier.url, "--data-dir", dataDir(w), "--vendor-dir", vendor], { env: { ...s3, CMR_OPERATOR_TOKEN: token } });
-        nodes.set(w, started);
-      }),
-    );
-    const listed = await lab.exec("client", [node, CMR_BIN, "workers", "--coordinator", coordinatorUrl, "--wait-for", "3", "--timeout", "30", "--operator-token", token]);
-    assert.equal(listed.code, 0, listed.stderr);
-    for (const w of WORKERS) assert.match(listed.stdout, new RegExp(`${w} +live`), listed.stdout);
-
-    // The data owner's policy: the coordinator's measurement (read over the lab network), the
-    // vendor root, and group attestation by this verifier required.
-    const pol = await lab.exec("client", [node, CMR_BIN, "policy", "init", "--coordinator", coordinatorUrl, "--data-dir", vendor, "--allow-simulated", "--out", policyPath]);
-    assert.equal(pol.code, 0, pol.stderr);
-    const policy = JSON.parse(readFileSync(policyPath, "utf8")) as Record<string, unknown>;
-    writeFileSync(policyPath, JSON.stringify({ ...policy, requireGroupAttestation: true, trustedVerifiers: [group] }, null, 2));
-    process.stderr.write(`netns lab: ${HOSTS.length} namespaces + bridge namespace in ${labMs} ms; cluster up in ${Date.now() - t0} ms (subnet ${lab.subnet}.0/24)\n`);
+    cl = await startCmrLab({ dir, workers: WORKERS.length, needle: CANARY });
   } catch (e) {
     why = `starting the cluster failed: ${(e as Error).message}`;
-    coordinatorUrl = "";
     throw e;
   }
+  lab = cl.lab;
+  coordinatorUrl = cl.coordinatorUrl;
+  process.stderr.write(`netns lab: ${HOSTS.length} namespaces + bridge namespace in ${cl.labMs} ms; cluster up in ${cl.upMs} ms (subnet ${lab.subnet}.0/24)\n`);
 });
 
 after(async () => {
@@ -137,7 +94,7 @@ interface RunResult {
 
 /** `cmr run` in the client namespace against the coordinator's lab address. */
 async function cmrRun(out: string, opts: { timeoutMs?: number; onStderr?: (s: string) => void } = {}): Promise<RunResult> {
-  const r = await lab!.exec("client", [node, CMR_BIN, "run", "--coordinator", coordinatorUrl, "--policy", policyPath, "--input", input, "--key", "key", "--op", "sum", "--value", "amount", "--shards", "6", "--reducers", "3", "--out", out, "--json", "--data-dir", join(dir, "client")], { timeoutMs: opts.timeoutMs ?? 90_000, ...(opts.onStderr ? { onStderr: opts.onStderr } : {}) });
+  const r = await cl!.cmr(["run", "--coordinator", coordinatorUrl, "--policy", cl!.policyPath, "--input", input, "--key", "key", "--op", "sum", "--value", "amount", "--shards", "6", "--reducers", "3", "--out", out, "--json", "--data-dir", join(dir, "client")], { timeoutMs: opts.timeoutMs ?? 90_000, ...(opts.onStderr ? { onStderr: opts.onStderr } : {}) });
   let json: Record<string, unknown> | undefined;
   try {
     json = JSON.parse(r.stdout) as Record<string, unknown>;
@@ -149,7 +106,7 @@ async function cmrRun(out: string, opts: { timeoutMs?: number; onStderr?: (s: st
 
 /** The job's record on the coordinator, read from the client namespace. */
 async function jobStatus(jobId: string): Promise<{ state: string; assignments: { task: string; worker: string; attempt: number; outcome: string }[]; attestations: { worker: string; phase: string; result: string }[] }> {
-  const r = await lab!.exec("client", [node, CMR_BIN, "status", jobId, "--coordinator", coordinatorUrl, "--json"]);
+  const r = await cl!.cmr(["status", jobId, "--coordinator", coordinatorUrl, "--json"]);
   return JSON.parse(r.stdout);
 }
 
@@ -164,31 +121,11 @@ function report(what: string, r: RunResult, before: Map<string, Counters>): void
   process.stderr.write(`netns ${what}: exit ${r.code} in ${r.ms} ms; timings ${JSON.stringify(r.json?.timingsMs)}; MB per host: ${perHost}\n`);
 }
 
-interface Scan {
-  written: { requests: number; bytes: number; found: string[] };
-  stored: { objects: number; bytes: number; found: string[] };
-}
-
-/** Ask the storage host what every write carried and what every stored object holds. */
-async function scanStorage(): Promise<Scan> {
-  const before = storage!.stdout().length;
-  storage!.child.stdin!.write("scan\n");
-  for (let i = 0; i < 300; i++) {
-    const m = /^(scan|error) (.*)$/m.exec(storage!.stdout().slice(before));
-    if (m) {
-      assert.equal(m[1], "scan", m[2]);
-      return JSON.parse(m[2]!);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("the storage host did not answer the scan within 30 s");
-}
-
 test("every node runs in its own namespace; the job's verified answer is right; the bucket holds only ciphertext", { timeout: 120_000 }, async (t) => {
   if (skipOrFail(t)) return;
-  for (const [h, s] of nodes) assert.ok(runsIn(s.child.pid!, lab!.host(h).ns), `${h} runs inside ${lab!.host(h).ns}`);
-  assert.ok(runsIn(storage!.child.pid!, lab!.host("storage").ns));
-  for (const [h, s] of nodes) assert.ok(s.url.includes(`//${lab!.host(h).addr}:`), `${h} listens on its namespace's address (${s.url})`);
+  for (const [h, s] of cl!.nodes) assert.ok(runsIn(s.child.pid!, lab!.host(h).ns), `${h} runs inside ${lab!.host(h).ns}`);
+  assert.ok(runsIn(cl!.storage.child.pid!, lab!.host("storage").ns));
+  for (const [h, s] of cl!.nodes) assert.ok(s.url.includes(`//${lab!.host(h).addr}:`), `${h} listens on its namespace's address (${s.url})`);
   const before = allCounters();
   const out = join(dir, "out-plain.csv");
   const r = await cmrRun(out);
@@ -202,7 +139,7 @@ test("every node runs in its own namespace; the job's verified answer is right; 
   // Traffic went over the lab: the storage host received at least the uploaded bytes' ciphertext.
   const now = allCounters();
   assert.ok(now.get("storage")!.rxBytes - before.get("storage")!.rxBytes > readFileSync(input).length, "ciphertext reached the S3 host over its veth");
-  const scan = await scanStorage();
+  const scan = await cl!.scanStorage();
   process.stderr.write(`netns storage scan: ${JSON.stringify(scan)}\n`);
   // Upload, 6 shards, 3 workers' partitions, 3 reduce outputs and the result at least.
   assert.ok(scan.written.requests >= 1 + 6 + 3 + 3 + 1, `every object went through the storage host (${scan.written.requests} writes)`);
@@ -210,10 +147,10 @@ test("every node runs in its own namespace; the job's verified answer is right; 
   assert.deepEqual(scan.written.found, [], "no write to storage carried the canary");
   assert.deepEqual(scan.stored.found, [], "no object in storage holds the canary");
   // The scan can fail: the client writes the canary in the clear, and both searches find it.
-  const control = await lab!.exec("client", [node, "-e", `fetch(process.argv[1], { method: "PUT", body: process.argv[2] }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(3))`, `${storage!.url}/${BUCKET}/control/plain.txt`, `row: ${CANARY}`]);
+  const control = await lab!.exec("client", [node, "-e", `fetch(process.argv[1], { method: "PUT", body: process.argv[2] }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(3))`, `${cl!.storage.url}/${cl!.bucket}/control/plain.txt`, `row: ${CANARY}`]);
   assert.equal(control.code, 0, `control PUT: ${control.stderr}`);
-  const again = await scanStorage();
-  assert.deepEqual(again.written.found, [`PUT /${BUCKET}/control/plain.txt`]);
+  const again = await cl!.scanStorage();
+  assert.deepEqual(again.written.found, [`PUT /${cl!.bucket}/control/plain.txt`]);
   assert.deepEqual(again.stored.found, ["control/plain.txt"]);
 });
 

@@ -15,7 +15,7 @@
  * failure. Needs root (as on CI).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 
 const PREFIX = "cmrmh";
 const NAME = /^cmrmh(\d+)-[a-z0-9]+$/;
@@ -267,6 +267,28 @@ export class NetnsLab {
   counters(host: string): Counters {
     const r = JSON.parse(run(["ip", "-n", this.host(host).ns, "-s", "-j", "link", "show", "eth0"], `counters of ${host}`)) as { stats64: { rx: { bytes: number }; tx: { bytes: number } } }[];
     return { rxBytes: r[0]!.stats64.rx.bytes, txBytes: r[0]!.stats64.tx.bytes };
+  }
+
+  /**
+   * CPU seconds (user + system) used so far by the processes now inside the host's namespace,
+   * split into enclave processes (dist/enclave.mjs) and the rest (the host process), from /proc:
+   * steadier than wall time on a shared machine.
+   */
+  cpuSeconds(host: string): { host: number; enclave: number } {
+    const out = { host: 0, enclave: 0 };
+    for (const pid of nsPids(this.host(host).ns)) {
+      try {
+        // Fields after the command name (which may hold spaces): utime is field 14, stime 15.
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const s = (Number(f[11]) + Number(f[12])) / 100;
+        if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("enclave.mjs")) out.enclave += s;
+        else out.host += s;
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return out;
   }
 
   /** Stop everything this lab started and delete its namespaces. Safe to call more than once. */

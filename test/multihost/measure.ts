@@ -39,17 +39,31 @@ interface Run {
   elapsedMs: number;
   timingsMs: Record<string, number>;
   mbPerHost: Record<string, { rx: number; tx: number }>;
+  /** CPU seconds each node's host process and its enclaves used during the run. */
+  cpuPerHost: Record<string, { host: number; enclave: number }>;
   load: [number, number];
 }
 const runs: Run[] = [];
+let current: { destroy(): Promise<void> } | undefined;
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`${sig}: removing the lab\n`);
+    void (current?.destroy() ?? Promise.resolve()).finally(() => {
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  });
+}
 try {
   for (const w of values.workers.split(",").map(Number)) {
     const labDir = mkdtempSync(join(dir, `w${w}-`));
     const cl = await startCmrLab({ dir: labDir, workers: w, needle: "CANARY-measure-not-in-data" });
+    current = cl.lab;
     try {
       process.stderr.write(`${w} worker(s): lab in ${cl.labMs} ms, cluster up in ${cl.upMs} ms\n`);
       for (let rep = 1; rep <= reps; rep++) {
         const before = new Map(cl.hosts.map((h) => [h, cl.lab.counters(h)]));
+        const cpuBefore = new Map(cl.hosts.map((h) => [h, cl.lab.cpuSeconds(h)]));
         const l0 = loadavg()[0]!;
         const out = join(labDir, `out-${rep}.csv`);
         const r = await cl.cmr(["run", "--coordinator", cl.coordinatorUrl, "--policy", cl.policyPath, "--input", input, "--key", "key", "--op", "sum", "--value", "amount", "--shards", String(w * perWorker), "--reducers", String(w), "--out", out, "--json", "--data-dir", join(labDir, "client")], { timeoutMs: 600_000 });
@@ -60,7 +74,12 @@ try {
           const b = cl.lab.counters(h);
           return [h, { rx: +((b.rxBytes - a.rxBytes) / 1e6).toFixed(2), tx: +((b.txBytes - a.txBytes) / 1e6).toFixed(2) }];
         }));
-        const run: Run = { workers: w, rep, ok, elapsedMs: json?.elapsedMs ?? r.ms, timingsMs: json?.timingsMs ?? {}, mbPerHost, load: [+l0.toFixed(1), +loadavg()[0]!.toFixed(1)] };
+        const cpuPerHost = Object.fromEntries(cl.hosts.filter((h) => h !== "client").map((h) => {
+          const a = cpuBefore.get(h)!;
+          const b = cl.lab.cpuSeconds(h);
+          return [h, { host: +(b.host - a.host).toFixed(2), enclave: +(b.enclave - a.enclave).toFixed(2) }];
+        }));
+        const run: Run = { workers: w, rep, ok, elapsedMs: json?.elapsedMs ?? r.ms, timingsMs: json?.timingsMs ?? {}, mbPerHost, cpuPerHost, load: [+l0.toFixed(1), +loadavg()[0]!.toFixed(1)] };
         runs.push(run);
         process.stdout.write(JSON.stringify(run) + "\n");
         if (!ok) process.stderr.write(`run failed or wrong answer: ${r.stderr.slice(-2000)}\n`);
@@ -75,9 +94,11 @@ try {
 
 const mb = inputBytes / 1e6;
 const rate = (ms: number | undefined) => (ms ? (mb / (ms / 1000)).toFixed(1) : "-");
-process.stdout.write(`\n| workers | rep | whole job s | attest+upload+fetch s | split s (MB/s) | map s (MB/s) | reduce s | finalize s | load 1 min |\n|---|---|---|---|---|---|---|---|---|\n`);
+process.stdout.write(`\n| workers | rep | whole job s | attest+upload+fetch s | split s (MB/s) | map s (MB/s) | reduce s | finalize s | CPU s coordinator host + enclave | CPU s workers' hosts + enclaves | CPU s storage | load 1 min |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n`);
 for (const r of runs) {
   const t = r.timingsMs;
   const stages = Object.values(t).reduce((a, b) => a + b, 0);
-  process.stdout.write(`| ${r.workers} | ${r.rep}${r.ok ? "" : " FAILED"} | ${(r.elapsedMs / 1000).toFixed(1)} | ${((r.elapsedMs - stages) / 1000).toFixed(1)} | ${((t.splitting ?? 0) / 1000).toFixed(1)} (${rate(t.splitting)}) | ${((t.mapping ?? 0) / 1000).toFixed(1)} (${rate(t.mapping)}) | ${((t.reducing ?? 0) / 1000).toFixed(1)} | ${((t.finalizing ?? 0) / 1000).toFixed(1)} | ${r.load[0]}-${r.load[1]} |\n`);
+  const c = r.cpuPerHost.coordinator!;
+  const wk = Object.entries(r.cpuPerHost).filter(([h]) => /^w\d+$/.test(h)).reduce((a, [, v]) => ({ host: a.host + v.host, enclave: a.enclave + v.enclave }), { host: 0, enclave: 0 });
+  process.stdout.write(`| ${r.workers} | ${r.rep}${r.ok ? "" : " FAILED"} | ${(r.elapsedMs / 1000).toFixed(1)} | ${((r.elapsedMs - stages) / 1000).toFixed(1)} | ${((t.splitting ?? 0) / 1000).toFixed(1)} (${rate(t.splitting)}) | ${((t.mapping ?? 0) / 1000).toFixed(1)} (${rate(t.mapping)}) | ${((t.reducing ?? 0) / 1000).toFixed(1)} | ${((t.finalizing ?? 0) / 1000).toFixed(1)} | ${c.host.toFixed(2)} + ${c.enclave.toFixed(2)} | ${wk.host.toFixed(2)} + ${wk.enclave.toFixed(2)} | ${(r.cpuPerHost.storage!.host + r.cpuPerHost.storage!.enclave).toFixed(2)} | ${r.load[0]}-${r.load[1]} |\n`);
 }

@@ -22,6 +22,16 @@ export const JobCodeSchema = z.discriminatedUnion("kind", [
 ]);
 export type JobCode = z.infer<typeof JobCodeSchema>;
 
+/**
+ * Bounds of a job's record size limit (`maxRecordBytes`, `cmr run --max-record-bytes`). The
+ * split, the range sample and the map each hold one whole record in memory (and the split up to
+ * three copies of it while it is carried across chunks, decoded and written to its shard), so the
+ * limit bounds the enclave's memory per record: 256 MiB at most keeps a record's decoded text
+ * well under V8's largest string (2^29 - 24 UTF-16 units) and a record's copies under 1 GiB.
+ * At least 1 KiB: a smaller limit would refuse ordinary headers and gains nothing.
+ */
+export const MAX_RECORD_BYTES = { min: 1024, default: 16 * 1024 * 1024, max: 256 * 1024 * 1024 } as const;
+
 export const JobSpecSchema = z.object({
   jobId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/),
   uploadId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/),
@@ -43,6 +53,8 @@ export const JobSpecSchema = z.object({
   insecurePlaintext: z.boolean().default(false),
   /** The data owner's policy, so the coordinator enclave attests workers by the owner's rules. */
   policy: PolicySchema,
+  /** Largest input record accepted, in bytes, line end included (see MAX_RECORD_BYTES). */
+  maxRecordBytes: z.number().int().min(MAX_RECORD_BYTES.min).max(MAX_RECORD_BYTES.max).default(MAX_RECORD_BYTES.default),
 });
 export type JobSpec = z.infer<typeof JobSpecSchema>;
 /** What a client sends (defaults not yet applied). */
@@ -68,6 +80,8 @@ export interface MapTask {
   partitions: { objectId: string; wrappedKey: string }[];
   /** Limits on custom job code (the owner's policy, else defaults); absent in older tasks. */
   jobLimits?: JobLimits;
+  /** The job's record size limit (JobSpec.maxRecordBytes); absent in older tasks (the default). */
+  maxRecordBytes?: number;
 }
 
 export interface MapResult {

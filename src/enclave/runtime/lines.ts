@@ -11,9 +11,29 @@ import type { Readable } from "node:stream";
 import { StringDecoder } from "node:string_decoder";
 import { CmrError } from "../../errors.ts";
 
-/** Async iterator of parsed JSON lines. Memory: one decrypted chunk plus the current line. */
-export async function* readJsonLines<T>(stream: Readable, objectId: string): AsyncGenerator<T> {
+/**
+ * A bound on line length, for objects whose lines are records (a map task's JSON Lines shard):
+ * a longer line, or an unfinished one already longer, throws `tooLarge(line)` (1-based) rather
+ * than being buffered.
+ */
+export interface LineLimit {
+  /** Largest line, in UTF-8 bytes, its line feed included. */
+  maxBytes: number;
+  tooLarge: (line: number) => Error;
+}
+
+/** text[start, end) has more than `max` UTF-8 bytes. UTF-16 units <= bytes <= 3 units, so most lines need no count. */
+function longerThan(text: string, start: number, end: number, max: number): boolean {
+  const units = end - start;
+  if (units > max) return true;
+  if (units * 3 <= max) return false;
+  return Buffer.byteLength(text.slice(start, end)) > max;
+}
+
+/** Async iterator of parsed JSON lines. Memory: one decrypted chunk plus the current line (at most `limit.maxBytes`, if given). */
+export async function* readJsonLines<T>(stream: Readable, objectId: string, limit?: LineLimit): AsyncGenerator<T> {
   let rest = "";
+  let line = 0;
   // A chunk boundary can fall inside a multi-byte character; the decoder carries it over.
   const decoder = new StringDecoder("utf8");
   for await (const chunk of stream) {
@@ -21,13 +41,17 @@ export async function* readJsonLines<T>(stream: Readable, objectId: string): Asy
     let start = 0;
     let nl = text.indexOf("\n", start);
     while (nl !== -1) {
+      line++;
+      if (limit !== undefined && longerThan(text, start, nl + 1, limit.maxBytes)) throw limit.tooLarge(line);
       if (nl > start) yield parseLine<T>(text.slice(start, nl), objectId);
       start = nl + 1;
       nl = text.indexOf("\n", start);
     }
     rest = text.slice(start);
+    if (limit !== undefined && longerThan(rest, 0, rest.length, limit.maxBytes)) throw limit.tooLarge(line + 1);
   }
   rest += decoder.end();
+  if (limit !== undefined && longerThan(rest, 0, rest.length, limit.maxBytes)) throw limit.tooLarge(line + 1);
   if (rest.length > 0) yield parseLine<T>(rest, objectId);
 }
 

@@ -21,7 +21,7 @@
 import { isUtf8 } from "node:buffer";
 import type { CmrError } from "../../errors.ts";
 import type { CompiledJob } from "../jobs/compile-job.ts";
-import { DEFAULT_MAX_RECORD_BYTES, type FastBuffer } from "../records/csv-parser.ts";
+import type { FastBuffer } from "../records/csv-parser.ts";
 import { foldParsed, FusedBailout, parsePlainDecimal } from "./fused-ops.ts";
 import type { ByteKeyTable } from "./key-table.ts";
 
@@ -43,6 +43,8 @@ export interface FusedCsvOptions {
   op: number;
   job: CompiledJob;
   onBad: (e: CmrError) => void;
+  /** Largest shard record taken on, line end included (the job's maxRecordBytes plus SHARD_RECORD_SLACK); above it the generic path reports the error. */
+  maxRecordBytes: number;
 }
 
 export class FusedCsvScanner {
@@ -83,7 +85,7 @@ export class FusedCsvScanner {
       const pos = this.#region(head, 0, head.length);
       from = cut + 1;
       carry = pos === head.length ? undefined : head.subarray(pos);
-      if (carry !== undefined && carry.length > DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
+      if (carry !== undefined && carry.length > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
     }
     const last = chunk.lastIndexOf(LF);
     this.#keep(chunk, last < from ? from : this.#region(chunk, from, last + 1));
@@ -99,7 +101,7 @@ export class FusedCsvScanner {
 
   #keep(buf: Buffer, from: number): void {
     if (from === buf.length) return;
-    if (buf.length - from > DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
+    if (buf.length - from > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
     this.#carry = Buffer.from(buf.subarray(from));
   }
 
@@ -176,7 +178,7 @@ export class FusedCsvScanner {
         if (c === LF) break;
       }
       if (col !== ncols) throw new FusedBailout("column count");
-      if (p - rec > DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
+      if (p - rec > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
       this.records++;
       if (slow || (vi >= 0 && !parsePlainDecimal(buf, fs[vi]!, fe[vi]!))) this.#slowRecord(buf as FastBuffer);
       else foldParsed(table, table.find(buf, fs[ki]!, fe[ki]!), op);

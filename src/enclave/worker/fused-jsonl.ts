@@ -19,7 +19,7 @@
 import { isUtf8 } from "node:buffer";
 import type { CmrError } from "../../errors.ts";
 import type { CompiledJob, InputRecord } from "../jobs/compile-job.ts";
-import { DEFAULT_MAX_RECORD_BYTES, type FastBuffer } from "../records/csv-parser.ts";
+import type { FastBuffer } from "../records/csv-parser.ts";
 import { foldParsed, FusedBailout, parsePlainDecimal } from "./fused-ops.ts";
 import type { ByteKeyTable } from "./key-table.ts";
 
@@ -41,6 +41,8 @@ export interface FusedJsonlOptions {
   job: CompiledJob;
   onBad: (e: CmrError) => void;
   inputName: string;
+  /** Largest shard record taken on, line end included (the job's maxRecordBytes plus SHARD_RECORD_SLACK); above it the generic path reports the error. */
+  maxRecordBytes: number;
 }
 
 export class FusedJsonlScanner {
@@ -83,7 +85,7 @@ export class FusedJsonlScanner {
 
   #keep(buf: Buffer, from: number): void {
     if (from === buf.length) return;
-    if (buf.length - from > DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
+    if (buf.length - from > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
     this.#carry = Buffer.from(buf.subarray(from));
   }
 
@@ -111,7 +113,7 @@ export class FusedJsonlScanner {
 
   #line(buf: FastBuffer, s: number, e: number): void {
     if (e === s) return; // blank lines are not records (readJsonLines skips them)
-    if (e - s >= DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
+    if (e - s >= this.#o.maxRecordBytes) throw new FusedBailout("record too large");
     this.records++;
     if (!this.#members(buf, s, e)) return this.#slow(buf, s, e);
     const vi = this.#vs;

@@ -24,8 +24,9 @@ export function checkMaxRecordBytes(value: unknown, where: string): number {
 /** The value of `--max-record-bytes`: plain decimal digits (no unit suffix), within the bounds. */
 export function parseMaxRecordBytesFlag(text: string): number {
   const t = text.trim();
-  if (!/^\d{1,16}$/.test(t)) {
+  const n = /^\d{1,16}$/.test(t) ? Number(t) : Number.NaN;
+  if (!(n >= MAX_RECORD_BYTES.min && n <= MAX_RECORD_BYTES.max)) {
     throw new CmrError("CMR_USAGE", `--max-record-bytes expects ${RANGE}, written as plain digits, got ${JSON.stringify(text)}`, { hint: HINT });
   }
-  return checkMaxRecordBytes(Number(t), "--max-record-bytes");
+  return n;
 }

@@ -56,7 +56,9 @@ export class FusedCsvScanner {
   readonly #fq: Uint8Array;
   readonly #table: ByteKeyTable;
   readonly #emit: (k: string, v: unknown) => void;
-  #carry: Buffer | undefined;
+  /** The open record's bytes, in pieces (see #extend), and how many. */
+  #carry: Buffer[] | undefined;
+  #carried = 0;
   #headerDone = false;
   records = 0;
 
@@ -80,21 +82,33 @@ export class FusedCsvScanner {
     // field holds a line break), so the chunk itself is never copied.
     while (carry !== undefined) {
       const cut = chunk.indexOf(LF, from);
-      if (cut < 0) return this.#keep(Buffer.concat([carry, chunk.subarray(from)]), 0);
-      const head = Buffer.concat([carry, chunk.subarray(from, cut + 1)]);
+      if (cut < 0) {
+        // No LF: one more piece of the record, copied once (not the whole record again per chunk).
+        this.#carry = carry;
+        return this.#extend(chunk.subarray(from));
+      }
+      const head = Buffer.concat([...carry, chunk.subarray(from, cut + 1)]);
       const pos = this.#region(head, 0, head.length);
       from = cut + 1;
-      carry = pos === head.length ? undefined : head.subarray(pos);
-      if (carry !== undefined && carry.length > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
+      carry = pos === head.length ? undefined : [head.subarray(pos)];
+      this.#carried = head.length - pos;
+      if (carry !== undefined && this.#carried > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
     }
     const last = chunk.lastIndexOf(LF);
     this.#keep(chunk, last < from ? from : this.#region(chunk, from, last + 1));
   }
 
+  #extend(piece: Buffer): void {
+    if (piece.length === 0) return;
+    this.#carried += piece.length;
+    if (this.#carried > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
+    this.#carry!.push(Buffer.from(piece));
+  }
+
   /** End of the shard: a last record without its LF is closed, as the CSV parser would. */
   end(): void {
     if (this.#carry === undefined) return;
-    const buf = Buffer.concat([this.#carry, NEWLINE]);
+    const buf = Buffer.concat([...this.#carry, NEWLINE]);
     this.#carry = undefined;
     if (this.#region(buf, 0, buf.length) !== buf.length) throw new FusedBailout("unterminated record");
   }
@@ -102,7 +116,8 @@ export class FusedCsvScanner {
   #keep(buf: Buffer, from: number): void {
     if (from === buf.length) return;
     if (buf.length - from > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
-    this.#carry = Buffer.from(buf.subarray(from));
+    this.#carry = [Buffer.from(buf.subarray(from))];
+    this.#carried = buf.length - from;
   }
 
   /** Scan the complete lines buf[start, end); returns where the first unfinished record starts. */

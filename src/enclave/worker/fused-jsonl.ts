@@ -51,7 +51,9 @@ export class FusedJsonlScanner {
   readonly #valueName: Buffer | undefined;
   readonly #table: ByteKeyTable;
   readonly #emit: (k: string, v: unknown) => void;
-  #carry: Buffer | undefined;
+  /** The open line's bytes, in pieces (see #extend), and how many. */
+  #carry: Buffer[] | undefined;
+  #carried = 0;
   records = 0;
   // The members found in the current line: [start, end) of the text the generic code would read.
   #ks = -1;
@@ -73,9 +75,10 @@ export class FusedJsonlScanner {
     if (this.#carry !== undefined) {
       // The carried line ends at the chunk's first LF: only that line is copied.
       const cut = chunk.indexOf(LF);
-      const head = Buffer.concat([this.#carry, cut < 0 ? chunk : chunk.subarray(0, cut + 1)]);
+      // No LF: one more piece of the line, copied once (not the whole line again per chunk).
+      if (cut < 0) return this.#extend(chunk);
+      const head = Buffer.concat([...this.#carry, chunk.subarray(0, cut + 1)]);
       this.#carry = undefined;
-      if (cut < 0) return this.#keep(head, 0);
       this.#region(head, 0, head.length);
       from = cut + 1;
     }
@@ -86,11 +89,18 @@ export class FusedJsonlScanner {
   #keep(buf: Buffer, from: number): void {
     if (from === buf.length) return;
     if (buf.length - from > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
-    this.#carry = Buffer.from(buf.subarray(from));
+    this.#carry = [Buffer.from(buf.subarray(from))];
+    this.#carried = buf.length - from;
+  }
+
+  #extend(piece: Buffer): void {
+    this.#carried += piece.length;
+    if (this.#carried > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
+    this.#carry!.push(Buffer.from(piece));
   }
 
   end(): void {
-    const buf = this.#carry;
+    const buf = this.#carry === undefined ? undefined : Buffer.concat(this.#carry);
     this.#carry = undefined;
     if (buf === undefined) return;
     if (!isUtf8(buf)) throw new FusedBailout("invalid UTF-8");

@@ -198,6 +198,24 @@ describe("maxRecordBytes in the map (records only the map sees)", () => {
     });
   }
 
+  it("records spanning several 1 MiB chunks (one with quoted line breaks) map the same on the fused and generic paths, and over the limit both refuse", async () => {
+    const big = (n: number) => "y".repeat(n);
+    const csv = csvHead + `2,a,1.5,${big(3 << 20)}\n` + `3,b,2,"${big(1 << 20)}\n${big(1 << 20)}\n${big(1 << 20)}"\n` + `4,a,3,x\n` + `5,c,4,${big(2 << 20)}`;
+    const jsonl = `[2,{"key":"a","value":1.5,"pad":"${big(3 << 20)}"}]\n[3,{"key":"b","value":2}]\n[4,{"key":"a","value":3,"pad":"${big(2 << 20)}"}]`;
+    for (const [format, text, header] of [["csv", csv, ["key", "value", "pad"]], ["jsonl", jsonl, undefined]] as const) {
+      const shard = await writeShard(text);
+      const want = format === "csv" ? 4 : 3;
+      for (const engine of ["fused", "generic"] as const) {
+        const ok = await map(shard, { format, max: 4 << 20, engine, ...(header ? { header: [...header] } : {}) });
+        assert.ok(ok.ok, ok.ok ? "" : ok.error.message);
+        assert.equal(ok.inputRecords, want, `${format} ${engine}`);
+      }
+      const small = await map(shard, { format, max: 1 << 20, engine: "auto", ...(header ? { header: [...header] } : {}) });
+      assert.ok(!small.ok);
+      assertTooLarge(small.error, format === "csv" ? /^in\.csv shard 0 line 2: / : /^in\.jsonl shard 0 line 1: /, 1 << 20);
+    }
+  });
+
   it("jsonl: an unfinished last line already over the limit fails without its line feed", async () => {
     const shard = await writeShard(jsonShard(3000).trimEnd());
     const m = await map(shard, { format: "jsonl", max: 1024, engine: "generic" });

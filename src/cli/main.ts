@@ -29,6 +29,7 @@ import { doctorCommand } from "./commands/doctor.ts";
 import { verifyReceiptCommand } from "./commands/verify-receipt.ts";
 import { serviceUrl } from "./url.ts";
 import { parseDelimiter } from "../client/delimited.ts";
+import { parseMaxRecordBytesFlag } from "../client/record-limit.ts";
 import { jsonError } from "./output.ts";
 import { gcCommand, jobsCommand, tokenInDataDir, workersListCommand, workersRemoveCommand } from "./commands/operator.ts";
 import { newJobId } from "./commands/run-job.ts";
@@ -265,6 +266,7 @@ program
   .option("--plaintext", "INSECURE: same engine without encrypting the data (attestation still runs; for benchmarks and debugging)")
   .option("--json", "print a machine-readable summary on stdout (job id, rows, per-stage timings); needs --out")
   .option("--delimiter <char>", "CSV separated by another character: tab, semicolon, pipe or any one ASCII character (rewritten to commas on this machine before upload)")
+  .option("--max-record-bytes <n>", "largest input record (CSV row or JSON line, line end included) the job accepts, in bytes, 1024 to 268435456 (default 16777216 = 16 MiB); the enclave holds a whole record in memory", parseMaxRecordBytesFlag)
   .addOption(dataDirOption())
   .addHelpText("after", "\nExamples:\n  cmr run --input tx.csv --key account --op sum --value amount --out totals.csv\n  cmr run --input events.jsonl --key user --op count --partition range --workers 5\n  cmr run --input tx.csv --job my-job.mjs --out result.csv\n\nOutput: CSV with header key,value; one row per key, sorted by key in UTF-8 byte order.")
   .action(async (o: Record<string, string | number | boolean | undefined>) => {
@@ -315,7 +317,7 @@ program
     }
     if (o.uploadId) {
       if (!o.coordinator) throw new CmrError("CMR_USAGE", "--upload-id needs --coordinator URL and --policy FILE (the cluster that took the upload)");
-      await runUploadedJob({ uploadId: String(o.uploadId), coordinator: String(o.coordinator), policy, dataDir, code, shards: (o.shards as number | undefined) ?? workers, reducers: (o.reducers as number | undefined) ?? workers, partition: o.partition as "hash" | "range", ...(o.boundaries ? { rangeBoundaries: list(String(o.boundaries)) } : {}), onBadRecord: o.onBadRecord as "fail" | "skip", ...(o.dataType ? { dataType: String(o.dataType) } : {}), out: o.out ? String(o.out) : process.stdout, ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}), ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}) });
+      await runUploadedJob({ uploadId: String(o.uploadId), coordinator: String(o.coordinator), policy, dataDir, code, shards: (o.shards as number | undefined) ?? workers, reducers: (o.reducers as number | undefined) ?? workers, partition: o.partition as "hash" | "range", ...(o.boundaries ? { rangeBoundaries: list(String(o.boundaries)) } : {}), onBadRecord: o.onBadRecord as "fail" | "skip", ...(o.dataType ? { dataType: String(o.dataType) } : {}), out: o.out ? String(o.out) : process.stdout, ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}), ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: Number(o.maxRecordBytes) } : {}), ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}) });
       return;
     }
     // Interrupted (Ctrl-C, SIGTERM), the embedded cluster stops and its temporary storage goes.
@@ -345,6 +347,7 @@ program
         client: String(o.client),
         insecurePlaintext: o.plaintext === true,
         ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}),
+        ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: Number(o.maxRecordBytes) } : {}),
         ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}),
       });
       const elapsedMs = Date.now() - t0;

@@ -20,7 +20,7 @@ import { deriveObjectKey } from "../crypto/handshake.ts";
 import { openEnvelope, sealEnvelope } from "../crypto/key-wrap.ts";
 import { LABELS } from "../protocol/labels.ts";
 import { objectIds } from "../protocol/object-ids.ts";
-import type { JobSpecInput, JobSummary } from "../protocol/job.ts";
+import { MAX_RECORD_BYTES, type JobSpecInput, type JobSummary } from "../protocol/job.ts";
 import { getJson, httpRequest, postJson, expectJson } from "../host/http/client.ts";
 import type { BlobStore } from "../host/storage/blob-store.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
@@ -168,6 +168,8 @@ export interface ReceiptExpectations {
   policy?: Policy;
   /** The attested scope of the coordinator the client submitted to: every enclave must share it. */
   scope?: string;
+  /** The record size limit the client asked for (a receipt without one is from before the setting: the default). */
+  maxRecordBytes?: number;
 }
 
 function receiptError(why: string): CmrError {
@@ -190,6 +192,8 @@ export function checkReceipt(doc: SignedReceipt, receiptKeySpki: string | undefi
     throw receiptError(`the enclave read input ${r.input.sha256.slice(0, 16)}…, you uploaded ${expect.inputSha256.slice(0, 16)}…`);
   }
   if (expect.codeSha256 !== undefined && r.codeSha256 !== expect.codeSha256) throw receiptError(`job code ${r.codeSha256.slice(0, 16)}… ran, you approved ${expect.codeSha256.slice(0, 16)}…`);
+  const limit = r.maxRecordBytes ?? MAX_RECORD_BYTES.default;
+  if (expect.maxRecordBytes !== undefined && limit !== expect.maxRecordBytes) throw receiptError(`the enclave accepted records up to ${limit} bytes, you asked for ${expect.maxRecordBytes}`);
   if (expect.policy !== undefined && r.policySha256 !== createHash("sha256").update(canonicalJson(expect.policy)).digest("hex")) throw receiptError("the enclave applied another policy than yours");
   const counts = new Map<number, number>();
   for (const p of r.partitions) counts.set(p.reduce, (counts.get(p.reduce) ?? 0) + p.records);

@@ -22,6 +22,17 @@ export const JobCodeSchema = z.discriminatedUnion("kind", [
 ]);
 export type JobCode = z.infer<typeof JobCodeSchema>;
 
+/**
+ * Bounds of a job's record size limit (`maxRecordBytes`, `cmr run --max-record-bytes`). The
+ * split, the range sample and the map each hold one whole record in memory (the split more than
+ * one copy: it carries the record across chunks in a buffer that doubles, then copies it into its
+ * shard), so the limit bounds the enclave's memory per record. Measured: one 256 MiB CSV record
+ * raised the split's peak RSS by 831 MiB. 256 MiB at most also keeps a record's decoded text
+ * under V8's longest string (2^29 - 24 UTF-16 units). At least 1 KiB: a smaller limit would
+ * refuse ordinary header rows and saves nothing.
+ */
+export const MAX_RECORD_BYTES = { min: 1024, default: 16 * 1024 * 1024, max: 256 * 1024 * 1024 } as const;
+
 export const JobSpecSchema = z.object({
   jobId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/),
   uploadId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/),
@@ -43,6 +54,8 @@ export const JobSpecSchema = z.object({
   insecurePlaintext: z.boolean().default(false),
   /** The data owner's policy, so the coordinator enclave attests workers by the owner's rules. */
   policy: PolicySchema,
+  /** Largest input record accepted, in bytes, line end included (see MAX_RECORD_BYTES). */
+  maxRecordBytes: z.number().int().min(MAX_RECORD_BYTES.min).max(MAX_RECORD_BYTES.max).default(MAX_RECORD_BYTES.default),
 });
 export type JobSpec = z.infer<typeof JobSpecSchema>;
 /** What a client sends (defaults not yet applied). */
@@ -68,6 +81,8 @@ export interface MapTask {
   partitions: { objectId: string; wrappedKey: string }[];
   /** Limits on custom job code (the owner's policy, else defaults); absent in older tasks. */
   jobLimits?: JobLimits;
+  /** The job's record size limit (JobSpec.maxRecordBytes); absent in older tasks (the default). */
+  maxRecordBytes?: number;
 }
 
 export interface MapResult {

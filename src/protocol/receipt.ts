@@ -36,6 +36,8 @@ export const ReceiptSchema = z.object({
   output: z.object({ object: z.string(), sha256: hex64, plainSha256: hex64, rows: z.number().int() }),
   /** Limits custom job code ran under (absent for built-in ops, and in receipts before #13). */
   jobLimits: z.object({ callMs: z.number().int(), taskMs: z.number().int(), memoryMB: z.number().int(), outputMB: z.number().int() }).optional(),
+  /** Largest input record the job accepted, in bytes (it changes what a job accepts; absent in receipts before #16). */
+  maxRecordBytes: z.number().int().optional(),
 });
 export type Receipt = z.infer<typeof ReceiptSchema>;
 

@@ -10,7 +10,7 @@ import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { basename } from "node:path";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus } from "../../client/client.ts";
 import type { Policy } from "../../attestation/policy.ts";
-import type { JobCode, JobSummary } from "../../protocol/job.ts";
+import { MAX_RECORD_BYTES, type JobCode, type JobSummary } from "../../protocol/job.ts";
 import { CmrError } from "../../errors.ts";
 import { bar, Progress } from "../common.ts";
 import { formatBytes, formatRate, throttle } from "../output.ts";
@@ -43,6 +43,8 @@ export interface RunJobOptions {
   jobId?: string;
   /** CSV input separated by this byte instead of commas (rewritten on this machine; see client/delimited.ts). */
   delimiter?: number;
+  /** Largest input record the job accepts, in bytes (default 16 MiB; see MAX_RECORD_BYTES). */
+  maxRecordBytes?: number;
 }
 
 export interface RunJobResult {
@@ -98,6 +100,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     insecurePlaintext: o.insecurePlaintext === true,
     ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
     ...(o.dataType ? { dataType: o.dataType } : {}),
+    ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: o.maxRecordBytes } : {}),
     policy: o.policy,
   });
   let splitStart: number | undefined;
@@ -134,7 +137,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     throw new CmrError(err.code as never, err.message, err.hint ? { hint: err.hint } : {});
   }
   const codeSha256 = o.code.kind === "custom" ? o.code.sha256 : createHash("sha256").update(canonicalJson(o.code)).digest("hex");
-  const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true, expect: { inputSha256, codeSha256, policy: o.policy } });
+  const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true, expect: { inputSha256, codeSha256, policy: o.policy, maxRecordBytes: o.maxRecordBytes ?? MAX_RECORD_BYTES.default } });
   if (o.receiptOut) writeReceiptBundle(o.receiptOut, summary, session.response, basename(o.input), o.delimiter);
   return { summary, status, coordinator: session.appraisal };
 }

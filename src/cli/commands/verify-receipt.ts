@@ -108,7 +108,7 @@ export function verifyReceiptCommand(file: string, o: { input?: string; result?:
     // Receipt text and check details quote names a host chose: printed without control characters.
     for (const c of checks) lines.push(`  [${c.ok ? "ok" : "FAIL"}] ${c.check.padEnd(11)} ${printable(c.detail)}`);
     if (receipt) {
-      lines.push(`  job ${printable(receipt.jobId, 128)}: ${receipt.input.records} records of ${printable(receipt.input.name, 256)} (${receipt.input.badRecords} skipped) -> ${receipt.output.rows} rows; code ${receipt.codeSha256.slice(0, 16)}…, policy ${receipt.policySha256.slice(0, 16)}…`);
+      lines.push(`  job ${printable(receipt.jobId, 128)}: ${receipt.input.records} records of ${printable(receipt.input.name, 256)} (${receipt.input.badRecords} skipped${receipt.maxRecordBytes !== undefined ? `, records up to ${receipt.maxRecordBytes} bytes accepted` : ""}) -> ${receipt.output.rows} rows; code ${receipt.codeSha256.slice(0, 16)}…, policy ${receipt.policySha256.slice(0, 16)}…`);
       for (const s of receipt.shards) lines.push(`    shard ${s.shardId}: ${s.records} records, mapped by ${printable(s.mappedBy, 200)} (attested enclave id; scope ${printable(s.scope ?? "?", 200)}, attempt ${s.attempt}, measurement ${printable(s.measurement, 128).slice(0, 16)}…)`);
       for (const r of receipt.reducers) lines.push(`    partition ${r.reduceIndex}: ${r.inputRecords} in, ${r.outputRecords} out, reduced by ${printable(r.reducedBy, 200)} (attested enclave id; scope ${printable(r.scope ?? "?", 200)}, attempt ${r.attempt})`);
     }

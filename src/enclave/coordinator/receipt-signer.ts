@@ -31,6 +31,8 @@ export function buildReceipt(job: JobState, coordinatorMeasurement: string, coor
     output,
     // Custom job code ran under these limits (built-in ops run no job code).
     ...(job.spec.code.kind === "custom" ? { jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS } : {}),
+    // The record size limit decides which inputs the job accepted at all.
+    maxRecordBytes: job.spec.maxRecordBytes,
   };
 }
 

@@ -68,6 +68,7 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     onBadRecord: job.spec.onBadRecord,
     plaintext: job.spec.insecurePlaintext,
     sortBufferBytes: Math.round(job.spec.sortBufferMB * 1024 * 1024),
+    maxRecordBytes: job.spec.maxRecordBytes,
     partitions: job.partitionKeys[m]!.map((k, r) => {
       const objectId = objectIds.partition(job.spec.jobId, m, r, attempt);
       return { objectId, wrappedKey: wrapKey(kek, k.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };

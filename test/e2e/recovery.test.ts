@@ -24,6 +24,7 @@ import { initSimPlatform } from "../../src/host/sim-vendor/provision.ts";
 import { enclaveProgramPath } from "../../src/host/config.ts";
 import { parsePolicy } from "../../src/attestation/policy.ts";
 import { generateRecoveryKeyPair } from "../../src/crypto/recovery-share.ts";
+import { Client } from "../../src/client/sdk.ts";
 import { getJson, postJson } from "../../src/host/http/client.ts";
 import { expectedCsv, makeRows, writeCsv } from "../helpers/data.ts";
 
@@ -159,7 +160,9 @@ test("k of n owners resume an in-flight job on another platform; k-1 restore not
     assert.equal((await getJson<JobStatus>(`${url}/v1/jobs/jrec`)).state, "awaiting-recovery");
 
     // k = 2: bob's own share through the SDK restores the job, and it runs to a verified result.
-    const done = await sendRecoveryShare(url, "jrec", policy, createPrivateKey(bob.privatePem));
+    const sdk = new Client({ coordinator: url, policy });
+    assert.equal((await sdk.recoveryStatus("jrec")).received, 1);
+    const done = await sdk.recover("jrec", bob.privatePem);
     assert.equal(done.restored, true);
     assert.deepEqual(done.owners, ["alice", "bob"]);
     const final = await waitForJob(url, "jrec");

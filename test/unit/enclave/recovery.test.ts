@@ -9,6 +9,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createPrivateKey } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { enclaveProgramPath } from "../../../src/host/config.ts";
 import { combine } from "shamir-secret-sharing";
 import { coordinatorHarness, unevenCsv, type Harness } from "../../helpers/coordinator-harness.ts";
 import { simPlatform } from "../../helpers/sim.ts";
@@ -151,4 +153,31 @@ describe("k-of-n recovery of a coordinator checkpoint on another platform", () =
       }
     }
   });
+});
+
+describe("the policy's recovery section", () => {
+  const base = { version: 1, measurements: { coordinator: ["a".repeat(64)], worker: ["a".repeat(64)] } };
+  const keys = owners.map((o) => ({ id: o.id, x25519: o.publicHex }));
+  const problems = (recovery: unknown): string => {
+    try {
+      parsePolicy({ ...base, recovery });
+      return "accepted";
+    } catch (e) {
+      return String((e as { message?: string }).message);
+    }
+  };
+  test("k of n with 2 <= k <= n <= 16 is accepted", () => assert.equal(problems({ threshold: 3, keys }), "accepted"));
+  test("a threshold above the number of keys, below 2, or duplicated owners are refused with their path", () => {
+    assert.match(problems({ threshold: 4, keys }), /policy\.recovery\.threshold: threshold 4 is more than the 3 keys/);
+    assert.match(problems({ threshold: 1, keys }), /policy\.recovery\.threshold: a threshold below 2/);
+    assert.match(problems({ threshold: 2, keys: [keys[0], { ...keys[0], id: "again" }] }), /named twice/);
+    assert.match(problems({ threshold: 2, keys: [keys[0], { ...keys[1], id: keys[0]!.id }] }), /ids must be unique/);
+    assert.match(problems({ threshold: 2, keys: [{ id: "x", x25519: "zz" }, keys[1]] }), /policy\.recovery\.keys\.0\.x25519/);
+  });
+});
+
+test("the audited Shamir library is inside the measured enclave bundle", () => {
+  const bundle = readFileSync(enclaveProgramPath(), "utf8");
+  assert.ok(bundle.includes("cannot evaluate secret polynomial at zero"), "shamir-secret-sharing's split is in dist/enclave.mjs");
+  assert.ok(bundle.includes("shares must contain unique values but a duplicate was found"), "and its combine");
 });

@@ -38,7 +38,7 @@ import { commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, re
 import { authorizeWorker, issueMapTask, issueReduceTask, type IssuedTask } from "./task-issuer.ts";
 import { buildReceipt, signReceipt } from "./receipt-signer.ts";
 import { readSealedCheckpoint, restoredJob, sealCheckpoint, unsealCheckpoint } from "./checkpoint-codec.ts";
-import { RecoveryCollector } from "./recovery-state.ts";
+import { policySha256, RecoveryCollector } from "./recovery-state.ts";
 import { recoveryObjectId, RecoveryShareMessageSchema, type RecoveryProgress } from "../../protocol/recovery.ts";
 import * as Calls from "./ecalls.ts";
 import { parseArgs } from "../runtime/ecall-args.ts";
@@ -307,6 +307,12 @@ export class CoordinatorEnclave {
     } catch (e) {
       key.destroy();
       throw e;
+    }
+    // The owners who recovered it must be the ones the job's own (decrypted) policy names.
+    const named = job.spec.policy.recovery?.keys.map((k) => k.x25519) ?? [];
+    if (policySha256(job.spec.policy) !== block.policySha256 || named.join() !== block.shares.map((s) => s.recipient).join()) {
+      destroyKeys(job);
+      throw new CmrError("CMR_CHECKPOINT_INVALID", `the recovery block of job ${args.jobId} does not match the policy inside its checkpoint`);
     }
     this.#jobs.set(job.spec.jobId, job);
     return { ...progress, restored: true, stage: jobStage(job) };

@@ -14,13 +14,15 @@ import { enclaveProgramPath } from "../../../src/host/config.ts";
 import { combine } from "shamir-secret-sharing";
 import { coordinatorHarness, unevenCsv, type Harness } from "../../helpers/coordinator-harness.ts";
 import { simPlatform } from "../../helpers/sim.ts";
-import { generateRecoveryKeyPair, keyCommitment } from "../../../src/crypto/recovery-share.ts";
+import { generateRecoveryKeyPair, keyCommitment, shareCommitment } from "../../../src/crypto/recovery-share.ts";
+import { SecretKey } from "../../../src/crypto/secret.ts";
+import { openSealedCheckpoint, sealCheckpointPlain } from "../../../src/enclave/coordinator/checkpoint-codec.ts";
 import { parseSealedCheckpoint, recoveryObjectId } from "../../../src/protocol/recovery.ts";
 import { sealEnvelope } from "../../../src/crypto/key-wrap.ts";
 import { parsePolicy, type Policy } from "../../../src/attestation/policy.ts";
 import { openOwnShare, sealShare } from "../../../src/client/recovery.ts";
 import { Handshake, type VerifiedSession } from "../../../src/attestation/relying-party.ts";
-import { RecoveryCollector } from "../../../src/enclave/coordinator/recovery-state.ts";
+import { RecoveryCollector, recoveryBlockFor } from "../../../src/enclave/coordinator/recovery-state.ts";
 
 const owners = ["alice", "bob", "carol"].map((id) => ({ id, ...generateRecoveryKeyPair() }));
 const ownerKey = (i: number) => createPrivateKey(owners[i]!.privatePem);
@@ -180,4 +182,52 @@ test("the audited Shamir library is inside the measured enclave bundle", () => {
   const bundle = readFileSync(enclaveProgramPath(), "utf8");
   assert.ok(bundle.includes("cannot evaluate secret polynomial at zero"), "shamir-secret-sharing's split is in dist/enclave.mjs");
   assert.ok(bundle.includes("shares must contain unique values but a duplicate was found"), "and its combine");
+});
+
+describe("a host that forges the recovery block gains nothing", () => {
+  test("shares that match forged share commitments combine to a key the key commitment refuses: CMR_RECOVERY_KEY_MISMATCH", async () => {
+    const { block } = await setup("jr8");
+    const forged = [Buffer.alloc(33, 1), Buffer.alloc(33, 2)];
+    forged[0]![32] = 1;
+    forged[1]![32] = 2;
+    const commit = (i: number) => shareCommitment(forged[i]!, { policySha256: block.policySha256, stateId: block.stateId, index: i, threshold: 2, total: 3, recipient: block.shares[i]!.recipient });
+    const fake = { ...block, shareCommitments: [commit(0), commit(1), block.shareCommitments[2]!] };
+    const c = new RecoveryCollector();
+    const msg = (i: number) => ({ format: block.format, stateId: block.stateId, policySha256: block.policySha256, index: i, threshold: 2, total: 3, share: forged[i]!.toString("base64") });
+    assert.equal((await c.add(fake, msg(0))).key, null);
+    assert.equal(await code(() => c.add(fake, msg(1))), "CMR_RECOVERY_KEY_MISMATCH");
+  });
+
+  test("a recovery block for a key of the host's own, swapped into the checkpoint, does not open its body", async () => {
+    const { b, policy, sealed } = await setup("jr9");
+    const outer = parseSealedCheckpoint(sealed);
+    const hostKey = SecretKey.random("host-chosen");
+    const hostBlock = (await recoveryBlockFor(policy, "jr9", hostKey))!;
+    const swapped = Buffer.from(JSON.stringify({ ...outer, recovery: hostBlock })).toString("base64");
+    const s = await attestForRecoveryInProcess(b, policy);
+    const send = (i: number) => {
+      const mine = openOwnShare(hostBlock, ownerKey(i));
+      return b.enclave.recoverShare({ jobId: "jr9", sealed: swapped, sessionId: s.sessionId, challenge: s.challenge, sealedShare: sealShare(s, hostBlock, mine.index, mine.share) });
+    };
+    assert.equal((await send(0)).restored, false);
+    assert.equal(await code(() => send(1)), "CMR_INTEGRITY");
+    assert.equal(await code(() => b.enclave.checkpoint({ jobId: "jr9" })), "CMR_JOB_NOT_FOUND");
+  });
+
+  test("a checkpoint re-encrypted by the host under its own key, whose policy names other owners, is refused after combining", async () => {
+    const { a, b, policy, sealed } = await setup("jr10");
+    const plain = (await openSealedCheckpoint(a.tee, sealed, "")) as { spec: { policy: Policy } };
+    plain.spec.policy = { ...plain.spec.policy, maxQuoteAgeSeconds: 3600 };
+    const hostKey = SecretKey.random("host-chosen");
+    const hostBlock = (await recoveryBlockFor(policy, "jr10", hostKey))!;
+    const forged = await sealCheckpointPlain(b.tee, { key: hostKey, recovery: hostBlock }, "jr10", "", plain);
+    const s = await attestForRecoveryInProcess(b, policy);
+    const send = (i: number) => {
+      const mine = openOwnShare(hostBlock, ownerKey(i));
+      return b.enclave.recoverShare({ jobId: "jr10", sealed: forged, sessionId: s.sessionId, challenge: s.challenge, sealedShare: sealShare(s, hostBlock, mine.index, mine.share) });
+    };
+    await send(0);
+    assert.equal(await code(() => send(1)), "CMR_CHECKPOINT_INVALID");
+    assert.equal(await code(() => b.enclave.checkpoint({ jobId: "jr10" })), "CMR_JOB_NOT_FOUND");
+  });
 });

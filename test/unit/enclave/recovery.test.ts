@@ -22,7 +22,7 @@ import { sealEnvelope } from "../../../src/crypto/key-wrap.ts";
 import { parsePolicy, type Policy } from "../../../src/attestation/policy.ts";
 import { openOwnShare, sealShare } from "../../../src/client/recovery.ts";
 import { Handshake, type VerifiedSession } from "../../../src/attestation/relying-party.ts";
-import { RecoveryCollector, recoveryBlockFor } from "../../../src/enclave/coordinator/recovery-state.ts";
+import { MAX_PENDING_RECOVERIES, RecoveryCollector, recoveryBlockFor } from "../../../src/enclave/coordinator/recovery-state.ts";
 
 const owners = ["alice", "bob", "carol"].map((id) => ({ id, ...generateRecoveryKeyPair() }));
 const ownerKey = (i: number) => createPrivateKey(owners[i]!.privatePem);
@@ -230,4 +230,20 @@ describe("a host that forges the recovery block gains nothing", () => {
     assert.equal(await code(() => send(1)), "CMR_CHECKPOINT_INVALID");
     assert.equal(await code(() => b.enclave.checkpoint({ jobId: "jr10" })), "CMR_JOB_NOT_FOUND");
   });
+});
+
+test("the enclave holds shares of at most MAX_PENDING_RECOVERIES states: a host cannot grow the table (oldest dropped)", async () => {
+  const { block } = await setup("jr11");
+  const share = Buffer.alloc(33, 9);
+  share[32] = 5;
+  const c = new RecoveryCollector();
+  const blocks = Array.from({ length: MAX_PENDING_RECOVERIES + 1 }, (_, n) => {
+    const keyCommitmentN = n.toString(16).padStart(64, "0");
+    const t = { policySha256: block.policySha256, stateId: block.stateId, index: 0, threshold: 2, total: 3, recipient: block.shares[0]!.recipient };
+    return { ...block, keyCommitment: keyCommitmentN, shareCommitments: [shareCommitment(share, t), ...block.shareCommitments.slice(1)] };
+  });
+  for (const b of blocks) await c.add(b, { format: b.format, stateId: b.stateId, policySha256: b.policySha256, index: 0, threshold: 2, total: 3, share: share.toString("base64") });
+  assert.deepEqual(c.owners(blocks[0]!), [], "the oldest collection was dropped");
+  assert.deepEqual(c.owners(blocks[1]!), ["alice"]);
+  assert.deepEqual(c.owners(blocks[MAX_PENDING_RECOVERIES]!), ["alice"]);
 });

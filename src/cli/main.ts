@@ -36,6 +36,7 @@ import { newJobId } from "./commands/run-job.ts";
 import { registerVerifierOps } from "./commands/verifier-ops.ts";
 import { VENDOR_FILES, SIM_DIR } from "../host/sim-vendor/provision.ts";
 import { printable } from "./printable.ts";
+import { registerRecovery } from "./commands/recover.ts";
 
 const program = new Command();
 program
@@ -435,6 +436,7 @@ program
         `  progress: ${p.inputRecords} records, maps ${p.mapsDone}/${p.shards}, reduces ${p.reducesDone}/${p.reducers}${s.state === "splitting" && s.split ? ` (split: ${s.split.records} records read${s.split.bytes !== undefined ? `, ${s.split.bytes} bytes` : ""})` : ""}`,
         ...(Object.keys(s.timings).length ? [`  timings:  ${Object.entries(s.timings).map(([k, v]) => `${printable(k, 32)} ${v} ms`).join(", ")}`] : []),
         `  attestations: ${s.attestations.filter((a) => a.result === "accepted").length} accepted, ${s.attestations.filter((a) => a.result === "refused").length} refused`,
+        ...(s.recovery && s.state === "awaiting-recovery" ? [`  recovery: the sealed state does not open on this platform; ${s.recovery.received} of ${s.recovery.threshold} owners' shares in${s.recovery.owners.length ? ` (${s.recovery.owners.map((x) => printable(x, 64)).join(", ")})` : ""}: each owner runs cmr recover --job ${printable(s.jobId, 64)}`] : []),
         ...(s.error ? [`  error: ${printable(s.error.code, 64)}: ${printable(s.error.message)}`, ...(s.error.hint ? [`  hint: ${printable(s.error.hint)}`] : [])] : []),
         ...(s.result ? [s.collectedAt ? `  result: ${s.result.rows} rows; its objects were collected (cmr gc) at ${printable(s.collectedAt, 40)}` : `  result: ${s.result.rows} rows, ready to fetch (only the client that submitted it can decrypt it)`] : []),
       ];
@@ -559,6 +561,7 @@ function followParent(): void {
 followParent();
 
 registerUpload(program, (flag) => dataDirFrom(flag));
+registerRecovery(program);
 
 // Exit status everywhere: 0 success, 1 failure, 2 usage error (commander's own errors included).
 try {

@@ -44,6 +44,8 @@ export interface JobStatus {
   updatedAt?: string;
   /** When the job's storage objects were collected (`cmr gc`): its result is gone. */
   collectedAt?: string;
+  /** While "awaiting-recovery": owners' shares in of the threshold (docs/recovery.md). */
+  recovery?: { threshold: number; total: number; received: number; owners: string[] };
 }
 
 /** Why the client is waiting, reported while it waits (e.g. for a restarting coordinator). */

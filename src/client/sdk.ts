@@ -22,10 +22,15 @@ import { getJson } from "../host/http/client.ts";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus, type WaitInfo } from "./client.ts";
 import { parseDelimiter } from "./delimited.ts";
 import { checkMaxRecordBytes } from "./record-limit.ts";
+import { fetchRecoveryInfo, sendRecoveryShare, type RecoveryInfo } from "./recovery.ts";
+import { loadRecoveryPrivateKey } from "../crypto/recovery-share.ts";
+import type { RecoveryProgress } from "../protocol/recovery.ts";
 
 export type { Policy } from "../attestation/policy.ts";
 export type { JobStatus, WaitInfo } from "./client.ts";
 export type { JobSummary } from "../protocol/job.ts";
+export type { RecoveryInfo } from "./recovery.ts";
+export type { RecoveryProgress } from "../protocol/recovery.ts";
 
 /** Read and check a policy file (JSON); every problem is reported with its path. */
 export function loadPolicy(path: string): Policy {
@@ -279,5 +284,23 @@ export class Client {
     });
     const codeSha256 = code.kind === "custom" ? code.sha256 : createHash("sha256").update(canonicalJson(code)).digest("hex");
     return new Job(this, jobId, { inputSha256: req.upload.sha256, codeSha256, policy, inputName: req.upload.name, maxRecordBytes: maxRecordBytes ?? MAX_RECORD_BYTES.default });
+  }
+
+  /**
+   * k-of-n recovery (docs/recovery.md): what a job waiting for its owners' shares needs (its
+   * recovery block: ciphertext and public keys only) and how many shares are in.
+   */
+  async recoveryStatus(jobId: string): Promise<RecoveryInfo> {
+    return fetchRecoveryInfo(this.url, jobId);
+  }
+
+  /**
+   * Send this owner's share of a waiting job's state key: decrypted here with `recoveryKeyPem`
+   * (PKCS#8 PEM of the owner's X25519 key, `cmr recovery keygen`), re-encrypted to the
+   * coordinator enclave once it is attested under the job's policy (default: this client's; a
+   * custom job submitted with `submit({ jobSource })` ran under it plus the code's hash).
+   */
+  async recover(jobId: string, recoveryKeyPem: string, o: { policy?: Policy } = {}): Promise<RecoveryProgress> {
+    return sendRecoveryShare(this.url, jobId, o.policy ?? this.policy, loadRecoveryPrivateKey(recoveryKeyPem, "the recovery key"));
   }
 }

@@ -37,7 +37,9 @@ import type { Phase, TaskIdentity } from "./task-ledger.ts";
 import { commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, requireMapped, requireReduced, requireReducer, requireShard, type JobState, type TaskRunner } from "./job-state.ts";
 import { authorizeWorker, issueMapTask, issueReduceTask, type IssuedTask } from "./task-issuer.ts";
 import { buildReceipt, signReceipt } from "./receipt-signer.ts";
-import { sealCheckpoint, unsealCheckpoint } from "./checkpoint-codec.ts";
+import { readSealedCheckpoint, restoredJob, sealCheckpoint, unsealCheckpoint } from "./checkpoint-codec.ts";
+import { policySha256, RecoveryCollector } from "./recovery-state.ts";
+import { recoveryObjectId, RecoveryShareMessageSchema, type RecoveryProgress } from "../../protocol/recovery.ts";
 import * as Calls from "./ecalls.ts";
 import { parseArgs } from "../runtime/ecall-args.ts";
 import type { z } from "zod";
@@ -58,6 +60,7 @@ export class CoordinatorEnclave {
   readonly #workers = new Map<string, OutboundSession>();
   readonly #pending = new Map<string, { handshake: Handshake; jobId: string; workerId: string; phase: Phase }>();
   readonly #jobs = new Map<string, JobState>();
+  readonly #recovery = new RecoveryCollector();
 
   /** Signs job receipts; its public half is in the attested claims (claims.receiptKey). */
   readonly #receiptKey: KeyObject;
@@ -273,6 +276,46 @@ export class CoordinatorEnclave {
     if (old) destroyKeys(old);
     this.#jobs.set(job.spec.jobId, job);
     return { jobId: job.spec.jobId, stage: jobStage(job), reducers: job.spec.reducers, dataType: job.spec.dataType ?? null };
+  }
+
+  /**
+   * k-of-n recovery (issue #17 part 3, docs/recovery.md): one owner's share of the job's state
+   * key, sealed under the session that owner attested this enclave with. At k shares the key is
+   * rebuilt, checked against the checkpoint's key commitment, and the job is restored from the
+   * checkpoint exactly as restoreJob would after unsealing it. Fewer than k leave nothing behind
+   * but the shares held here.
+   */
+  async recoverShare(raw: unknown): Promise<RecoveryProgress> {
+    const args = parseArgs(Calls.RecoverShare, "recoverShare", raw);
+    const session = this.#clients.checkChallenge(args.sessionId, args.challenge);
+    const outer = readSealedCheckpoint(args.sealed, this.#scope);
+    if (outer.stateId !== args.jobId) throw new CmrError("CMR_CHECKPOINT_INVALID", `the checkpoint given is of ${outer.stateId.slice(0, 64)}, not job ${args.jobId.slice(0, 64)}`);
+    const block = outer.recovery;
+    if (block === null) {
+      throw new CmrError("CMR_RECOVERY_NOT_CONFIGURED", `job ${args.jobId} has no recovery owners: its policy named no recovery keys`, { hint: "add a `recovery` section to the policy of future jobs (docs/recovery.md)" });
+    }
+    if (this.#jobs.has(args.jobId)) throw new CmrError("CMR_RECOVERY_NOT_PENDING", `job ${args.jobId} is already live in this enclave`);
+    const opened = openEnvelope<unknown>(session.toEnclave.expose(), args.sealedShare, { recipient: session.sessionId, purpose: "recovery-share", objectId: recoveryObjectId(args.jobId) });
+    const parsed = RecoveryShareMessageSchema.safeParse(opened);
+    if (!parsed.success) throw new CmrError("CMR_RECOVERY_SHARE_INVALID", `the recovery share message is malformed at ${parsed.error.issues.map((i) => i.path.join(".")).slice(0, 4).join(", ")}`);
+    const { key, owners } = await this.#recovery.add(block, parsed.data);
+    const progress = { jobId: args.jobId, received: owners.length, threshold: block.threshold, owners };
+    if (key === null) return { ...progress, restored: false };
+    let job: JobState;
+    try {
+      job = restoredJob(outer, key, this.#scope);
+    } catch (e) {
+      key.destroy();
+      throw e;
+    }
+    // The owners who recovered it must be the ones the job's own (decrypted) policy names.
+    const named = job.spec.policy.recovery?.keys.map((k) => k.x25519) ?? [];
+    if (policySha256(job.spec.policy) !== block.policySha256 || named.join() !== block.shares.map((s) => s.recipient).join()) {
+      destroyKeys(job);
+      throw new CmrError("CMR_CHECKPOINT_INVALID", `the recovery block of job ${args.jobId} does not match the policy inside its checkpoint`);
+    }
+    this.#jobs.set(job.spec.jobId, job);
+    return { ...progress, restored: true, stage: jobStage(job) };
   }
 
   /** Drop a job's keys (after success or failure). Intermediate objects become unreadable. */

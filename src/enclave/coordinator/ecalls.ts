@@ -31,3 +31,5 @@ export const AssignReduce = z.object({ jobId, reduceIndex: index, sessionId: tok
 export const CompleteTask = z.object({ jobId, taskId: token, sealedResult: blob(1 << 20) });
 /** A checkpoint holds every key of the job; bounded by the IPC frame limit. */
 export const RestoreJob = z.object({ sealed: blob() });
+/** One owner's recovery share (issue #17 part 3), with the checkpoint it recovers. */
+export const RecoverShare = z.object({ jobId, sealed: blob(), sessionId: token, challenge: token, sealedShare: blob(4096) });

@@ -16,6 +16,7 @@ import type { JobSpec, JobSummary } from "../../protocol/job.ts";
 import type { CheckedMapResult as MapResult, CheckedReduceResult as ReduceResult } from "../../protocol/task-results.ts";
 import type { InboundSession } from "../runtime/sessions.ts";
 import { TaskLedger, type Phase, type TaskIdentity } from "./task-ledger.ts";
+import type { RecoveryBlock } from "../../protocol/recovery.ts";
 
 /**
  * Who ran a committed task: the attested identity of the worker session it went to (issue #14
@@ -55,6 +56,16 @@ export interface JobState {
    * restored one from the sealed checkpoint, not this enclave's new key).
    */
   receiptKey: KeyObject;
+  /**
+   * The job's one state key (checkpoints are encrypted under it; the TEE seals it, and the
+   * policy's recovery owners hold it k-of-n): made at the first checkpoint, kept after a restore.
+   */
+  sealing?: Promise<StateSealing>;
+}
+
+export interface StateSealing {
+  key: SecretKey;
+  recovery: RecoveryBlock | null;
 }
 
 /** A job just submitted: nothing split, no keys but the client's. */
@@ -161,4 +172,5 @@ export function destroyKeys(job: JobState): void {
   for (const s of job.shards) s.key.destroy();
   for (const row of job.partitionKeys) for (const k of row) k.destroy();
   for (const k of job.outputKeys) k.destroy();
+  void job.sealing?.then((s) => s.key.destroy(), () => {});
 }

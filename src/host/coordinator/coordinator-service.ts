@@ -30,6 +30,7 @@ import { assertDataDirUsable, lockDir, type DirLock } from "../node-start.ts";
 import { addOperatorRoutes } from "../console/operator-api.ts";
 import { noteSplitProgress } from "../console/split-progress.ts";
 import { addConsoleRoutes } from "../console/console-routes.ts";
+import { addRecoveryRoutes, awaitingRecovery, type AwaitingRecovery } from "./recovery-routes.ts";
 
 export interface CoordinatorOptions {
   /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
@@ -148,7 +149,9 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
     return runner;
   };
   // After a restart: terminal jobs keep their status and results; running jobs resume from
-  // their last committed stage, or fail with a status that says why they cannot.
+  // their last committed stage, wait for their recovery owners' shares when the sealed state
+  // does not open on this platform (docs/recovery.md), or fail with a status that says why.
+  const awaiting = new Map<string, AwaitingRecovery>();
   for (const saved of state.jobs()) {
     const { record, scope, plan, checkpoint } = saved;
     if (record.state === "succeeded" || record.state === "failed") {
@@ -164,6 +167,14 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       const unpin = pool.pin(e.scope); // a running job's enclave is never evicted
       void runner.run(restored.stage).finally(unpin).then(() => log(`job ${record.jobId} ${runner.record.state}`));
     } catch (err) {
+      const w = awaitingRecovery(err, record, scope, plan, checkpoint?.sealed);
+      if (w) {
+        awaiting.set(record.jobId, w);
+        jobs.set(record.jobId, w.record);
+        state.saveJob(w.record, scope, plan);
+        log(`job ${record.jobId} cannot unseal its state on this platform; it waits for ${w.recovery.threshold} of ${w.recovery.total} recovery shares (cmr recover)`);
+        continue;
+      }
       const why = err instanceof CmrError ? `${err.code}: ${err.message}` : "unknown error";
       const failed: JobRecord = { ...record, state: "failed", updatedAt: new Date().toISOString(), error: { code: "CMR_JOB_INTERRUPTED", message: `the coordinator restarted while job ${record.jobId} was ${record.state} and cannot resume it (${why})`, hint: "attest again, upload the data again and resubmit: the old upload belongs to the old session" } };
       jobs.set(record.jobId, failed);
@@ -263,6 +274,20 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
     revocations: async () => first.info.revocations?.current(),
     workers: () => workers.list(),
     jobs: () => [...jobs.values()],
+  });
+  addRecoveryRoutes(router, {
+    awaiting,
+    forSession: (sessionId) => pool.forSession(sessionId),
+    saveRecord: (w) => state.saveJob(w.record, w.scope, w.plan),
+    resume: async (w, e, stage) => {
+      // Sealed again at once, on this platform: the next restart here needs no owners.
+      const cp = await e.enclave.call<{ stage: CheckpointStage; sealed: string }>("checkpoint", { jobId: w.record.jobId });
+      state.saveCheckpoint(w.record.jobId, cp.stage, cp.sealed);
+      const runner = startRunner(w.record.jobId, e, w.plan, w.record);
+      const unpin = pool.pin(e.scope);
+      void runner.run(stage).finally(unpin).then(() => log(`job ${w.record.jobId} ${runner.record.state}`));
+    },
+    log,
   });
   addOperatorRoutes(router, { admin, jobs, workers, store: opts.store, saveRecord: (r) => state.updateJobRecord(r), forgetWorker: (id) => state.removeWorker(id), log });
   const { server, url } = await listen(router, opts.port, opts.host, opts.http);

@@ -17,7 +17,7 @@ import type { EnclaveProcess } from "../ipc/enclave-process.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { WorkerEntry, WorkerRegistry } from "./worker-registry.ts";
 
-export type JobState = "queued" | "splitting" | "mapping" | "reducing" | "finalizing" | "succeeded" | "failed";
+export type JobState = "queued" | "splitting" | "mapping" | "reducing" | "finalizing" | "succeeded" | "failed" | "awaiting-recovery";
 
 export interface AttestationRecord {
   worker: string;
@@ -59,6 +59,8 @@ export interface JobRecord {
   split?: { records: number; bytes?: number; at: string };
   /** When `cmr gc` deleted this finished job's storage objects. */
   collectedAt?: string;
+  /** k-of-n recovery (docs/recovery.md): shares the enclave holds of the threshold, by owner. */
+  recovery?: { threshold: number; total: number; received: number; owners: string[] };
 }
 
 interface AttestedWorker {

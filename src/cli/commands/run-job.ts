@@ -43,6 +43,8 @@ export interface RunJobOptions {
   jobId?: string;
   /** CSV input separated by this byte instead of commas (rewritten on this machine; see client/delimited.ts). */
   delimiter?: number;
+  /** "full": never skip the reduce-shuffle (default "auto": the coordinator enclave decides). */
+  shuffle?: "auto" | "full";
 }
 
 export interface RunJobResult {
@@ -98,6 +100,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     insecurePlaintext: o.insecurePlaintext === true,
     ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
     ...(o.dataType ? { dataType: o.dataType } : {}),
+    ...(o.shuffle ? { shuffle: o.shuffle } : {}),
     policy: o.policy,
   });
   let splitStart: number | undefined;

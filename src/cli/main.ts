@@ -56,6 +56,8 @@ const teeOption = () =>
     .choices(["simulated", "gramine-sgx", "tsm", "coco"])
     .default(process.env.CMR_TEE ?? "simulated");
 const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
+/** The receipt's shuffle mode ("full" in receipts that predate the field); the receipt was checked already. */
+const shuffleModeOf = (receiptText: string): string => (JSON.parse(receiptText) as { shuffle?: { mode?: string } }).shuffle?.mode ?? "full";
 const int = (name: string) => (s: string) => {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 0) throw new CmrError("CMR_USAGE", `${name} expects a whole number, got ${JSON.stringify(s)}`);
@@ -266,6 +268,8 @@ program
   .option("--policy <file>", "the data owner's policy (required with --coordinator)")
   .option("--plaintext", "INSECURE: same engine without encrypting the data (attestation still runs; for benchmarks and debugging)")
   .option("--json", "print a machine-readable summary on stdout (job id, rows, per-stage timings); needs --out")
+  .addOption(new Option("--shuffle <how>", "auto: when the split key is the group key and shards = reducers, reducer i reads only mapper i's output (the receipt says so and why); full: always shuffle every mapper's output to every reducer").choices(["auto", "full"]).default("auto"))
+  .option("--map-keeps-key", "custom jobs (--job with --key): declare that map emits each record's --key field as its key, so the shuffle can stay local; a key then found in two reducers' outputs fails the job")
   .option("--delimiter <char>", "CSV separated by another character: tab, semicolon, pipe or any one ASCII character (rewritten to commas on this machine before upload)")
   .option("--max-record-bytes <n>", "largest input record (CSV row or JSON line, line end included) the job accepts, in bytes, 1024 to 268435456 (default 16777216 = 16 MiB); the enclave holds a whole record in memory", parseMaxRecordBytesFlag)
   .addOption(dataDirOption())
@@ -288,8 +292,10 @@ program
       }
       const sha256 = createHash("sha256").update(source, "utf8").digest("hex");
       codeHashes = [sha256];
-      code = { kind: "custom", source, sha256, ...(o.key ? { splitField: String(o.key) } : {}) };
+      if (o.mapKeepsKey && !o.key) throw new CmrError("CMR_USAGE", "--map-keeps-key needs --key FIELD (the field map emits as its key)");
+      code = { kind: "custom", source, sha256, ...(o.key ? { splitField: String(o.key) } : {}), ...(o.mapKeepsKey ? { mapKeepsSplitKey: true } : {}) };
     } else {
+      if (o.mapKeepsKey) throw new CmrError("CMR_USAGE", "--map-keeps-key is for custom jobs (--job); built-in ops always keep their --key");
       if (!o.op || !o.key) throw new CmrError("CMR_USAGE", "give --key FIELD and --op count|sum|min|max|avg (or --job FILE.mjs)", { hint: "e.g. cmr run --input tx.csv --key account --op sum --value amount" });
       if (o.op !== "count" && !o.value) throw new CmrError("CMR_USAGE", `--op ${String(o.op)} needs --value FIELD`);
       code = { kind: "builtin", op: o.op as JobCode extends { op: infer X } ? X : never, keyField: String(o.key), ...(o.value ? { valueField: String(o.value) } : {}) };
@@ -318,7 +324,7 @@ program
     }
     if (o.uploadId) {
       if (!o.coordinator) throw new CmrError("CMR_USAGE", "--upload-id needs --coordinator URL and --policy FILE (the cluster that took the upload)");
-      await runUploadedJob({ uploadId: String(o.uploadId), coordinator: String(o.coordinator), policy, dataDir, code, shards: (o.shards as number | undefined) ?? workers, reducers: (o.reducers as number | undefined) ?? workers, partition: o.partition as "hash" | "range", ...(o.boundaries ? { rangeBoundaries: list(String(o.boundaries)) } : {}), onBadRecord: o.onBadRecord as "fail" | "skip", ...(o.dataType ? { dataType: String(o.dataType) } : {}), out: o.out ? String(o.out) : process.stdout, ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}), ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: Number(o.maxRecordBytes) } : {}), ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}) });
+      await runUploadedJob({ uploadId: String(o.uploadId), coordinator: String(o.coordinator), policy, dataDir, code, shards: (o.shards as number | undefined) ?? workers, reducers: (o.reducers as number | undefined) ?? workers, partition: o.partition as "hash" | "range", ...(o.boundaries ? { rangeBoundaries: list(String(o.boundaries)) } : {}), onBadRecord: o.onBadRecord as "fail" | "skip", ...(o.dataType ? { dataType: String(o.dataType) } : {}), out: o.out ? String(o.out) : process.stdout, ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}), ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: Number(o.maxRecordBytes) } : {}), shuffle: o.shuffle as "auto" | "full", ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}) });
       return;
     }
     // Interrupted (Ctrl-C, SIGTERM), the embedded cluster stops and its temporary storage goes.
@@ -349,13 +355,14 @@ program
         insecurePlaintext: o.plaintext === true,
         ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}),
         ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: Number(o.maxRecordBytes) } : {}),
+        shuffle: o.shuffle as "auto" | "full",
         ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}),
       });
       const elapsedMs = Date.now() - t0;
       process.stderr.write(`done: job ${jobId}: ${summary.rows} keys from ${summary.inputRecords} records${summary.badRecords ? `, ${summary.badRecords} bad records skipped` : ""}; ${summary.shards.length} shards, ${summary.reducers.length} reducers; ${elapsedMs} ms (${Object.entries(status.timings).map(([k, v]) => `${k} ${v}`).join(", ")})\n`);
       if (o.json) {
         const receipt = o.receipt ? String(o.receipt) : `${String(o.out)}.receipt.json`;
-        process.stdout.write(JSON.stringify({ ok: true, jobId, state: status.state, out: String(o.out), receipt, rows: summary.rows, inputRecords: summary.inputRecords, badRecords: summary.badRecords, shards: summary.shards.length, reducers: summary.reducers.length, coordinator: { measurement: coordinator.measurement, backend: coordinator.backend, simulated: coordinator.simulated }, timingsMs: status.timings, elapsedMs }, null, 2) + "\n");
+        process.stdout.write(JSON.stringify({ ok: true, jobId, state: status.state, out: String(o.out), receipt, rows: summary.rows, inputRecords: summary.inputRecords, badRecords: summary.badRecords, shards: summary.shards.length, reducers: summary.reducers.length, shuffle: shuffleModeOf(summary.receipt.text), coordinator: { measurement: coordinator.measurement, backend: coordinator.backend, simulated: coordinator.simulated }, timingsMs: status.timings, elapsedMs }, null, 2) + "\n");
       }
     } finally {
       interrupt?.dispose();

@@ -25,7 +25,7 @@ import { getJson, httpRequest, postJson, expectJson } from "../host/http/client.
 import type { BlobStore } from "../host/storage/blob-store.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
 import { delimitedToCsvStream } from "./delimited.ts";
-import { ReceiptSchema, receiptKeyFromClaims, verifyReceiptSignature, type Receipt, type SignedReceipt } from "../protocol/receipt.ts";
+import { ReceiptSchema, receiptAccountingProblem, receiptKeyFromClaims, verifyReceiptSignature, type Receipt, type SignedReceipt } from "../protocol/receipt.ts";
 import { scopeCheck } from "../protocol/receipt-policy.ts";
 
 export interface JobStatus {
@@ -197,12 +197,8 @@ export function checkReceipt(doc: SignedReceipt, receiptKeySpki: string | undefi
   const limit = r.maxRecordBytes ?? MAX_RECORD_BYTES.default;
   if (expect.maxRecordBytes !== undefined && limit !== expect.maxRecordBytes) throw receiptError(`the enclave accepted records up to ${limit} bytes, you asked for ${expect.maxRecordBytes}`);
   if (expect.policy !== undefined && r.policySha256 !== createHash("sha256").update(canonicalJson(expect.policy)).digest("hex")) throw receiptError("the enclave applied another policy than yours");
-  const counts = new Map<number, number>();
-  for (const p of r.partitions) counts.set(p.reduce, (counts.get(p.reduce) ?? 0) + p.records);
-  for (const red of r.reducers) {
-    if (red.inputRecords !== (counts.get(red.reduceIndex) ?? 0)) throw receiptError(`reducer ${red.reduceIndex} read ${red.inputRecords} records, mappers wrote ${counts.get(red.reduceIndex) ?? 0}`);
-  }
-  if (r.partitions.length !== r.shards.length * r.reducers.length) throw receiptError("it does not list one partition per mapper and reducer");
+  const accounting = receiptAccountingProblem(r);
+  if (accounting !== undefined) throw receiptError(accounting);
   const scopes = scopeCheck(r, expect.scope);
   if (!scopes.ok) throw receiptError(scopes.detail);
   return r;

@@ -18,7 +18,18 @@ export const JobCodeSchema = z.discriminatedUnion("kind", [
   /** The seed's worked example [45-48]: extract preset fields, sort, partition by field, max per field. */
   z.object({ kind: z.literal("extract-max"), fields: z.array(z.string().min(1)).min(1).max(64) }),
   /** A JavaScript module exporting map, reduce and optionally combine; approved by SHA-256. */
-  z.object({ kind: z.literal("custom"), source: z.string().min(1).max(1 << 20), sha256: z.string().regex(/^[0-9a-f]{64}$/), splitField: z.string().min(1).optional() }),
+  z.object({
+    kind: z.literal("custom"),
+    source: z.string().min(1).max(1 << 20),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    splitField: z.string().min(1).optional(),
+    /**
+     * The data owner declares that map emits, for every record, only that record's splitField
+     * value as key (issue #12 item 6): then the shuffle can stay local. Checked where it matters:
+     * a key found in two reducers' outputs fails the job (CMR_JOB_CODE_ERROR).
+     */
+    mapKeepsSplitKey: z.boolean().optional(),
+  }),
 ]);
 export type JobCode = z.infer<typeof JobCodeSchema>;
 
@@ -52,6 +63,11 @@ export const JobSpecSchema = z.object({
   sortBufferMB: z.number().min(0.001).max(4096).default(64),
   /** INSECURE (`cmr run --plaintext`): no encryption of the upload, shards, partitions or result. */
   insecurePlaintext: z.boolean().default(false),
+  /**
+   * "auto": the coordinator enclave skips the reduce-shuffle when the split already put every key
+   * in its reducer's shard (docs/protocol/receipt.md); "full": always the full shuffle.
+   */
+  shuffle: z.enum(["auto", "full"]).default("auto"),
   /** The data owner's policy, so the coordinator enclave attests workers by the owner's rules. */
   policy: PolicySchema,
   /** Largest input record accepted, in bytes, line end included (see MAX_RECORD_BYTES). */

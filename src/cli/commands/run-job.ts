@@ -45,6 +45,8 @@ export interface RunJobOptions {
   delimiter?: number;
   /** Largest input record the job accepts, in bytes (default 16 MiB; see MAX_RECORD_BYTES). */
   maxRecordBytes?: number;
+  /** "full": never skip the reduce-shuffle (default "auto": the coordinator enclave decides). */
+  shuffle?: "auto" | "full";
 }
 
 export interface RunJobResult {
@@ -101,6 +103,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
     ...(o.dataType ? { dataType: o.dataType } : {}),
     ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: o.maxRecordBytes } : {}),
+    ...(o.shuffle ? { shuffle: o.shuffle } : {}),
     policy: o.policy,
   });
   let splitStart: number | undefined;

@@ -14,7 +14,7 @@ import { writeReceiptBundle, type RunJobOptions } from "./run-job.ts";
 import { loadUploadRecord } from "./upload-session.ts";
 
 /** The job's settings are those of `cmr run` on a local file; only the input differs. */
-export interface RunUploadedOptions extends Pick<RunJobOptions, "policy" | "code" | "shards" | "reducers" | "partition" | "rangeBoundaries" | "onBadRecord" | "dataType" | "out" | "receiptOut" | "sortBufferMB" | "maxRecordBytes"> {
+export interface RunUploadedOptions extends Pick<RunJobOptions, "policy" | "code" | "shards" | "reducers" | "partition" | "rangeBoundaries" | "onBadRecord" | "dataType" | "out" | "receiptOut" | "sortBufferMB" | "maxRecordBytes" | "shuffle"> {
   uploadId: string;
   coordinator: string;
   dataDir: string;
@@ -44,6 +44,7 @@ export async function runUploadedJob(o: RunUploadedOptions): Promise<JobSummary>
       ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
       ...(o.dataType ? { dataType: o.dataType } : {}),
       ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: o.maxRecordBytes } : {}),
+      ...(o.shuffle ? { shuffle: o.shuffle } : {}),
       policy: o.policy,
     });
   } catch (e) {

@@ -34,7 +34,7 @@ import type { TeeBackend } from "../tee/index.ts";
 import { assembleResult } from "./assemble-result.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
 import type { Phase, TaskIdentity } from "./task-ledger.ts";
-import { commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, requireMapped, requireReduced, requireReducer, requireShard, type JobState, type TaskRunner } from "./job-state.ts";
+import { commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, requireMapped, requireReduced, requireReducer, requireShard, shuffleOf, type JobState, type TaskRunner } from "./job-state.ts";
 import { authorizeWorker, issueMapTask, issueReduceTask, type IssuedTask } from "./task-issuer.ts";
 import { buildReceipt, signReceipt } from "./receipt-signer.ts";
 import { readSealedCheckpoint, restoredJob, sealCheckpoint, unsealCheckpoint } from "./checkpoint-codec.ts";
@@ -47,6 +47,16 @@ import type { z } from "zod";
 /** The attested identity of a worker session, as receipts and summaries name it. */
 function ranBy(w: OutboundSession): TaskRunner {
   return { worker: w.claims.enclaveId, measurement: w.appraisal.measurement, platform: w.appraisal.platform, scope: w.claims.scope ?? "" };
+}
+
+/** A key in two reducers' outputs: a custom job broke its declaration, anything else is a bug. */
+function duplicateKeyError(job: JobState): CmrError {
+  if (job.spec.code.kind === "custom" && shuffleOf(job).mode === "local") {
+    return new CmrError("CMR_JOB_CODE_ERROR", `job ${job.spec.jobId}: the job code declares mapKeepsSplitKey, but its map emitted one key from two shards, so two reducers each produced a row for it`, {
+      hint: "make map emit each record's split field (--key) as its key, or drop the declaration (the job then runs with the full shuffle)",
+    });
+  }
+  return new CmrError("CMR_INTERNAL", `job ${job.spec.jobId}: two reducers' outputs hold the same key (their key sets must be disjoint)`);
 }
 
 /** Worker attestations begun but not completed, per coordinator enclave (issue 14 item 10). */
@@ -240,7 +250,7 @@ export class CoordinatorEnclave {
     const resultObject = objectIds.result(job.spec.jobId);
     const resultKey = deriveObjectKey(job.client.fromEnclave, LABELS.resultKey, job.spec.jobId);
     const inputs = job.reduces.map((rr, r) => ({ objectId: rr.output.objectId, sha256: rr.output.sha256, records: rr.outputRecords, key: job.outputKeys[r]! }));
-    const { rows, sha256, plainSha256 } = await assembleResult(inputs, resultObject, resultKey, this.#store.withMode(job.spec.insecurePlaintext));
+    const { rows, sha256, plainSha256 } = await assembleResult(inputs, resultObject, resultKey, this.#store.withMode(job.spec.insecurePlaintext), () => duplicateKeyError(job));
     const summary: JobSummary = {
       jobId: job.spec.jobId,
       resultObject,

@@ -249,7 +249,8 @@ describe("completeMap / completeReduce checks", () => {
 
 describe("tasks carry what the job says, keys only wrapped for the session", () => {
   test("a map task is sealed for its worker alone and names its shard and partitions", async () => {
-    const { jobId } = await splitJob();
+    // The full shuffle: a partition per reducer (shuffle-plan.test.ts has the local one).
+    const { jobId } = await splitJob(freshId(), { shuffle: "full" });
     const w = await h.attestWorker(jobId, "map");
     const other = await h.attestWorker(jobId, "map", {}, "other");
     const a = assignMap(jobId, w, 1);

@@ -43,6 +43,12 @@ export interface RunJobOptions {
   jobId?: string;
   /** CSV input separated by this byte instead of commas (rewritten on this machine; see client/delimited.ts). */
   delimiter?: number;
+  /**
+   * Resolves when the cluster can take the job (an embedded cluster's workers registered):
+   * awaited after the upload, just before the job is submitted, so that workers start while
+   * the client attests and uploads.
+   */
+  clusterReady?: Promise<void>;
 }
 
 export interface RunJobResult {
@@ -84,6 +90,13 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     onProgress: (n) => tick(n === total) && say(`upload ${formatBytes(n)} of ${formatBytes(total)} (${total ? Math.floor((n / total) * 100) : 100}%)  ${formatRate(n, t0, Date.now(), "bytes")}  encrypting under the first key`),
   });
   say(`uploaded ${basename(o.input)}: ${formatBytes(bytes)} in ${Date.now() - t0} ms (${formatRate(bytes, t0, Date.now(), "bytes")}), encrypted under the first key`);
+  if (o.clusterReady) {
+    let ready = false;
+    const r = o.clusterReady.then(() => void (ready = true));
+    await Promise.resolve();
+    if (!ready) say("waiting for the local cluster's workers to register…");
+    await r;
+  }
   await submitJob(o.url, session, {
     jobId,
     uploadId,

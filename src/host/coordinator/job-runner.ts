@@ -37,6 +37,11 @@ export interface RunnerHooks {
   onChange?: (record: JobRecord) => void;
   /** Called with the enclave's sealed checkpoint after each committed stage. */
   onCheckpoint?: (stage: CheckpointStage, sealed: string) => void;
+  /**
+   * Where the split reads the upload: `live` while it still streams in (live-upload.ts). Absent:
+   * from storage, where the upload already is.
+   */
+  splitSource?: () => Promise<{ live: boolean }>;
 }
 
 export interface JobRecord {
@@ -159,7 +164,8 @@ export class JobRunner {
         mappersEarly = this.#attestAll("map");
         // Awaited below; until then a refusal must not count as an unhandled rejection.
         mappersEarly.catch(() => undefined);
-        const split = await this.#enclave.call<{ inputRecords: number; shards: { shardId: number }[] }>("splitJob", { jobId });
+        const source = await this.#hooks.splitSource?.();
+        const split = await this.#enclave.call<{ inputRecords: number; shards: { shardId: number }[] }>("splitJob", { jobId, ...(source?.live ? { live: true } : {}) });
         this.record.progress.shards = split.shards.length;
         this.record.progress.inputRecords = split.inputRecords;
         await this.#commit();

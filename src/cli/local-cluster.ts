@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CmrError } from "../errors.ts";
 import { enclaveProgramPath } from "../host/config.ts";
-import { startCoordinator, type RunningCoordinator } from "../host/coordinator/coordinator-service.ts";
+import { loadOrCreateToken, startCoordinator, type RunningCoordinator } from "../host/coordinator/coordinator-service.ts";
 import { startWorker } from "../host/worker/worker-service.ts";
 import { LocalBlobStore, type BlobStore } from "../host/storage/blob-store.ts";
 import { initSimPlatform } from "../host/sim-vendor/provision.ts";
@@ -139,22 +139,19 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     }
   }
   const store = opts.store ?? new LocalBlobStore(storageDir);
-  let coordinator: RunningCoordinator;
-  try {
-    // An embedded cluster lives for one command: its job state goes with its temporary storage.
-    coordinator = await startCoordinator({ port: 0, dataDir: opts.dataDir, store, programPath, backend: "simulated", log, ...(ownStorage ? { statePath: join(storageDir, ".state", "state.db") } : {}) });
-  } catch (e) {
-    cleanupStorage();
-    throw e;
-  }
-  const c = coordinator;
-  // The workers start side by side (each spawns and initialises its own enclave, then
-  // registers); every start is kept, so stop() can stop the ones that came up even when
-  // another failed.
+  // The coordinator and the workers start side by side: each spawns and initialises its own
+  // enclave at once; a worker waits for the coordinator's URL only to register. The operator
+  // token (registration is an admin action) is the coordinator's, read or made here first.
+  const operatorToken = loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
+  // An embedded cluster lives for one command: its job state goes with its temporary storage.
+  const coordinatorStart = startCoordinator({ port: 0, dataDir: opts.dataDir, store, programPath, backend: "simulated", log, operatorToken, ...(ownStorage ? { statePath: join(storageDir, ".state", "state.db") } : {}) });
+  const coordinatorUrl = coordinatorStart.then((c) => c.url);
+  coordinatorUrl.catch(() => undefined);
+  // Every start is kept, so stop() can stop the ones that came up even when another failed.
   const starts = opts.workers.map((w) =>
     startWorker({
       workerId: w.workerId,
-      coordinatorUrl: c.url,
+      coordinatorUrl,
       capabilities: w.capabilities,
       dataTypes: w.dataTypes ?? [],
       port: 0,
@@ -162,10 +159,20 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       store,
       programPath,
       backend: "simulated",
-      operatorToken: c.operatorToken,
+      operatorToken,
     }),
   );
   const settled = Promise.allSettled(starts);
+  let coordinator: RunningCoordinator;
+  try {
+    coordinator = await coordinatorStart;
+  } catch (e) {
+    // The workers cannot register without it: they fail and leave nothing running.
+    await settled;
+    cleanupStorage();
+    throw e;
+  }
+  const c = coordinator;
   const workersReady = settled.then((all) => {
     const failed = all.find((r) => r.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;

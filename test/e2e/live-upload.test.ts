@@ -22,6 +22,13 @@ import type { IpcFrame } from "../../src/protocol/ipc.ts";
 import { expectedCsv, makeRows, writeCsv } from "../helpers/data.ts";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.ts";
 import { deferred, startTamperProxy, tamperStream, within, type StreamTamper } from "../helpers/tamper.ts";
+import { startTestS3, useEnv } from "../helpers/s3-server.ts";
+import { createBlobStore } from "../../src/host/storage/blob-store.ts";
+import { initSimPlatform } from "../../src/host/sim-vendor/provision.ts";
+import { startCoordinator } from "../../src/host/coordinator/coordinator-service.ts";
+import { startWorker, type RunningWorker } from "../../src/host/worker/worker-service.ts";
+import { enclaveProgramPath } from "../../src/host/config.ts";
+import { parsePolicy } from "../../src/attestation/policy.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cmr-live-upload-"));
 // About 9 MB: more than 100,000 records (one split progress event) in its first 70%.
@@ -37,7 +44,9 @@ let c: TestCluster;
 let frames: string[] = [];
 let onProgress: (() => void) | undefined;
 before(async () => {
+  // Local storage splits stored uploads by default (cheaper than OCALL frames on 2 cores): tail here.
   c = await startTestCluster([{ workerId: "w1" }, { workerId: "w2" }], {
+    tailUploads: true,
     onFrame: (_raw, f: IpcFrame) => {
       if ("ocall" in f && typeof (f as { op?: unknown }).op === "string" && (f as { op: string }).op.startsWith("upload.live.")) frames.push((f as { op: string }).op);
       else if ("event" in f && f.event === "progress" && f.data.stage === "split") {
@@ -133,4 +142,32 @@ describe("a tampered streaming upload fails as a tampered stored one does", () =
       }
     });
   }
+});
+
+describe("remote storage: the coordinator tails by default", () => {
+  test("S3 (fauxqs on loopback): cmr run's upload is split live; the answer is right", async () => {
+    const s3 = await startTestS3();
+    const restoreEnv = useEnv(s3.env);
+    const dataDir = mkdtempSync(join(dir, "s3-data-"));
+    const platform = await initSimPlatform(dataDir);
+    const store = await createBlobStore(`s3://${s3.bucket}/live`);
+    const ops: string[] = [];
+    const programPath = enclaveProgramPath();
+    // No tailUploads option: remote storage's default.
+    const coordinator = await startCoordinator({ port: 0, dataDir, store, programPath, backend: "simulated", onFrame: (_r, f) => void ("ocall" in f && ops.push(String((f as { op?: unknown }).op))) });
+    const workers: RunningWorker[] = [];
+    try {
+      for (const workerId of ["s1", "s2"]) workers.push(await startWorker({ workerId, coordinatorUrl: coordinator.url, capabilities: ["map", "reduce"], dataTypes: [], port: 0, dataDir, store, programPath, backend: "simulated", operatorToken: coordinator.operatorToken }));
+      const policy = parsePolicy({ version: 1, allowSimulated: true, trustedRoots: { simulated: [platform.vendorRootPem] }, measurements: { coordinator: [coordinator.measurement], worker: [coordinator.measurement] } });
+      const out = join(dir, "s3-live.csv");
+      await runJob({ url: coordinator.url, policy, input: small, format: "csv", code: maxCode, shards: 2, reducers: 2, partition: "hash", onBadRecord: "fail", out, quiet: true });
+      assert.ok(ops.includes("upload.live.openRead"), "the split read the upload live");
+      assert.equal(readFileSync(out, "utf8"), expectedCsv(smallRows, "max"));
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+      await coordinator.stop();
+      restoreEnv();
+      await s3.stop();
+    }
+  });
 });

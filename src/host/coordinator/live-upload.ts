@@ -54,15 +54,20 @@ export class LiveUpload {
   /** Resolves once the upload is stored, rejects when it is not (client gone, storage failed). */
   readonly stored: Promise<void>;
 
-  constructor(uploadId: string, objectId: string, sessionId: string, challenge: string, onGone: () => void) {
+  readonly #teeing: boolean;
+
+  /** `teeing` false: the upload is only announced (its challenge, when it is stored), not teed. */
+  constructor(uploadId: string, objectId: string, sessionId: string, challenge: string, onGone: () => void, teeing = true) {
     this.uploadId = uploadId;
     this.objectId = objectId;
     this.sessionId = sessionId;
     this.challenge = challenge;
     this.#onGone = onGone;
+    this.#teeing = teeing;
+    this.#detached = !teeing;
     this.stored = new Promise<void>((resolve, reject) => (this.#settle = (e) => (e === undefined ? resolve() : reject(e))));
     this.stored.catch(() => undefined);
-    this.#armPatience();
+    if (teeing) this.#armPatience();
     this.tee = new Transform({
       transform: (chunk: Buffer, _e, cb) => {
         if (this.#detached || chunk.length === 0) return cb(null, chunk);
@@ -91,12 +96,14 @@ export class LiveUpload {
     this.#failed = new CmrError("CMR_STORAGE_IO", `upload ${this.uploadId} did not complete while the split read it (${e instanceof CmrError ? e.code : "aborted"})`, { hint: "upload again with a new upload id" });
     this.#wakeReader();
     if (!this.#opened) this.#detach();
+    if (!this.#teeing) this.#onGone();
     this.#settle(this.#failed);
   }
 
   /** The upload is durable; a tee nobody opened is kept for a reader only a little longer. */
   markStored(): void {
-    if (!this.#opened) this.#armPatience();
+    if (!this.#teeing) this.#onGone();
+    else if (!this.#opened) this.#armPatience();
     this.#settle();
   }
 
@@ -178,12 +185,12 @@ export class LiveUploads {
    * Tee a PUT that just began (it carried `x-cmr-tail: 1`). With MAX_LIVE tees already, none:
    * the upload goes to storage only and its job splits it from there once it is stored.
    */
-  begin(uploadId: string, objectId: string, sessionId: string, challenge: string): LiveUpload | undefined {
+  begin(uploadId: string, objectId: string, sessionId: string, challenge: string, teeing = true): LiveUpload | undefined {
     if (this.#live.has(uploadId)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `upload ${uploadId} is already streaming: an upload is never replaced`, { hint: "use a new upload id" });
     if (this.#live.size >= MAX_LIVE) return undefined;
     const l = new LiveUpload(uploadId, objectId, sessionId, challenge, () => {
       if (this.#live.get(uploadId) === l) this.#live.delete(uploadId);
-    });
+    }, teeing);
     this.#live.set(uploadId, l);
     for (const w of this.#waiters.get(uploadId) ?? []) w();
     this.#waiters.delete(uploadId);

@@ -329,7 +329,7 @@ program
     }
     // Interrupted (Ctrl-C, SIGTERM), the embedded cluster stops and its temporary storage goes.
     const interrupt = o.coordinator ? undefined : onInterrupt();
-    const cluster = o.coordinator ? undefined : await startLocalCluster({ dataDir, workers: Array.from({ length: workers }, (_, i) => ({ workerId: `worker-${i + 1}`, capabilities: ["map", "reduce"] })) }).catch((e: unknown) => {
+    const cluster = o.coordinator ? undefined : await startLocalCluster({ dataDir, deferWorkers: true, workers: Array.from({ length: workers }, (_, i) => ({ workerId: `worker-${i + 1}`, capabilities: ["map", "reduce"] })) }).catch((e: unknown) => {
       interrupt?.dispose();
       throw e;
     });
@@ -338,6 +338,7 @@ program
       const t0 = Date.now();
       const { summary, status, coordinator } = await runJob({
         jobId,
+        ...(cluster ? { clusterReady: cluster.workersReady } : {}),
         ...(delimiter !== undefined && delimiter !== 0x2c ? { delimiter } : {}),
         url: cluster?.url ?? String(o.coordinator),
         policy,

@@ -28,8 +28,9 @@ import type { EnclaveClaims } from "../../protocol/evidence.ts";
 import type { JobStage } from "../../protocol/job-stages.ts";
 import { answerAttestRequest, type Quoter } from "../runtime/attestee.ts";
 import { SessionTable, type InboundSession, type OutboundSession } from "../runtime/sessions.ts";
-import type { EnclaveObjectStore } from "../runtime/object-store.ts";
-import { splitUpload } from "./split-upload.ts";
+import { EnclaveObjectStore } from "../runtime/object-store.ts";
+import { splitFieldOf, splitUpload } from "./split-upload.ts";
+import { liveUploadStorage } from "../runtime/live-upload-storage.ts";
 import type { TeeBackend } from "../tee/index.ts";
 import { assembleResult } from "./assemble-result.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
@@ -148,13 +149,21 @@ export class CoordinatorEnclave {
 
   /** S12: decrypt the upload with the key derived from the first key, split and encrypt shards. */
   async splitJob(raw: unknown): Promise<unknown> {
-    const job = this.#job(parseArgs(Calls.JobRef, "splitJob", raw).jobId);
+    const args = parseArgs(Calls.SplitJob, "splitJob", raw);
+    const job = this.#job(args.jobId);
     if (jobStage(job) !== "submitted") throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} was already split`);
     const { spec } = job;
     const uploadObject = objectIds.upload(spec.uploadId);
+    // A live upload is read as it streams in (pipelining); its integrity rests on the stream
+    // format as a stored one's does: the split completes only once the final chunk authenticated.
+    if (args.live && spec.partition === "range" && !spec.rangeBoundaries && splitFieldOf(spec) !== null) {
+      throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${spec.jobId} samples its range boundaries from the stored upload: it cannot be split live`);
+    }
     const uploadKey = deriveObjectKey(job.client.toEnclave, LABELS.uploadKey, spec.uploadId);
     const targets = Array.from({ length: spec.shards }, (_, i) => ({ objectId: objectIds.shard(spec.jobId, i), key: SecretKey.random("shard-key") }));
-    const split = await splitUpload(spec, uploadObject, uploadKey, targets, this.#store.withMode(spec.insecurePlaintext));
+    const store = this.#store.withMode(spec.insecurePlaintext);
+    const input = args.live ? new EnclaveObjectStore(liveUploadStorage(), spec.insecurePlaintext) : store;
+    const split = await splitUpload(spec, uploadObject, uploadKey, targets, store, input);
     recordSplit(job, split, targets.map((t) => t.key));
     return { jobId: spec.jobId, inputRecords: split.inputRecords, badRecords: split.badRecords, shards: split.shards.map((s, i) => ({ shardId: i, records: s.records })) };
   }

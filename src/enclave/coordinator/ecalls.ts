@@ -24,6 +24,8 @@ export const SubmitJob = z.object({
   uploadChallenge: z.string().max(200).nullable().optional(),
 });
 export const JobRef = z.object({ jobId });
+/** `live`: read the upload as it streams in, through the host's upload.live.* OCALLs. */
+export const SplitJob = z.object({ jobId, live: z.boolean().optional() });
 export const BeginAttestWorker = z.object({ jobId, workerId: z.string().min(1).max(128), phase: z.enum(["map", "reduce"]) });
 export const CompleteAttestWorker = z.object({ handshakeId: token, response: z.unknown() });
 export const AssignMap = z.object({ jobId, shardId: index, sessionId: token, attempt });

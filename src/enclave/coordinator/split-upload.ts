@@ -189,7 +189,11 @@ function progress(c: SplitCounts): void {
   if (c.total % 100_000 === 0) sendEvent({ event: "progress", data: { stage: "split", jobId: c.jobId, records: c.total, bytes: c.bytes } });
 }
 
-export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey: SecretKey, shardTargets: { objectId: string; key: SecretKey }[], store: EnclaveObjectStore): Promise<SplitResult> {
+/**
+ * `input` is where the upload is read from: storage (default, `store`) or, while it still
+ * streams in, the host's live tee (live-upload-storage.ts); shards always go to `store`.
+ */
+export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey: SecretKey, shardTargets: { objectId: string; key: SecretKey }[], store: EnclaveObjectStore, input: EnclaveObjectStore = store): Promise<SplitResult> {
   const n = shardTargets.length;
   const field = splitFieldOf(spec);
   let boundaries: string[] | null = null;
@@ -206,7 +210,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   const c: SplitCounts = { total: 0, bad: 0, badInSplit: 0, counts: new Array<number>(n).fill(0), bytes: 0, jobId: spec.jobId };
   try {
     const hash = createHash("sha256");
-    const header = spec.format === "csv" ? await splitCsv(spec, field, router, out, c, uploadObject, uploadKey, store, hash) : await splitJsonl(spec, field, router, out, c, uploadObject, uploadKey, store, hash);
+    const header = spec.format === "csv" ? await splitCsv(spec, field, router, out, c, uploadObject, uploadKey, input, hash) : await splitJsonl(spec, field, router, out, c, uploadObject, uploadKey, input, hash);
     await out.close();
     const shards = [];
     for (let i = 0; i < n; i++) {

@@ -27,6 +27,7 @@ import { generateRecoveryKeyPair } from "../../src/crypto/recovery-share.ts";
 import { Client } from "../../src/client/sdk.ts";
 import { getJson, postJson } from "../../src/host/http/client.ts";
 import { expectedCsv, makeRows, writeCsv } from "../helpers/data.ts";
+import { code } from "../helpers/outcome.ts";
 
 const bin = join(import.meta.dirname, "..", "..", "bin", "cmr.mjs");
 
@@ -35,14 +36,6 @@ function cli(args: string[]): { status: number | null; stdout: string; stderr: s
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function code(fn: () => unknown): Promise<string> {
-  try {
-    await fn();
-  } catch (e) {
-    return (e as { code?: string }).code ?? `non-CmrError: ${String(e)}`;
-  }
-  return "no error";
-}
 
 function storedCheckpoint(dataDir: string, jobId: string): string | null {
   const db = new DatabaseSync(join(dataDir, "coordinator", "state.db"), { readOnly: true });

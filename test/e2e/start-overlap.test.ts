@@ -19,20 +19,13 @@ import { localPolicy } from "../../src/cli/common.ts";
 import type { IpcFrame } from "../../src/protocol/ipc.ts";
 import { expectedCsv, makeRows, writeCsv } from "../helpers/data.ts";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.ts";
+import { alive } from "../helpers/outcome.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "cmr-start-overlap-"));
 const rows = makeRows(20_000);
 const csv = join(dir, "tx.csv");
 writeCsv(csv, rows);
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("map workers are attested while the split runs", () => {
   let c: TestCluster;

@@ -16,6 +16,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
+import { alive } from "./outcome.ts";
 
 const PREFIX = "cmrmh";
 const NAME = /^cmrmh(\d+)-[a-z0-9]+$/;
@@ -53,14 +54,6 @@ function run(args: string[], what: string): string {
   return r.stdout;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function nsPids(ns: string): number[] {
   const r = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" });

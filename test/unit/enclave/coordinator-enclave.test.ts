@@ -11,15 +11,8 @@ import { coordinatorHarness, mapResultFor, reduceResultFor, unevenCsv, type Fake
 import { sealEnvelope } from "../../../src/crypto/key-wrap.ts";
 import { openSealedCheckpoint } from "../../../src/enclave/coordinator/checkpoint-codec.ts";
 import type { MapTask, ReduceTask } from "../../../src/protocol/job.ts";
+import { code } from "../../helpers/outcome.ts";
 
-async function code(fn: () => unknown): Promise<string> {
-  try {
-    await fn();
-  } catch (e) {
-    return (e as { code?: string }).code ?? `non-CmrError: ${String(e)}`;
-  }
-  return "no error";
-}
 
 const h: Harness = await coordinatorHarness();
 await h.upload("u1", unevenCsv());

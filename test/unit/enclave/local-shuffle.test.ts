@@ -14,15 +14,8 @@ import { buildReceipt } from "../../../src/enclave/coordinator/receipt-signer.ts
 import { commitMap, commitReduce, newJob, recordSplit } from "../../../src/enclave/coordinator/job-state.ts";
 import { receiptAccountingProblem, ReceiptSchema, type Receipt } from "../../../src/protocol/receipt.ts";
 import { JobSpecSchema, type MapTask, type ReduceTask } from "../../../src/protocol/job.ts";
+import { code } from "../../helpers/outcome.ts";
 
-async function code(fn: () => unknown): Promise<string> {
-  try {
-    await fn();
-  } catch (e) {
-    return (e as { code?: string }).code ?? `non-CmrError: ${String(e)}`;
-  }
-  return "no error";
-}
 
 const h = await coordinatorHarness();
 await h.upload("u1", unevenCsv());

@@ -23,18 +23,11 @@ import { parsePolicy, type Policy } from "../../../src/attestation/policy.ts";
 import { openOwnShare, sealShare } from "../../../src/client/recovery.ts";
 import { Handshake, type VerifiedSession } from "../../../src/attestation/relying-party.ts";
 import { MAX_PENDING_RECOVERIES, RecoveryCollector, recoveryBlockFor } from "../../../src/enclave/coordinator/recovery-state.ts";
+import { code } from "../../helpers/outcome.ts";
 
 const owners = ["alice", "bob", "carol"].map((id) => ({ id, ...generateRecoveryKeyPair() }));
 const ownerKey = (i: number) => createPrivateKey(owners[i]!.privatePem);
 
-async function code(fn: () => unknown): Promise<string> {
-  try {
-    await fn();
-  } catch (e) {
-    return (e as { code?: string }).code ?? `non-CmrError: ${String(e)}`;
-  }
-  return "no error";
-}
 
 /** An owner attests the enclave in this process, under the job's policy. */
 async function attestForRecoveryInProcess(h: Harness, policy: Policy): Promise<VerifiedSession> {

@@ -256,6 +256,16 @@ export class NetnsLab {
     if (rate) run(["tc", "-n", ns, "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", rate, "burst", "64kb", "latency", "400ms"], `bandwidth cap on ${host}`);
   }
 
+  /**
+   * Cap what the host receives at `rate` (tc tbf on its bridge port, whose egress is the host's
+   * ingress), or lift the cap. Makes a transfer to the host last long enough to act during it.
+   */
+  setReceiveRate(host: string, rate: string | undefined): void {
+    const port = this.host(host).port;
+    spawnSync("tc", ["-n", this.bridgeNs, "qdisc", "del", "dev", port, "root"]);
+    if (rate) run(["tc", "-n", this.bridgeNs, "qdisc", "add", "dev", port, "root", "tbf", "rate", rate, "burst", "32kb", "latency", "2s"], `receive cap on ${host}`);
+  }
+
   /** Bytes the host's interface received and sent so far. */
   counters(host: string): Counters {
     const r = JSON.parse(run(["ip", "-n", this.host(host).ns, "-s", "-j", "link", "show", "eth0"], `counters of ${host}`)) as { stats64: { rx: { bytes: number }; tx: { bytes: number } } }[];

@@ -158,30 +158,29 @@ test("a worker's link cut mid-map: the coordinator re-issues its task elsewhere 
   if (skipOrFail(t)) return;
   const out = join(dir, "out-cut.csv");
   const before = allCounters();
-  let mapping = false;
-  const running = cmrRun(out, { onStderr: (s) => (mapping ||= /^map /m.test(s)) });
-  // The cut comes once w3 is inside a map task: after the map stage began, w3's interface has
-  // received its shard's first 100 kB from storage (read in w3's namespace, no traffic).
+  // The cut must land while w3 is inside a map task, whatever the machine's speed: w3 receives
+  // at 4 Mbit/s (a 0.7 MB shard takes over a second to arrive), and the cut comes once w3 has
+  // received 150 kB more than before the job (attestation frames are a few kB; only a shard
+  // fetch is that large). Counters are read in w3's namespace: no traffic from here.
+  lab!.setReceiveRate("w3", "4mbit");
+  const running = cmrRun(out);
   let finished = false;
   void running.finally(() => (finished = true));
   let cut = false;
-  let base = -1;
-  while (!finished && !cut) {
-    if (mapping) {
-      const rx = lab!.counters("w3").rxBytes;
-      if (base < 0) base = rx;
-      else if (rx - base > 100_000) {
+  const base = before.get("w3")!.rxBytes;
+  let r: RunResult;
+  try {
+    while (!finished && !cut) {
+      if (lab!.counters("w3").rxBytes - base > 150_000) {
         lab!.setLink("w3", false);
         cut = true;
       }
+      await new Promise((res) => setTimeout(res, 10));
     }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  let r: RunResult;
-  try {
     r = await running;
   } finally {
     lab!.setLink("w3", true);
+    lab!.setReceiveRate("w3", undefined);
   }
   report("cut job", r, before);
   const st = await jobStatus(String(r.json?.jobId));

@@ -21,7 +21,7 @@
 import { Transform } from "node:stream";
 import { CmrError } from "../../errors.ts";
 import { assertObjectId } from "../../protocol/object-ids.ts";
-import type { StorageOcalls } from "../storage/storage-ocalls.ts";
+import { answerOf, BinaryAnswer, type StorageOcalls } from "../storage/storage-ocalls.ts";
 
 /** Ciphertext a live upload holds for a reader that has not taken it yet. */
 export const TEE_WINDOW = 8 * 1024 * 1024;
@@ -262,7 +262,7 @@ export function liveUploadOcalls(live: LiveUploads, storage: StorageOcalls | und
       const r = await l.read();
       if (r.end) reads.delete(a.handle as number);
       stats.readBytes += r.data.length;
-      return { data: r.data.toString("base64"), end: r.end };
+      return new BinaryAnswer({ end: r.end }, r.data);
     },
     "upload.live.closeRead": async (a) => {
       const l = typeof a.handle === "number" ? reads.get(a.handle) : undefined;
@@ -273,13 +273,13 @@ export function liveUploadOcalls(live: LiveUploads, storage: StorageOcalls | und
   };
   return {
     stats,
-    async handle(op, args) {
+    async handle(op, args, bytes) {
       const f = Object.hasOwn(ops, op) ? ops[op] : undefined;
       if (f) {
         stats.calls++;
-        return await f(typeof args === "object" && args !== null ? args : {});
+        return answerOf(await f(typeof args === "object" && args !== null ? args : {}));
       }
-      if (storage) return await storage.handle(op, args);
+      if (storage) return await storage.handle(op, args, bytes);
       throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `OCALL ${op.slice(0, 40)} refused: this enclave's storage is a local directory`);
     },
     close() {

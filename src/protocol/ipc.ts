@@ -91,14 +91,22 @@ export function encodeFrameParts(message: Encodable): Buffer[] {
     return [len, body];
   }
   const { bytes: _payload, ...header } = message as Encodable & { bytes: Buffer };
+  return encodeBinaryFrameParts(header, [bytes]);
+}
+
+/**
+ * A binary frame whose payload is the concatenation of `payload` (written piece by piece, none
+ * copied: a reader's queued network chunks go out without being joined first).
+ */
+export function encodeBinaryFrameParts(header: object, payload: readonly Buffer[]): Buffer[] {
   const head = Buffer.from(JSON.stringify(header), "utf8");
   if (head.length > MAX_BINARY_HEADER) throw new CmrError("CMR_IPC_FRAME", `binary IPC frame header of ${head.length} bytes exceeds ${MAX_BINARY_HEADER}`);
-  const n = 4 + head.length + bytes.length;
+  const n = payload.reduce((sum, b) => sum + b.length, 4 + head.length);
   if (n > MAX_FRAME) throw new CmrError("CMR_IPC_FRAME", `IPC frame of ${n} bytes exceeds ${MAX_FRAME}`);
   const prefix = Buffer.alloc(8);
   prefix.writeUInt32BE((BINARY_FLAG | n) >>> 0, 0);
   prefix.writeUInt32BE(head.length, 4);
-  return [prefix, head, bytes];
+  return [prefix, head, ...payload];
 }
 
 export function encodeFrame(message: Encodable): Buffer {

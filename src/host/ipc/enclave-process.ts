@@ -12,7 +12,7 @@ import { existsSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import { CmrError, errorFromJSON, isCmrError } from "../../errors.ts";
 import { ENV } from "../config.ts";
-import { encodeFrame, encodeFrameParts, FrameDecoder, type IpcEvent, type IpcFrame, type IpcOcall, type IpcResponse } from "../../protocol/ipc.ts";
+import { encodeBinaryFrameParts, encodeFrame, encodeFrameParts, FrameDecoder, type IpcEvent, type IpcFrame, type IpcOcall, type IpcResponse } from "../../protocol/ipc.ts";
 import type { OcallAnswer } from "../storage/storage-ocalls.ts";
 
 export interface EnclaveProcessOptions {
@@ -132,15 +132,19 @@ export class EnclaveProcess {
       ? server.handle(String(f.op), typeof f.args === "object" && f.args !== null ? f.args : {}, Buffer.isBuffer(f.bytes) ? f.bytes : undefined)
       : Promise.reject(new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `OCALL ${String(f.op).slice(0, 40)} refused: this enclave's storage is a local directory`));
     answer.then(
-      (a) => this.#send(a.bytes ? { ocallId: id, ok: true, result: a.result, bytes: a.bytes } : { ocallId: id, ok: true, result: a.result }),
+      (a) => (a.bytes ? this.#write(encodeBinaryFrameParts({ ocallId: id, ok: true, result: a.result }, a.bytes)) : this.#send({ ocallId: id, ok: true, result: a.result })),
       (e: unknown) => this.#send({ ocallId: id, ok: false, error: (isCmrError(e) ? e : new CmrError("CMR_STORAGE_IO", "storage OCALL failed")).toJSON() }),
     );
   }
 
   #send(frame: Parameters<typeof encodeFrame>[0]): void {
+    this.#write(encodeFrameParts(frame));
+  }
+
+  /** A frame's pieces; a binary frame's payload is written as it is (no copy): storage hands over its buffers. */
+  #write(parts: Buffer[]): void {
     if (this.#exited) return;
-    // A binary frame's payload is written as it is (no copy): storage hands over its buffers.
-    for (const part of encodeFrameParts(frame)) this.#child.stdin!.write(part);
+    for (const part of parts) this.#child.stdin!.write(part);
   }
 
   #settle(f: IpcResponse): void {

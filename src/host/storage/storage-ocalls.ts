@@ -31,10 +31,10 @@ export const MAX_OPEN_STREAMS = 512;
 const READ_SLICE = 1024 * 1024;
 const MAX_OBJECT_BYTES = 64 * 1024 ** 3;
 
-/** An OCALL's answer: its JSON result and, for a binary answer frame, the raw bytes. */
+/** An OCALL's answer: its JSON result and, for a binary answer frame, the raw bytes (in pieces, sent unjoined). */
 export interface OcallAnswer {
   result: unknown;
-  bytes?: Buffer;
+  bytes?: readonly Buffer[];
 }
 
 export interface StorageOcalls {
@@ -60,8 +60,8 @@ interface OpenWrite {
 /** An op's result that travels back with raw bytes (a binary answer frame). */
 export class BinaryAnswer {
   readonly result: Record<string, unknown>;
-  readonly bytes: Buffer;
-  constructor(result: Record<string, unknown>, bytes: Buffer) {
+  readonly bytes: readonly Buffer[];
+  constructor(result: Record<string, unknown>, bytes: readonly Buffer[]) {
     this.result = result;
     this.bytes = bytes;
   }
@@ -112,15 +112,18 @@ export function storageOcalls(store: BlobStore): StorageOcalls {
         parts.push(b);
         n += b.length;
       }
-      let data = Buffer.concat(parts);
-      if (data.length > READ_SLICE) {
-        r.held = data.subarray(READ_SLICE);
-        data = data.subarray(0, READ_SLICE);
+      // The pieces go out as they are (no join); only the last may be cut at READ_SLICE.
+      if (n > READ_SLICE) {
+        const last = parts.pop()!;
+        const keep = last.length - (n - READ_SLICE);
+        parts.push(last.subarray(0, keep));
+        r.held = last.subarray(keep);
+        n = READ_SLICE;
         end = false;
       }
       if (end) reads.delete(h(a));
-      stats.readBytes += data.length;
-      return new BinaryAnswer({ end }, data);
+      stats.readBytes += n;
+      return new BinaryAnswer({ end }, parts);
     },
     "storage.closeRead": async (a) => {
       reads.get(h(a))?.body.destroy();

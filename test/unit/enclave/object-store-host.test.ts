@@ -35,7 +35,7 @@ test("readChunks and openDecrypted through the host give what a directory gives"
     const f = overTheWire<IpcOcall>(bytes ? { ocall: 1, op, args, bytes } : { ocall: 1, op, args });
     const answer = await server.handle(f.op, f.args, f.bytes);
     if (answer.bytes || f.bytes) binaryFrames++;
-    const back = overTheWire<IpcOcallResponse>(answer.bytes ? { ocallId: 1, ok: true, result: answer.result, bytes: answer.bytes } : { ocallId: 1, ok: true, result: answer.result });
+    const back = overTheWire<IpcOcallResponse>(answer.bytes ? { ocallId: 1, ok: true, result: answer.result, bytes: Buffer.concat(answer.bytes) } : { ocallId: 1, ok: true, result: answer.result });
     return { result: back.result, bytes: back.bytes };
   };
   for (const plaintext of [false, true]) {

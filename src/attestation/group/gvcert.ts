@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { X509Certificate, createHash, createPublicKey, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import { z } from "zod";
 import { AttestationError } from "../../errors.ts";
 import { LABELS } from "../../protocol/labels.ts";
@@ -21,6 +21,8 @@ import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { lengthPrefixed, sha512 } from "../../crypto/bytes.ts";
 import { decodeIssuerPublicKey, verifyIssuerPublicKey, type IssuerPublicKey } from "../../crypto/ecdaa/index.ts";
 import { SignedJsonSchema, verifySignedJson, type SignedJson } from "./signed-json.ts";
+import { certPublicKey } from "../_x509/certificate.ts";
+import { loadCertificate } from "../_x509/pem.ts";
 
 /** How far the vendor's time may be from the PE's (seed [85]: "a preset window"). */
 export const REGISTRATION_WINDOW_MS = 120_000;
@@ -52,7 +54,7 @@ export function registrationReportData(groupPublicKeyHex: string, peSigningKeyPe
 
 /** Verify a vendor report's signature against the trusted vendor roots; returns its contents. */
 export function verifyVendorReport(doc: SignedJson, trustedRoots: string[]): VendorReport {
-  const ok = trustedRoots.some((pem) => verifySignedJson(LABELS.vendorReport, doc, new X509Certificate(pem).publicKey));
+  const ok = trustedRoots.some((pem, i) => verifySignedJson(LABELS.vendorReport, doc, certPublicKey(loadCertificate(pem, `trusted vendor root[${i}]`))));
   if (!ok) throw new AttestationError("CMR_ATTEST_GVCERT", "the vendor report is not signed by a trusted vendor root", { hint: "the verification node registered with a vendor your policy does not trust" });
   let parsed: unknown;
   try {

@@ -88,8 +88,8 @@ export function materialize(p: PlaintextSpec): Buffer {
 
 async function streamVector(v: { name: string; description: string; key: Buffer; salt: Buffer; streamId: string; chunkSize: number; padded?: boolean; plaintext: PlaintextSpec }): Promise<StreamVector> {
   const plain = materialize(v.plaintext);
-  const ct = await encryptBuffer(v.key, plain, { streamId: v.streamId, chunkSize: v.chunkSize, salt: v.salt, padded: v.padded });
-  const ref = refEncrypt(v.key, plain, { chunkSize: v.chunkSize, salt: v.salt, streamId: v.streamId, padded: v.padded });
+  const ct = await encryptBuffer(v.key, plain, { streamId: v.streamId, chunkSize: v.chunkSize, salt: v.salt, padded: v.padded === true });
+  const ref = refEncrypt(v.key, plain, { chunkSize: v.chunkSize, salt: v.salt, streamId: v.streamId, padded: v.padded === true });
   if (!ref.ciphertext.equals(ct)) throw new Error(`${v.name}: src/crypto/aead-stream.ts and the reference disagree; not writing vectors`);
   const out: StreamVector = {
     name: v.name,

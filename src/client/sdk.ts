@@ -17,7 +17,7 @@ import { CmrError } from "../errors.ts";
 import { parsePolicy, type Policy } from "../attestation/policy.ts";
 import type { VerifiedSession } from "../attestation/relying-party.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
-import { BUILTIN_OPS, type JobCode, type JobSummary } from "../protocol/job.ts";
+import { BUILTIN_OPS, type HideLevel, type JobCode, type JobSummary } from "../protocol/job.ts";
 import { getJson } from "../host/http/client.ts";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus, type WaitInfo } from "./client.ts";
 import { parseDelimiter } from "./delimited.ts";
@@ -93,6 +93,8 @@ export type JobRequest = {
   partition?: "hash" | "range";
   rangeBoundaries?: string[];
   onBadRecord?: "fail" | "skip";
+  /** Leakage controls (docs/leakage.md): "none" (default), "sizes" or "shuffle"; the receipt must name it. */
+  hide?: HideLevel;
   /** Job id to use (default: a random one). Public: it names the job's status and objects. */
   jobId?: string;
 } & (
@@ -123,10 +125,10 @@ export interface JobResult {
 export class Job {
   readonly id: string;
   readonly #client: Client;
-  readonly #expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string };
+  readonly #expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string; hide?: HideLevel };
   #status: JobStatus | undefined;
 
-  constructor(client: Client, id: string, expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string }) {
+  constructor(client: Client, id: string, expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string; hide?: HideLevel }) {
     this.#client = client;
     this.id = id;
     this.#expect = expect;
@@ -155,7 +157,7 @@ export class Job {
   async fetch(out: string | Writable): Promise<JobResult> {
     const status = this.#status ?? (await this.wait());
     const session = await sessionOf(this.#client);
-    const summary = await fetchResult(this.#client.url, session, status, out as NodeJS.WritableStream | string, { expect: { inputSha256: this.#expect.inputSha256, codeSha256: this.#expect.codeSha256, policy: this.#expect.policy } });
+    const summary = await fetchResult(this.#client.url, session, status, out as NodeJS.WritableStream | string, { expect: { inputSha256: this.#expect.inputSha256, codeSha256: this.#expect.codeSha256, policy: this.#expect.policy, ...(this.#expect.hide ? { hide: this.#expect.hide } : {}) } });
     return {
       jobId: this.id,
       rows: summary.rows,
@@ -263,10 +265,11 @@ export class Client {
       shards: req.shards ?? 2,
       reducers: req.reducers ?? 2,
       onBadRecord: req.onBadRecord ?? "fail",
+      hide: req.hide ?? "none",
       ...(this.#who.dataType ? { dataType: this.#who.dataType } : {}),
       policy,
     });
     const codeSha256 = code.kind === "custom" ? code.sha256 : createHash("sha256").update(canonicalJson(code)).digest("hex");
-    return new Job(this, jobId, { inputSha256: req.upload.sha256, codeSha256, policy, inputName: req.upload.name });
+    return new Job(this, jobId, { inputSha256: req.upload.sha256, codeSha256, policy, inputName: req.upload.name, hide: req.hide ?? "none" });
   }
 }

@@ -36,6 +36,8 @@ export const ReceiptSchema = z.object({
   output: z.object({ object: z.string(), sha256: hex64, plainSha256: hex64, rows: z.number().int() }),
   /** Limits custom job code ran under (absent for built-in ops, and in receipts before #13). */
   jobLimits: z.object({ callMs: z.number().int(), taskMs: z.number().int(), memoryMB: z.number().int(), outputMB: z.number().int() }).optional(),
+  /** Leakage controls the job ran with (issue 17, docs/leakage.md); absent in older receipts = none. */
+  hide: z.enum(["none", "sizes", "shuffle"]).optional(),
 });
 export type Receipt = z.infer<typeof ReceiptSchema>;
 

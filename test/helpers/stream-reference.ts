@@ -72,7 +72,7 @@ export interface RefStream {
  */
 export function refEncrypt(key: Uint8Array, plaintext: Uint8Array, o: { chunkSize: number; salt: Uint8Array; streamId: string; padded?: boolean }): RefStream {
   const keyId = refKeyId(key);
-  const header = refHeader({ chunkSize: o.chunkSize, keyId, salt: o.salt, streamId: o.streamId, padded: o.padded });
+  const header = refHeader({ chunkSize: o.chunkSize, keyId, salt: o.salt, streamId: o.streamId, padded: o.padded === true });
   const subkey = refSubkey(key, header);
   // Padded (§6): each chunk carries u32 length || data || zeros, so it holds chunkSize - 4 data
   // bytes; the chunk count is the next power of two of the data chunks.

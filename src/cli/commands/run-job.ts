@@ -10,7 +10,7 @@ import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { basename } from "node:path";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus } from "../../client/client.ts";
 import type { Policy } from "../../attestation/policy.ts";
-import type { JobCode, JobSummary } from "../../protocol/job.ts";
+import type { HideLevel, JobCode, JobSummary } from "../../protocol/job.ts";
 import { CmrError } from "../../errors.ts";
 import { bar, Progress } from "../common.ts";
 import { formatBytes, formatRate, throttle } from "../output.ts";
@@ -39,6 +39,8 @@ export interface RunJobOptions {
   sortBufferMB?: number;
   /** INSECURE: no encryption of data objects (benchmarks, debugging). */
   insecurePlaintext?: boolean;
+  /** Leakage controls (docs/leakage.md): none (default), sizes or shuffle. */
+  hide?: HideLevel;
   /** The job id to submit under (default: a fresh random one); the CLI prints it first. */
   jobId?: string;
   /** CSV input separated by this byte instead of commas (rewritten on this machine; see client/delimited.ts). */
@@ -97,6 +99,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     onBadRecord: o.onBadRecord,
     insecurePlaintext: o.insecurePlaintext === true,
     ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
+    ...(o.hide ? { hide: o.hide } : {}),
     ...(o.dataType ? { dataType: o.dataType } : {}),
     policy: o.policy,
   });
@@ -115,12 +118,20 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
         splitStart ??= Date.now();
         const sp = s.split;
         if (!sp) say(`split  reading ${basename(o.input)} in the coordinator enclave…`);
-        else if (sp.records !== splitRecords || splitTick()) {
+        else if (sp.records === undefined) {
+          // --hide: the enclave reports bytes read only; the fraction comes from the upload's size.
+          const read = sp.bytes ?? 0;
+          if (read !== splitRecords || splitTick()) {
+            if (read !== splitRecords) splitSeenAt = Date.now();
+            splitRecords = read;
+            say(`split  ${formatBytes(read)} of ${formatBytes(bytes)} (${bytes ? Math.min(100, Math.floor((read / bytes) * 100)) : 100}%)  ${formatRate(read, splitStart, splitSeenAt, "bytes")}  (record counts hidden)`);
+          }
+        } else if (sp.records !== splitRecords || splitTick()) {
           if (sp.records !== splitRecords) splitSeenAt = Date.now();
           splitRecords = sp.records;
           say(`split  ${sp.records.toLocaleString("en-US")} records${sp.bytes !== undefined ? `, ${formatBytes(sp.bytes)} of ${formatBytes(bytes)} (${bytes ? Math.floor((sp.bytes / bytes) * 100) : 100}%)  ${formatRate(sp.bytes, splitStart, splitSeenAt, "bytes")}` : ""}  ${formatRate(sp.records, splitStart, splitSeenAt, "records")}`);
         }
-      } else if (s.state === "mapping") say(`map    ${bar(p.mapsDone, p.shards)}  (${p.inputRecords} records)`);
+      } else if (s.state === "mapping") say(`map    ${bar(p.mapsDone, p.shards)}${p.inputRecords !== undefined ? `  (${p.inputRecords} records)` : ""}`);
       else if (s.state === "reducing") say(`reduce ${bar(p.reducesDone, p.reducers)}`);
       else say(`${s.state}…`);
     },
@@ -134,7 +145,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     throw new CmrError(err.code as never, err.message, err.hint ? { hint: err.hint } : {});
   }
   const codeSha256 = o.code.kind === "custom" ? o.code.sha256 : createHash("sha256").update(canonicalJson(o.code)).digest("hex");
-  const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true, expect: { inputSha256, codeSha256, policy: o.policy } });
+  const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true, expect: { inputSha256, codeSha256, policy: o.policy, hide: o.hide ?? "none" } });
   if (o.receiptOut) writeReceiptBundle(o.receiptOut, summary, session.response, basename(o.input), o.delimiter);
   return { summary, status, coordinator: session.appraisal };
 }

@@ -14,7 +14,7 @@ import { writeReceiptBundle, type RunJobOptions } from "./run-job.ts";
 import { loadUploadRecord } from "./upload-session.ts";
 
 /** The job's settings are those of `cmr run` on a local file; only the input differs. */
-export interface RunUploadedOptions extends Pick<RunJobOptions, "policy" | "code" | "shards" | "reducers" | "partition" | "rangeBoundaries" | "onBadRecord" | "dataType" | "out" | "receiptOut" | "sortBufferMB"> {
+export interface RunUploadedOptions extends Pick<RunJobOptions, "policy" | "code" | "shards" | "reducers" | "partition" | "rangeBoundaries" | "onBadRecord" | "dataType" | "out" | "receiptOut" | "sortBufferMB" | "hide"> {
   uploadId: string;
   coordinator: string;
   dataDir: string;
@@ -42,6 +42,7 @@ export async function runUploadedJob(o: RunUploadedOptions): Promise<JobSummary>
       reducers: o.reducers,
       onBadRecord: o.onBadRecord,
       ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
+      ...(o.hide ? { hide: o.hide } : {}),
       ...(o.dataType ? { dataType: o.dataType } : {}),
       policy: o.policy,
     });

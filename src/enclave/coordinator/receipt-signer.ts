@@ -31,6 +31,7 @@ export function buildReceipt(job: JobState, coordinatorMeasurement: string, coor
     output,
     // Custom job code ran under these limits (built-in ops run no job code).
     ...(job.spec.code.kind === "custom" ? { jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS } : {}),
+    hide: job.spec.hide,
   };
 }
 

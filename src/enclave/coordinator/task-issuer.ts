@@ -67,6 +67,7 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     reducers: job.spec.reducers,
     onBadRecord: job.spec.onBadRecord,
     plaintext: job.spec.insecurePlaintext,
+    hide: job.spec.hide,
     sortBufferBytes: Math.round(job.spec.sortBufferMB * 1024 * 1024),
     partitions: job.partitionKeys[m]!.map((k, r) => {
       const objectId = objectIds.partition(job.spec.jobId, m, r, attempt);
@@ -92,6 +93,7 @@ export function issueReduceTask(job: JobState, r: number, w: OutboundSession, re
     code: job.spec.code,
     jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS,
     plaintext: job.spec.insecurePlaintext,
+    hide: job.spec.hide,
     inputs: job.maps.map((mr, m) => {
       const p = mr.partitions[r]!;
       return { objectId: p.objectId, records: p.records, sha256: p.sha256, wrappedKey: wrapKey(kek, job.partitionKeys[m]![r]!.expose(), { recipient, purpose: "partition-key", objectId: p.objectId }).toString("base64") };

@@ -38,16 +38,23 @@ export class EnclaveObjectStore {
    * cost of confidentiality. Chosen per job by the data owner in the sealed job.
    */
   readonly plaintext: boolean;
+  /**
+   * Write padded streams (CMRS v2, `--hide sizes|shuffle`, docs/leakage.md): every object this
+   * store writes is a power of two of full chunks, so its size names only a bucket. Reading
+   * needs no flag (the stream header says).
+   */
+  readonly padded: boolean;
 
   /** A storage directory (as before), or a backend (HostStorage for remote storage). */
-  constructor(storage: string | EnclaveStorageBackend, plaintext = false) {
+  constructor(storage: string | EnclaveStorageBackend, plaintext = false, padded = false) {
     this.backend = typeof storage === "string" ? new DirectoryStorage(storage) : storage;
     this.root = this.backend instanceof DirectoryStorage ? this.backend.root : "";
     this.plaintext = plaintext;
+    this.padded = padded;
   }
 
-  withMode(plaintext: boolean): EnclaveObjectStore {
-    return plaintext === this.plaintext ? this : new EnclaveObjectStore(this.backend, plaintext);
+  withMode(plaintext: boolean, padded = false): EnclaveObjectStore {
+    return plaintext === this.plaintext && padded === this.padded ? this : new EnclaveObjectStore(this.backend, plaintext, padded);
   }
 
   /** The object's file, for local storage only (tests and tools that tamper with storage). */
@@ -203,7 +210,7 @@ export class EnclaveObjectStore {
     const hash = createHash("sha256");
     let bytes = 0;
     const plaintext = this.plaintext;
-    const enc = plaintext ? new PassThrough() : new EncryptStream(key.expose(), { streamId: objectId });
+    const enc = plaintext ? new PassThrough() : new EncryptStream(key.expose(), { streamId: objectId, padded: this.padded });
     enc.on("data", (d: Buffer) => {
       if (!plaintext) hash.update(d);
       bytes += d.length;

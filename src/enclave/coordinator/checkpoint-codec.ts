@@ -12,7 +12,8 @@ import { createPrivateKey } from "node:crypto";
 import { z } from "zod";
 import { CmrError } from "../../errors.ts";
 import { SecretKey } from "../../crypto/secret.ts";
-import { JobSpecSchema } from "../../protocol/job.ts";
+import { JobSpecSchema, hidesSizes } from "../../protocol/job.ts";
+import { padMessage } from "../runtime/hide.ts";
 import { MapResultSchema, ReduceResultSchema } from "../../protocol/task-results.ts";
 import type { TeeBackend } from "../tee/index.ts";
 import { jobStage, type JobState } from "./job-state.ts";
@@ -128,7 +129,9 @@ export function checkpointLabel(scope: string): string {
 }
 
 export async function sealCheckpoint(sealer: Pick<TeeBackend, "seal">, job: JobState, scope: string): Promise<string> {
-  const plain = Buffer.from(JSON.stringify(encodeCheckpoint(job, scope)));
+  const cp = encodeCheckpoint(job, scope);
+  // --hide: the sealed checkpoint the host stores must not show the digits of the counts inside.
+  const plain = Buffer.from(JSON.stringify(hidesSizes(job.spec.hide) ? padMessage(cp) : cp));
   try {
     return (await sealer.seal(plain, checkpointLabel(scope))).toString("base64");
   } finally {

@@ -11,7 +11,8 @@ import { CmrError } from "../../errors.ts";
 import { DEFAULT_JOB_LIMITS } from "../../attestation/policy.ts";
 import { sealEnvelope, wrapKey } from "../../crypto/key-wrap.ts";
 import { objectIds } from "../../protocol/object-ids.ts";
-import type { MapTask, ReduceTask } from "../../protocol/job.ts";
+import { hidesSizes, type MapTask, type ReduceTask } from "../../protocol/job.ts";
+import { padMessage } from "../runtime/hide.ts";
 import type { OutboundSession } from "../runtime/sessions.ts";
 import { requireMapped, requireReducer, requireShard, type JobState } from "./job-state.ts";
 import type { Phase } from "./task-ledger.ts";
@@ -74,7 +75,7 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
       return { objectId, wrappedKey: wrapKey(kek, k.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };
     }),
   };
-  return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
+  return { taskId, sealedTask: sealEnvelope(kek, hidesSizes(job.spec.hide) ? padMessage(task) : task, { recipient, purpose: "task", objectId: taskId }) };
 }
 
 export function issueReduceTask(job: JobState, r: number, w: OutboundSession, requestedAttempt: number): IssuedTask {
@@ -100,5 +101,6 @@ export function issueReduceTask(job: JobState, r: number, w: OutboundSession, re
     }),
     output: { objectId: outObject, wrappedKey: wrapKey(kek, job.outputKeys[r]!.expose(), { recipient, purpose: "result-key", objectId: outObject }).toString("base64") },
   };
-  return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
+  // --hide: the sealed task's size must not show the digits of the partitions' record counts.
+  return { taskId, sealedTask: sealEnvelope(kek, hidesSizes(job.spec.hide) ? padMessage(task) : task, { recipient, purpose: "task", objectId: taskId }) };
 }

@@ -1,0 +1,171 @@
+/**
+ * Leakage controls (issue 17, docs/leakage.md), measured from the host's view alone: two inputs
+ * of exactly the same byte size but different shape (3000 records over 300 keys, against 2000
+ * records all under one key) run through one cluster at `--hide none` and at `--hide sizes`.
+ * What the hosts see of each job is recorded:
+ *  - every object as it appears in storage (name with the job id taken out, and size);
+ *  - every IPC frame a host receives from its enclave (coordinator and both workers), as its
+ *    shape: strings by length, numbers as they are, frame ids and timing fields left out;
+ *  - the job status the coordinator serves (timings and timestamps left out).
+ * At `none` the two views differ (the record count, partition and result sizes show), so the
+ * test can fail; at `sizes` they are equal, item for item. Every padded object is a power of
+ * two of full chunks.
+ *
+ * @module
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus } from "../../src/client/client.ts";
+import { DEFAULT_CHUNK } from "../../src/crypto/aead-stream.ts";
+import type { HideLevel } from "../../src/protocol/job.ts";
+import type { IpcFrame } from "../../src/protocol/ipc.ts";
+import { startTestCluster, type TestCluster } from "../helpers/cluster.ts";
+
+/** Fields whose values are timing or counters of the host's own, not the data's. */
+const VOLATILE = new Set(["id", "quoteAgeMs", "at", "attestedAt", "createdAt", "updatedAt", "timings", "issuedAt"]);
+
+/** A JSON value's shape: strings by length, numbers kept, volatile fields dropped, keys sorted. */
+function shape(v: unknown): unknown {
+  if (typeof v === "string") return `s${v.length}`;
+  if (Array.isArray(v)) return v.map(shape);
+  if (v !== null && typeof v === "object") {
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([k]) => !VOLATILE.has(k))
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, x]) => [k, shape(x)]),
+    );
+  }
+  return v;
+}
+
+interface HostView {
+  objects: string[];
+  frames: string[];
+  status: unknown;
+}
+
+/** Same byte size, different shape: A = 3000 records over 300 keys; B = 2000 records, one key. */
+function inputs(dir: string): { a: string; b: string } {
+  const head = "account,amount,note\n";
+  const a = head + Array.from({ length: 3000 }, (_, i) => `acct-${String((i * 7919) % 300).padStart(3, "0")},${i % 100},${"x".repeat(10)}\n`).join("");
+  const rows = Array.from({ length: 2000 }, (_, i) => `acct-000,${i % 100},${"y".repeat(20)}\n`);
+  let b = head + rows.join("");
+  assert.ok(b.length <= a.length, "B must not be larger than A before padding");
+  rows[rows.length - 1] = `acct-000,99,${"y".repeat(20 + a.length - b.length)}\n`;
+  b = head + rows.join("");
+  assert.equal(Buffer.byteLength(a), Buffer.byteLength(b));
+  const pa = join(dir, "a.csv");
+  const pb = join(dir, "b.csv");
+  writeFileSync(pa, a);
+  writeFileSync(pb, b);
+  return { a: pa, b: pb };
+}
+
+describe("--hide: the host's view of two inputs of one size and different shapes", () => {
+  let c: TestCluster;
+  const frames: IpcFrame[] = [];
+  const sizes = new Map<string, number>();
+  let watcher: FSWatcher;
+  const dir = mkdtempSync(join(tmpdir(), "cmr-hide-"));
+  let files: { a: string; b: string };
+  const views = new Map<string, HostView>();
+
+  before(async () => {
+    const onFrame = (_raw: Buffer, f: IpcFrame): void => void frames.push(structuredClone(f));
+    c = await startTestCluster([], { onFrame });
+    await c.addWorker({ workerId: "w1" });
+    await c.addWorker({ workerId: "w2" });
+    files = inputs(dir);
+    // Objects appear under their final name complete (link of a finished temporary file); the
+    // host deletes intermediates at the end of a job, so sizes are taken as names appear.
+    watcher = watch(c.storageDir, { recursive: true }, (_e, name) => {
+      if (!name || name.includes(".tmp")) return;
+      try {
+        const st = statSync(join(c.storageDir, name.toString()));
+        if (st.isFile()) sizes.set(relative(c.storageDir, join(c.storageDir, name.toString())), st.size);
+      } catch {
+        // deleted already; a later event or the final sweep sees what remains
+      }
+    });
+  });
+
+  after(async () => {
+    watcher.close();
+    await c.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function run(level: HideLevel, which: "a" | "b"): Promise<HostView> {
+    // Same-length job ids, so ids never tell the jobs apart; object names drop them anyway.
+    const jobId = `jh-${level.slice(0, 4)}-${which}`;
+    const firstFrame = frames.length;
+    const session = await attestCoordinator(c.coordinator.url, c.policy);
+    const { uploadId } = await uploadFile(c.coordinator.url, session, files[which]);
+    await submitJob(c.coordinator.url, session, { jobId, uploadId, inputName: "in.csv", format: "csv", code: { kind: "builtin", op: "sum", keyField: "account", valueField: "amount" }, partition: "hash", shards: 2, reducers: 2, onBadRecord: "fail", hide: level, policy: c.policy });
+    const status: JobStatus = await waitForJob(c.coordinator.url, jobId);
+    assert.equal(status.state, "succeeded", JSON.stringify(status.error));
+    // The client, and only it, still gets the right answer.
+    const out = join(dir, `${jobId}.csv`);
+    const summary = await fetchResult(c.coordinator.url, session, status, out, { expect: { hide: level } });
+    assert.equal(summary.inputRecords, which === "a" ? 3000 : 2000);
+    assert.equal(readFileSync(out, "utf8").trim().split("\n").length - 1, which === "a" ? 300 : 1);
+    await new Promise((r) => setTimeout(r, 200)); // let the last watch events arrive
+    const prefix = `jobs/${jobId}/`;
+    const objects = [...sizes].filter(([p]) => p.startsWith(prefix) || p === `uploads/${uploadId}`).map(([p, n]) => `${p.startsWith(prefix) ? p.slice(prefix.length) : "upload"} ${n}`).sort();
+    const jobFrames = frames.slice(firstFrame).filter((f) => !("event" in f && f.event === "progress" && "alive" in f.data));
+    const text = JSON.stringify(status).replaceAll(jobId, "JOB");
+    return { objects, frames: jobFrames.map((f) => JSON.stringify(shape(JSON.parse(JSON.stringify(f).replaceAll(jobId, "JOB").replaceAll(uploadId, "UPLOAD"))))).sort(), status: shape(JSON.parse(text)) };
+  }
+
+  for (const level of ["none", "sizes"] as const) {
+    for (const which of ["a", "b"] as const) {
+      test(`job at --hide ${level} on input ${which.toUpperCase()} succeeds with the right answer`, async () => {
+        views.set(`${level}-${which}`, await run(level, which));
+      });
+    }
+  }
+
+  test("every kind of object was seen (the watch works)", () => {
+    for (const key of ["none-a", "none-b", "sizes-a", "sizes-b"]) {
+      const v = views.get(key);
+      assert.ok(v, `job ${key} ran`);
+      const kinds = new Set(v.objects.map((o) => o.split(/[/ ]/)[0]));
+      for (const k of ["upload", "shards", "partitions", "reduce", "result"]) assert.ok(kinds.has(k), `${key}: no ${k} object seen (${v.objects.join(", ")})`);
+    }
+  });
+
+  test("control: at --hide none the two inputs are distinguishable from the host's view", () => {
+    const a = views.get("none-a")!;
+    const b = views.get("none-b")!;
+    assert.notDeepEqual(a.status, b.status, "job status (record count) differs");
+    assert.notDeepEqual(a.objects, b.objects, "object sizes differ");
+    assert.notDeepEqual(a.frames, b.frames, "IPC frames differ");
+  });
+
+  test("at --hide sizes the two inputs are indistinguishable: objects, frames and status", () => {
+    const a = views.get("sizes-a")!;
+    const b = views.get("sizes-b")!;
+    assert.deepEqual(a.objects, b.objects, "object names and sizes");
+    assert.deepEqual(a.status, b.status, "job status");
+    const onlyA = a.frames.filter((f) => !b.frames.includes(f));
+    const onlyB = b.frames.filter((f) => !a.frames.includes(f));
+    assert.deepEqual({ onlyA, onlyB }, { onlyA: [], onlyB: [] }, "IPC frames (as shapes)");
+    assert.deepEqual(a.frames, b.frames, "IPC frames, with multiplicity");
+  });
+
+  test("at --hide sizes every object an enclave wrote is a power of two of full chunks", () => {
+    for (const key of ["sizes-a", "sizes-b"]) {
+      for (const o of views.get(key)!.objects) {
+        const [name, n] = o.split(" ") as [string, string];
+        if (name === "upload") continue; // the client's upload: the host knows its size anyway
+        const header = 60 + `jobs/jh-size-a/${name}`.length;
+        const chunks = (Number(n) - header) / (DEFAULT_CHUNK + 16);
+        assert.ok(Number.isInteger(chunks) && chunks >= 1 && (chunks & (chunks - 1)) === 0, `${key} ${o}: ${chunks} chunks`);
+      }
+    }
+  });
+});

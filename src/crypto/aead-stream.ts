@@ -170,6 +170,8 @@ export class EncryptStream extends Transform {
   #pending: Buffer[] = [];
   #pendingLen = 0;
   #index = 0;
+  /** Padded streams: pad as if at least this many data bytes had been written. */
+  #padToBytes = 0;
 
   constructor(key: Uint8Array, opts: EncryptOptions) {
     super();
@@ -184,6 +186,17 @@ export class EncryptStream extends Transform {
     this.#header = encodeHeader({ chunkSize, keyId: keyIdOf(key), salt: opts.salt ?? randomBytes(32), streamId: opts.streamId, padded: this.#padded });
     this.#key = subkey(key, this.#header);
     this.push(this.#header);
+  }
+
+  /**
+   * Padded streams only (`--hide shuffle`): make the stream at least as long as one holding
+   * `dataBytes` of data, so several streams can be given one size whatever each holds. Call
+   * before end(); the largest value given wins.
+   */
+  padToAtLeast(dataBytes: number): void {
+    if (!this.#padded) throw new RangeError("padToAtLeast() needs a padded stream");
+    if (!Number.isSafeInteger(dataBytes) || dataBytes < 0) throw new RangeError(`"dataBytes" expected a non-negative integer, got ${dataBytes}`);
+    this.#padToBytes = Math.max(this.#padToBytes, dataBytes);
   }
 
   #seal(data: Buffer, final: boolean): Buffer {
@@ -224,7 +237,7 @@ export class EncryptStream extends Transform {
     if (!this.#padded) this.push(this.#seal(rest, true));
     else {
       // The data ends in chunk #index; pad with empty chunks up to a power of two in all.
-      const total = nextPowerOfTwo(this.#index + 1);
+      const total = nextPowerOfTwo(Math.max(this.#index + 1, Math.ceil(this.#padToBytes / this.#dataPerChunk)));
       this.push(this.#seal(rest, this.#index + 1 === total));
       while (this.#index < total) this.push(this.#seal(Buffer.alloc(0), this.#index + 1 === total));
     }

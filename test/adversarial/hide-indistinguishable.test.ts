@@ -11,6 +11,11 @@
  * test can fail; at `sizes` they are equal, item for item. Every padded object is a power of
  * two of full chunks.
  *
+ * `shuffle` is measured on data large enough that padding buckets alone do not hide the key
+ * distribution: 80,000 records (2 MB) under a custom job that does not combine, over 300 keys
+ * or all under one key, same record count and size. At `sizes` the partition and shard sizes
+ * tell the two apart (the control); at `shuffle` objects, frames and status are equal.
+ *
  * @module
  */
 import { after, before, describe, test } from "node:test";
@@ -18,6 +23,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { createHash } from "node:crypto";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus } from "../../src/client/client.ts";
 import { DEFAULT_CHUNK } from "../../src/crypto/aead-stream.ts";
 import type { HideLevel } from "../../src/protocol/job.ts";
@@ -48,8 +54,10 @@ interface HostView {
   status: unknown;
 }
 
+const BIG = 80_000;
+
 /** Same byte size, different shape: A = 3000 records over 300 keys; B = 2000 records, one key. */
-function inputs(dir: string): { a: string; b: string } {
+function inputs(dir: string): { a: string; b: string; bigA: string; bigB: string } {
   const head = "account,amount,note\n";
   const a = head + Array.from({ length: 3000 }, (_, i) => `acct-${String((i * 7919) % 300).padStart(3, "0")},${i % 100},${"x".repeat(10)}\n`).join("");
   const rows = Array.from({ length: 2000 }, (_, i) => `acct-000,${i % 100},${"y".repeat(20)}\n`);
@@ -62,7 +70,13 @@ function inputs(dir: string): { a: string; b: string } {
   const pb = join(dir, "b.csv");
   writeFileSync(pa, a);
   writeFileSync(pb, b);
-  return { a: pa, b: pb };
+  // Large: the same record count and size, keys over 300 values or all one value.
+  const bigA = join(dir, "big-a.csv");
+  const bigB = join(dir, "big-b.csv");
+  writeFileSync(bigA, head + Array.from({ length: BIG }, (_, i) => `acct-${String((i * 7919) % 300).padStart(3, "0")},${i % 10},n${String(i).padStart(8, "0")}\n`).join(""));
+  writeFileSync(bigB, head + Array.from({ length: BIG }, (_, i) => `acct-000,${i % 10},n${String(i).padStart(8, "0")}\n`).join(""));
+  assert.equal(statSync(bigA).size, statSync(bigB).size);
+  return { a: pa, b: pb, bigA, bigB };
 }
 
 describe("--hide: the host's view of two inputs of one size and different shapes", () => {
@@ -71,7 +85,7 @@ describe("--hide: the host's view of two inputs of one size and different shapes
   const sizes = new Map<string, number>();
   let watcher: FSWatcher;
   const dir = mkdtempSync(join(tmpdir(), "cmr-hide-"));
-  let files: { a: string; b: string };
+  let files: ReturnType<typeof inputs>;
   const views = new Map<string, HostView>();
 
   before(async () => {
@@ -99,20 +113,28 @@ describe("--hide: the host's view of two inputs of one size and different shapes
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function run(level: HideLevel, which: "a" | "b"): Promise<HostView> {
+  const CUSTOM = "export function map(r, emit) { emit(r.account, r.note); }\nexport function reduce(k, vs) { return String(vs.length); }\n";
+  const custom = { kind: "custom", source: CUSTOM, sha256: createHash("sha256").update(CUSTOM).digest("hex"), splitField: "account" } as const;
+
+  async function run(level: HideLevel, which: "a" | "b" | "bigA" | "bigB"): Promise<HostView> {
+    const big = which.startsWith("big");
     // Same-length job ids, so ids never tell the jobs apart; object names drop them anyway.
-    const jobId = `jh-${level.slice(0, 4)}-${which}`;
+    const jobId = `jh-${level.slice(0, 4)}-${which.padStart(4, "-")}`;
     const firstFrame = frames.length;
-    const session = await attestCoordinator(c.coordinator.url, c.policy);
+    const policy = big ? { ...c.policy, jobCodeHashes: [custom.sha256] } : c.policy;
+    const session = await attestCoordinator(c.coordinator.url, policy);
     const { uploadId } = await uploadFile(c.coordinator.url, session, files[which]);
-    await submitJob(c.coordinator.url, session, { jobId, uploadId, inputName: "in.csv", format: "csv", code: { kind: "builtin", op: "sum", keyField: "account", valueField: "amount" }, partition: "hash", shards: 2, reducers: 2, onBadRecord: "fail", hide: level, policy: c.policy });
+    const code = big ? custom : ({ kind: "builtin", op: "sum", keyField: "account", valueField: "amount" } as const);
+    await submitJob(c.coordinator.url, session, { jobId, uploadId, inputName: "in.csv", format: "csv", code, partition: "hash", shards: 2, reducers: 2, onBadRecord: "fail", hide: level, policy });
     const status: JobStatus = await waitForJob(c.coordinator.url, jobId);
     assert.equal(status.state, "succeeded", JSON.stringify(status.error));
     // The client, and only it, still gets the right answer.
     const out = join(dir, `${jobId}.csv`);
     const summary = await fetchResult(c.coordinator.url, session, status, out, { expect: { hide: level } });
-    assert.equal(summary.inputRecords, which === "a" ? 3000 : 2000);
-    assert.equal(readFileSync(out, "utf8").trim().split("\n").length - 1, which === "a" ? 300 : 1);
+    assert.equal(summary.inputRecords, { a: 3000, b: 2000, bigA: BIG, bigB: BIG }[which]);
+    const rows = readFileSync(out, "utf8").trim().split("\n").slice(1);
+    assert.equal(rows.length, which === "a" || which === "bigA" ? 300 : 1);
+    if (big) assert.equal(rows.reduce((n, l) => n + Number(l.split(",")[1]), 0), BIG, "every record counted once");
     await new Promise((r) => setTimeout(r, 200)); // let the last watch events arrive
     const prefix = `jobs/${jobId}/`;
     const objects = [...sizes].filter(([p]) => p.startsWith(prefix) || p === `uploads/${uploadId}`).map(([p, n]) => `${p.startsWith(prefix) ? p.slice(prefix.length) : "upload"} ${n}`).sort();
@@ -129,8 +151,16 @@ describe("--hide: the host's view of two inputs of one size and different shapes
     }
   }
 
+  for (const level of ["sizes", "shuffle"] as const) {
+    for (const which of ["bigA", "bigB"] as const) {
+      test(`large job (no combining) at --hide ${level} on input ${which} succeeds with the right answer`, async () => {
+        views.set(`${level}-${which}`, await run(level, which));
+      });
+    }
+  }
+
   test("every kind of object was seen (the watch works)", () => {
-    for (const key of ["none-a", "none-b", "sizes-a", "sizes-b"]) {
+    for (const key of ["none-a", "none-b", "sizes-a", "sizes-b", "sizes-bigA", "shuffle-bigA", "shuffle-bigB"]) {
       const v = views.get(key);
       assert.ok(v, `job ${key} ran`);
       const kinds = new Set(v.objects.map((o) => o.split(/[/ ]/)[0]));
@@ -157,12 +187,35 @@ describe("--hide: the host's view of two inputs of one size and different shapes
     assert.deepEqual(a.frames, b.frames, "IPC frames, with multiplicity");
   });
 
-  test("at --hide sizes every object an enclave wrote is a power of two of full chunks", () => {
-    for (const key of ["sizes-a", "sizes-b"]) {
+  test("control: at --hide sizes the large inputs are told apart by shard and partition sizes", () => {
+    const a = views.get("sizes-bigA")!;
+    const b = views.get("sizes-bigB")!;
+    const sized = (v: HostView, kind: string) => v.objects.filter((o) => o.startsWith(kind));
+    assert.notDeepEqual(sized(a, "partitions"), sized(b, "partitions"), "partition sizes differ");
+    assert.notDeepEqual(sized(a, "shards"), sized(b, "shards"), "shard sizes differ");
+  });
+
+  test("at --hide shuffle the large inputs are indistinguishable: objects, frames and status", () => {
+    const a = views.get("shuffle-bigA")!;
+    const b = views.get("shuffle-bigB")!;
+    assert.deepEqual(a.objects, b.objects, "object names and sizes");
+    assert.deepEqual(a.status, b.status, "job status");
+    const onlyA = a.frames.filter((f) => !b.frames.includes(f));
+    const onlyB = b.frames.filter((f) => !a.frames.includes(f));
+    assert.deepEqual({ onlyA, onlyB }, { onlyA: [], onlyB: [] }, "IPC frames (as shapes)");
+    assert.deepEqual(a.frames, b.frames, "IPC frames, with multiplicity");
+    // Equal-sized partitions: every mapper's partitions are one size, and so are reduce outputs.
+    const sizeOf = (kind: string) => new Set(a.objects.filter((o) => o.startsWith(kind)).map((o) => o.split(" ")[1]));
+    assert.equal(sizeOf("partitions").size, 1, `partition sizes ${[...sizeOf("partitions")].join(",")}`);
+    assert.equal(sizeOf("reduce").size, 1, `reduce output sizes ${[...sizeOf("reduce")].join(",")}`);
+  });
+
+  test("at --hide sizes and shuffle every object an enclave wrote is a power of two of full chunks", () => {
+    for (const key of ["sizes-a", "sizes-b", "sizes-bigA", "sizes-bigB", "shuffle-bigA", "shuffle-bigB"]) {
       for (const o of views.get(key)!.objects) {
         const [name, n] = o.split(" ") as [string, string];
         if (name === "upload") continue; // the client's upload: the host knows its size anyway
-        const header = 60 + `jobs/jh-size-a/${name}`.length;
+        const header = 60 + `jobs/jh-xxxx-xxxx/${name}`.length; // every job id has this length
         const chunks = (Number(n) - header) / (DEFAULT_CHUNK + 16);
         assert.ok(Number.isInteger(chunks) && chunks >= 1 && (chunks & (chunks - 1)) === 0, `${key} ${o}: ${chunks} chunks`);
       }

@@ -118,6 +118,7 @@ class ShardRouter {
 
   /** Shard of a key string (the slow path). */
   ofString(k: string): number {
+    if (this.field === null) return this.roundRobin();
     return this.boundaries !== null ? rangeIndex(this.boundaries, k) : fnv1a(k) % this.n;
   }
 }
@@ -208,14 +209,17 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   const n = shardTargets.length;
   const field = splitFieldOf(spec);
   let boundaries: string[] | null = null;
-  if (spec.partition === "range" && field !== null) {
+  // --hide shuffle: records are dealt round robin, so shard sizes say nothing about the keys and
+  // no range boundaries are drawn at all (the reducers partition by key as always).
+  const shuffle = spec.hide === "shuffle";
+  if (spec.partition === "range" && field !== null && !shuffle) {
     boundaries = spec.rangeBoundaries ? [...spec.rangeBoundaries].sort(compareKeys) : await sampleBoundaries(spec, field, uploadObject, uploadKey, store);
     // k boundaries make k+1 ranges; more ranges than shards would route records nowhere.
     if (boundaries.length > n - 1) {
       throw new CmrError("CMR_USAGE", `${boundaries.length} range boundaries need ${boundaries.length + 1} shards, but the job has ${n}`, { hint: `use --shards ${boundaries.length + 1} or fewer boundaries` });
     }
   }
-  const router = new ShardRouter(n, field, boundaries);
+  const router = new ShardRouter(n, shuffle ? null : field, boundaries);
   const writers = shardTargets.map((t) => store.createEncryptedWriter(t.objectId, t.key));
   const out = new ShardBuffers(writers);
   const c: SplitCounts = { total: 0, bad: 0, badInSplit: 0, counts: new Array<number>(n).fill(0), bytes: 0, jobId: spec.jobId, ...(hidesSizes(spec.hide) ? { hiddenNextBytes: HIDDEN_PROGRESS_BYTES } : {}) };

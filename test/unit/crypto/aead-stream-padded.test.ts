@@ -85,6 +85,37 @@ describe("padded streams: round trips and sizes", () => {
   });
 });
 
+describe("padded streams: padToAtLeast (--hide shuffle)", () => {
+  const key = randomBytes(32);
+  test("streams of different lengths given one padToAtLeast have one size and decrypt to their own data", async () => {
+    const datas = [0, 10, D + 1, 3 * D].map((n) => randomBytes(n));
+    const cts = await Promise.all(
+      datas.map(async (d) => {
+        const e = new EncryptStream(key, { streamId: ID, chunkSize: C, padded: true });
+        e.padToAtLeast(5 * D);
+        return (await through(e, d, false)).out;
+      }),
+    );
+    assert.equal(new Set(cts.map((c) => c.length)).size, 1);
+    assert.equal(cts[0]!.length, H + 8 * SEALED, "5 chunks of data round up to 8");
+    for (const [i, ct] of cts.entries()) assert.ok((await decryptBuffer(key, ct, { streamId: ID })).equals(datas[i]!));
+  });
+
+  test("data larger than the pad target is not cut: the stream takes its own bucket", async () => {
+    const e = new EncryptStream(key, { streamId: ID, chunkSize: C, padded: true });
+    e.padToAtLeast(10);
+    const d = randomBytes(2 * D + 1);
+    const ct = (await through(e, d, false)).out;
+    assert.equal(ct.length, H + 4 * SEALED);
+    assert.ok((await decryptBuffer(key, ct, { streamId: ID })).equals(d));
+  });
+
+  test("refused on an unpadded stream and for a negative size (caller misuse: RangeError)", () => {
+    assert.throws(() => new EncryptStream(key, { streamId: ID, chunkSize: C }).padToAtLeast(1), RangeError);
+    assert.throws(() => new EncryptStream(key, { streamId: ID, chunkSize: C, padded: true }).padToAtLeast(-1), RangeError);
+  });
+});
+
 describe("padded streams: tampering with padding chunks", async () => {
   const key = randomBytes(32);
   // 5 data chunks + 3 padding chunks (the last one final).

@@ -73,8 +73,8 @@ function inputs(dir: string): { a: string; b: string; bigA: string; bigB: string
   // Large: the same record count and size, keys over 300 values or all one value.
   const bigA = join(dir, "big-a.csv");
   const bigB = join(dir, "big-b.csv");
-  writeFileSync(bigA, head + Array.from({ length: BIG }, (_, i) => `acct-${String((i * 7919) % 300).padStart(3, "0")},${i % 10},n${String(i).padStart(8, "0")}\n`).join(""));
-  writeFileSync(bigB, head + Array.from({ length: BIG }, (_, i) => `acct-000,${i % 10},n${String(i).padStart(8, "0")}\n`).join(""));
+  writeFileSync(bigA, head + Array.from({ length: BIG }, (_, i) => `acct-${String((i * 7919) % 300).padStart(3, "0")},${i % 10},n${String(i).padStart(20, "0")}\n`).join(""));
+  writeFileSync(bigB, head + Array.from({ length: BIG }, (_, i) => `acct-000,${i % 10},n${String(i).padStart(20, "0")}\n`).join(""));
   assert.equal(statSync(bigA).size, statSync(bigB).size);
   return { a: pa, b: pb, bigA, bigB };
 }

@@ -159,6 +159,25 @@ describe("--hide: the host's view of two inputs of one size and different shapes
     }
   }
 
+  test("a bad record's error names its line at none, not at sizes (errors leave the enclave redacted)", async () => {
+    const bad = join(dir, "bad.csv");
+    writeFileSync(bad, "account,amount,note\nA,1,x\nB,2,y\nC,3,z,extra\nD,4,w\n");
+    const messages: Record<string, string> = {};
+    for (const level of ["none", "sizes"] as const) {
+      const jobId = `jh-bad-${level}`;
+      const session = await attestCoordinator(c.coordinator.url, c.policy);
+      const { uploadId } = await uploadFile(c.coordinator.url, session, bad);
+      await submitJob(c.coordinator.url, session, { jobId, uploadId, inputName: "in.csv", format: "csv", code: { kind: "builtin", op: "sum", keyField: "account", valueField: "amount" }, partition: "hash", shards: 2, reducers: 2, onBadRecord: "fail", hide: level, policy: c.policy });
+      const status = await waitForJob(c.coordinator.url, jobId);
+      assert.equal(status.state, "failed");
+      assert.match(status.error?.code ?? "", /^CMR_RECORD_/);
+      messages[level] = JSON.stringify(status.error);
+    }
+    assert.match(messages.none!, /line 4/, messages.none);
+    assert.doesNotMatch(messages.sizes!, /line 4|"line":/, messages.sizes);
+    assert.match(messages.sizes!, /line \(hidden\)/, messages.sizes);
+  });
+
   test("every kind of object was seen (the watch works)", () => {
     for (const key of ["none-a", "none-b", "sizes-a", "sizes-b", "sizes-bigA", "shuffle-bigA", "shuffle-bigB"]) {
       const v = views.get(key);

@@ -25,6 +25,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { createHash } from "node:crypto";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus } from "../../src/client/client.ts";
+import { Client } from "../../src/client/sdk.ts";
 import { DEFAULT_CHUNK } from "../../src/crypto/aead-stream.ts";
 import type { HideLevel } from "../../src/protocol/job.ts";
 import type { IpcFrame } from "../../src/protocol/ipc.ts";
@@ -176,6 +177,19 @@ describe("--hide: the host's view of two inputs of one size and different shapes
     assert.match(messages.none!, /line 4/, messages.none);
     assert.doesNotMatch(messages.sizes!, /line 4|"line":/, messages.sizes);
     assert.match(messages.sizes!, /line \(hidden\)/, messages.sizes);
+  });
+
+  test("SDK: submit({ hide: \"sizes\" }) runs the job at that level, and the signed receipt says so", async () => {
+    const client = new Client({ coordinator: c.coordinator.url, policy: c.policy });
+    await client.attest();
+    const upload = await client.upload(files.a);
+    const job = await client.submit({ upload, op: "sum", key: "account", value: "amount", hide: "sizes" });
+    const status = await job.wait();
+    assert.equal(status.progress.inputRecords, undefined, "the host's status has no record count");
+    assert.equal(status.result?.rows, undefined, "nor a row count");
+    const { csv, receiptBundle } = await job.text();
+    assert.equal(csv.trim().split("\n").length - 1, 300);
+    assert.equal((JSON.parse(receiptBundle.receipt.text) as { hide?: string }).hide, "sizes");
   });
 
   test("every kind of object was seen (the watch works)", () => {

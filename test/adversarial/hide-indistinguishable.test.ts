@@ -30,24 +30,7 @@ import { DEFAULT_CHUNK } from "../../src/crypto/aead-stream.ts";
 import type { HideLevel } from "../../src/protocol/job.ts";
 import type { IpcFrame } from "../../src/protocol/ipc.ts";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.ts";
-
-/** Fields whose values are timing or counters of the host's own, not the data's. */
-const VOLATILE = new Set(["id", "quoteAgeMs", "at", "attestedAt", "createdAt", "updatedAt", "timings", "issuedAt"]);
-
-/** A JSON value's shape: strings by length, numbers kept, volatile fields dropped, keys sorted. */
-function shape(v: unknown): unknown {
-  if (typeof v === "string") return `s${v.length}`;
-  if (Array.isArray(v)) return v.map(shape);
-  if (v !== null && typeof v === "object") {
-    return Object.fromEntries(
-      Object.entries(v)
-        .filter(([k]) => !VOLATILE.has(k))
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([k, x]) => [k, shape(x)]),
-    );
-  }
-  return v;
-}
+import { shape, smallPair } from "../helpers/host-view.ts";
 
 interface HostView {
   objects: string[];
@@ -57,20 +40,10 @@ interface HostView {
 
 const BIG = 80_000;
 
-/** Same byte size, different shape: A = 3000 records over 300 keys; B = 2000 records, one key. */
+/** The small pair (helpers/host-view.ts) and a large one of one record count and size. */
 function inputs(dir: string): { a: string; b: string; bigA: string; bigB: string } {
   const head = "account,amount,note\n";
-  const a = head + Array.from({ length: 3000 }, (_, i) => `acct-${String((i * 7919) % 300).padStart(3, "0")},${i % 100},${"x".repeat(10)}\n`).join("");
-  const rows = Array.from({ length: 2000 }, (_, i) => `acct-000,${i % 100},${"y".repeat(20)}\n`);
-  let b = head + rows.join("");
-  assert.ok(b.length <= a.length, "B must not be larger than A before padding");
-  rows[rows.length - 1] = `acct-000,99,${"y".repeat(20 + a.length - b.length)}\n`;
-  b = head + rows.join("");
-  assert.equal(Buffer.byteLength(a), Buffer.byteLength(b));
-  const pa = join(dir, "a.csv");
-  const pb = join(dir, "b.csv");
-  writeFileSync(pa, a);
-  writeFileSync(pb, b);
+  const { a: pa, b: pb } = smallPair(dir);
   // Large: the same record count and size, keys over 300 values or all one value.
   const bigA = join(dir, "big-a.csv");
   const bigB = join(dir, "big-b.csv");

@@ -29,7 +29,8 @@ import type { SecretKey } from "../../crypto/secret.ts";
 import { compareKeys } from "../records/csv-writer.ts";
 import { fieldIndex } from "../records/fields.ts";
 import { fnv1a } from "../jobs/hash.ts";
-import { SHARD_LINE_COLUMN } from "../jobs/compile-job.ts";
+import { SHARD_LINE_COLUMN, SHARD_RECORD_SLACK } from "../jobs/compile-job.ts";
+import { DEFAULT_MAX_RECORD_BYTES, recordTooLargeHint } from "../records/csv-parser.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { sendEvent } from "../runtime/channel.ts";
 import { sampleBoundaries } from "./range-sample.ts";
@@ -205,7 +206,11 @@ function progress(c: SplitCounts): void {
   if (c.total % 100_000 === 0) sendEvent({ event: "progress", data: { stage: "split", jobId: c.jobId, records: c.total, bytes: c.bytes } });
 }
 
-export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey: SecretKey, shardTargets: { objectId: string; key: SecretKey }[], store: EnclaveObjectStore): Promise<SplitResult> {
+/**
+ * `input` is where the upload is read from: storage (default, `store`) or, while it still
+ * streams in, the host's live tee (live-upload-storage.ts); shards always go to `store`.
+ */
+export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey: SecretKey, shardTargets: { objectId: string; key: SecretKey }[], store: EnclaveObjectStore, input: EnclaveObjectStore = store): Promise<SplitResult> {
   const n = shardTargets.length;
   const field = splitFieldOf(spec);
   let boundaries: string[] | null = null;
@@ -225,7 +230,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   const c: SplitCounts = { total: 0, bad: 0, badInSplit: 0, counts: new Array<number>(n).fill(0), bytes: 0, jobId: spec.jobId, ...(hidesSizes(spec.hide) ? { hiddenNextBytes: HIDDEN_PROGRESS_BYTES } : {}) };
   try {
     const hash = createHash("sha256");
-    const header = spec.format === "csv" ? await splitCsv(spec, field, router, out, c, uploadObject, uploadKey, store, hash) : await splitJsonl(spec, field, router, out, c, uploadObject, uploadKey, store, hash);
+    const header = spec.format === "csv" ? await splitCsv(spec, field, router, out, c, uploadObject, uploadKey, input, hash) : await splitJsonl(spec, field, router, out, c, uploadObject, uploadKey, input, hash);
     await out.close();
     const shards = [];
     for (let i = 0; i < n; i++) {
@@ -249,6 +254,7 @@ async function splitCsv(spec: JobSpec, field: string | null, router: ShardRouter
   const digits = new LineDigits();
   const scanner = new CsvRecordScanner({
     source,
+    maxRecordBytes: spec.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
     onHeader: (h) => {
       header = h;
       // CSV shards are CSV again: the input header with the line column in front.
@@ -300,7 +306,8 @@ async function splitCsv(spec: JobSpec, field: string | null, router: ShardRouter
 
 async function splitJsonl(spec: JobSpec, field: string | null, router: ShardRouter, out: ShardBuffers, c: SplitCounts, uploadObject: string, key: SecretKey, store: EnclaveObjectStore, hash: Hash): Promise<null> {
   const source = spec.inputName;
-  const scanner = new JsonlRecordScanner({ source, field });
+  const max = spec.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+  const scanner = new JsonlRecordScanner({ source, field, maxRecordBytes: max });
   const skip = spec.onBadRecord === "skip";
   const digits = new LineDigits();
   const badKey = (e: unknown): void => {
@@ -325,6 +332,9 @@ async function splitJsonl(spec: JobSpec, field: string | null, router: ShardRout
       }
       shard = router.ofString(k);
     }
+    // Re-serialised, a record can grow (1e20 becomes 21 digits): it is held to the limit as the map will read it.
+    const text = rec === undefined ? undefined : JSON.stringify([line, rec]) + "\n";
+    if (text !== undefined && text.length * 3 > max + SHARD_RECORD_SLACK && Buffer.byteLength(text) > max + SHARD_RECORD_SLACK) return badKey(grownTooLarge(source, line, max));
     c.counts[shard]!++;
     if (rec === undefined) {
       // Already in JSON.stringify's form: `[line,` + the line + `]`.
@@ -337,7 +347,7 @@ async function splitJsonl(spec: JobSpec, field: string | null, router: ShardRout
       b[p++] = 0x5d;
       b[p++] = LF;
       out.pos[shard] = p;
-    } else out.writeString(shard, JSON.stringify([line, rec]) + "\n");
+    } else out.writeString(shard, text!);
     ++c.total;
     progress(c);
   };
@@ -356,6 +366,13 @@ function missingField(source: string, line: number, field: string): CmrError {
   return new CmrError("CMR_RECORD_MISSING_FIELD", `${source} line ${line}: missing field "${field}"`, {
     hint: "fix the record or run with --on-bad-record skip",
     details: { source, line, field },
+  });
+}
+
+function grownTooLarge(source: string, line: number, max: number): CmrError {
+  return new CmrError("CMR_RECORD_TOO_LARGE", `${source} line ${line}: record exceeds ${max} bytes once rewritten in plain JSON (numbers such as 1e20 are written out in full)`, {
+    hint: recordTooLargeHint(max),
+    details: { source, line },
   });
 }
 

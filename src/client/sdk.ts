@@ -17,7 +17,7 @@ import { CmrError } from "../errors.ts";
 import { parsePolicy, type Policy } from "../attestation/policy.ts";
 import type { VerifiedSession } from "../attestation/relying-party.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
-import { BUILTIN_OPS, MAX_RECORD_BYTES, type JobCode, type JobSummary } from "../protocol/job.ts";
+import { BUILTIN_OPS, MAX_RECORD_BYTES, type HideLevel, type JobCode, type JobSummary } from "../protocol/job.ts";
 import { getJson } from "../host/http/client.ts";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus, type WaitInfo } from "./client.ts";
 import { parseDelimiter } from "./delimited.ts";
@@ -99,6 +99,8 @@ export type JobRequest = {
   partition?: "hash" | "range";
   rangeBoundaries?: string[];
   onBadRecord?: "fail" | "skip";
+  /** Leakage controls (docs/leakage.md): "none" (default), "sizes" or "shuffle"; the receipt must name it. */
+  hide?: HideLevel;
   /**
    * Largest input record (CSV row or JSON line, line end included) the job accepts, in bytes:
    * 1024 to 268435456, default 16777216 (16 MiB). A longer record fails the job with
@@ -136,10 +138,10 @@ export interface JobResult {
 export class Job {
   readonly id: string;
   readonly #client: Client;
-  readonly #expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string; maxRecordBytes: number };
+  readonly #expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string; hide?: HideLevel; maxRecordBytes: number };
   #status: JobStatus | undefined;
 
-  constructor(client: Client, id: string, expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string; maxRecordBytes: number }) {
+  constructor(client: Client, id: string, expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string; hide?: HideLevel; maxRecordBytes: number }) {
     this.#client = client;
     this.id = id;
     this.#expect = expect;
@@ -168,7 +170,7 @@ export class Job {
   async fetch(out: string | Writable): Promise<JobResult> {
     const status = this.#status ?? (await this.wait());
     const session = await sessionOf(this.#client);
-    const summary = await fetchResult(this.#client.url, session, status, out as NodeJS.WritableStream | string, { expect: { inputSha256: this.#expect.inputSha256, codeSha256: this.#expect.codeSha256, policy: this.#expect.policy, maxRecordBytes: this.#expect.maxRecordBytes } });
+    const summary = await fetchResult(this.#client.url, session, status, out as NodeJS.WritableStream | string, { expect: { inputSha256: this.#expect.inputSha256, codeSha256: this.#expect.codeSha256, policy: this.#expect.policy, ...(this.#expect.hide ? { hide: this.#expect.hide } : {}), maxRecordBytes: this.#expect.maxRecordBytes } });
     return {
       jobId: this.id,
       rows: summary.rows,
@@ -278,12 +280,13 @@ export class Client {
       shards: req.shards ?? 2,
       reducers: req.reducers ?? 2,
       onBadRecord: req.onBadRecord ?? "fail",
+      hide: req.hide ?? "none",
       ...(maxRecordBytes !== undefined ? { maxRecordBytes } : {}),
       ...(this.#who.dataType ? { dataType: this.#who.dataType } : {}),
       policy,
     });
     const codeSha256 = code.kind === "custom" ? code.sha256 : createHash("sha256").update(canonicalJson(code)).digest("hex");
-    return new Job(this, jobId, { inputSha256: req.upload.sha256, codeSha256, policy, inputName: req.upload.name, maxRecordBytes: maxRecordBytes ?? MAX_RECORD_BYTES.default });
+    return new Job(this, jobId, { inputSha256: req.upload.sha256, codeSha256, policy, inputName: req.upload.name, hide: req.hide ?? "none", maxRecordBytes: maxRecordBytes ?? MAX_RECORD_BYTES.default });
   }
 
   /**

@@ -14,7 +14,8 @@ import { createCipheriv, createDecipheriv, createPrivateKey, randomBytes } from 
 import { z } from "zod";
 import { CmrError } from "../../errors.ts";
 import { SecretKey } from "../../crypto/secret.ts";
-import { JobSpecSchema } from "../../protocol/job.ts";
+import { JobSpecSchema, hidesSizes } from "../../protocol/job.ts";
+import { padMessage } from "../runtime/hide.ts";
 import { MapResultSchema, ReduceResultSchema } from "../../protocol/task-results.ts";
 import type { TeeBackend } from "../tee/index.ts";
 import { jobStage, type JobState, type StateSealing } from "./job-state.ts";
@@ -159,7 +160,9 @@ function stateSealing(job: JobState): Promise<StateSealing> {
  * k-of-n shares encrypted to the recovery owners.
  */
 export async function sealCheckpoint(sealer: Pick<TeeBackend, "seal">, job: JobState, scope: string): Promise<string> {
-  return sealCheckpointPlain(sealer, await stateSealing(job), job.spec.jobId, scope, encodeCheckpoint(job, scope));
+  const cp = encodeCheckpoint(job, scope);
+  // --hide: the sealed checkpoint the host stores must not show the digits of the counts inside.
+  return sealCheckpointPlain(sealer, await stateSealing(job), job.spec.jobId, scope, hidesSizes(job.spec.hide) ? padMessage(cp) : cp);
 }
 
 /** Seal any plaintext as a checkpoint of `stateId` (tests use it to plant malformed ones). */

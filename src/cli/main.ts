@@ -222,19 +222,22 @@ const verifierCmd = program
   .option("--host <addr>", "address to bind", "127.0.0.1")
   .option("--vendor-dir <dir>", "data directory holding the simulated vendor's root key (default: --data-dir)")
   .option("--allow-measurement <list>", "enclave measurements allowed to join the group, comma-separated (default: this build)")
+  .option("--recovery-policy <file>", "at registration: a policy naming k-of-n recovery owners (recovery) and the verifier builds that may receive their shares (measurements.provisioning); see docs/recovery.md")
   .addOption(dataDirOption())
   .addHelpText("after", "\nExample:\n  cmr verifier --port 7500\n  cmr coordinator --verifier http://127.0.0.1:7500\n\nThe operator token for POST /v1/revoke is in <data-dir>/verifier/admin-token.")
-  .action(async (o: { port: number; host: string; vendorDir?: string; allowMeasurement?: string; dataDir?: string }) => {
+  .action(async (o: { port: number; host: string; vendorDir?: string; allowMeasurement?: string; recoveryPolicy?: string; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     assertDataDirUsable(dataDir);
     await initSimPlatform(dataDir, o.vendorDir);
-    const v = await startVerifier({ port: o.port, host: o.host, dataDir, ...(o.vendorDir ? { vendorDir: o.vendorDir } : {}), programPath: enclaveProgramPath(), ...(o.allowMeasurement ? { allowMeasurements: list(o.allowMeasurement) } : {}), log: (l) => process.stderr.write(`${l}\n`) });
+    const v = await startVerifier({ port: o.port, host: o.host, dataDir, ...(o.vendorDir ? { vendorDir: o.vendorDir } : {}), programPath: enclaveProgramPath(), ...(o.allowMeasurement ? { allowMeasurements: list(o.allowMeasurement) } : {}), ...(o.recoveryPolicy ? { recoveryPolicy: loadPolicyFile(o.recoveryPolicy) } : {}), log: (l) => process.stderr.write(`${l}\n`) });
     // Handlers first: whoever waits for the line below may signal at once.
     const stop = () => void v.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
-    process.stdout.write(`verifier listening on ${v.url} (group ${v.gvcertId}; put this id in a policy's trustedVerifiers)\n`);
+    process.stdout.write(v.state() === "awaiting-recovery"
+      ? `verifier listening on ${v.url} (group ${v.gvcertId} awaits recovery: each owner runs cmr recover --verifier ${v.url})\n`
+      : `verifier listening on ${v.url} (group ${v.gvcertId}; put this id in a policy's trustedVerifiers)\n`);
   });
 
 registerVerifierOps(verifierCmd, dataDirOption);

@@ -22,15 +22,15 @@ import { getJson } from "../host/http/client.ts";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus, type WaitInfo } from "./client.ts";
 import { parseDelimiter } from "./delimited.ts";
 import { checkMaxRecordBytes } from "./record-limit.ts";
-import { fetchRecoveryInfo, sendRecoveryShare, type RecoveryInfo } from "./recovery.ts";
+import { fetchRecoveryInfo, fetchVerifierRecoveryInfo, sendRecoveryShare, sendVerifierRecoveryShare, type RecoveryInfo } from "./recovery.ts";
 import { loadRecoveryPrivateKey } from "../crypto/recovery-share.ts";
-import type { RecoveryProgress } from "../protocol/recovery.ts";
+import type { RecoveryProgress, VerifierRecoveryInfo, VerifierRecoveryProgress } from "../protocol/recovery.ts";
 
 export type { Policy } from "../attestation/policy.ts";
 export type { JobStatus, WaitInfo } from "./client.ts";
 export type { JobSummary } from "../protocol/job.ts";
 export type { RecoveryInfo } from "./recovery.ts";
-export type { RecoveryProgress } from "../protocol/recovery.ts";
+export type { RecoveryProgress, VerifierRecoveryInfo, VerifierRecoveryProgress } from "../protocol/recovery.ts";
 
 /** Read and check a policy file (JSON); every problem is reported with its path. */
 export function loadPolicy(path: string): Policy {
@@ -306,4 +306,21 @@ export class Client {
   async recover(jobId: string, recoveryKeyPem: string, o: { policy?: Policy } = {}): Promise<RecoveryProgress> {
     return sendRecoveryShare(this.url, jobId, o.policy ?? this.policy, loadRecoveryPrivateKey(recoveryKeyPem, "the recovery key"));
   }
+}
+
+/**
+ * k-of-n recovery of a verification node's group (docs/recovery.md "The verifier's group
+ * state"): the waiting group's recovery block and how many owners' shares are in.
+ */
+export function verifierRecoveryStatus(verifierUrl: string): Promise<VerifierRecoveryInfo> {
+  return fetchVerifierRecoveryInfo(verifierUrl.replace(/\/$/, ""));
+}
+
+/**
+ * Send this owner's share of a waiting verifier's group state key: decrypted here with
+ * `recoveryKeyPem`, re-encrypted to the provisioning enclave once it is attested under `policy`
+ * (the verifier's recovery policy: its `measurements.provisioning` names the builds allowed).
+ */
+export function recoverVerifier(verifierUrl: string, policy: Policy, recoveryKeyPem: string): Promise<VerifierRecoveryProgress> {
+  return sendVerifierRecoveryShare(verifierUrl.replace(/\/$/, ""), policy, loadRecoveryPrivateKey(recoveryKeyPem, "the recovery key"));
 }

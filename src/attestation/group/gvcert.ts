@@ -45,11 +45,20 @@ export const GvcertSchema = z.object({
   peTimestamp: z.number().int(),
   nonce: z.string().regex(/^[0-9a-f]{64}$/),
   vendorReport: SignedJsonSchema,
+  /**
+   * SHA-256 of the verifier's recovery policy (docs/recovery.md), when it names k-of-n owners
+   * who may restore this group's issuer key on another platform. Bound into the registration
+   * quote, so a relying party that trusts this gvcert also trusts exactly these owners.
+   */
+  recoveryPolicySha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 export type Gvcert = z.infer<typeof GvcertSchema>;
 
-export function registrationReportData(groupPublicKeyHex: string, peSigningKeyPem: string, peTimestamp: number, nonceHex: string): Buffer {
-  return sha512(lengthPrefixed(LABELS.registrationReportData, Buffer.from(groupPublicKeyHex, "hex"), peSigningKeyPem, String(peTimestamp), Buffer.from(nonceHex, "hex")));
+export function registrationReportData(groupPublicKeyHex: string, peSigningKeyPem: string, peTimestamp: number, nonceHex: string, recoveryPolicySha256?: string): Buffer {
+  const parts = [Buffer.from(groupPublicKeyHex, "hex"), peSigningKeyPem, String(peTimestamp), Buffer.from(nonceHex, "hex")];
+  // Appended only when present: gvcerts without recovery keep their report data unchanged.
+  if (recoveryPolicySha256 !== undefined) parts.push(Buffer.from(recoveryPolicySha256, "hex"));
+  return sha512(lengthPrefixed(LABELS.registrationReportData, ...parts));
 }
 
 /** Verify a vendor report's signature against the trusted vendor roots; returns its contents. */
@@ -122,7 +131,7 @@ export function verifyGvcert(text: string, opts: { trustedRoots: string[]; trust
     throw new AttestationError("CMR_ATTEST_GVCERT", `gvcert ${id.slice(0, 16)}… is not one of the policy's trusted verifiers (${opts.trustedGvcerts.map((t) => t.slice(0, 16) + "…").join(", ")})`);
   }
   const report = verifyVendorReport(gvcert.vendorReport, opts.trustedRoots);
-  const expected = registrationReportData(gvcert.groupPublicKey, gvcert.peSigningKey, gvcert.peTimestamp, gvcert.nonce).toString("hex");
+  const expected = registrationReportData(gvcert.groupPublicKey, gvcert.peSigningKey, gvcert.peTimestamp, gvcert.nonce, gvcert.recoveryPolicySha256).toString("hex");
   if (report.reportData !== expected) {
     throw new AttestationError("CMR_ATTEST_GVCERT", "the vendor report does not vouch for this gvcert's group key, PE key, timestamp and nonce");
   }

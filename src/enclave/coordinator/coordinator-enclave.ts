@@ -40,7 +40,7 @@ import { commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, re
 import { authorizeWorker, issueMapTask, issueReduceTask, type IssuedTask } from "./task-issuer.ts";
 import { buildReceipt, signReceipt } from "./receipt-signer.ts";
 import { readSealedCheckpoint, restoredJob, sealCheckpoint, unsealCheckpoint } from "./checkpoint-codec.ts";
-import { policySha256, RecoveryCollector } from "./recovery-state.ts";
+import { policySha256, RecoveryCollector } from "../runtime/recovery-state.ts";
 import { recoveryObjectId, RecoveryShareMessageSchema, type RecoveryProgress } from "../../protocol/recovery.ts";
 import * as Calls from "./ecalls.ts";
 import { parseArgs } from "../runtime/ecall-args.ts";

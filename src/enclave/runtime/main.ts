@@ -57,7 +57,9 @@ const handlers: Record<string, Handler> = {
     if (a.role === "provisioning") {
       const pe = new ProvisioningEnclave(tee, roots, a.joinMeasurements);
       Object.assign(handlers, {
-        beginRegistration: () => pe.beginRegistration(),
+        beginRegistration: (x: unknown) => pe.beginRegistration(parseArgs(ProvisioningCalls.beginRegistration, "beginRegistration", x ?? {})),
+        attest: (x: unknown) => pe.attest(x),
+        recoverShare: (x: unknown) => pe.recoverShare(parseArgs(ProvisioningCalls.recoverShare, "recoverShare", x)),
         completeRegistration: (x: unknown) => pe.completeRegistration(parseArgs(ProvisioningCalls.completeRegistration, "completeRegistration", x)),
         restore: (x: unknown) => pe.restore(parseArgs(ProvisioningCalls.restore, "restore", x)),
         joinStart: () => pe.joinStart(),

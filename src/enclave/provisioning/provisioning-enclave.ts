@@ -192,6 +192,12 @@ export class ProvisioningEnclave {
     if (block !== null && (s.policy === null || policySha256(s.policy) !== block.policySha256 || s.policy.recovery?.keys.map((k) => k.x25519).join() !== block.shares.map((x) => x.recipient).join())) {
       throw new CmrError("CMR_CHECKPOINT_INVALID", "the recovery block of the verifier's group state does not match the policy inside it");
     }
+    // A state the host assembled under a key of its own (the gvcert is public) must still be
+    // this group's: its PE key and its policy are the ones the vendor-vouched gvcert names.
+    const g = JSON.parse(s.gvcert) as { peSigningKey?: string; recoveryPolicySha256?: string };
+    if (createPublicKey(s.peKey).export({ format: "pem", type: "spki" }).toString() !== g.peSigningKey || (s.policy ? policySha256(s.policy) : undefined) !== g.recoveryPolicySha256) {
+      throw new CmrError("CMR_CHECKPOINT_INVALID", "the verifier's group state does not match its own gvcert (PE key or recovery policy)");
+    }
     s.sealing = { key, recovery: block };
     return s;
   }

@@ -50,9 +50,12 @@ function bodyAad(kind: SealedStateKind, stateId: string, scope: string, recovery
   return lengthPrefixed(kind.bodyLabel, kind.format, stateId, scope, canonicalJson(recovery));
 }
 
-/** Encrypt `plain` under the state key and seal the key with the TEE: the outer form, as base64 JSON. */
-export async function sealState(sealer: Pick<TeeBackend, "seal">, kind: SealedStateKind, sealing: StateSealing, stateId: string, scope: string, plain: Buffer): Promise<string> {
-  const nonce = randomBytes(12);
+/**
+ * Encrypt `plain` under the state key and seal the key with the TEE: the outer form, as base64
+ * JSON. `fixedNonce` is for the test vector only (a repeated nonce under one key breaks AES-GCM).
+ */
+export async function sealState(sealer: Pick<TeeBackend, "seal">, kind: SealedStateKind, sealing: StateSealing, stateId: string, scope: string, plain: Buffer, fixedNonce?: Buffer): Promise<string> {
+  const nonce = fixedNonce ?? randomBytes(12);
   const c = createCipheriv("aes-256-gcm", sealing.key.expose(), nonce);
   c.setAAD(bodyAad(kind, stateId, scope, sealing.recovery));
   const body = Buffer.concat([nonce, c.update(plain), c.final(), c.getAuthTag()]);

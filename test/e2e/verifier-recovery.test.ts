@@ -128,6 +128,10 @@ test("k of n owners restore a verifier's group on another platform: same gvcert,
     assert.equal(vB.state(), "awaiting-recovery");
     assert.equal(await code(() => postJson(`${vB.url}/v1/join/start`, {})), "CMR_RECOVERY_AWAITING", "k-1 shares recover nothing");
     assert.deepEqual((await verifierRecoveryStatus(vB.url)).owners, ["alice"]);
+    // Neither --coordinator nor --verifier: a usage error that says both forms.
+    const neither = await cli(["recover", "--policy", policyFile, "--key", join(root, "alice.recovery.key")]);
+    assert.equal(neither.status, 2, "usage errors exit 2");
+    assert.match(neither.stderr, /CMR_USAGE: give either --coordinator URL --job JOB .* or --verifier URL/);
     // Alice again: a duplicate, refused by its code.
     const dup = await cli(["recover", "--verifier", vB.url, "--policy", policyFile, "--key", join(root, "alice.recovery.key")]);
     assert.equal(dup.status, 1);
@@ -177,6 +181,9 @@ test("k of n owners restore a verifier's group on another platform: same gvcert,
     // A restart on platform B needs no owners: the state was sealed again there.
     await stop("w2");
     await stop("vB");
+    // The owners of a group never change: a restart with another recovery policy is refused.
+    const otherOwners = parsePolicy({ ...verifierPolicy, recovery: { threshold: 2, keys: [{ id: "bob", x25519: bob.publicHex }, { id: "carol", x25519: carol.publicHex }] } });
+    assert.equal(await code(() => startVerifier({ port: 0, dataDir: vendorB, programPath, recoveryPolicy: otherOwners })), "CMR_USAGE");
     const again = await startVerifier({ port: 0, dataDir: vendorB, programPath, recoveryPolicy: verifierPolicy });
     running.set("again", () => again.stop());
     assert.equal(again.state(), "running");

@@ -126,6 +126,8 @@ export interface MapResult {
   inputRecords: number;
   badRecords: number;
   partitions: { objectId: string; records: number; sha256: string }[];
+  /** SHA-256 of the shard trailer the map read (docs/protocol/shard-segments.md); "" in plaintext mode. */
+  shardSha256?: string;
 }
 
 export interface ReduceTask {

@@ -26,6 +26,8 @@ export const MapResultSchema = z.object({
   inputRecords: count,
   badRecords: count,
   partitions: z.array(z.object({ objectId, records: count, sha256: digest })).max(1024),
+  /** The shard trailer's digest as the worker read it (shard-segments.md); checked at commit. */
+  shardSha256: digest.optional(),
 });
 
 export const ReduceResultSchema = z.object({

@@ -85,7 +85,15 @@ export async function runSplit(split: SplitFn, spec: JobSpec, input: Uint8Array,
   const targets = Array.from({ length: spec.shards }, (_, i) => ({ objectId: `shard-${i}`, key: SecretKey.random("shard-key") }));
   try {
     const r = await split(spec, "upload-object", SecretKey.random("upload-key"), targets, store);
-    const shards = targets.map((t) => Buffer.concat(written.get(t.objectId) ?? []).toString("latin1"));
+    // A shard is one object (the reference split) or segments `<id>/0`, `<id>/1`, ... (shard-segments.ts).
+    const partsOf = (id: string): Buffer[] => {
+      const direct = written.get(id);
+      if (direct !== undefined) return direct;
+      const parts: Buffer[] = [];
+      for (let k = 0; written.has(`${id}/${k}`); k++) parts.push(...written.get(`${id}/${k}`)!);
+      return parts;
+    };
+    const shards = targets.map((t) => Buffer.concat(partsOf(t.objectId)).toString("latin1"));
     return { result: { ...r, shards: r.shards.map((s) => ({ records: s.records })) }, shards, aborted: aborted(), created: created() };
   } catch (e) {
     if (!(e instanceof CmrError)) throw e;

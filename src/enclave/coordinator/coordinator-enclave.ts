@@ -36,7 +36,7 @@ import type { TeeBackend } from "../tee/index.ts";
 import { assembleResult } from "./assemble-result.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
 import type { Phase, TaskIdentity } from "./task-ledger.ts";
-import { commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, requireMapped, requireReduced, requireReducer, requireShard, shuffleOf, type JobState, type TaskRunner } from "./job-state.ts";
+import { beginSplit, commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, requireMapped, requireReduced, requireReducer, requireShard, shuffleOf, type JobState, type TaskRunner } from "./job-state.ts";
 import { authorizeWorker, issueMapTask, issueReduceTask, type IssuedTask } from "./task-issuer.ts";
 import { buildReceipt, signReceipt } from "./receipt-signer.ts";
 import { readSealedCheckpoint, restoredJob, sealCheckpoint, unsealCheckpoint } from "./checkpoint-codec.ts";
@@ -79,7 +79,11 @@ export class CoordinatorEnclave {
   readonly #measurement: string;
   readonly #sealer: Pick<TeeBackend, "seal" | "unseal">;
 
-  constructor(tee: Quoter, store: EnclaveObjectStore, claims: EnclaveClaims, receiptKey: KeyObject, measurement: string, sealer: Pick<TeeBackend, "seal" | "unseal">) {
+  /** Plaintext bytes per shard segment; undefined: SEGMENT_BYTES (shard-segments.ts). */
+  readonly #segmentBytes: number | undefined;
+
+  constructor(tee: Quoter, store: EnclaveObjectStore, claims: EnclaveClaims, receiptKey: KeyObject, measurement: string, sealer: Pick<TeeBackend, "seal" | "unseal">, opts: { segmentBytes?: number } = {}) {
+    this.#segmentBytes = opts.segmentBytes;
     this.#sealer = sealer;
     this.#tee = tee;
     this.#store = store;
@@ -169,7 +173,24 @@ export class CoordinatorEnclave {
     const store = this.#store.withMode(spec.insecurePlaintext, hidden);
     // The upload itself is the client's unpadded stream; only what the split writes is padded.
     const input = args.live ? new EnclaveObjectStore(liveUploadStorage(), spec.insecurePlaintext) : store;
-    const split = await hiding(hidden, () => splitUpload(spec, uploadObject, uploadKey, targets, store, input));
+    // Map tasks may be issued from here on (assignMap), once the header is known: they read each
+    // shard's segments as the split seals them (docs/protocol/shard-segments.md). A job that hides
+    // sizes writes each shard as one segment: a segment count would tell its size in steps.
+    let headerKnown!: () => void;
+    let headerFailed!: (e: unknown) => void;
+    const splitting = beginSplit(job, targets, new Promise((res, rej) => ((headerKnown = res), (headerFailed = rej))));
+    const onHeader = (h: string[] | null): void => {
+      splitting.header = h;
+      headerKnown();
+    };
+    const segmentBytes = hidden ? Number.MAX_SAFE_INTEGER : this.#segmentBytes;
+    let split;
+    try {
+      split = await hiding(hidden, () => splitUpload(spec, uploadObject, uploadKey, targets, store, input, { onHeader, ...(segmentBytes ? { segmentBytes } : {}) }));
+    } catch (e) {
+      headerFailed(e);
+      throw e;
+    }
     recordSplit(job, split, targets.map((t) => t.key));
     // At --hide sizes|shuffle counts stay in the enclave (the sealed summary and receipt carry them).
     if (hidden) return { jobId: spec.jobId, shards: split.shards.map((_, i) => ({ shardId: i })) };
@@ -211,12 +232,20 @@ export class CoordinatorEnclave {
     };
   }
 
+  /** A map task; while the job still splits, it reads the shard's segments as they are sealed. */
   assignMap(raw: unknown): IssuedTask {
     const args = parseArgs(Calls.AssignMap, "assignMap", raw);
     const job = this.#job(args.jobId);
-    requireShard(job, args.shardId);
+    if (job.splitting === undefined) requireShard(job, args.shardId);
     const w = authorizeWorker(job, this.#workers, args.sessionId, "map");
     return issueMapTask(job, args.shardId, w, args.attempt);
+  }
+
+  /** The assignMap ECALL: during a split, waits until the split has read the CSV header. */
+  async assignMapWhenReady(raw: unknown): Promise<IssuedTask> {
+    const args = parseArgs(Calls.AssignMap, "assignMap", raw);
+    await this.#job(args.jobId).splitting?.headerRead;
+    return this.assignMap(raw);
   }
 
   assignReduce(raw: unknown): IssuedTask {

@@ -62,6 +62,50 @@ export interface JobState {
    * policy's recovery owners hold it k-of-n): made at the first checkpoint, kept after a restore.
    */
   sealing?: Promise<StateSealing>;
+  /**
+   * While the split runs (pipelining, docs/protocol/shard-segments.md): the shard keys and the
+   * partition keys it was started with, and the CSV header once read, so map tasks can be issued
+   * on segments before the split ends. Adopted by recordSplit; never checkpointed (a restart
+   * before the split committed splits again, with fresh keys).
+   */
+  splitting?: SplitInProgress | undefined;
+}
+
+export interface SplitInProgress {
+  targets: { objectId: string; key: SecretKey }[];
+  partitionKeys: SecretKey[][];
+  /** The header once the split read it (JSON Lines: null); undefined before. */
+  header: string[] | null | undefined;
+  /** Resolves as soon as `header` is set; rejects when the split fails. */
+  headerRead: Promise<void>;
+}
+
+/** The keys a split about to start writes under (shards) and map tasks write under (partitions). */
+export function beginSplit(job: JobState, targets: { objectId: string; key: SecretKey }[], headerRead: Promise<void>): SplitInProgress {
+  if (jobStage(job) !== "submitted" || job.splitting !== undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} was already split`);
+  headerRead.catch(() => undefined);
+  job.splitting = { targets, partitionKeys: targets.map(() => Array.from({ length: job.spec.reducers }, () => SecretKey.random("partition-key"))), header: undefined, headerRead };
+  return job.splitting;
+}
+
+/** A failed split: its keys go (its segments become unreadable) and the job may be split again. */
+export function abandonSplit(job: JobState): void {
+  const s = job.splitting;
+  if (s === undefined) return;
+  job.splitting = undefined;
+  for (const t of s.targets) t.key.destroy();
+  for (const row of s.partitionKeys) for (const k of row) k.destroy();
+}
+
+/** What a map task for shard m needs: committed, or (the split still running) the split's own keys. */
+export function mapInputOf(job: JobState, m: number): { objectId: string; key: SecretKey; partitionKeys: SecretKey[]; header: string[] | null } {
+  const s = job.splitting;
+  if (s !== undefined && Number.isInteger(m) && m >= 0 && m < s.targets.length) {
+    if (s.header === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} is splitting and has not read its header yet: map task ${m} cannot be issued before it has`);
+    return { ...s.targets[m]!, partitionKeys: s.partitionKeys[m]!, header: s.header };
+  }
+  const shard = requireShard(job, m);
+  return { objectId: shard.objectId, key: shard.key, partitionKeys: job.partitionKeys[m]!, header: job.header };
 }
 
 export interface StateSealing {
@@ -107,7 +151,10 @@ export function recordSplit(job: JobState, split: { header: string[] | null; inp
   job.inputRecords = split.inputRecords;
   job.badRecords = split.badRecords;
   job.shards = split.shards.map((s, i) => ({ objectId: s.objectId, records: s.records, sha256: s.sha256, key: shardKeys[i]! }));
-  job.partitionKeys = job.shards.map(() => Array.from({ length: job.spec.reducers }, () => SecretKey.random("partition-key")));
+  // Partition keys already handed to map tasks issued during the split are the ones kept.
+  const early = job.splitting?.partitionKeys;
+  job.splitting = undefined;
+  job.partitionKeys = early ?? job.shards.map(() => Array.from({ length: job.spec.reducers }, () => SecretKey.random("partition-key")));
   job.outputKeys = Array.from({ length: job.spec.reducers }, () => SecretKey.random("reduce-output-key"));
 }
 
@@ -179,6 +226,10 @@ export function commitMap(job: JobState, task: TaskIdentity, result: MapResult, 
   if (result.inputRecords !== shard.records) {
     throw new CmrError("CMR_INTEGRITY", `map task ${result.taskId} read ${result.inputRecords} records, shard holds ${shard.records}`);
   }
+  // The shard's end (trailer) the worker accepted must be the one the split wrote.
+  if (result.shardSha256 !== undefined && result.shardSha256 !== shard.sha256) {
+    throw new CmrError("CMR_INTEGRITY", `map task ${result.taskId} read another end of shard ${m} than the split wrote`);
+  }
   const expected = mapPartitionCount(job);
   if (result.partitions.length !== expected) {
     throw new CmrError("CMR_INTEGRITY", `map task ${result.taskId} reported ${result.partitions.length} partitions, the job has ${job.spec.reducers} reducers${expected === 1 && job.spec.reducers > 1 ? " and a local shuffle (one partition per map task)" : ""}`);
@@ -207,5 +258,6 @@ export function destroyKeys(job: JobState): void {
   for (const s of job.shards) s.key.destroy();
   for (const row of job.partitionKeys) for (const k of row) k.destroy();
   for (const k of job.outputKeys) k.destroy();
+  abandonSplit(job);
   void job.sealing?.then((s) => s.key.destroy(), () => {});
 }

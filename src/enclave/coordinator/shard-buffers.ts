@@ -1,6 +1,7 @@
 /**
  * Per-shard output buffers of the split: records are copied in as bytes, and a buffer that fills
- * up is handed to its shard's encrypted writer and replaced by a fresh one (a writer may hold a
+ * up is handed to its shard's writer (segments that map tasks read as they are sealed:
+ * shard-segments.ts) and replaced by a fresh one (a writer may hold a
  * buffer until it has encrypted it, so a handed-over buffer is never written to again).
  * Memory: one FLUSH_AT buffer per shard plus what the writers hold until `drain`.
  *
@@ -10,16 +11,19 @@
  */
 import type { EncryptedWriter } from "../runtime/object-store.ts";
 
+/** Where a shard's bytes go: a segmented shard writer (../runtime/shard-segments.ts) or one stream. */
+export type ShardSink = Pick<EncryptedWriter, "write">;
+
 const FLUSH_AT = 256 * 1024;
 
 export class ShardBuffers {
   /** The buffer of each shard, and how many bytes of it are used. */
   readonly buf: Buffer[];
   readonly pos: number[];
-  private readonly writers: EncryptedWriter[];
+  private readonly writers: ShardSink[];
   private pending: Promise<void>[] = [];
 
-  constructor(writers: EncryptedWriter[]) {
+  constructor(writers: ShardSink[]) {
     this.writers = writers;
     this.buf = writers.map(() => Buffer.allocUnsafe(FLUSH_AT));
     this.pos = writers.map(() => 0);

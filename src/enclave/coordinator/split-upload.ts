@@ -34,6 +34,15 @@ import { DEFAULT_MAX_RECORD_BYTES, recordTooLargeHint } from "../records/csv-par
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { sendEvent } from "../runtime/channel.ts";
 import { sampleBoundaries } from "./range-sample.ts";
+import { SegmentedShardWriter } from "../runtime/shard-segments.ts";
+
+/** What the split tells its caller as it goes (so map tasks can be issued before it ends). */
+export interface SplitObserver {
+  /** The CSV header row, as soon as it is read (JSON Lines: null, at once). */
+  onHeader?: (header: string[] | null) => void;
+  /** Plaintext bytes per shard segment (tests pick small ones). */
+  segmentBytes?: number;
+}
 
 export interface SplitResult {
   header: string[] | null;
@@ -210,7 +219,7 @@ function progress(c: SplitCounts): void {
  * `input` is where the upload is read from: storage (default, `store`) or, while it still
  * streams in, the host's live tee (live-upload-storage.ts); shards always go to `store`.
  */
-export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey: SecretKey, shardTargets: { objectId: string; key: SecretKey }[], store: EnclaveObjectStore, input: EnclaveObjectStore = store): Promise<SplitResult> {
+export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey: SecretKey, shardTargets: { objectId: string; key: SecretKey }[], store: EnclaveObjectStore, input: EnclaveObjectStore = store, observer: SplitObserver = {}): Promise<SplitResult> {
   const n = shardTargets.length;
   const field = splitFieldOf(spec);
   let boundaries: string[] | null = null;
@@ -225,16 +234,18 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
     }
   }
   const router = new ShardRouter(n, shuffle ? null : field, boundaries);
-  const writers = shardTargets.map((t) => store.createEncryptedWriter(t.objectId, t.key));
+  // Each shard is written as sealed segments (shard-segments.ts) that map tasks read as they appear.
+  const writers = shardTargets.map((t, i) => new SegmentedShardWriter(store, t.objectId, t.key, spec.jobId, i, observer.segmentBytes));
   const out = new ShardBuffers(writers);
   const c: SplitCounts = { total: 0, bad: 0, badInSplit: 0, counts: new Array<number>(n).fill(0), bytes: 0, jobId: spec.jobId, ...(hidesSizes(spec.hide) ? { hiddenNextBytes: HIDDEN_PROGRESS_BYTES } : {}) };
   try {
     const hash = createHash("sha256");
-    const header = spec.format === "csv" ? await splitCsv(spec, field, router, out, c, uploadObject, uploadKey, input, hash) : await splitJsonl(spec, field, router, out, c, uploadObject, uploadKey, input, hash);
+    if (spec.format === "jsonl") observer.onHeader?.(null);
+    const header = spec.format === "csv" ? await splitCsv(spec, field, router, out, c, uploadObject, uploadKey, input, hash, observer) : await splitJsonl(spec, field, router, out, c, uploadObject, uploadKey, input, hash);
     await out.close();
     const shards = [];
     for (let i = 0; i < n; i++) {
-      const { sha256 } = await writers[i]!.end();
+      const { sha256 } = await writers[i]!.end(c.counts[i]!);
       shards.push({ objectId: shardTargets[i]!.objectId, records: c.counts[i]!, sha256 });
     }
     return { header, inputSha256: hash.digest("hex"), inputRecords: c.total, badRecords: c.bad + c.badInSplit, shards, boundaries };
@@ -246,7 +257,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
 
 type Hash = ReturnType<typeof createHash>;
 
-async function splitCsv(spec: JobSpec, field: string | null, router: ShardRouter, out: ShardBuffers, c: SplitCounts, uploadObject: string, key: SecretKey, store: EnclaveObjectStore, hash: Hash): Promise<string[]> {
+async function splitCsv(spec: JobSpec, field: string | null, router: ShardRouter, out: ShardBuffers, c: SplitCounts, uploadObject: string, key: SecretKey, store: EnclaveObjectStore, hash: Hash, observer: SplitObserver): Promise<string[]> {
   const source = spec.inputName;
   let header: string[] = [];
   let keyChecked = field === null;
@@ -264,6 +275,7 @@ async function splitCsv(spec: JobSpec, field: string | null, router: ShardRouter
         out.pos[s]! += line.copy(b, out.pos[s]!);
       }
       if (field !== null) scanner.keyColumn = h.indexOf(field);
+      observer.onHeader?.(h);
     },
   });
   const sink = (src: FastBuffer, start: number, end: number, line: number, sc: CsvRecordScanner): void => {

@@ -14,7 +14,7 @@ import { objectIds } from "../../protocol/object-ids.ts";
 import { hidesSizes, type MapTask, type ReduceTask } from "../../protocol/job.ts";
 import { padMessage } from "../runtime/hide.ts";
 import type { OutboundSession } from "../runtime/sessions.ts";
-import { reducerInputs, shuffleOf, requireMapped, requireReducer, requireShard, type JobState } from "./job-state.ts";
+import { mapInputOf, reducerInputs, shuffleOf, requireMapped, requireReducer, type JobState } from "./job-state.ts";
 import type { Phase } from "./task-ledger.ts";
 
 export interface IssuedTask {
@@ -47,8 +47,12 @@ function attemptOf(job: JobState, requested: number): number {
   return (Number.isInteger(requested) && requested >= 1 ? requested : 1) + job.attemptBase;
 }
 
+/**
+ * A map task for shard m, issued once the split committed or, while it still runs, as soon as it
+ * has read the CSV header: the worker then reads the shard's segments as they are sealed.
+ */
 export function issueMapTask(job: JobState, m: number, w: OutboundSession, requestedAttempt: number): IssuedTask {
-  const shard = requireShard(job, m);
+  const shard = mapInputOf(job, m);
   const attempt = attemptOf(job, requestedAttempt);
   const taskId = job.tasks.issue("map", m, attempt, w.sessionId);
   const kek = w.toEnclave.expose();
@@ -62,7 +66,7 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     shardObject: shard.objectId,
     wrappedShardKey: wrapKey(kek, shard.key.expose(), { recipient, purpose: "shard-key", objectId: shard.objectId }).toString("base64"),
     format: job.spec.format,
-    header: job.header,
+    header: shard.header,
     inputName: job.spec.inputName,
     code: job.spec.code,
     jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS,
@@ -74,9 +78,9 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     hide: job.spec.hide,
     sortBufferBytes: Math.round(job.spec.sortBufferMB * 1024 * 1024),
     maxRecordBytes: job.spec.maxRecordBytes,
-    partitions: (local ? [m] : job.partitionKeys[m]!.map((_, r) => r)).map((r) => {
+    partitions: (local ? [m] : shard.partitionKeys.map((_, r) => r)).map((r) => {
       const objectId = objectIds.partition(job.spec.jobId, m, r, attempt);
-      return { objectId, wrappedKey: wrapKey(kek, job.partitionKeys[m]![r]!.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };
+      return { objectId, wrappedKey: wrapKey(kek, shard.partitionKeys[r]!.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };
     }),
   };
   return { taskId, sealedTask: sealEnvelope(kek, hidesSizes(job.spec.hide) ? padMessage(task) : task, { recipient, purpose: "task", objectId: taskId }) };

@@ -99,14 +99,14 @@ const handlers: Record<string, Handler> = {
       ...(a.scope ? { scope: a.scope } : {}),
     };
     if (a.role === "coordinator") {
-      const c = new CoordinatorEnclave(attester, store, claims, receiptKeys!.privateKey, tee.measurement().toString("hex"), tee);
+      const c = new CoordinatorEnclave(attester, store, claims, receiptKeys!.privateKey, tee.measurement().toString("hex"), tee, segmentOptionsFromEnv(process.env.CMR_SHARD_SEGMENT_BYTES));
       Object.assign(handlers, {
         attest: (x: unknown) => c.attest(x),
         submitJob: (x: unknown) => c.submitJob(x),
         splitJob: (x: unknown) => c.splitJob(x),
         beginAttestWorker: (x: unknown) => c.beginAttestWorker(x),
         completeAttestWorker: (x: unknown) => c.completeAttestWorker(x),
-        assignMap: (x: unknown) => c.assignMap(x),
+        assignMap: (x: unknown) => c.assignMapWhenReady(x),
         completeMap: (x: unknown) => c.completeMap(x),
         assignReduce: (x: unknown) => c.assignReduce(x),
         completeReduce: (x: unknown) => c.completeReduce(x),
@@ -135,3 +135,13 @@ process.on("unhandledRejection", () => {
 });
 
 serveEcalls(handlers);
+
+/**
+ * Shard segment size (docs/protocol/shard-segments.md) from the environment the host started
+ * this enclave with. Only a performance knob (the format and its checks are the same at any
+ * size), so the host may set it; held to 64 KiB ..= 1 GiB, anything else is the default.
+ */
+function segmentOptionsFromEnv(v: string | undefined): { segmentBytes?: number } {
+  const n = v === undefined ? NaN : Number(v);
+  return Number.isInteger(n) && n >= 64 * 1024 && n <= 1024 * 1024 * 1024 ? { segmentBytes: n } : {};
+}

@@ -23,6 +23,18 @@ import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { writeSortedPairs } from "./partition-writer.ts";
 import { planFusedMap } from "./fused-map.ts";
 import { FusedBailout } from "./fused-ops.ts";
+import type { Readable } from "node:stream";
+import { openShardSegments, type SegmentReadOptions } from "../runtime/shard-segments.ts";
+
+/**
+ * The shard's plaintext: its sealed segments in order, read as the split writes them (a map task
+ * may start before the split ends: shard-segments.ts). `trailerSha256` (after the stream ended)
+ * is reported to the coordinator, which checks it and the record count against what it recorded.
+ */
+function openShard(task: MapTask, key: SecretKey, store: EnclaveObjectStore, opts: SegmentReadOptions): { stream: Readable; trailerSha256: () => Promise<string> } {
+  const { stream, summary } = openShardSegments(store, task.shardObject, key, { jobId: task.jobId, shard: task.mapIndex }, opts);
+  return { stream, trailerSha256: async () => (await summary).trailerSha256 };
+}
 
 const BATCH = 2000;
 /** Rough per-entry overhead of a Map entry plus its key string, for the buffer estimate. */
@@ -33,8 +45,7 @@ const ENTRY_BYTES = 80;
  * held to the job's record size limit, with room for the line number the split put in front;
  * errors name the input, the shard and the line in the shard.
  */
-async function* shardRecords(task: MapTask, key: SecretKey, store: EnclaveObjectStore): AsyncGenerator<MapBatch> {
-  const stream = store.openDecrypted(task.shardObject, key);
+async function* shardRecords(task: MapTask, stream: Readable): AsyncGenerator<MapBatch> {
   const max = task.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
   const source = `${task.inputName} shard ${task.mapIndex}`;
   if (task.format === "csv") {
@@ -140,7 +151,7 @@ interface MapOutput {
   drainSorted(): [string, unknown][] | Promise<[string, unknown][]>;
 }
 
-export async function runMapTask(task: MapTask, shardKey: SecretKey, partitionKeys: SecretKey[], store: EnclaveObjectStore, opts: { engine?: MapEngine } = {}): Promise<MapResult> {
+export async function runMapTask(task: MapTask, shardKey: SecretKey, partitionKeys: SecretKey[], store: EnclaveObjectStore, opts: { engine?: MapEngine; segments?: SegmentReadOptions } = {}): Promise<MapResult> {
   // CSV shards carry the input line number as their first column (see split-upload.ts).
   const header = task.format === "csv" ? [SHARD_LINE_COLUMN, ...(task.header ?? [])] : null;
   const job = compileJob(task.code, { format: task.format, header, inputName: task.inputName }, task.jobLimits);
@@ -150,7 +161,15 @@ export async function runMapTask(task: MapTask, shardKey: SecretKey, partitionKe
     if (fused === undefined && opts.engine === "fused") throw new CmrError("CMR_INTERNAL", "no fused map path for this task");
     if (fused !== undefined) {
       try {
-        return await mapInto(task, job, partitionKeys, store, (onBad, maybeSpill) => fused.run(store.openDecrypted(task.shardObject, shardKey), onBad, maybeSpill));
+        return await mapInto(task, job, partitionKeys, store, async (onBad, maybeSpill) => {
+          const shard = openShard(task, shardKey, store, opts.segments ?? {});
+          try {
+            const out = await fused.run(shard.stream, onBad, maybeSpill);
+            return { ...out, shardSha256: await shard.trailerSha256() };
+          } finally {
+            shard.stream.destroy();
+          }
+        });
       } catch (e) {
         // A shard the fused scanner does not take on (see fused-csv.ts): nothing was written, so
         // the generic path runs the task again from the start, and reports any error itself.
@@ -160,12 +179,17 @@ export async function runMapTask(task: MapTask, shardKey: SecretKey, partitionKe
     const buffer = new MapOutputBuffer(job);
     return await mapInto(task, job, partitionKeys, store, async (onBad, maybeSpill) => {
       let inputRecords = 0;
-      for await (const batch of shardRecords(task, shardKey, store)) {
-        inputRecords += batch.records.length;
-        await job.mapBatch(batch, buffer.emit, onBad);
-        await maybeSpill(buffer);
+      const shard = openShard(task, shardKey, store, opts.segments ?? {});
+      try {
+        for await (const batch of shardRecords(task, shard.stream)) {
+          inputRecords += batch.records.length;
+          await job.mapBatch(batch, buffer.emit, onBad);
+          await maybeSpill(buffer);
+        }
+        return { inputRecords, output: buffer, shardSha256: await shard.trailerSha256() };
+      } finally {
+        shard.stream.destroy();
       }
-      return { inputRecords, output: buffer };
     });
   } finally {
     // The job's isolate (custom jobs) lives for the whole task, across a fused-path fallback.
@@ -182,7 +206,7 @@ async function mapInto(
   job: CompiledJob,
   partitionKeys: SecretKey[],
   store: EnclaveObjectStore,
-  feed: (onBad: (e: CmrError) => void, maybeSpill: (out: MapOutput) => Promise<void>) => Promise<{ inputRecords: number; output: MapOutput }>,
+  feed: (onBad: (e: CmrError) => void, maybeSpill: (out: MapOutput) => Promise<void>) => Promise<{ inputRecords: number; output: MapOutput; shardSha256: string }>,
 ): Promise<MapResult> {
   let badRecords = 0;
   const onBad = (e: CmrError): void => {
@@ -194,7 +218,7 @@ async function mapInto(
   const shuffle = task.hide === "shuffle";
   let spilledBytes = 0;
   const partitionOf = (k: string): number => job.partitionOf(k, task.reducers);
-  const spillPrefix = `${task.shardObject.replace(/\/shards\/\d+$/, "")}/spills/m${task.mapIndex}-a${task.attempt}`;
+  const spillPrefix = `${task.shardObject.replace(/\/shards\/[^/]+$/, "")}/spills/m${task.mapIndex}-a${task.attempt}`;
   const spill = async (out: MapOutput): Promise<void> => {
     const key = SecretKey.random("spill-key");
     const s = spills.length;
@@ -206,7 +230,7 @@ async function mapInto(
   };
 
   try {
-    const { inputRecords, output } = await feed(onBad, async (out) => {
+    const { inputRecords, output, shardSha256 } = await feed(onBad, async (out) => {
       if (out.bytes > task.sortBufferBytes) await spill(out);
     });
     const targets = task.partitions.map((p, r) => ({ objectId: p.objectId, key: partitionKeys[r]! }));
@@ -223,7 +247,7 @@ async function mapInto(
         partitions.push(written!);
       }
     }
-    return { taskId: task.taskId, attempt: task.attempt, inputRecords, badRecords, partitions };
+    return { taskId: task.taskId, attempt: task.attempt, inputRecords, badRecords, partitions, shardSha256 };
   } finally {
     for (const sp of spills) {
       for (const id of sp.objectIds) store.remove(id);

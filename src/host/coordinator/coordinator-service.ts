@@ -149,7 +149,7 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
   const operatorToken = opts.operatorToken ?? loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
   const admin = (req: IncomingMessage): void => requireBearer(req, operatorToken);
   for (const w of state.workers()) workers.register(w);
-  const startRunner = (jobId: string, e: { enclave: EnclaveProcess; scope: string }, plan: { reducers: number; dataType: string | null }, previous?: JobRecord, liveUpload?: LiveUpload): JobRunner => {
+  const startRunner = (jobId: string, e: { enclave: EnclaveProcess; scope: string }, plan: { reducers: number; dataType: string | null; shards?: number }, previous?: JobRecord, liveUpload?: LiveUpload): JobRunner => {
     const runner = new JobRunner(jobId, e.enclave, workers, opts.store, plan, opts.heartbeat, {
       ...(liveUpload ? { splitSource: () => splitSourceOf(liveUpload) } : {}),
       onChange: (r) => {
@@ -277,8 +277,8 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       const recorded = typeof uploadId === "string" ? state.uploadChallenge(uploadId) : undefined;
       // A job that tails its upload may arrive before the upload's PUT did (another connection).
       const streaming = recorded === undefined && tailUpload === true && typeof uploadId === "string" ? await live.waitFor(uploadId, 10_000) : undefined;
-      const plan = await e.enclave.call<{ reducers: number; dataType: string | null }>("submitJob", { ...submit, uploadChallenge: recorded ?? streaming?.challenge ?? null });
-      const runner = startRunner(jobId, e, { reducers: plan.reducers, dataType: plan.dataType }, undefined, streaming);
+      const plan = await e.enclave.call<{ reducers: number; dataType: string | null; shards: number }>("submitJob", { ...submit, uploadChallenge: recorded ?? streaming?.challenge ?? null });
+      const runner = startRunner(jobId, e, { reducers: plan.reducers, dataType: plan.dataType, shards: plan.shards }, undefined, streaming);
       state.saveJob(runner.record, e.scope, { reducers: plan.reducers, dataType: plan.dataType });
       log(`job ${jobId} accepted in enclave ${e.scope}`);
       const unpin = pool.pin(e.scope); // a running job's enclave is never evicted

@@ -53,7 +53,12 @@ export interface JobRecord {
   progress: { shards: number; mapsDone: number; reducers: number; reducesDone: number; inputRecords?: number };
   /** Milliseconds spent in each stage so far. */
   timings: Record<string, number>;
-  assignments: { task: string; worker: string; attempt: number; outcome: "ok" | "worker-lost" | "failed" }[];
+  assignments: { task: string; worker: string; attempt: number; outcome: "ok" | "worker-lost" | "failed"; startedAt?: string }[];
+  /**
+   * When the split answered (ISO time); with `assignments[].startedAt` it shows map tasks that
+   * started on shard segments while the split still ran (docs/protocol/shard-segments.md).
+   */
+  splitFinishedAt?: string;
   attestations: AttestationRecord[];
   error?: { code: string; message: string; hint?: string };
   /** "unavailable" when the TEE backend cannot seal checkpoints (the job cannot survive a restart). */
@@ -88,6 +93,8 @@ export class JobRunner {
   readonly #store: BlobStore;
   readonly #dataType: string | null;
   readonly #reducers: number;
+  /** Shards the job has (from the enclave's answer to submitJob); known: map tasks start during the split. */
+  readonly #shards: number | undefined;
   readonly #heartbeat: { intervalMs: number; missedBeats: number };
   readonly #hooks: RunnerHooks;
 
@@ -96,7 +103,7 @@ export class JobRunner {
     enclave: EnclaveProcess,
     workers: WorkerRegistry,
     store: BlobStore,
-    plan: { dataType: string | null; reducers: number },
+    plan: { dataType: string | null; reducers: number; shards?: number },
     heartbeat = { intervalMs: 1000, missedBeats: 3 },
     hooks: RunnerHooks = {},
     previous?: JobRecord,
@@ -117,6 +124,7 @@ export class JobRunner {
     this.#store = store;
     this.#dataType = plan.dataType;
     this.#reducers = plan.reducers;
+    this.#shards = plan.shards;
     this.#heartbeat = heartbeat;
     this.#hooks = hooks;
     if (previous) Object.assign(this.record, { ...previous, error: undefined });
@@ -153,6 +161,8 @@ export class JobRunner {
    */
   async run(resumeFrom: CheckpointStage = "submitted"): Promise<void> {
     const jobId = this.record.jobId;
+    // A record carried over from before a coordinator restart (a fresh one is still "queued").
+    const restarted = this.record.state !== "queued";
     let from = 0;
     try {
       // An unknown stage name (from a damaged state file) fails the job instead of rerunning it.
@@ -162,15 +172,32 @@ export class JobRunner {
       // handshakes are ECALLs and HTTP round trips that need no shard, so they come off the
       // critical path. Their outcome is awaited only once the split is done.
       let mappersEarly: Promise<AttestedWorker[]> | undefined;
+      // Map tasks on sealed shard segments while the split still writes (issue #12 item 5): when
+      // the shard count is known, the map phase starts with the split; a map result is handed to
+      // the enclave only once the split has committed (the enclave refuses it before).
+      let mapsEarly: Promise<void> | undefined;
       if (from < 1) {
         await this.#commit();
         this.#set("splitting");
         mappersEarly = this.#attestAll("map");
         // Awaited below; until then a refusal must not count as an unhandled rejection.
         mappersEarly.catch(() => undefined);
+        // Segments a split cut short by a restart left behind (objects are written once).
+        if (restarted) await this.#store.deletePrefix(`jobs/${jobId}/shards`).catch(() => undefined);
         const source = await this.#hooks.splitSource?.();
+        // Through #coordinator: a map task waiting on it must not blame its worker for the split's failure.
         // inputRecords is absent for a job that hides counts (--hide).
-        const split = await this.#enclave.call<{ inputRecords?: number; shards: { shardId: number }[] }>("splitJob", { jobId, ...(source?.live ? { live: true } : {}) });
+        const splitting = this.#coordinator<{ inputRecords?: number; shards: { shardId: number }[] }>("splitJob", { jobId, ...(source?.live ? { live: true } : {}) });
+        splitting.catch(() => undefined);
+        if (this.#shards !== undefined && this.#shards > 0) {
+          const early = mappersEarly;
+          const shards = this.#shards;
+          this.record.progress.mapsDone = 0;
+          mapsEarly = (async () => this.#runTasks("map", Array.from({ length: shards }, (_, m) => m), await early, splitting))();
+          mapsEarly.catch(() => undefined);
+        }
+        const split = await splitting;
+        this.record.splitFinishedAt = new Date().toISOString();
         this.record.progress.shards = split.shards.length;
         // A job that hides counts (--hide) does not say how many records it read.
         if (split.inputRecords !== undefined) this.record.progress.inputRecords = split.inputRecords;
@@ -179,9 +206,12 @@ export class JobRunner {
       }
       if (from < 2) {
         this.#set("mapping");
-        this.record.progress.mapsDone = 0;
-        const mappers = await (mappersEarly ?? this.#attestAll("map"));
-        await this.#runTasks("map", Array.from({ length: this.record.progress.shards }, (_, m) => m), mappers);
+        if (mapsEarly !== undefined) await mapsEarly;
+        else {
+          this.record.progress.mapsDone = 0;
+          const mappers = await (mappersEarly ?? this.#attestAll("map"));
+          await this.#runTasks("map", Array.from({ length: this.record.progress.shards }, (_, m) => m), mappers);
+        }
         await this.#commit();
       }
       if (from < 3) {
@@ -319,7 +349,7 @@ export class JobRunner {
   }
 
   /** Run tasks over the attested workers, one at a time per worker; reassign on worker loss. */
-  async #runTasks(phase: "map" | "reduce", tasks: number[], workers: AttestedWorker[]): Promise<void> {
+  async #runTasks(phase: "map" | "reduce", tasks: number[], workers: AttestedWorker[], committedAfter?: Promise<unknown>): Promise<void> {
     const queue = tasks.map((t) => ({ index: t, attempt: 1 }));
     const pool = [...workers];
     let fatal: unknown;
@@ -357,11 +387,14 @@ export class JobRunner {
           }
           const a = await this.#coordinator<{ taskId: string; sealedTask: string }>(assign, { jobId: this.record.jobId, ...idx, sessionId: w.sessionId, attempt: t.attempt });
           taskId = a.taskId;
+          const startedAt = new Date().toISOString();
           const out = await this.#withHeartbeat(w.entry, (signal) =>
             postJson<{ taskId: string; sealedResult: string }>(`${w.entry.url}/v1/tasks/${phase}`, { sessionId: w.sessionId, challenge: w.challenge, taskId: a.taskId, sealedTask: a.sealedTask }, undefined, signal),
           );
+          // A map task started during the split reports once the split has committed.
+          if (committedAfter !== undefined) await committedAfter;
           await this.#coordinator(phase === "map" ? "completeMap" : "completeReduce", { jobId: this.record.jobId, taskId: a.taskId, sealedResult: out.sealedResult });
-          this.record.assignments.push({ task: taskId, worker: w.entry.workerId, attempt: t.attempt, outcome: "ok" });
+          this.record.assignments.push({ task: taskId, worker: w.entry.workerId, attempt: t.attempt, outcome: "ok", startedAt });
           if (phase === "map") this.record.progress.mapsDone++;
           else this.record.progress.reducesDone++;
           this.record.updatedAt = new Date().toISOString();

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { writeShard as writeShardSegments } from "../../../src/enclave/runtime/shard-segments.ts";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -101,7 +102,7 @@ async function* once(b: Buffer): AsyncGenerator<Buffer> {
 async function writeShard(text: string | Buffer): Promise<{ objectId: string; key: SecretKey }> {
   const key = SecretKey.random("shard");
   const objectId = `t/j${++serial}/shards/0`;
-  await store.writeEncrypted(objectId, key, once(typeof text === "string" ? Buffer.from(text) : text));
+  await writeShardSegments(store, objectId, key, { jobId: "t", shard: 0 }, once(typeof text === "string" ? Buffer.from(text) : text));
   return { objectId, key };
 }
 

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { writeShard as writeShardSegments } from "../../../src/enclave/runtime/shard-segments.ts";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -77,7 +78,7 @@ async function map(shard: Shard, o: { format: "csv" | "jsonl"; max: number | und
 
 async function writeShard(text: string): Promise<Shard> {
   const s = { objectId: `t/w${++serial}/shards/0`, key: SecretKey.random("shard") };
-  await store.writeEncrypted(s.objectId, s.key, once(Buffer.from(text)));
+  await writeShardSegments(store, s.objectId, s.key, { jobId: "t", shard: 0 }, once(Buffer.from(text)));
   return s;
 }
 

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { openShardSegments } from "../../../src/enclave/runtime/shard-segments.ts";
 import assert from "node:assert/strict";
 import { describe, it, before, after } from "node:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -41,9 +42,11 @@ async function split(fn: SplitFn, spec: JobSpec, id: string, key: SecretKey) {
   const targets = Array.from({ length: spec.shards }, (_, i) => ({ objectId: `shards/${id}-${fn === splitUpload ? "new" : "old"}-${i}`, key: SecretKey.random("shard") }));
   const r = await fn(spec, id, key, targets, store);
   const texts: string[] = [];
-  for (const t of targets) {
+  for (const [i, t] of targets.entries()) {
     const parts: Buffer[] = [];
-    for await (const c of store.openDecrypted(t.objectId, t.key)) parts.push(c as Buffer);
+    // The reference split writes one object per shard; the product, sealed segments.
+    const stream = store.exists(t.objectId) ? store.openDecrypted(t.objectId, t.key) : openShardSegments(store, t.objectId, t.key, { jobId: spec.jobId, shard: i }).stream;
+    for await (const c of stream) parts.push(c as Buffer);
     texts.push(Buffer.concat(parts).toString("utf8"));
   }
   return { r, texts };

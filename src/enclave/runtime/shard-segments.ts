@@ -1,0 +1,293 @@
+/**
+ * Shards as sequences of sealed segments (issue #12 item 5; docs/protocol/shard-segments.md), so
+ * a map task can start on a shard while the split still writes it.
+ *
+ * A shard `S` (its logical id, e.g. `jobs/J/shards/3`) is stored as objects `S/0`, `S/1`, ...,
+ * `S/(n-1)`, each its own CMRS stream (own salt, own final-chunk check) whose stream id names the
+ * job, the shard and the segment index, all under the shard key; then `S/end`, an encrypted JSON
+ * trailer naming the job, the shard, the number of segments n, the shard's record count and the
+ * SHA-256 of every segment's ciphertext. The concatenated plaintext of the segments is exactly
+ * the shard's plaintext as one stream held before.
+ *
+ * Readers take segments in order as they appear and finish only on an authentic trailer whose
+ * count and digests match what they read: a missing, reordered, replayed or extra segment, or a
+ * cut-short segment list, is CMR_INTEGRITY (a host that withholds objects can only stall the
+ * reader, up to its wait limit).
+ *
+ * Trust zone: TRUSTED (enclave only): the writer is fed plaintext, the reader yields it.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { CmrError, IntegrityError } from "../../errors.ts";
+import type { SecretKey } from "../../crypto/secret.ts";
+import type { EncryptedWriter, EnclaveObjectStore } from "./object-store.ts";
+import { DecryptStream } from "../../crypto/aead-stream.ts";
+import { storageError } from "../../protocol/storage-errors.ts";
+
+/**
+ * Plaintext bytes after which the split seals a shard's current segment (at the next buffer
+ * boundary, so segments hold whole records). Chosen by measurement: docs/protocol/shard-segments.md.
+ */
+export const SEGMENT_BYTES = 8 * 1024 * 1024;
+
+/** The trailer's `format` value; any other is refused. */
+export const SHARD_TRAILER_FORMAT = "cmr-shard-segments/v1";
+
+/** Most segments a trailer may name (a 1 TiB shard at the default size); bounds what a reader keeps. */
+export const MAX_SEGMENTS = 131_072;
+
+export const segmentObjectId = (shardObject: string, k: number): string => `${shardObject}/${k}`;
+export const trailerObjectId = (shardObject: string): string => `${shardObject}/end`;
+
+export interface ShardTrailer {
+  format: typeof SHARD_TRAILER_FORMAT;
+  jobId: string;
+  shard: number;
+  segments: number;
+  records: number;
+  /** SHA-256 (hex) of each segment's ciphertext, in order; "" each in --plaintext mode. */
+  segmentSha256: string[];
+}
+
+/**
+ * Writes one shard as segments. `write` calls are serialised (the split hands buffers over
+ * without waiting); a segment is sealed, i.e. committed to storage under its name, once it
+ * holds `segmentBytes` or more, so map tasks polling for it can start reading.
+ */
+export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "abort"> {
+  readonly #store: EnclaveObjectStore;
+  readonly #shardObject: string;
+  readonly #key: SecretKey;
+  readonly #jobId: string;
+  readonly #shard: number;
+  readonly #segmentBytes: number;
+  #current: EncryptedWriter | null = null;
+  #currentBytes = 0;
+  readonly #digests: string[] = [];
+  #chain: Promise<void> = Promise.resolve();
+  #aborted = false;
+  /** Called after each segment is committed (the split's progress events). */
+  onSealed?: (shard: number, segment: number) => void;
+
+  constructor(store: EnclaveObjectStore, shardObject: string, key: SecretKey, jobId: string, shard: number, segmentBytes = SEGMENT_BYTES) {
+    this.#store = store;
+    this.#shardObject = shardObject;
+    this.#key = key;
+    this.#jobId = jobId;
+    this.#shard = shard;
+    this.#segmentBytes = segmentBytes;
+  }
+
+  get objectId(): string {
+    return this.#shardObject;
+  }
+
+  /** Segments sealed so far. */
+  get sealed(): number {
+    return this.#digests.length;
+  }
+
+  write(data: Buffer | string): Promise<void> {
+    const next = this.#chain.then(() => this.#write(data));
+    // A failed write fails every later one too (the chain stays rejected).
+    this.#chain = next;
+    return next;
+  }
+
+  async #write(data: Buffer | string): Promise<void> {
+    if (this.#current === null) {
+      this.#current = this.#store.createEncryptedWriter(segmentObjectId(this.#shardObject, this.#digests.length), this.#key);
+      this.#currentBytes = 0;
+    }
+    await this.#current.write(data);
+    this.#currentBytes += typeof data === "string" ? Buffer.byteLength(data) : data.length;
+    if (this.#currentBytes >= this.#segmentBytes) await this.#seal();
+  }
+
+  async #seal(): Promise<void> {
+    const w = this.#current!;
+    this.#current = null;
+    const { sha256 } = await w.end();
+    this.#digests.push(sha256);
+    this.onSealed?.(this.#shard, this.#digests.length - 1);
+  }
+
+  /**
+   * Seal the last segment (an empty one when the shard got no bytes at all, so every shard has
+   * at least one) and write the trailer; returns the trailer ciphertext's SHA-256, which stands
+   * for the whole shard in the job state and the receipt.
+   */
+  async end(records: number): Promise<{ sha256: string; segments: number }> {
+    await this.#chain;
+    if (this.#current === null && this.#digests.length === 0) this.#current = this.#store.createEncryptedWriter(segmentObjectId(this.#shardObject, 0), this.#key);
+    if (this.#current !== null) await this.#seal();
+    const trailer: ShardTrailer = { format: SHARD_TRAILER_FORMAT, jobId: this.#jobId, shard: this.#shard, segments: this.#digests.length, records, segmentSha256: this.#digests };
+    const w = this.#store.createEncryptedWriter(trailerObjectId(this.#shardObject), this.#key);
+    let sha256: string;
+    try {
+      await w.write(Buffer.from(JSON.stringify(trailer)));
+      ({ sha256 } = await w.end());
+    } catch (e) {
+      w.abort();
+      throw e;
+    }
+    return { sha256, segments: this.#digests.length };
+  }
+
+  abort(): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#current?.abort();
+    this.#current = null;
+    this.#chain.catch(() => undefined);
+  }
+}
+
+export interface SegmentReadOptions {
+  /** Give up when no new segment or trailer appeared for this long (a stalled or failed split). */
+  idleTimeoutMs?: number;
+  /** First and longest pause between polls for an object that is not there yet. */
+  pollMs?: [number, number];
+}
+
+/** What the reader saw at the end: the trailer it accepted and its ciphertext's SHA-256. */
+export interface ShardReadSummary {
+  trailer: ShardTrailer;
+  trailerSha256: string;
+}
+
+const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60_000;
+
+function missingSegment(shardObject: string, k: number, n: number): IntegrityError {
+  return new IntegrityError(segmentObjectId(shardObject, k), { details: { reason: `segment ${k} of ${n} missing` } });
+}
+
+/**
+ * An object's plaintext, with the SHA-256 of its stored bytes (one read: the ciphertext is hashed
+ * on its way into the decryptor). `digest()` is valid once the stream has ended; "" in plaintext mode.
+ */
+function openHashed(store: EnclaveObjectStore, objectId: string, key: SecretKey): { stream: Readable; digest: () => string } {
+  if (store.plaintext) return { stream: store.openDecrypted(objectId, key), digest: () => "" };
+  const h = createHash("sha256");
+  const src = store.backend.openRead(objectId);
+  const dec = new DecryptStream(key.expose(), { streamId: objectId });
+  src.on("data", (d) => h.update(d as Buffer));
+  src.on("error", (e) => dec.destroy(storageError(e, objectId, "read")));
+  return { stream: src.pipe(dec), digest: () => h.digest("hex") };
+}
+
+async function readTrailer(store: EnclaveObjectStore, shardObject: string, key: SecretKey, jobId: string, shard: number): Promise<{ trailer: ShardTrailer; sha256: string }> {
+  const id = trailerObjectId(shardObject);
+  const maxBytes = 256 + MAX_SEGMENTS * 67;
+  const { stream, digest } = openHashed(store, id, key);
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of stream) {
+    n += (c as Buffer).length;
+    if (n > maxBytes) {
+      stream.destroy();
+      throw new IntegrityError(id, { details: { reason: "trailer too large" } });
+    }
+    parts.push(c as Buffer);
+  }
+  let t: ShardTrailer;
+  try {
+    t = JSON.parse(Buffer.concat(parts).toString("utf8")) as ShardTrailer;
+  } catch {
+    throw new IntegrityError(id, { details: { reason: "trailer not JSON" } });
+  }
+  const ok =
+    t !== null && typeof t === "object" && t.format === SHARD_TRAILER_FORMAT && t.jobId === jobId && t.shard === shard &&
+    Number.isInteger(t.segments) && t.segments >= 1 && t.segments <= MAX_SEGMENTS && Number.isInteger(t.records) && t.records >= 0 &&
+    Array.isArray(t.segmentSha256) && t.segmentSha256.length === t.segments && t.segmentSha256.every((d) => typeof d === "string");
+  if (!ok) throw new IntegrityError(id, { details: { reason: "trailer names another job or shard, or is malformed" } });
+  return { trailer: t, sha256: digest() };
+}
+
+/**
+ * The shard's plaintext, segment after segment as they appear in storage, ending only after an
+ * authentic trailer that agrees with what was read. `summary` is filled in when the stream ends.
+ */
+export function openShardSegments(store: EnclaveObjectStore, shardObject: string, key: SecretKey, who: { jobId: string; shard: number }, opts: SegmentReadOptions = {}): { stream: Readable; summary: Promise<ShardReadSummary> } {
+  let settle!: (s: ShardReadSummary) => void;
+  let fail!: (e: unknown) => void;
+  const summary = new Promise<ShardReadSummary>((res, rej) => {
+    settle = res;
+    fail = rej;
+  });
+  summary.catch(() => undefined);
+  const idle = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const [pollMin, pollMax] = opts.pollMs ?? [5, 200];
+  async function* segments(): AsyncGenerator<Buffer> {
+    const digests: string[] = [];
+    for (let k = 0; ; k++) {
+      if (k > MAX_SEGMENTS) throw new IntegrityError(segmentObjectId(shardObject, k), { details: { reason: "too many segments" } });
+      const seg = segmentObjectId(shardObject, k);
+      // Wait for segment k, or for the trailer (the shard has k segments, or k is missing).
+      let pause = pollMin;
+      const since = Date.now();
+      let have = await store.has(seg);
+      while (!have && !(await store.has(trailerObjectId(shardObject)))) {
+        if (Date.now() - since > idle) {
+          throw new CmrError("CMR_JOB_TIMEOUT", `${shardObject}: no segment ${k} and no end of the shard appeared in storage for ${Math.round(idle / 1000)} s`, {
+            hint: "the split stalled or failed; the coordinator fails the job and issues no result",
+          });
+        }
+        await new Promise((r) => setTimeout(r, pause));
+        pause = Math.min(pollMax, pause * 2);
+        have = await store.has(seg);
+      }
+      if (have) {
+        const { stream, digest } = openHashed(store, seg, key);
+        for await (const c of stream) yield c as Buffer;
+        digests.push(digest());
+        continue;
+      }
+      const { trailer, sha256 } = await readTrailer(store, shardObject, key, who.jobId, who.shard);
+      if (trailer.segments > k) {
+        // The trailer was written after segment k: it must be there now.
+        if (await store.has(seg)) {
+          k--;
+          continue;
+        }
+        throw missingSegment(shardObject, k, trailer.segments);
+      }
+      if (trailer.segments < k) throw new IntegrityError(segmentObjectId(shardObject, trailer.segments), { details: { reason: "segment past the end" } });
+      for (let i = 0; i < k; i++) {
+        if (!store.plaintext && trailer.segmentSha256[i] !== digests[i]) throw new IntegrityError(segmentObjectId(shardObject, i), { details: { reason: "digest" } });
+      }
+      settle({ trailer, trailerSha256: sha256 });
+      return;
+    }
+  }
+  const gen = segments();
+  const stream = Readable.from(
+    (async function* () {
+      try {
+        yield* gen;
+      } catch (e) {
+        fail(e);
+        throw e;
+      }
+    })(),
+    { objectMode: false, highWaterMark: 1024 * 1024 },
+  );
+  return { stream, summary };
+}
+
+/**
+ * Write a whole shard in the segmented format from plaintext pieces (tests, benchmarks and tools
+ * that make a shard without a split). `records` goes into the trailer as the split's count would.
+ */
+export async function writeShard(store: EnclaveObjectStore, shardObject: string, key: SecretKey, who: { jobId: string; shard: number; records?: number }, pieces: Iterable<Buffer | string> | AsyncIterable<Buffer | string>, segmentBytes = SEGMENT_BYTES): Promise<{ sha256: string; segments: number }> {
+  const w = new SegmentedShardWriter(store, shardObject, key, who.jobId, who.shard, segmentBytes);
+  try {
+    for await (const p of pieces) await w.write(p);
+    return await w.end(who.records ?? 0);
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+}

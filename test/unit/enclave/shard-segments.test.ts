@@ -1,0 +1,181 @@
+/**
+ * Shards as sealed segments (docs/protocol/shard-segments.md): a reader starts on the segments a
+ * writer has sealed before the writer is done, gets exactly the bytes written, and refuses a
+ * missing, reordered, replayed, extra or cut-short segment list.
+ */
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { copyFileSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SecretKey } from "../../../src/crypto/secret.ts";
+import { EnclaveObjectStore } from "../../../src/enclave/runtime/object-store.ts";
+import { openShardSegments, SegmentedShardWriter, segmentObjectId, trailerObjectId, writeShard } from "../../../src/enclave/runtime/shard-segments.ts";
+
+let dir: string;
+let store: EnclaveObjectStore;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), "cmr-segments-"));
+  store = new EnclaveObjectStore(dir);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const SEG = 64 * 1024;
+let serial = 0;
+
+/** `n` records of 100 bytes (`r<i>` padded), in 16 KiB pieces as the split's buffers would hand them over. */
+function records(n: number, tag = "r"): Buffer[] {
+  const all = Buffer.from(Array.from({ length: n }, (_, i) => `${tag}${i}`.padEnd(99, ".") + "\n").join(""));
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < all.length; i += 16 * 1024) pieces.push(all.subarray(i, i + 16 * 1024));
+  return pieces;
+}
+
+async function readAll(shardObject: string, key: SecretKey, shard = 0, idleTimeoutMs = 5_000): Promise<{ text: string; trailerSha256: string; segments: number }> {
+  const { stream, summary } = openShardSegments(store, shardObject, key, { jobId: "job1", shard }, { idleTimeoutMs, pollMs: [1, 20] });
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c as Buffer);
+  const s = await summary;
+  return { text: Buffer.concat(parts).toString("utf8"), trailerSha256: s.trailerSha256, segments: s.trailer.segments };
+}
+
+async function written(n = 3000, shard = 0): Promise<{ id: string; key: SecretKey; text: string; sha256: string; segments: number }> {
+  const id = `jobs/job1/shards/${shard}x${++serial}`;
+  const key = SecretKey.random("shard-key");
+  const pieces = records(n);
+  const { sha256, segments } = await writeShard(store, id, key, { jobId: "job1", shard, records: n }, pieces, SEG);
+  return { id, key, text: Buffer.concat(pieces).toString("utf8"), sha256, segments };
+}
+
+const path = (id: string): string => store.path(id);
+
+describe("shard segments", () => {
+  it("round trip: several segments and a trailer; the reader gets exactly the bytes, the trailer's digest is the shard's", async () => {
+    const s = await written();
+    assert.equal(s.segments, Math.ceil(300_000 / SEG), "segments sealed at the size asked for");
+    const ids = readdirSync(path(s.id)).sort();
+    assert.deepEqual(ids, [...Array.from({ length: s.segments }, (_, k) => String(k)), "end"].sort());
+    const r = await readAll(s.id, s.key);
+    assert.equal(r.text, s.text);
+    assert.equal(r.trailerSha256, s.sha256);
+    assert.equal(r.segments, s.segments);
+  });
+
+  it("an empty shard is one empty segment and a trailer", async () => {
+    const id = `jobs/job1/shards/0e${++serial}`;
+    const key = SecretKey.random("shard-key");
+    const { segments } = await writeShard(store, id, key, { jobId: "job1", shard: 0, records: 0 }, [], SEG);
+    assert.equal(segments, 1);
+    assert.equal((await readAll(id, key)).text, "");
+  });
+
+  it("the reader starts on sealed segments while the writer still writes (event order, not timing)", async () => {
+    const id = `jobs/job1/shards/0l${++serial}`;
+    const key = SecretKey.random("shard-key");
+    const w = new SegmentedShardWriter(store, id, key, "job1", 0, SEG);
+    const first = records(1000, "a");
+    for (const p of first) await w.write(p);
+    assert.ok(w.sealed >= 1, "a segment is sealed");
+    const { stream, summary } = openShardSegments(store, id, key, { jobId: "job1", shard: 0 }, { pollMs: [1, 20] });
+    const it = stream[Symbol.asyncIterator]();
+    // The reader yields the first sealed segment's bytes although the shard is not finished:
+    const got: Buffer[] = [];
+    let n = 0;
+    while (n < SEG) {
+      const { value, done } = await it.next();
+      assert.ok(!done, "the stream does not end before the trailer");
+      got.push(value as Buffer);
+      n += (value as Buffer).length;
+    }
+    assert.ok(!store.exists(trailerObjectId(id)), "no trailer yet: the writer is still writing");
+    const second = records(500, "b");
+    for (const p of second) await w.write(p);
+    await w.end(1500);
+    for (;;) {
+      const { value, done } = await it.next();
+      if (done) break;
+      got.push(value as Buffer);
+    }
+    assert.equal(Buffer.concat(got).toString("utf8"), Buffer.concat([...first, ...second]).toString("utf8"));
+    assert.equal((await summary).trailer.records, 1500);
+  });
+});
+
+describe("shard segments: tampering (the host only moves objects)", () => {
+  const integrity = (e: Error & { code?: string }) => e.code === "CMR_INTEGRITY";
+
+  it("a missing middle segment is CMR_INTEGRITY", async () => {
+    const s = await written();
+    rmSync(path(segmentObjectId(s.id, 1)));
+    await assert.rejects(readAll(s.id, s.key), (e: Error & { code?: string }) => integrity(e) && e.message.includes(segmentObjectId(s.id, 1)));
+  });
+
+  it("two segments swapped (reordered) is CMR_INTEGRITY", async () => {
+    const s = await written();
+    const a = path(segmentObjectId(s.id, 1));
+    const b = path(segmentObjectId(s.id, 2));
+    renameSync(a, `${a}.tmp`);
+    renameSync(b, a);
+    renameSync(`${a}.tmp`, b);
+    await assert.rejects(readAll(s.id, s.key), integrity);
+  });
+
+  it("a segment replayed from an earlier write of the same shard under the same key is CMR_INTEGRITY (the trailer's digests)", async () => {
+    const id = `jobs/job1/shards/0r${++serial}`;
+    const key = SecretKey.random("shard-key");
+    await writeShard(store, id, key, { jobId: "job1", shard: 0, records: 3000 }, records(3000), SEG);
+    const old = `${dir}/old-seg1`;
+    copyFileSync(path(segmentObjectId(id, 1)), old);
+    rmSync(path(id), { recursive: true });
+    await writeShard(store, id, key, { jobId: "job1", shard: 0, records: 3000 }, records(3000), SEG);
+    // Control: untouched, the second write reads back.
+    assert.equal((await readAll(id, key)).segments, 5);
+    copyFileSync(old, path(segmentObjectId(id, 1)));
+    await assert.rejects(readAll(id, key), (e: Error & { code?: string; details?: Record<string, unknown> }) => integrity(e) && e.details?.reason === "digest");
+  });
+
+  it("a segment of another shard (another key) is refused", async () => {
+    const a = await written(3000, 0);
+    const b = await written(3000, 1);
+    copyFileSync(path(segmentObjectId(b.id, 0)), path(segmentObjectId(a.id, 0)));
+    await assert.rejects(readAll(a.id, a.key), { code: "CMR_STREAM_KEY_MISMATCH" });
+  });
+
+  it("the segment list cut short (last segment gone) is CMR_INTEGRITY", async () => {
+    const s = await written();
+    rmSync(path(segmentObjectId(s.id, s.segments - 1)));
+    await assert.rejects(readAll(s.id, s.key), integrity);
+  });
+
+  it("an extra segment past the trailer's count is CMR_INTEGRITY", async () => {
+    const s = await written();
+    copyFileSync(path(segmentObjectId(s.id, s.segments - 1)), path(segmentObjectId(s.id, s.segments)));
+    await assert.rejects(readAll(s.id, s.key), integrity);
+  });
+
+  it("a trailer of another shard written under the same key is CMR_INTEGRITY (it names its shard and is bound to its object id)", async () => {
+    const key = SecretKey.random("shard-key");
+    const a = `jobs/job1/shards/0t${++serial}`;
+    const b = `jobs/job1/shards/1t${serial}`;
+    await writeShard(store, a, key, { jobId: "job1", shard: 0, records: 3000 }, records(3000), SEG);
+    await writeShard(store, b, key, { jobId: "job1", shard: 1, records: 10 }, records(10), SEG);
+    copyFileSync(path(trailerObjectId(b)), path(trailerObjectId(a)));
+    await assert.rejects(readAll(a, key), integrity);
+  });
+
+  it("a withheld trailer stalls the reader only up to its wait limit, then CMR_JOB_TIMEOUT; nothing past the segments is accepted", async () => {
+    const s = await written(1000);
+    rmSync(path(trailerObjectId(s.id)));
+    await assert.rejects(readAll(s.id, s.key, 0, 300), (e: Error & { code?: string }) => e.code === "CMR_JOB_TIMEOUT" && e.message.includes(s.id));
+  });
+
+  it("a flipped byte in a segment is CMR_INTEGRITY", async () => {
+    const s = await written();
+    const p = path(segmentObjectId(s.id, 2));
+    const { readFileSync, writeFileSync } = await import("node:fs");
+    const b = readFileSync(p);
+    b[b.length - 40]! ^= 1;
+    writeFileSync(p, b);
+    await assert.rejects(readAll(s.id, s.key), integrity);
+  });
+});

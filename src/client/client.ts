@@ -34,8 +34,10 @@ export interface JobStatus {
   /** inputRecords is absent for a job that hides counts (`--hide`). */
   progress: { shards: number; mapsDone: number; reducers: number; reducesDone: number; inputRecords?: number };
   attestations: { worker: string; phase: string; at: string; result: string; measurement?: string; error?: { code: string; message: string } }[];
-  assignments: { task: string; worker: string; attempt: number; outcome: string }[];
+  assignments: { task: string; worker: string; attempt: number; outcome: string; startedAt?: string }[];
   timings: Record<string, number>;
+  /** When the split answered; a map task whose startedAt is earlier ran on sealed shard segments during the split. */
+  splitFinishedAt?: string;
   error?: { code: string; message: string; hint?: string };
   resumedFrom?: string;
   /** rows is absent for a job that hides counts (`--hide`): the sealed summary has them. */

@@ -40,6 +40,12 @@ export const MAX_SEGMENTS = 131_072;
 
 export const segmentObjectId = (shardObject: string, k: number): string => `${shardObject}/${k}`;
 export const trailerObjectId = (shardObject: string): string => `${shardObject}/end`;
+/**
+ * Written by the coordinator host (empty, unauthenticated) when the job failed while map tasks
+ * still wait for segments: a reader that sees it stops at once. The host could stop the job any
+ * other way, so trusting it to say "stop" gives it nothing.
+ */
+export const abortObjectId = (shardObject: string): string => `${shardObject}/abort`;
 
 export interface ShardTrailer {
   format: typeof SHARD_TRAILER_FORMAT;
@@ -230,6 +236,9 @@ export function openShardSegments(store: EnclaveObjectStore, shardObject: string
       const since = Date.now();
       let have = await store.has(seg);
       while (!have && !(await store.has(trailerObjectId(shardObject)))) {
+        if (await store.has(abortObjectId(shardObject))) {
+          throw new CmrError("CMR_JOB_INTERRUPTED", `${shardObject}: the job was stopped while this map task waited for segment ${k}`, { hint: "see the job's status for why it failed" });
+        }
         if (Date.now() - since > idle) {
           throw new CmrError("CMR_JOB_TIMEOUT", `${shardObject}: no segment ${k} and no end of the shard appeared in storage for ${Math.round(idle / 1000)} s`, {
             hint: "the split stalled or failed; the coordinator fails the job and issues no result",

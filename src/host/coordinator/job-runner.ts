@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { Readable } from "node:stream";
 import { CmrError, isCmrError } from "../../errors.ts";
 import { stageIndex, type JobStage } from "../../protocol/job-stages.ts";
 import { getJson, postJson } from "../http/client.ts";
@@ -164,6 +165,7 @@ export class JobRunner {
     // A record carried over from before a coordinator restart (a fresh one is still "queued").
     const restarted = this.record.state !== "queued";
     let from = 0;
+    let mapsEarly: Promise<void> | undefined;
     try {
       // An unknown stage name (from a damaged state file) fails the job instead of rerunning it.
       from = stageIndex(resumeFrom);
@@ -175,7 +177,6 @@ export class JobRunner {
       // Map tasks on sealed shard segments while the split still writes (issue #12 item 5): when
       // the shard count is known, the map phase starts with the split; a map result is handed to
       // the enclave only once the split has committed (the enclave refuses it before).
-      let mapsEarly: Promise<void> | undefined;
       if (from < 1) {
         await this.#commit();
         this.#set("splitting");
@@ -234,7 +235,26 @@ export class JobRunner {
       this.record.error = { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
       await this.#enclave.call("abortJob", { jobId }).catch(() => undefined);
       await this.#cleanup(true);
+      if (mapsEarly !== undefined) await this.#stopEarlyMaps(mapsEarly);
       this.#set("failed");
+    }
+  }
+
+  /**
+   * The job failed while map tasks started during the split may still wait for segments that
+   * will never come: an abort marker per shard (docs/protocol/shard-segments.md) stops them, so
+   * their workers' slots come free at once; then the markers go too.
+   */
+  async #stopEarlyMaps(maps: Promise<void>): Promise<void> {
+    const prefix = `jobs/${this.record.jobId}/shards`;
+    try {
+      for (let m = 0; m < (this.#shards ?? 0); m++) await this.#store.put(`${prefix}/${m}/abort`, Readable.from([Buffer.alloc(0)]));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([maps.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 30_000)))]);
+      clearTimeout(timer);
+      await this.#store.deletePrefix(prefix);
+    } catch {
+      // Only liveness: a worker that missed the marker gives up after its wait limit.
     }
   }
 

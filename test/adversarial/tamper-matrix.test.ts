@@ -23,7 +23,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { attestCoordinator, checkReceipt, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus } from "../../src/client/client.ts";
@@ -288,8 +288,22 @@ function atPoint(jobId: string, point: Point, fn: () => Promise<void> | void): v
   onCoord(jobId, async (op) => {
     if (op !== POINT_OP[point] || fired) return;
     fired = true;
+    // Map tasks are issued while the split still writes (shard segments): the map point is
+    // where every shard's trailer is in storage, i.e. the split has written everything.
+    if (point === "map") await splitWritten(jobId);
     await fn();
   });
+}
+
+/** Every shard of the job has its trailer (`end`) in storage. */
+async function splitWritten(jobId: string): Promise<void> {
+  const base = storagePath(`jobs/${jobId}/shards`);
+  for (let i = 0; i < 6000; i++) {
+    const dirs = existsSync(base) ? readdirSync(base).filter((n) => !n.includes(".tmp-")) : [];
+    if (dirs.length > 0 && dirs.every((d) => existsSync(join(base, d, "end")))) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`the split of ${jobId} did not write its shards' trailers`);
 }
 
 function coordinatorUrl(): string {
@@ -379,7 +393,12 @@ interface Loot {
 
 function copyTree(jobId: string, sub: string, into: Map<string, Buffer>): void {
   const base = storagePath(`jobs/${jobId}/${sub}`);
-  for (const name of readdirSync(base)) if (!name.includes(".tmp-")) into.set(`${sub}/${name}`, readFileSync(join(base, name)));
+  for (const name of readdirSync(base)) {
+    if (name.includes(".tmp-")) continue;
+    // Shards are directories of segments and a trailer (docs/protocol/shard-segments.md).
+    if (statSync(join(base, name)).isDirectory()) copyTree(jobId, `${sub}/${name}`, into);
+    else into.set(`${sub}/${name}`, readFileSync(join(base, name)));
+  }
 }
 
 /**
@@ -446,7 +465,7 @@ async function runAndLoot(client: Client, jobId = newJobId()): Promise<Loot> {
     loot.status = r.status;
     loot.summary = r.summary!;
     loot.out = r.out;
-    for (const k of ["shards/0", "partitions/m0-a1-r0", "reduce/0-a1", "result", "spills/m0-a1-s0-r0"]) assert.ok(loot.objects.has(k), `looted ${k}`);
+    for (const k of ["shards/0/0", "shards/0/end", "partitions/m0-a1-r0", "reduce/0-a1", "result", "spills/m0-a1-s0-r0"]) assert.ok(loot.objects.has(k), `looted ${k}`);
     return loot;
   } finally {
     stop.stopped = true;
@@ -527,7 +546,9 @@ interface StorageKind {
 
 const KINDS: StorageKind[] = [
   { row: "upload", point: "split", target: (_j, up) => `uploads/${up.uploadId}`, lootName: "upload", msg: (_j, up) => new RegExp(`uploads/${up.uploadId}`) },
-  { row: "shard", point: "map", target: (j) => `jobs/${j}/shards/0`, lootName: "shards/0", sibling: (j) => `jobs/${j}/shards/1`, msg: (j) => new RegExp(`jobs/${j}/shards/0`) },
+  // A shard's first sealed segment (docs/protocol/shard-segments.md); dropped, the trailer still
+  // names it, so the reader reports it missing (CMR_INTEGRITY) rather than waiting for it.
+  { row: "shard", point: "map", target: (j) => `jobs/${j}/shards/0/0`, lootName: "shards/0/0", sibling: (j) => `jobs/${j}/shards/1/0`, msg: (j) => new RegExp(`jobs/${j}/shards/0`), codes: { drop: "CMR_INTEGRITY" } },
   { row: "partition", point: "reduce", target: (j) => `jobs/${j}/partitions/m0-a1-r0`, lootName: "partitions/m0-a1-r0", sibling: (j) => `jobs/${j}/partitions/m0-a1-r1`, msg: (j) => new RegExp(`jobs/${j}/partitions/m0-a1-r0`) },
   // A local shuffle: reducer 0 reads only mapper 0's partition. swap-obj hands it mapper 1's
   // output (the partition reducer 1 reads) instead; drop withholds mapper 0's output.

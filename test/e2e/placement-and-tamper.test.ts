@@ -24,6 +24,16 @@ function job(c: TestCluster, out: string, extra: Partial<Parameters<typeof runJo
   return runJob({ url: c.coordinator.url, policy: c.policy, input: csv, format: "csv", code: { kind: "builtin", op: "sum", keyField: "key", valueField: "amount" }, shards: 3, reducers: 2, partition: "hash", onBadRecord: "fail", out, quiet: true, ...extra });
 }
 
+/** Every shard in storage has its trailer (docs/protocol/shard-segments.md): the split wrote all. */
+async function shardsWritten(root: string): Promise<void> {
+  for (let i = 0; i < 6000; i++) {
+    const shards = existsSync(join(root, "jobs")) ? readdirSync(join(root, "jobs")).flatMap((j) => (existsSync(join(root, "jobs", j, "shards")) ? readdirSync(join(root, "jobs", j, "shards")).map((s) => join(root, "jobs", j, "shards", s)) : [])) : [];
+    if (shards.length > 0 && shards.every((d) => existsSync(join(d, "end")))) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error("the split did not write its shards' trailers");
+}
+
 function flipAll(root: string, sub: string): number {
   let n = 0;
   const walk = (d: string): void => {
@@ -117,8 +127,11 @@ for (const [what, phase, sub] of [
       let flipped = 0;
       await c.addWorker({
         workerId: "evil-host",
-        beforeTask: (p) => {
-          if (p === phase) flipped += flipAll(c.storageDir, sub);
+        beforeTask: async (p) => {
+          if (p !== phase) return;
+          // Map tasks start while the split still writes its shard segments: flip once it is done.
+          if (what === "shard") await shardsWritten(c.storageDir);
+          flipped += flipAll(c.storageDir, sub);
         },
       });
       const out = join(dir, `tamper-${what}.csv`);

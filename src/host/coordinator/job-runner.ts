@@ -235,7 +235,8 @@ export class JobRunner {
       this.record.error = { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
       await this.#enclave.call("abortJob", { jobId }).catch(() => undefined);
       await this.#cleanup(true);
-      if (mapsEarly !== undefined) await this.#stopEarlyMaps(mapsEarly);
+      // Map tasks may wait for segments only if the split did not finish.
+      if (mapsEarly !== undefined && this.record.splitFinishedAt === undefined) await this.#stopEarlyMaps(mapsEarly);
       this.#set("failed");
     }
   }
@@ -252,7 +253,7 @@ export class JobRunner {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([maps.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 30_000)))]);
       clearTimeout(timer);
-      await this.#store.deletePrefix(prefix);
+      await this.#store.deletePrefix(`jobs/${this.record.jobId}`);
     } catch {
       // Only liveness: a worker that missed the marker gives up after its wait limit.
     }

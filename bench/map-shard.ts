@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, createReadStream } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, createReadStream } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -65,7 +65,8 @@ if (!existsSync(metaPath)) {
 }
 const meta = JSON.parse(readFileSync(metaPath, "utf8")) as { header: string[]; shards: { objectId: string; records: number }[]; keys: string[] };
 const shardKey = new SecretKey(Buffer.from(meta.keys[0]!, "hex"), "shard");
-const shardBytes = statSync(store.path("bench/shards/0")).size;
+// Shard 0's segments and trailer (shard-segments.ts).
+const shardBytes = readdirSync(store.path("bench/shards/0")).reduce((n, f) => n + statSync(join(store.path("bench/shards/0"), f)).size, 0);
 log(`shard 0: ${(shardBytes / 1e6).toFixed(1)} MB, ${meta.shards[0]!.records} records; load ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
 
 const repeat = Number(args.repeat);

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { createReadStream, createWriteStream, linkSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { createReadStream, createWriteStream, existsSync, linkSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import { Readable, Writable } from "node:stream";
@@ -67,6 +67,9 @@ export class DirectoryStorage implements EnclaveStorageBackend {
   openWrite(objectId: string): ObjectSink {
     const p = this.path(objectId);
     try {
+      // Never bring back a storage directory that was removed (a stopping embedded cluster):
+      // segments are opened while the split runs (shard-segments.ts), after the start.
+      if (!existsSync(this.root)) throw Object.assign(new Error("the storage directory is gone"), { code: "ENOENT" });
       mkdirSync(dirname(p), { recursive: true });
     } catch (e) {
       throw storageError(e, objectId, "write");

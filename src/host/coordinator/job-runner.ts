@@ -249,6 +249,10 @@ export class JobRunner {
   async #stopEarlyMaps(maps: Promise<void>): Promise<void> {
     const prefix = `jobs/${this.record.jobId}/shards`;
     try {
+      // Not into storage that is gone (an embedded cluster stopping removes its directory): a
+      // marker would bring it back. Then no worker of it is left to wait either.
+      const present = (await this.#store.list(`jobs/${this.record.jobId}`)).length > 0 || (await this.#store.list("uploads")).length > 0;
+      if (!present) return;
       for (let m = 0; m < (this.#shards ?? 0); m++) await this.#store.put(`${prefix}/${m}/abort`, Readable.from([Buffer.alloc(0)]));
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([maps.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 30_000)))]);

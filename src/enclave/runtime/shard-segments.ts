@@ -231,11 +231,12 @@ export function openShardSegments(store: EnclaveObjectStore, shardObject: string
     for (let k = 0; ; k++) {
       if (k > MAX_SEGMENTS) throw new IntegrityError(segmentObjectId(shardObject, k), { details: { reason: "too many segments" } });
       const seg = segmentObjectId(shardObject, k);
-      // Wait for segment k, or for the trailer (the shard has k segments, or k is missing).
+      // Wait until segment k+1 or the trailer exists: the writer opens k+1 (and writes the
+      // trailer) only after k was committed, so k is then complete even on a store whose objects
+      // show up before they are whole. The reader runs one segment behind the writer.
       let pause = pollMin;
       const since = Date.now();
-      let have = await store.has(seg);
-      while (!have && !(await store.has(trailerObjectId(shardObject)))) {
+      while (!(await store.has(trailerObjectId(shardObject))) && !(await store.has(segmentObjectId(shardObject, k + 1)))) {
         if (await store.has(abortObjectId(shardObject))) {
           throw new CmrError("CMR_JOB_INTERRUPTED", `${shardObject}: the job was stopped while this map task waited for segment ${k}`, { hint: "see the job's status for why it failed" });
         }
@@ -246,23 +247,18 @@ export function openShardSegments(store: EnclaveObjectStore, shardObject: string
         }
         await new Promise((r) => setTimeout(r, pause));
         pause = Math.min(pollMax, pause * 2);
-        have = await store.has(seg);
       }
+      const have = await store.has(seg);
       if (have) {
         const { stream, digest } = openHashed(store, seg, key);
         for await (const c of stream) yield c as Buffer;
         digests.push(digest());
         continue;
       }
+      // Segment k is missing although a later object exists.
+      if (!(await store.has(trailerObjectId(shardObject)))) throw missingSegment(shardObject, k, k + 2);
       const { trailer, sha256 } = await readTrailer(store, shardObject, key, who.jobId, who.shard);
-      if (trailer.segments > k) {
-        // The trailer was written after segment k: it must be there now.
-        if (await store.has(seg)) {
-          k--;
-          continue;
-        }
-        throw missingSegment(shardObject, k, trailer.segments);
-      }
+      if (trailer.segments > k) throw missingSegment(shardObject, k, trailer.segments);
       if (trailer.segments < k) throw new IntegrityError(segmentObjectId(shardObject, trailer.segments), { details: { reason: "segment past the end" } });
       for (let i = 0; i < k; i++) {
         if (!store.plaintext && trailer.segmentSha256[i] !== digests[i]) throw new IntegrityError(segmentObjectId(shardObject, i), { details: { reason: "digest" } });

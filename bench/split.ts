@@ -65,8 +65,11 @@ await store.writeEncrypted("uploads/bench", uploadKey, createReadStream(inputPat
 const shards = Number(values.shards);
 const repeat = Number(values.repeat);
 
+let run = 0;
 async function once(split: SplitFn, spec: JobSpec): Promise<{ seconds: number; digest: string; records: number[] }> {
-  const targets = Array.from({ length: shards }, (_, i) => ({ objectId: `jobs/bench/shards/${i}`, key: SecretKey.random("shard-key") }));
+  // Objects are written once: every run writes its own shard objects.
+  const r0 = run++;
+  const targets = Array.from({ length: shards }, (_, i) => ({ objectId: `jobs/bench-${r0}/shards/${i}`, key: SecretKey.random("shard-key") }));
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   const r = await split(spec, "uploads/bench", uploadKey, targets, store);
@@ -76,6 +79,7 @@ async function once(split: SplitFn, spec: JobSpec): Promise<{ seconds: number; d
   // Plaintext digests of the shards, to check old and new wrote the same bytes.
   const h = createHash("sha256");
   for (const t of targets) for await (const c of store.openDecrypted(t.objectId, t.key)) h.update(c as Buffer);
+  for (const t of targets) store.remove(t.objectId);
   return { seconds, digest: h.digest("hex").slice(0, 16), records: r.shards.map((s) => s.records) };
 }
 

@@ -23,6 +23,8 @@ import { CoordinatorEnclave } from "../coordinator/coordinator-enclave.ts";
 import { WorkerEnclave } from "../worker/worker-enclave.ts";
 import { AttesterCalls, parseArgs, ProvisioningCalls, WorkerCalls } from "./ecall-args.ts";
 import type { EnclaveClaims } from "../../protocol/evidence.ts";
+import { isSplitThread, runSplitThread } from "../coordinator/split-thread-main.ts";
+import { MAX_SPLIT_THREADS, setSplitThreads } from "../coordinator/split-upload.ts";
 
 const InitSchema = z.object({
   role: z.enum(["coordinator", "worker", "provisioning"]),
@@ -39,6 +41,8 @@ const InitSchema = z.object({
   sealedMember: z.string().max(1 << 16).optional(),
   /** Provisioning enclave: measurements of the enclave builds allowed to join its group. */
   joinMeasurements: z.array(z.string().regex(/^[0-9a-f]{64,96}$/)).max(64).optional(),
+  /** Coordinator: threads that split an upload (1: sequential; default min(2, cores)). */
+  splitThreads: z.number().int().min(1).max(MAX_SPLIT_THREADS).optional(),
 });
 
 
@@ -97,6 +101,7 @@ const handlers: Record<string, Handler> = {
       ...(a.scope ? { scope: a.scope } : {}),
     };
     if (a.role === "coordinator") {
+      if (a.splitThreads !== undefined) setSplitThreads(a.splitThreads);
       const c = new CoordinatorEnclave(attester, store, claims, receiptKeys!.privateKey, tee.measurement().toString("hex"), tee);
       Object.assign(handlers, {
         attest: (x: unknown) => c.attest(x),
@@ -126,9 +131,15 @@ const handlers: Record<string, Handler> = {
   measurement: () => ({ measurement: tee?.measurement().toString("hex") ?? null }),
 };
 
-// A stray rejected promise (from job code, say) must not take the enclave down with it.
-process.on("unhandledRejection", () => {
-  process.stderr.write("[enclave] ignored an unhandled promise rejection\n");
-});
+if (isSplitThread()) {
+  // A split thread of this same program (coordinator/split-thread-pool.ts): it serves its parent
+  // thread only, never the host.
+  runSplitThread();
+} else {
+  // A stray rejected promise (from job code, say) must not take the enclave down with it.
+  process.on("unhandledRejection", () => {
+    process.stderr.write("[enclave] ignored an unhandled promise rejection\n");
+  });
 
-serveEcalls(handlers);
+  serveEcalls(handlers);
+}

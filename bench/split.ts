@@ -6,6 +6,12 @@
  * digests). Not part of `npm test`.
  *
  *   node --import tsx bench/split.ts [--size 118MB] [--shards 2] [--repeat 3] [--only new] [--format jsonl]
+ *                                    [--threads 1,2] [--partition hash|range]
+ *
+ * `--threads` lists the split thread counts to run the new split with (1: sequential; more: the
+ * parallel split, its threads started by a warm-up split before timing). Wall time, CPU time of
+ * the whole process (all threads) and the process's peak RSS so far are reported; run one
+ * configuration per process (`--only new --threads 2 --partition hash`) for a clean peak RSS.
  *
  * `--format jsonl` splits the CSV's records as JSON Lines (`{"key":…,"value":…,"note":…}`,
  * written to a temporary file first).
@@ -25,6 +31,7 @@ import { ensureDataset, parseSize } from "./dataset.ts";
 import { SecretKey } from "../src/crypto/secret.ts";
 import { EnclaveObjectStore } from "../src/enclave/runtime/object-store.ts";
 import { splitUpload } from "../src/enclave/coordinator/split-upload.ts";
+import { stopSplitThreads } from "../src/enclave/coordinator/split-thread-pool.ts";
 import { splitUpload as referenceSplit } from "../test/helpers/split-upload-reference.ts";
 import { specOf, type SplitFn } from "../test/helpers/split-harness.ts";
 import type { JobSpec } from "../src/protocol/job.ts";
@@ -37,6 +44,8 @@ const { values } = parseArgs({
     only: { type: "string" },
     plaintext: { type: "boolean", default: false },
     format: { type: "string", default: "csv" },
+    threads: { type: "string", default: "1" },
+    partition: { type: "string" },
   },
 });
 const log = (l: string) => process.stderr.write(`bench-split: ${l}\n`);
@@ -66,13 +75,21 @@ const shards = Number(values.shards);
 const repeat = Number(values.repeat);
 
 let run = 0;
+/** Peaks of process.memoryUsage() (sampled every 20 ms while a split runs): where the RSS goes. */
+const peak = { rss: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+function sample(): void {
+  const m = process.memoryUsage();
+  for (const k of Object.keys(peak) as (keyof typeof peak)[]) peak[k] = Math.max(peak[k], m[k]);
+}
+
 async function once(split: SplitFn, spec: JobSpec): Promise<{ seconds: number; digest: string; records: number[] }> {
   // Objects are written once: every run writes its own shard objects.
   const r0 = run++;
   const targets = Array.from({ length: shards }, (_, i) => ({ objectId: `jobs/bench-${r0}/shards/${i}`, key: SecretKey.random("shard-key") }));
   const t0 = performance.now();
   const c0 = process.cpuUsage();
-  const r = await split(spec, "uploads/bench", uploadKey, targets, store);
+  const sampler = setInterval(sample, 20);
+  const r = await split(spec, "uploads/bench", uploadKey, targets, store).finally(() => clearInterval(sampler));
   const seconds = (performance.now() - t0) / 1000;
   const cu = process.cpuUsage(c0);
   cpu.push((cu.user + cu.system) / 1e6);
@@ -87,10 +104,26 @@ let cpu: number[] = [];
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const results: Record<string, number> = {};
 log(`${format}: data ${inputPath} (${(statSync(inputPath).size / 1e6).toFixed(1)} MB, ${dataset.rows} rows), ${shards} shards, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-for (const partition of ["hash", "range"] as const) {
+const threadCounts = values.threads!.split(",").map(Number);
+const mib = (b: number) => (b / 1024 / 1024).toFixed(0);
+if (threadCounts.some((t) => t > 1)) {
+  // Start the split threads (they live as long as the process) outside the timed runs: a split
+  // of a 3 MB upload, so that it has ranges to hand to threads.
+  const warmRows = (format === "csv" ? "key,value,note\n" : "") + (format === "csv" ? "a,1,x\n" : '{"key":"a"}\n').repeat(300_000);
+  await store.writeEncrypted("uploads/warm", uploadKey, (async function* () {
+    yield warmRows;
+  })());
+  const t0 = performance.now();
+  const warm = specOf({ format, shards, code: { kind: "builtin", op: "max", keyField: "key", valueField: "value" } } as Partial<JobSpec> & Pick<JobSpec, "format" | "shards">);
+  await splitUpload(warm, "uploads/warm", uploadKey, [{ objectId: "jobs/warm/0", key: SecretKey.random("shard-key") }], store, { threads: Math.max(...threadCounts) });
+  log(`threads started in ${((performance.now() - t0) / 1000).toFixed(2)} s (from sources, through tsx)`);
+}
+for (const partition of values.partition ? [values.partition as "hash" | "range"] : (["hash", "range"] as const)) {
   const spec = specOf({ format, shards, partition, code: { kind: "builtin", op: "max", keyField: "key", valueField: "value" } } as Partial<JobSpec> & Pick<JobSpec, "format" | "shards">);
-  for (const [name, fn] of [["old", referenceSplit], ["new", splitUpload]] as const) {
-    if (values.only && values.only !== name) continue;
+  const runs: [string, SplitFn][] = [["old", referenceSplit]];
+  for (const t of threadCounts) runs.push([t === 1 ? "new" : `new threads=${t}`, (...a) => splitUpload(...a, { threads: t })]);
+  for (const [name, fn] of runs) {
+    if (values.only && !name.startsWith(values.only)) continue;
     const times: number[] = [];
     cpu = [];
     let last = { digest: "", records: [] as number[] };
@@ -100,7 +133,7 @@ for (const partition of ["hash", "range"] as const) {
       last = r;
     }
     results[`${name} ${partition}`] = median(times);
-    log(`${name} ${partition}: median ${median(times).toFixed(3)} s of [${times.map((t) => t.toFixed(3)).join(", ")}] (CPU median ${median(cpu).toFixed(3)} s: the machine is shared); shards ${last.records.join("/")} records, plaintext sha256 ${last.digest}`);
+    log(`${name} ${partition}: median ${median(times).toFixed(3)} s of [${times.map((t) => t.toFixed(3)).join(", ")}] (CPU median ${median(cpu).toFixed(3)} s: the machine is shared); shards ${last.records.join("/")} records, plaintext sha256 ${last.digest}; peak RSS so far ${mib(process.resourceUsage().maxRSS * 1024)} MiB (sampled during splits: rss ${mib(peak.rss)}, main heap ${mib(peak.heapTotal)}, external ${mib(peak.external)}, array buffers ${mib(peak.arrayBuffers)} MiB)`);
   }
 }
 for (const name of ["old", "new"]) {
@@ -110,4 +143,5 @@ for (const name of ["old", "new"]) {
 }
 if (results["old hash"] && results["new hash"]) log(`hash split speed-up ${(results["old hash"] / results["new hash"]).toFixed(2)}x`);
 log(`load at end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+await stopSplitThreads();
 rmSync(dir, { recursive: true, force: true });

@@ -222,6 +222,8 @@ export class ParallelSplit {
     const slot = this.nextSlot;
     this.nextSlot = (slot + 1) % this.o.threads;
     const promise = runOnThread(slot, { kind: "range", buf: range.buffer as ArrayBuffer, len, line: this.pendLine, last, spec: this.o.spec, shards: this.o.shards, boundaries: this.o.boundaries, header: this.header });
+    // Awaited in order later; a thread's death must not count as unhandled meanwhile.
+    promise.catch(() => undefined);
     this.inflight.push({ promise, line: this.pendLine, lfs, len, last });
     this.pendLine += lfs;
     this.scanned -= len;

@@ -55,6 +55,8 @@ export interface CoordinatorOptions {
   operatorToken?: string;
   /** Bounds on this node's enclaves (default at most 8 live; `--max-enclaves`). */
   enclaves?: PoolLimits;
+  /** Threads of a coordinator enclave that split an upload (`--split-threads`; default the enclave's). */
+  splitThreads?: number;
 }
 
 export interface RunningCoordinator {
@@ -115,7 +117,7 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
     try {
       const { init, join, revocations } = await initEnrolled<{ measurement: string; backend: string; simulated: boolean; enrolledGroup?: string | null }>(
         enclave,
-        { role: "coordinator", backend: opts.backend, dataDir: opts.dataDir, ...storage.init, enclaveId: `coordinator/${scope}`, scope },
+        { role: "coordinator", backend: opts.backend, dataDir: opts.dataDir, ...storage.init, enclaveId: `coordinator/${scope}`, scope, ...(opts.splitThreads ? { splitThreads: opts.splitThreads } : {}) },
         { verifierUrl: opts.verifierUrl, dataDir: opts.dataDir, programSha256 },
       );
       if (join) log(`attester of enclave ${scope} ${join.reused ? "reuses its sealed" : "joined and sealed a"} member credential of group ${join.gvcertId.slice(0, 16)}…`);

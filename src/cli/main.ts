@@ -151,7 +151,7 @@ program
   .addOption(new Option("--isolation <mode>", "one enclave per client, per preset data type, or one shared enclave (seed [64-72])").choices(["client", "data-type", "shared"]).default("client"))
   .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
   .option("--max-enclaves <n>", "live enclaves on this node at most; idle ones are stopped (sealed state kept), new scopes beyond the cap wait 5 s, then get CMR_ENCLAVE_LIMIT", int("--max-enclaves"), 8)
-  .option("--split-threads <n>", "threads of a coordinator enclave that split an upload, 1 to 16 (1: sequential; default min(2, cores)); shards are the same bytes either way", splitThreads)
+  .option("--split-threads <n>", "threads of a coordinator enclave that split an upload, 1 to 16 (default 1: sequential; 2 on a node with spare cores); shards are the same bytes either way", splitThreads)
   .addOption(dataDirOption())
   .action(async (o: { port: number; host: string; storage: string; s3PathStyle?: boolean; verifier?: string; tee: "simulated" | "gramine-sgx" | "tsm" | "coco"; isolation: "client" | "data-type" | "shared"; vendorDir?: string; maxEnclaves: number; splitThreads?: number; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);

@@ -41,7 +41,7 @@ const InitSchema = z.object({
   sealedMember: z.string().max(1 << 16).optional(),
   /** Provisioning enclave: measurements of the enclave builds allowed to join its group. */
   joinMeasurements: z.array(z.string().regex(/^[0-9a-f]{64,96}$/)).max(64).optional(),
-  /** Coordinator: threads that split an upload (1: sequential; default min(2, cores)). */
+  /** Coordinator: threads that split an upload (1, the default: sequential). */
   splitThreads: z.number().int().min(1).max(MAX_SPLIT_THREADS).optional(),
 });
 

@@ -58,8 +58,9 @@ let configuredThreads: number | undefined;
 
 /**
  * 1 (the sequential split) unless the node says otherwise: on the 2-core bench machine, shared
- * with other work, 2 threads measured no faster (the main thread, which decrypts, hashes, cuts
- * and encrypts, is the bottleneck) and about 70 MiB more RSS.
+ * with other work, 2 threads split 118 MB in 1.30 s instead of 1.57 s at load 3.5 and were no
+ * faster at load 8 (the main thread, which decrypts, hashes, cuts and encrypts, is the
+ * bottleneck), for about 70 MiB more RSS (bench/split.ts).
  */
 export function defaultSplitThreads(): number {
   return configuredThreads ?? 1;

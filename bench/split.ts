@@ -115,13 +115,13 @@ if (threadCounts.some((t) => t > 1)) {
   })());
   const t0 = performance.now();
   const warm = specOf({ format, shards, code: { kind: "builtin", op: "max", keyField: "key", valueField: "value" } } as Partial<JobSpec> & Pick<JobSpec, "format" | "shards">);
-  await splitUpload(warm, "uploads/warm", uploadKey, [{ objectId: "jobs/warm/0", key: SecretKey.random("shard-key") }], store, { threads: Math.max(...threadCounts) });
+  await splitUpload(warm, "uploads/warm", uploadKey, [{ objectId: "jobs/warm/0", key: SecretKey.random("shard-key") }], store, store, { threads: Math.max(...threadCounts) });
   log(`threads started in ${((performance.now() - t0) / 1000).toFixed(2)} s (from sources, through tsx)`);
 }
 for (const partition of values.partition ? [values.partition as "hash" | "range"] : (["hash", "range"] as const)) {
   const spec = specOf({ format, shards, partition, code: { kind: "builtin", op: "max", keyField: "key", valueField: "value" } } as Partial<JobSpec> & Pick<JobSpec, "format" | "shards">);
   const runs: [string, SplitFn][] = [["old", referenceSplit]];
-  for (const t of threadCounts) runs.push([t === 1 ? "new" : `new threads=${t}`, (...a) => splitUpload(...a, { threads: t })]);
+  for (const t of threadCounts) runs.push([t === 1 ? "new" : `new threads=${t}`, (...a) => splitUpload(...a, undefined, { threads: t })]);
   for (const [name, fn] of runs) {
     if (values.only && !name.startsWith(values.only)) continue;
     const times: number[] = [];

@@ -3,10 +3,17 @@
 // coverage of src/enclave per file and in total. The e2e and adversarial suites run the enclave
 // as a separate process from the dist/enclave.mjs bundle, which this does not instrument.
 //
-// `--min-branches N`: fail when src/enclave branch coverage is below N percent (CI keeps it from
-// falling).
+// `--check-floor`: fail when src/enclave branch or line coverage is below the floor recorded in
+// .ci/coverage-floor.json (CI runs this, so coverage cannot fall unnoticed).
+// `--raise-floor`: after a run that meets the floor, write the measured values less FLOOR_SLACK,
+// rounded down to 0.1, into .ci/coverage-floor.json where they are higher; it never lowers one.
+//
+// Node's own --test-coverage-branches/--test-coverage-lines check the whole included set, not a
+// subset; narrowing --test-coverage-include to src/enclave would drop the rest of src from
+// coverage/lcov.info, so the floor is checked here from the lcov counts instead.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { checkFloor } from "./coverage-floor.mjs";
 import { join, relative } from "node:path";
 
 const files = [];
@@ -51,11 +58,13 @@ for (const [f, c] of [...per].filter(([f]) => f.startsWith("src/enclave/")).sort
   for (const k of Object.keys(total)) total[k] += c[k];
 }
 const branches = total.BRF === 0 ? 0 : (100 * total.BRH) / total.BRF;
+const lines = total.LF === 0 ? 0 : (100 * total.LH) / total.LF;
 process.stdout.write(`src/enclave total: lines ${pct(total.LH, total.LF).trim()} (${total.LH}/${total.LF}), branches ${branches.toFixed(1)}% (${total.BRH}/${total.BRF})\n`);
-const i = process.argv.indexOf("--min-branches");
-const min = i > 0 ? Number(process.argv[i + 1]) : undefined;
-if (min !== undefined && branches < min) {
-  process.stdout.write(`src/enclave branch coverage ${branches.toFixed(1)}% is below the floor of ${min}%\n`);
+if (r.status !== 0) {
+  process.stdout.write(`coverage: the test run itself failed (exit ${r.status ?? r.signal}); coverage numbers above are incomplete\n`);
   process.exit(1);
 }
-process.exit(r.status ?? 1);
+if (process.argv.includes("--check-floor") || process.argv.includes("--raise-floor")) {
+  process.exit(checkFloor({ branches, lines }, join(".ci", "coverage-floor.json"), process.argv.includes("--raise-floor"), (t) => process.stdout.write(t)));
+}
+process.exit(0);

@@ -107,6 +107,12 @@ export const ERROR_CODES = [
   "CMR_STORAGE_DENIED",
   // --- verification node (issue #16: revocation by audit entry)
   "CMR_AUDIT_ENTRY_NOT_FOUND",
+  // --- k-of-n recovery of sealed state (issue #17 part 3)
+  "CMR_RECOVERY_NOT_CONFIGURED",
+  "CMR_RECOVERY_SHARE_INVALID",
+  "CMR_RECOVERY_SHARE_DUPLICATE",
+  "CMR_RECOVERY_KEY_MISMATCH",
+  "CMR_RECOVERY_NOT_PENDING",
 ] as const;
 
 export type CmrErrorCode = (typeof ERROR_CODES)[number];

@@ -24,7 +24,7 @@ import { CmrError } from "../errors.ts";
 import type { TcbStatus, VerifiedClaims } from "./claims.ts";
 
 /** Every Intel TCB status, in Intel's order of severity. */
-export const TCB_STATUSES = [
+const TCB_STATUSES = [
   "UpToDate",
   "SWHardeningNeeded",
   "ConfigurationNeeded",
@@ -105,7 +105,7 @@ function refuse(check: string, message: string, hint: string, expected: unknown,
 }
 
 /** Parse (or re-check) a hardware section; problems carry their dot-path. */
-export function parseHardwarePolicy(value: unknown, source = "hardware"): HardwarePolicy {
+function parseHardwarePolicy(value: unknown, source = "hardware"): HardwarePolicy {
   const r = HardwarePolicySchema.safeParse(value);
   if (r.success) return r.data;
   const problems = r.error.issues.map((i) => `${source}${i.path.length ? "." + i.path.join(".") : ""}: ${i.message}`);

@@ -10,6 +10,7 @@
 import { z } from "zod";
 import { CmrError } from "../errors.ts";
 import { HardwarePolicySchema } from "./hardware-policy.ts";
+import { RecoveryPolicySchema } from "../protocol/recovery.ts";
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex characters (a SHA-256 measurement)");
 
@@ -70,6 +71,11 @@ export const PolicySchema = z
     requireIsolation: z.enum(["client", "data-type"]).optional(),
     /** Limits on custom job code; absent: DEFAULT_JOB_LIMITS. */
     jobLimits: JobLimitsSchema.optional(),
+    /**
+     * k-of-n recovery of the job's sealed state (docs/recovery.md): any `threshold` of these
+     * owners' X25519 keys can resume the job on another platform. Absent: no recovery.
+     */
+    recovery: RecoveryPolicySchema.optional(),
   })
   .strict();
 

@@ -14,8 +14,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CmrError } from "../errors.ts";
 import { enclaveProgramPath } from "../host/config.ts";
-import { startCoordinator, type RunningCoordinator } from "../host/coordinator/coordinator-service.ts";
-import { startWorker, type RunningWorker } from "../host/worker/worker-service.ts";
+import { loadOrCreateToken, startCoordinator, type RunningCoordinator } from "../host/coordinator/coordinator-service.ts";
+import { startWorker } from "../host/worker/worker-service.ts";
 import { LocalBlobStore, type BlobStore } from "../host/storage/blob-store.ts";
 import { initSimPlatform } from "../host/sim-vendor/provision.ts";
 
@@ -35,6 +35,13 @@ export interface LocalClusterOptions {
   /** Also start a verification node; every node joins its group (group-signed quotes). */
   withVerifier?: boolean;
   log?: (line: string) => void;
+  /**
+   * In-process cluster only: return once the coordinator is up and start the workers in the
+   * background (all at once), so a client can attest and upload meanwhile. `workersReady` says
+   * when every worker registered; a job must not be submitted before (its map phase would find
+   * no worker).
+   */
+  deferWorkers?: boolean;
 }
 
 export interface LocalCluster {
@@ -43,6 +50,8 @@ export interface LocalCluster {
   storageDir: string;
   measurement: string;
   pids: number[];
+  /** Resolves when every worker registered with the coordinator (at once unless deferWorkers). */
+  workersReady: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -113,6 +122,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
         storageDir,
         measurement: health.measurement,
         pids: children.map((c) => c.pid!),
+        workersReady: Promise.resolve(),
         async stop() {
           await Promise.all(children.map((c) => new Promise<void>((r) => {
             if (c.exitCode !== null) return r();
@@ -129,43 +139,73 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     }
   }
   const store = opts.store ?? new LocalBlobStore(storageDir);
-  let coordinator: RunningCoordinator | undefined;
-  const workers: RunningWorker[] = [];
+  // The coordinator and the workers start side by side: each spawns and initialises its own
+  // enclave at once; a worker waits for the coordinator's URL only to register. The operator
+  // token (registration is an admin action) is the coordinator's, read or made here first.
+  const operatorToken = loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
+  // An embedded cluster lives for one command: its job state goes with its temporary storage.
+  const coordinatorStart = startCoordinator({ port: 0, dataDir: opts.dataDir, store, programPath, backend: "simulated", log, operatorToken, ...(ownStorage ? { statePath: join(storageDir, ".state", "state.db") } : {}) });
+  const coordinatorUrl = coordinatorStart.then((c) => c.url);
+  coordinatorUrl.catch(() => undefined);
+  // Every start is kept, so stop() can stop the ones that came up even when another failed.
+  const starts = opts.workers.map((w) =>
+    startWorker({
+      workerId: w.workerId,
+      coordinatorUrl,
+      capabilities: w.capabilities,
+      dataTypes: w.dataTypes ?? [],
+      port: 0,
+      dataDir: opts.dataDir,
+      store,
+      programPath,
+      backend: "simulated",
+      operatorToken,
+    }),
+  );
+  const settled = Promise.allSettled(starts);
+  let coordinator: RunningCoordinator;
   try {
-    // An embedded cluster lives for one command: its job state goes with its temporary storage.
-    coordinator = await startCoordinator({ port: 0, dataDir: opts.dataDir, store, programPath, backend: "simulated", log, ...(ownStorage ? { statePath: join(storageDir, ".state", "state.db") } : {}) });
-    for (const w of opts.workers) {
-      workers.push(
-        await startWorker({
-          workerId: w.workerId,
-          coordinatorUrl: coordinator.url,
-          capabilities: w.capabilities,
-          dataTypes: w.dataTypes ?? [],
-          port: 0,
-          dataDir: opts.dataDir,
-          store,
-          programPath,
-          backend: "simulated",
-          operatorToken: coordinator.operatorToken,
-        }),
-      );
-    }
+    coordinator = await coordinatorStart;
   } catch (e) {
-    await Promise.all(workers.map((w) => w.stop()));
-    await coordinator?.stop();
+    // The workers cannot register without it: they fail and leave nothing running.
+    await settled;
     cleanupStorage();
     throw e;
   }
   const c = coordinator;
+  const workersReady = settled.then((all) => {
+    const failed = all.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  });
+  // Awaited by whoever needs the workers; a failure is not an unhandled rejection meanwhile.
+  workersReady.catch(() => undefined);
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopped ??= (async () => {
+      const all = await settled;
+      await Promise.all(all.map((r) => (r.status === "fulfilled" ? r.value.stop() : undefined)));
+      await c.stop();
+      cleanupStorage();
+    })());
+  if (!opts.deferWorkers) {
+    try {
+      await workersReady;
+    } catch (e) {
+      await stop();
+      throw e;
+    }
+  }
+  const enclavePids = async (): Promise<number[]> => {
+    const workers = (await settled).flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    return [...(await c.pool.all()).map((e) => e.enclave.pid!), ...(await Promise.all(workers.map(async (w) => (await w.pool.all()).map((e) => e.enclave.pid!)))).flat()];
+  };
   return {
     url: c.url,
     storageDir,
     measurement: c.measurement,
-    pids: [...(await c.pool.all()).map((e) => e.enclave.pid!), ...(await Promise.all(workers.map(async (w) => (await w.pool.all()).map((e) => e.enclave.pid!)))).flat()],
-    async stop() {
-      await Promise.all(workers.map((w) => w.stop()));
-      await c.stop();
-      cleanupStorage();
-    },
+    // With deferred workers, only the coordinator's enclaves are known at return.
+    pids: opts.deferWorkers ? (await c.pool.all()).map((e) => e.enclave.pid!) : await enclavePids(),
+    workersReady,
+    stop,
   };
 }

@@ -29,12 +29,14 @@ import { doctorCommand } from "./commands/doctor.ts";
 import { verifyReceiptCommand } from "./commands/verify-receipt.ts";
 import { serviceUrl } from "./url.ts";
 import { parseDelimiter } from "../client/delimited.ts";
+import { parseMaxRecordBytesFlag } from "../client/record-limit.ts";
 import { jsonError } from "./output.ts";
 import { gcCommand, jobsCommand, tokenInDataDir, workersListCommand, workersRemoveCommand } from "./commands/operator.ts";
 import { newJobId } from "./commands/run-job.ts";
 import { registerVerifierOps } from "./commands/verifier-ops.ts";
 import { VENDOR_FILES, SIM_DIR } from "../host/sim-vendor/provision.ts";
 import { printable } from "./printable.ts";
+import { registerRecovery } from "./commands/recover.ts";
 
 const program = new Command();
 program
@@ -54,6 +56,8 @@ const teeOption = () =>
     .choices(["simulated", "gramine-sgx", "tsm", "coco"])
     .default(process.env.CMR_TEE ?? "simulated");
 const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
+/** The receipt's shuffle mode ("full" in receipts that predate the field); the receipt was checked already. */
+const shuffleModeOf = (receiptText: string): string => (JSON.parse(receiptText) as { shuffle?: { mode?: string } }).shuffle?.mode ?? "full";
 const int = (name: string) => (s: string) => {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 0) throw new CmrError("CMR_USAGE", `${name} expects a whole number, got ${JSON.stringify(s)}`);
@@ -271,7 +275,10 @@ program
   .option("--policy <file>", "the data owner's policy (required with --coordinator)")
   .option("--plaintext", "INSECURE: same engine without encrypting the data (attestation still runs; for benchmarks and debugging)")
   .option("--json", "print a machine-readable summary on stdout (job id, rows, per-stage timings); needs --out")
+  .addOption(new Option("--shuffle <how>", "auto: when the split key is the group key and shards = reducers, reducer i reads only mapper i's output (the receipt says so and why); full: always shuffle every mapper's output to every reducer").choices(["auto", "full"]).default("auto"))
+  .option("--map-keeps-key", "custom jobs (--job with --key): declare that map emits each record's --key field as its key, so the shuffle can stay local; a key then found in two reducers' outputs fails the job")
   .option("--delimiter <char>", "CSV separated by another character: tab, semicolon, pipe or any one ASCII character (rewritten to commas on this machine before upload)")
+  .option("--max-record-bytes <n>", "largest input record (CSV row or JSON line, line end included) the job accepts, in bytes, 1024 to 268435456 (default 16777216 = 16 MiB); the enclave holds a whole record in memory", parseMaxRecordBytesFlag)
   .addOption(dataDirOption())
   .addHelpText("after", "\nExamples:\n  cmr run --input tx.csv --key account --op sum --value amount --out totals.csv\n  cmr run --input events.jsonl --key user --op count --partition range --workers 5\n  cmr run --input tx.csv --job my-job.mjs --out result.csv\n\nOutput: CSV with header key,value; one row per key, sorted by key in UTF-8 byte order.")
   .action(async (o: Record<string, string | number | boolean | undefined>) => {
@@ -292,8 +299,10 @@ program
       }
       const sha256 = createHash("sha256").update(source, "utf8").digest("hex");
       codeHashes = [sha256];
-      code = { kind: "custom", source, sha256, ...(o.key ? { splitField: String(o.key) } : {}) };
+      if (o.mapKeepsKey && !o.key) throw new CmrError("CMR_USAGE", "--map-keeps-key needs --key FIELD (the field map emits as its key)");
+      code = { kind: "custom", source, sha256, ...(o.key ? { splitField: String(o.key) } : {}), ...(o.mapKeepsKey ? { mapKeepsSplitKey: true } : {}) };
     } else {
+      if (o.mapKeepsKey) throw new CmrError("CMR_USAGE", "--map-keeps-key is for custom jobs (--job); built-in ops always keep their --key");
       if (!o.op || !o.key) throw new CmrError("CMR_USAGE", "give --key FIELD and --op count|sum|min|max|avg (or --job FILE.mjs)", { hint: "e.g. cmr run --input tx.csv --key account --op sum --value amount" });
       if (o.op !== "count" && !o.value) throw new CmrError("CMR_USAGE", `--op ${String(o.op)} needs --value FIELD`);
       code = { kind: "builtin", op: o.op as JobCode extends { op: infer X } ? X : never, keyField: String(o.key), ...(o.value ? { valueField: String(o.value) } : {}) };
@@ -322,12 +331,12 @@ program
     }
     if (o.uploadId) {
       if (!o.coordinator) throw new CmrError("CMR_USAGE", "--upload-id needs --coordinator URL and --policy FILE (the cluster that took the upload)");
-      await runUploadedJob({ uploadId: String(o.uploadId), coordinator: String(o.coordinator), policy, dataDir, code, shards: (o.shards as number | undefined) ?? workers, reducers: (o.reducers as number | undefined) ?? workers, partition: o.partition as "hash" | "range", ...(o.boundaries ? { rangeBoundaries: list(String(o.boundaries)) } : {}), onBadRecord: o.onBadRecord as "fail" | "skip", ...(o.dataType ? { dataType: String(o.dataType) } : {}), out: o.out ? String(o.out) : process.stdout, ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}), ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}) });
+      await runUploadedJob({ uploadId: String(o.uploadId), coordinator: String(o.coordinator), policy, dataDir, code, shards: (o.shards as number | undefined) ?? workers, reducers: (o.reducers as number | undefined) ?? workers, partition: o.partition as "hash" | "range", ...(o.boundaries ? { rangeBoundaries: list(String(o.boundaries)) } : {}), onBadRecord: o.onBadRecord as "fail" | "skip", ...(o.dataType ? { dataType: String(o.dataType) } : {}), out: o.out ? String(o.out) : process.stdout, ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}), ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: Number(o.maxRecordBytes) } : {}), shuffle: o.shuffle as "auto" | "full", ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}) });
       return;
     }
     // Interrupted (Ctrl-C, SIGTERM), the embedded cluster stops and its temporary storage goes.
     const interrupt = o.coordinator ? undefined : onInterrupt();
-    const cluster = o.coordinator ? undefined : await startLocalCluster({ dataDir, workers: Array.from({ length: workers }, (_, i) => ({ workerId: `worker-${i + 1}`, capabilities: ["map", "reduce"] })) }).catch((e: unknown) => {
+    const cluster = o.coordinator ? undefined : await startLocalCluster({ dataDir, deferWorkers: true, workers: Array.from({ length: workers }, (_, i) => ({ workerId: `worker-${i + 1}`, capabilities: ["map", "reduce"] })) }).catch((e: unknown) => {
       interrupt?.dispose();
       throw e;
     });
@@ -336,6 +345,7 @@ program
       const t0 = Date.now();
       const { summary, status, coordinator } = await runJob({
         jobId,
+        ...(cluster ? { clusterReady: cluster.workersReady } : {}),
         ...(delimiter !== undefined && delimiter !== 0x2c ? { delimiter } : {}),
         url: cluster?.url ?? String(o.coordinator),
         policy,
@@ -352,13 +362,15 @@ program
         client: String(o.client),
         insecurePlaintext: o.plaintext === true,
         ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}),
+        ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: Number(o.maxRecordBytes) } : {}),
+        shuffle: o.shuffle as "auto" | "full",
         ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}),
       });
       const elapsedMs = Date.now() - t0;
       process.stderr.write(`done: job ${jobId}: ${summary.rows} keys from ${summary.inputRecords} records${summary.badRecords ? `, ${summary.badRecords} bad records skipped` : ""}; ${summary.shards.length} shards, ${summary.reducers.length} reducers; ${elapsedMs} ms (${Object.entries(status.timings).map(([k, v]) => `${k} ${v}`).join(", ")})\n`);
       if (o.json) {
         const receipt = o.receipt ? String(o.receipt) : `${String(o.out)}.receipt.json`;
-        process.stdout.write(JSON.stringify({ ok: true, jobId, state: status.state, out: String(o.out), receipt, rows: summary.rows, inputRecords: summary.inputRecords, badRecords: summary.badRecords, shards: summary.shards.length, reducers: summary.reducers.length, coordinator: { measurement: coordinator.measurement, backend: coordinator.backend, simulated: coordinator.simulated }, timingsMs: status.timings, elapsedMs }, null, 2) + "\n");
+        process.stdout.write(JSON.stringify({ ok: true, jobId, state: status.state, out: String(o.out), receipt, rows: summary.rows, inputRecords: summary.inputRecords, badRecords: summary.badRecords, shards: summary.shards.length, reducers: summary.reducers.length, shuffle: shuffleModeOf(summary.receipt.text), coordinator: { measurement: coordinator.measurement, backend: coordinator.backend, simulated: coordinator.simulated }, timingsMs: status.timings, elapsedMs }, null, 2) + "\n");
       }
     } finally {
       interrupt?.dispose();
@@ -439,6 +451,7 @@ program
         `  progress: ${p.inputRecords} records, maps ${p.mapsDone}/${p.shards}, reduces ${p.reducesDone}/${p.reducers}${s.state === "splitting" && s.split ? ` (split: ${s.split.records} records read${s.split.bytes !== undefined ? `, ${s.split.bytes} bytes` : ""})` : ""}`,
         ...(Object.keys(s.timings).length ? [`  timings:  ${Object.entries(s.timings).map(([k, v]) => `${printable(k, 32)} ${v} ms`).join(", ")}`] : []),
         `  attestations: ${s.attestations.filter((a) => a.result === "accepted").length} accepted, ${s.attestations.filter((a) => a.result === "refused").length} refused`,
+        ...(s.recovery && s.state === "awaiting-recovery" ? [`  recovery: the sealed state does not open on this platform; ${s.recovery.received} of ${s.recovery.threshold} owners' shares in${s.recovery.owners.length ? ` (${s.recovery.owners.map((x) => printable(x, 64)).join(", ")})` : ""}: each owner runs cmr recover --job ${printable(s.jobId, 64)}`] : []),
         ...(s.error ? [`  error: ${printable(s.error.code, 64)}: ${printable(s.error.message)}`, ...(s.error.hint ? [`  hint: ${printable(s.error.hint)}`] : [])] : []),
         ...(s.result ? [s.collectedAt ? `  result: ${s.result.rows} rows; its objects were collected (cmr gc) at ${printable(s.collectedAt, 40)}` : `  result: ${s.result.rows} rows, ready to fetch (only the client that submitted it can decrypt it)`] : []),
       ];
@@ -563,6 +576,7 @@ function followParent(): void {
 followParent();
 
 registerUpload(program, (flag) => dataDirFrom(flag));
+registerRecovery(program);
 
 // Exit status everywhere: 0 success, 1 failure, 2 usage error (commander's own errors included).
 try {

@@ -20,12 +20,12 @@ import { deriveObjectKey } from "../crypto/handshake.ts";
 import { openEnvelope, sealEnvelope } from "../crypto/key-wrap.ts";
 import { LABELS } from "../protocol/labels.ts";
 import { objectIds } from "../protocol/object-ids.ts";
-import type { JobSpecInput, JobSummary } from "../protocol/job.ts";
+import { MAX_RECORD_BYTES, type JobSpecInput, type JobSummary } from "../protocol/job.ts";
 import { getJson, httpRequest, postJson, expectJson } from "../host/http/client.ts";
 import type { BlobStore } from "../host/storage/blob-store.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
 import { delimitedToCsvStream } from "./delimited.ts";
-import { ReceiptSchema, receiptKeyFromClaims, verifyReceiptSignature, type Receipt, type SignedReceipt } from "../protocol/receipt.ts";
+import { ReceiptSchema, receiptAccountingProblem, receiptKeyFromClaims, verifyReceiptSignature, type Receipt, type SignedReceipt } from "../protocol/receipt.ts";
 import { scopeCheck } from "../protocol/receipt-policy.ts";
 
 export interface JobStatus {
@@ -44,6 +44,8 @@ export interface JobStatus {
   updatedAt?: string;
   /** When the job's storage objects were collected (`cmr gc`): its result is gone. */
   collectedAt?: string;
+  /** While "awaiting-recovery": owners' shares in of the threshold (docs/recovery.md). */
+  recovery?: { threshold: number; total: number; received: number; owners: string[] };
 }
 
 /** Why the client is waiting, reported while it waits (e.g. for a restarting coordinator). */
@@ -70,7 +72,7 @@ export async function attestCoordinator(url: string, policy: Policy, now?: () =>
 }
 
 /** S11: encrypt `file` under the upload key (derived from the first key) and upload it. */
-export async function uploadFile(url: string, session: VerifiedSession, input: string | Readable, opts: { uploadId?: string; viaStorageDir?: string; viaStore?: BlobStore; insecurePlaintext?: boolean; onProgress?: (plaintextBytes: number) => void; delimiter?: number } = {}): Promise<{ uploadId: string; sha256: string; bytes: number }> {
+export async function uploadFile(url: string, session: VerifiedSession, input: string | Readable, opts: { uploadId?: string; viaStorageDir?: string; viaStore?: BlobStore; insecurePlaintext?: boolean; onProgress?: (plaintextBytes: number) => void; delimiter?: number; tail?: boolean; signal?: AbortSignal } = {}): Promise<{ uploadId: string; sha256: string; bytes: number }> {
   const uploadId = opts.uploadId ?? `u${randomBytes(8).toString("hex")}`;
   // A path is read here; a stream (the SDK's `upload(stream)`) is read as it comes.
   const file = typeof input === "string" ? input : "input stream";
@@ -114,8 +116,11 @@ export async function uploadFile(url: string, session: VerifiedSession, input: s
       const body = (rewrite ? src.pipe(rewrite) : src).pipe(tap).pipe(enc);
       src.on("error", (e) => enc.destroy(new CmrError("CMR_USAGE", `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
       rewrite?.on("error", (e) => enc.destroy(e));
-      // The upload carries the challenge value of the coordinator's attestation (seed [111]).
-      await expectJson(httpRequest(`${url}/v1/uploads/${uploadId}`, { method: "PUT", headers: { "content-type": "application/octet-stream", "x-cmr-session": session.sessionId, "x-cmr-challenge": session.challenge }, body }));
+      // Given up on (the tailing job was refused): stop sending.
+      opts.signal?.addEventListener("abort", () => enc.destroy(opts.signal!.reason as Error), { once: true });
+      // The upload carries the challenge value of the coordinator's attestation (seed [111]);
+      // x-cmr-tail asks the host to let the job's split read it as it streams in.
+      await expectJson(httpRequest(`${url}/v1/uploads/${uploadId}`, { method: "PUT", headers: { "content-type": "application/octet-stream", "x-cmr-session": session.sessionId, "x-cmr-challenge": session.challenge, ...(opts.tail ? { "x-cmr-tail": "1" } : {}) }, body }));
     }
   } finally {
     key.destroy();
@@ -123,11 +128,39 @@ export async function uploadFile(url: string, session: VerifiedSession, input: s
   return { uploadId, sha256: hash.digest("hex"), bytes };
 }
 
-export async function submitJob(url: string, session: VerifiedSession, spec: JobSpecInput): Promise<void> {
+export async function submitJob(url: string, session: VerifiedSession, spec: JobSpecInput, opts: { tailUpload?: boolean } = {}): Promise<void> {
   const sealedJob = sealEnvelope(session.toEnclave.expose(), spec, { recipient: session.sessionId, purpose: "job", objectId: spec.jobId });
   // The upload id travels in the clear too (it is public): the host looks up the challenge value
   // the upload arrived with, and the enclave checks both against the sealed job.
-  await postJson(`${url}/v1/jobs`, { sessionId: session.sessionId, challenge: session.challenge, jobId: spec.jobId, uploadId: spec.uploadId, sealedJob });
+  await postJson(`${url}/v1/jobs`, { sessionId: session.sessionId, challenge: session.challenge, jobId: spec.jobId, uploadId: spec.uploadId, sealedJob, ...(opts.tailUpload ? { tailUpload: true } : {}) });
+}
+
+/**
+ * Whether a job can split its upload while it streams in: not when the enclave samples range
+ * boundaries from the stored upload (range partitioning with no given boundaries and a key).
+ */
+export function canTailUpload(spec: Pick<JobSpecInput, "partition" | "rangeBoundaries" | "code">): boolean {
+  if (spec.partition !== "range" || spec.rangeBoundaries !== undefined) return true;
+  return spec.code.kind === "custom" && spec.code.splitField === undefined;
+}
+
+/**
+ * Pipelining (issue #12 item 5; docs/protocol/live-upload.md): upload the input to the
+ * coordinator and submit the job at once; the coordinator enclave splits the upload as it
+ * streams in, and declares the split complete only when the final chunk authenticated. Resolves
+ * when both the upload is stored and the job accepted. A refused job stops the upload.
+ */
+export async function uploadAndSubmit(url: string, session: VerifiedSession, input: string | Readable, spec: Omit<JobSpecInput, "uploadId">, opts: Omit<NonNullable<Parameters<typeof uploadFile>[3]>, "viaStorageDir" | "viaStore" | "tail" | "signal"> = {}): Promise<{ uploadId: string; sha256: string; bytes: number }> {
+  const uploadId = opts.uploadId ?? `u${randomBytes(8).toString("hex")}`;
+  const stop = new AbortController();
+  const upload = uploadFile(url, session, input, { ...opts, uploadId, tail: true, signal: stop.signal });
+  const submit = submitJob(url, session, { ...spec, uploadId } as JobSpecInput, { tailUpload: true }).catch((e: unknown) => {
+    stop.abort(e);
+    throw e;
+  });
+  // The first failure is the one reported (the other is then handled by Promise.all).
+  const [done] = await Promise.all([upload, submit]);
+  return done;
 }
 
 export async function waitForJob(url: string, jobId: string, onProgress?: (s: JobStatus) => void, pollMs = 100, patienceMs = 60_000, onWait?: (w: WaitInfo) => void): Promise<JobStatus> {
@@ -168,6 +201,8 @@ export interface ReceiptExpectations {
   policy?: Policy;
   /** The attested scope of the coordinator the client submitted to: every enclave must share it. */
   scope?: string;
+  /** The record size limit the client asked for (a receipt without one is from before the setting: the default). */
+  maxRecordBytes?: number;
 }
 
 function receiptError(why: string): CmrError {
@@ -190,13 +225,11 @@ export function checkReceipt(doc: SignedReceipt, receiptKeySpki: string | undefi
     throw receiptError(`the enclave read input ${r.input.sha256.slice(0, 16)}…, you uploaded ${expect.inputSha256.slice(0, 16)}…`);
   }
   if (expect.codeSha256 !== undefined && r.codeSha256 !== expect.codeSha256) throw receiptError(`job code ${r.codeSha256.slice(0, 16)}… ran, you approved ${expect.codeSha256.slice(0, 16)}…`);
+  const limit = r.maxRecordBytes ?? MAX_RECORD_BYTES.default;
+  if (expect.maxRecordBytes !== undefined && limit !== expect.maxRecordBytes) throw receiptError(`the enclave accepted records up to ${limit} bytes, you asked for ${expect.maxRecordBytes}`);
   if (expect.policy !== undefined && r.policySha256 !== createHash("sha256").update(canonicalJson(expect.policy)).digest("hex")) throw receiptError("the enclave applied another policy than yours");
-  const counts = new Map<number, number>();
-  for (const p of r.partitions) counts.set(p.reduce, (counts.get(p.reduce) ?? 0) + p.records);
-  for (const red of r.reducers) {
-    if (red.inputRecords !== (counts.get(red.reduceIndex) ?? 0)) throw receiptError(`reducer ${red.reduceIndex} read ${red.inputRecords} records, mappers wrote ${counts.get(red.reduceIndex) ?? 0}`);
-  }
-  if (r.partitions.length !== r.shards.length * r.reducers.length) throw receiptError("it does not list one partition per mapper and reducer");
+  const accounting = receiptAccountingProblem(r);
+  if (accounting !== undefined) throw receiptError(accounting);
   const scopes = scopeCheck(r, expect.scope);
   if (!scopes.ok) throw receiptError(scopes.detail);
   return r;

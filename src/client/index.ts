@@ -7,5 +7,7 @@
 export { Client, Job, loadPolicy } from "./sdk.ts";
 export type { Attestation, ClientOptions, JobRequest, JobResult, UploadOptions, Upload, WaitOptions, Policy, JobStatus, WaitInfo, JobSummary } from "./sdk.ts";
 export { parsePolicy } from "../attestation/policy.ts";
+export { generateRecoveryKeyPair } from "../crypto/recovery-share.ts";
+export type { RecoveryInfo, RecoveryProgress } from "./sdk.ts";
 export { CmrError, isCmrError, ERROR_CODES } from "../errors.ts";
 export type { CmrErrorCode } from "../errors.ts";

@@ -17,14 +17,20 @@ import { CmrError } from "../errors.ts";
 import { parsePolicy, type Policy } from "../attestation/policy.ts";
 import type { VerifiedSession } from "../attestation/relying-party.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
-import { BUILTIN_OPS, type JobCode, type JobSummary } from "../protocol/job.ts";
+import { BUILTIN_OPS, MAX_RECORD_BYTES, type JobCode, type JobSummary } from "../protocol/job.ts";
 import { getJson } from "../host/http/client.ts";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus, type WaitInfo } from "./client.ts";
 import { parseDelimiter } from "./delimited.ts";
+import { checkMaxRecordBytes } from "./record-limit.ts";
+import { fetchRecoveryInfo, sendRecoveryShare, type RecoveryInfo } from "./recovery.ts";
+import { loadRecoveryPrivateKey } from "../crypto/recovery-share.ts";
+import type { RecoveryProgress } from "../protocol/recovery.ts";
 
 export type { Policy } from "../attestation/policy.ts";
 export type { JobStatus, WaitInfo } from "./client.ts";
 export type { JobSummary } from "../protocol/job.ts";
+export type { RecoveryInfo } from "./recovery.ts";
+export type { RecoveryProgress } from "../protocol/recovery.ts";
 
 /** Read and check a policy file (JSON); every problem is reported with its path. */
 export function loadPolicy(path: string): Policy {
@@ -93,6 +99,13 @@ export type JobRequest = {
   partition?: "hash" | "range";
   rangeBoundaries?: string[];
   onBadRecord?: "fail" | "skip";
+  /**
+   * Largest input record (CSV row or JSON line, line end included) the job accepts, in bytes:
+   * 1024 to 268435456, default 16777216 (16 MiB). A longer record fails the job with
+   * CMR_RECORD_TOO_LARGE naming its line (or is skipped with onBadRecord "skip"). The receipt
+   * records it.
+   */
+  maxRecordBytes?: number;
   /** Job id to use (default: a random one). Public: it names the job's status and objects. */
   jobId?: string;
 } & (
@@ -123,10 +136,10 @@ export interface JobResult {
 export class Job {
   readonly id: string;
   readonly #client: Client;
-  readonly #expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string };
+  readonly #expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string; maxRecordBytes: number };
   #status: JobStatus | undefined;
 
-  constructor(client: Client, id: string, expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string }) {
+  constructor(client: Client, id: string, expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string; maxRecordBytes: number }) {
     this.#client = client;
     this.id = id;
     this.#expect = expect;
@@ -155,7 +168,7 @@ export class Job {
   async fetch(out: string | Writable): Promise<JobResult> {
     const status = this.#status ?? (await this.wait());
     const session = await sessionOf(this.#client);
-    const summary = await fetchResult(this.#client.url, session, status, out as NodeJS.WritableStream | string, { expect: { inputSha256: this.#expect.inputSha256, codeSha256: this.#expect.codeSha256, policy: this.#expect.policy } });
+    const summary = await fetchResult(this.#client.url, session, status, out as NodeJS.WritableStream | string, { expect: { inputSha256: this.#expect.inputSha256, codeSha256: this.#expect.codeSha256, policy: this.#expect.policy, maxRecordBytes: this.#expect.maxRecordBytes } });
     return {
       jobId: this.id,
       rows: summary.rows,
@@ -237,6 +250,8 @@ export class Client {
 
   /** Submit a job over an upload, sealed under the first key; returns at once (see Job.wait). */
   async submit(req: JobRequest): Promise<Job> {
+    // Checked before anything is sent (the enclave checks the same bounds again).
+    const maxRecordBytes = req.maxRecordBytes === undefined ? undefined : checkMaxRecordBytes(req.maxRecordBytes, "maxRecordBytes");
     const session = await sessionOf(this);
     let code: JobCode;
     let policy = this.policy;
@@ -263,10 +278,29 @@ export class Client {
       shards: req.shards ?? 2,
       reducers: req.reducers ?? 2,
       onBadRecord: req.onBadRecord ?? "fail",
+      ...(maxRecordBytes !== undefined ? { maxRecordBytes } : {}),
       ...(this.#who.dataType ? { dataType: this.#who.dataType } : {}),
       policy,
     });
     const codeSha256 = code.kind === "custom" ? code.sha256 : createHash("sha256").update(canonicalJson(code)).digest("hex");
-    return new Job(this, jobId, { inputSha256: req.upload.sha256, codeSha256, policy, inputName: req.upload.name });
+    return new Job(this, jobId, { inputSha256: req.upload.sha256, codeSha256, policy, inputName: req.upload.name, maxRecordBytes: maxRecordBytes ?? MAX_RECORD_BYTES.default });
+  }
+
+  /**
+   * k-of-n recovery (docs/recovery.md): what a job waiting for its owners' shares needs (its
+   * recovery block: ciphertext and public keys only) and how many shares are in.
+   */
+  async recoveryStatus(jobId: string): Promise<RecoveryInfo> {
+    return fetchRecoveryInfo(this.url, jobId);
+  }
+
+  /**
+   * Send this owner's share of a waiting job's state key: decrypted here with `recoveryKeyPem`
+   * (PKCS#8 PEM of the owner's X25519 key, `cmr recovery keygen`), re-encrypted to the
+   * coordinator enclave once it is attested under the job's policy (default: this client's; a
+   * custom job submitted with `submit({ jobSource })` ran under it plus the code's hash).
+   */
+  async recover(jobId: string, recoveryKeyPem: string, o: { policy?: Policy } = {}): Promise<RecoveryProgress> {
+    return sendRecoveryShare(this.url, jobId, o.policy ?? this.policy, loadRecoveryPrivateKey(recoveryKeyPem, "the recovery key"));
   }
 }

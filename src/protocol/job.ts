@@ -18,9 +18,31 @@ export const JobCodeSchema = z.discriminatedUnion("kind", [
   /** The seed's worked example [45-48]: extract preset fields, sort, partition by field, max per field. */
   z.object({ kind: z.literal("extract-max"), fields: z.array(z.string().min(1)).min(1).max(64) }),
   /** A JavaScript module exporting map, reduce and optionally combine; approved by SHA-256. */
-  z.object({ kind: z.literal("custom"), source: z.string().min(1).max(1 << 20), sha256: z.string().regex(/^[0-9a-f]{64}$/), splitField: z.string().min(1).optional() }),
+  z.object({
+    kind: z.literal("custom"),
+    source: z.string().min(1).max(1 << 20),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    splitField: z.string().min(1).optional(),
+    /**
+     * The data owner declares that map emits, for every record, only that record's splitField
+     * value as key (issue #12 item 6): then the shuffle can stay local. Checked where it matters:
+     * a key found in two reducers' outputs fails the job (CMR_JOB_CODE_ERROR).
+     */
+    mapKeepsSplitKey: z.boolean().optional(),
+  }),
 ]);
 export type JobCode = z.infer<typeof JobCodeSchema>;
+
+/**
+ * Bounds of a job's record size limit (`maxRecordBytes`, `cmr run --max-record-bytes`). The
+ * split, the range sample and the map each hold one whole record in memory (the split more than
+ * one copy: it carries the record across chunks in a buffer that doubles, then copies it into its
+ * shard), so the limit bounds the enclave's memory per record. Measured: one 256 MiB CSV record
+ * raised the split's peak RSS by 831 MiB. 256 MiB at most also keeps a record's decoded text
+ * under V8's longest string (2^29 - 24 UTF-16 units). At least 1 KiB: a smaller limit would
+ * refuse ordinary header rows and saves nothing.
+ */
+export const MAX_RECORD_BYTES = { min: 1024, default: 16 * 1024 * 1024, max: 256 * 1024 * 1024 } as const;
 
 export const JobSpecSchema = z.object({
   jobId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/),
@@ -41,8 +63,15 @@ export const JobSpecSchema = z.object({
   sortBufferMB: z.number().min(0.001).max(4096).default(64),
   /** INSECURE (`cmr run --plaintext`): no encryption of the upload, shards, partitions or result. */
   insecurePlaintext: z.boolean().default(false),
+  /**
+   * "auto": the coordinator enclave skips the reduce-shuffle when the split already put every key
+   * in its reducer's shard (docs/protocol/receipt.md); "full": always the full shuffle.
+   */
+  shuffle: z.enum(["auto", "full"]).default("auto"),
   /** The data owner's policy, so the coordinator enclave attests workers by the owner's rules. */
   policy: PolicySchema,
+  /** Largest input record accepted, in bytes, line end included (see MAX_RECORD_BYTES). */
+  maxRecordBytes: z.number().int().min(MAX_RECORD_BYTES.min).max(MAX_RECORD_BYTES.max).default(MAX_RECORD_BYTES.default),
 });
 export type JobSpec = z.infer<typeof JobSpecSchema>;
 /** What a client sends (defaults not yet applied). */
@@ -68,6 +97,8 @@ export interface MapTask {
   partitions: { objectId: string; wrappedKey: string }[];
   /** Limits on custom job code (the owner's policy, else defaults); absent in older tasks. */
   jobLimits?: JobLimits;
+  /** The job's record size limit (JobSpec.maxRecordBytes); absent in older tasks (the default). */
+  maxRecordBytes?: number;
 }
 
 export interface MapResult {

@@ -43,6 +43,11 @@ export const LABELS = {
   receipt: "cmr/v1/job-receipt",
   /** Simulated quote body signature context. */
   simulatedQuote: "cmr/v1/sim/quote",
+  /** k-of-n recovery of sealed state (issue #17 part 3, docs/recovery.md). */
+  recoveryShareKey: "cmr/v1/recovery/share-key",
+  recoveryKeyCommitment: "cmr/v1/recovery/key-commitment",
+  recoveryShareCommitment: "cmr/v1/recovery/share-commitment",
+  checkpointBody: "cmr/v1/coordinator/checkpoint-body",
 } as const;
 
-export type Purpose = "shard-key" | "partition-key" | "result-key" | "job" | "task" | "task-result";
+export type Purpose = "shard-key" | "partition-key" | "result-key" | "job" | "task" | "task-result" | "recovery-share";

@@ -34,8 +34,16 @@ export const ReceiptSchema = z.object({
   partitions: z.array(z.object({ map: z.number().int(), reduce: z.number().int(), records: z.number().int(), sha256: hex64 })),
   reducers: z.array(z.object({ reduceIndex: z.number().int(), inputRecords: z.number().int(), outputRecords: z.number().int(), sha256: hex64, reducedBy: z.string(), measurement: z.string(), platform: z.string().optional(), scope: z.string().optional(), attempt: z.number().int() })),
   output: z.object({ object: z.string(), sha256: hex64, plainSha256: hex64, rows: z.number().int() }),
+  /**
+   * How the map output reached the reducers (issue #12 item 6): "full", every mapper wrote one
+   * partition per reducer; "local", mapper i wrote one partition, read only by reducer i. `reason`
+   * is the condition the coordinator enclave found to hold (or not). Absent in older receipts (full).
+   */
+  shuffle: z.object({ mode: z.enum(["full", "local"]), reason: z.string().max(1024) }).optional(),
   /** Limits custom job code ran under (absent for built-in ops, and in receipts before #13). */
   jobLimits: z.object({ callMs: z.number().int(), taskMs: z.number().int(), memoryMB: z.number().int(), outputMB: z.number().int() }).optional(),
+  /** Largest input record the job accepted, in bytes (it changes what a job accepts; absent in receipts before #16). */
+  maxRecordBytes: z.number().int().optional(),
 });
 export type Receipt = z.infer<typeof ReceiptSchema>;
 
@@ -56,4 +64,23 @@ export function verifyReceiptSignature(doc: SignedReceipt, key: KeyObject): bool
   } catch {
     return false;
   }
+}
+
+/**
+ * The receipt's record accounting, or why it fails: the partitions are one per mapper and reducer
+ * (full shuffle) or one per mapper, going to the reducer of the same index (local shuffle), and
+ * every reducer read exactly what the mappers wrote for it.
+ */
+export function receiptAccountingProblem(r: Receipt): string | undefined {
+  const local = r.shuffle?.mode === "local";
+  if (local) {
+    if (r.shards.length !== r.reducers.length) return `a local shuffle needs as many reducers as shards (${r.shards.length} shards, ${r.reducers.length} reducers)`;
+    if (r.partitions.length !== r.shards.length || r.partitions.some((p) => p.map !== p.reduce)) return "a local shuffle must list one partition per mapper, read by the reducer of the same index";
+  } else if (r.partitions.length !== r.shards.length * r.reducers.length) return "it does not list one partition per mapper and reducer";
+  const counts = new Map<number, number>();
+  for (const p of r.partitions) counts.set(p.reduce, (counts.get(p.reduce) ?? 0) + p.records);
+  for (const red of r.reducers) {
+    if (red.inputRecords !== (counts.get(red.reduceIndex) ?? 0)) return `reducer ${red.reduceIndex} read ${red.inputRecords} records, mappers wrote ${counts.get(red.reduceIndex) ?? 0}`;
+  }
+  return undefined;
 }

@@ -64,6 +64,7 @@ const ROWS = [
   "shard",
   "map spill",
   "partition",
+  "partition (local shuffle)",
   "reduce output",
   "result",
   "wrapped key",
@@ -188,13 +189,19 @@ function printMatrix(): string {
 const dir = mkdtempSync(join(tmpdir(), "cmr-matrix-"));
 const CODE: JobCode = { kind: "builtin", op: "sum", keyField: "key", valueField: "amount" };
 const COUNT: JobCode = { kind: "builtin", op: "count", keyField: "key" };
-/** Small jobs: 2 shards x 2 reducers. */
-const SMALL = { shards: 2, reducers: 2, sortBufferMB: 64 };
+/**
+ * Small jobs: 2 shards x 2 reducers, with the full shuffle (every mapper writes a partition per
+ * reducer, so partition and spill rows have siblings to swap); SMALL_LOCAL: the same job as the
+ * coordinator enclave runs it by default, with a local shuffle (issue #12 item 6: mapper i writes
+ * one partition, read only by reducer i).
+ */
+const SMALL = { shards: 2, reducers: 2, sortBufferMB: 64, shuffle: "full" as const };
+const SMALL_LOCAL = { shards: 2, reducers: 2, sortBufferMB: 64, shuffle: "auto" as const };
 /**
  * Spilling jobs: a tiny sort buffer, and shards of several MiB (long rows), so that a map task
  * reads several 1 MiB chunks, spills after each, and its first spill run exists for a while.
  */
-const SPILLY = { shards: 2, reducers: 2, sortBufferMB: 0.001 };
+const SPILLY = { shards: 2, reducers: 2, sortBufferMB: 0.001, shuffle: "full" as const };
 /** Big jobs: one shard, one reducer, so every object is one stream of >= 3 chunks of 1 MiB. */
 const BIG = { shards: 1, reducers: 1, sortBufferMB: 64 };
 const BIG_SPILL = { shards: 1, reducers: 1, sortBufferMB: 7 };
@@ -310,7 +317,7 @@ interface JobOutcome {
 }
 
 /** The client side of one job, as `cmr run` does it, with the receipt expectations. */
-async function clientJob(o: { client: Client; jobId: string; upload: Upload; spec?: { shards: number; reducers: number; sortBufferMB: number }; code?: JobCode; onBadRecord?: "fail" | "skip"; beforeFetch?: (s: JobStatus) => Promise<void> | void }): Promise<JobOutcome> {
+async function clientJob(o: { client: Client; jobId: string; upload: Upload; spec?: { shards: number; reducers: number; sortBufferMB: number; shuffle?: "auto" | "full" }; code?: JobCode; onBadRecord?: "fail" | "skip"; beforeFetch?: (s: JobStatus) => Promise<void> | void }): Promise<JobOutcome> {
   const spec = o.spec ?? SMALL;
   const code = o.code ?? CODE;
   const out = join(dir, "out", `${o.jobId}.csv`);
@@ -514,12 +521,17 @@ interface StorageKind {
   sibling?: (jobId: string) => string;
   /** Where a failure names the object. */
   msg: (jobId: string, up: Upload) => RegExp;
+  /** Small jobs of this row run with a local shuffle (SMALL_LOCAL). */
+  local?: boolean;
 }
 
 const KINDS: StorageKind[] = [
   { row: "upload", point: "split", target: (_j, up) => `uploads/${up.uploadId}`, lootName: "upload", msg: (_j, up) => new RegExp(`uploads/${up.uploadId}`) },
   { row: "shard", point: "map", target: (j) => `jobs/${j}/shards/0`, lootName: "shards/0", sibling: (j) => `jobs/${j}/shards/1`, msg: (j) => new RegExp(`jobs/${j}/shards/0`) },
   { row: "partition", point: "reduce", target: (j) => `jobs/${j}/partitions/m0-a1-r0`, lootName: "partitions/m0-a1-r0", sibling: (j) => `jobs/${j}/partitions/m0-a1-r1`, msg: (j) => new RegExp(`jobs/${j}/partitions/m0-a1-r0`) },
+  // A local shuffle: reducer 0 reads only mapper 0's partition. swap-obj hands it mapper 1's
+  // output (the partition reducer 1 reads) instead; drop withholds mapper 0's output.
+  { row: "partition (local shuffle)", local: true, point: "reduce", target: (j) => `jobs/${j}/partitions/m0-a1-r0`, lootName: "partitions/m0-a1-r0", sibling: (j) => `jobs/${j}/partitions/m1-a1-r1`, msg: (j) => new RegExp(`jobs/${j}/partitions/m0-a1-r0`) },
   { row: "reduce output", point: "finalize", target: (j) => `jobs/${j}/reduce/0-a1`, lootName: "reduce/0-a1", sibling: (j) => `jobs/${j}/reduce/1-a1`, msg: (j) => new RegExp(`jobs/${j}/reduce/0-a1`) },
   {
     row: "result",
@@ -554,11 +566,17 @@ async function storageCell(kind: StorageKind, col: Col): Promise<Observed> {
   const target = storagePath(kind.target(jobId, up));
   const state: Applied = { applied: false };
   const expectMessage = kind.msg(jobId, up);
+  const small = kind.local ? SMALL_LOCAL : SMALL;
   /** Run this job with `tamper` at the kind's point. */
-  const run = (tamper: () => Promise<void> | void): Promise<JobOutcome> => {
-    if (kind.point === "fetch") return clientJob({ client: A, jobId, upload: up, spec: big ? BIG : SMALL, beforeFetch: () => applying(state, tamper) });
+  const run = (apply: () => Promise<void> | void): Promise<JobOutcome> => {
+    // The local row must really tamper with a local shuffle: mapper 0 wrote nothing for reducer 1.
+    const tamper = !kind.local || big ? apply : () => {
+      if (existsSync(storagePath(`jobs/${jobId}/partitions/m0-a1-r1`)) || !existsSync(storagePath(`jobs/${jobId}/partitions/m1-a1-r1`))) throw new Error(`job ${jobId} did not run with a local shuffle`);
+      return apply();
+    };
+    if (kind.point === "fetch") return clientJob({ client: A, jobId, upload: up, spec: big ? BIG : small, beforeFetch: () => applying(state, tamper) });
     atPoint(jobId, kind.point, () => applying(state, tamper));
-    return clientJob({ client: A, jobId, upload: up, spec: big ? BIG : SMALL });
+    return clientJob({ client: A, jobId, upload: up, spec: big ? BIG : small });
   };
   if (col === "swap-job") {
     // Another job of the same client runs at the same time; both stop at the tamper point, the
@@ -572,7 +590,7 @@ async function storageCell(kind: StorageKind, col: Col): Promise<Observed> {
       await within(copied.promise, 60_000, "the swap");
     };
     if (kind.point !== "fetch") atPoint(other, kind.point, meet);
-    const donor = clientJob({ client: A, jobId: other, upload: otherUp, ...(kind.point === "fetch" ? { beforeFetch: meet } : {}) });
+    const donor = clientJob({ client: A, jobId: other, upload: otherUp, spec: small, ...(kind.point === "fetch" ? { beforeFetch: meet } : {}) });
     const r = await run(async () => {
       try {
         await within(reached.promise, 60_000, "the other job");

@@ -74,7 +74,7 @@ export function childrenOf(buf: Uint8Array, node: DerNode, bad: Bad): DerNode[] 
   return out;
 }
 
-export function contentOf(buf: Uint8Array, node: DerNode): Uint8Array {
+function contentOf(buf: Uint8Array, node: DerNode): Uint8Array {
   return buf.subarray(node.contentStart, node.end);
 }
 

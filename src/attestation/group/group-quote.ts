@@ -77,7 +77,7 @@ export interface GroupVerifyOptions {
 }
 
 /** Default skew bound, as the policy's `maxClockSkewSeconds` default. */
-export const DEFAULT_REVOCATION_SKEW_MS = 5_000;
+const DEFAULT_REVOCATION_SKEW_MS = 5_000;
 
 export function verifyRevocationList(raw: string | undefined, g: Pick<VerifiedGvcert, "id" | "peKey">, now: Date, maxAgeMs: number, maxSkewMs = DEFAULT_REVOCATION_SKEW_MS): bigint[] {
   return checkRevocationList(raw, g, now, maxAgeMs, maxSkewMs).revoked.map((h) => BigInt(`0x${h}`));

@@ -100,7 +100,7 @@ export function gvcertId(text: string): string {
   return createHash("sha256").update(text, "utf8").digest("hex");
 }
 
-export function parseGvcert(text: string): Gvcert {
+function parseGvcert(text: string): Gvcert {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

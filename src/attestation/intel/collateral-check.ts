@@ -19,10 +19,12 @@
 import { verify as cryptoVerify } from "node:crypto";
 import type { TcbStatus } from "../claims.ts";
 import { fromHex } from "./_bytes.ts";
-import { publicKeyOf, splitPemChain, verifyChain, type Cert, type CertCache } from "./_cert.ts";
+import { certPublicKey, type CertCache, type Certificate as Cert } from "../_x509/certificate.ts";
+import { checkCrl, checkNotRevoked, parseCrl } from "../_x509/crl.ts";
+import { verifyChain } from "../_x509/path.ts";
+import { splitPemChain } from "../_x509/pem.ts";
 import { fail } from "./_fail.ts";
 import type { IntelCollateral } from "./collateral.ts";
-import { checkCrl, checkNotRevoked, parseCrl } from "./crl.ts";
 import type { PckExtensions } from "./pck.ts";
 import { evaluateQeIdentity, parseQeIdentity } from "./qe-identity.ts";
 import type { IntelQuote } from "./quote.ts";
@@ -57,12 +59,12 @@ function checkSignedJson(text: string, sigHex: string, signer: Cert, what: strin
   if (sig.length !== 64) throw fail("CMR_EVIDENCE_COLLATERAL", `collateral.${what}_signature must be 64 bytes (r||s), found ${sig.length}`);
   let ok = false;
   try {
-    ok = cryptoVerify("sha256", Buffer.from(text, "utf8"), { key: publicKeyOf(signer), dsaEncoding: "ieee-p1363" }, sig);
+    ok = cryptoVerify("sha256", Buffer.from(text, "utf8"), { key: certPublicKey(signer), dsaEncoding: "ieee-p1363" }, sig);
   } catch {
     ok = false;
   }
   if (!ok) {
-    throw fail("CMR_EVIDENCE_COLLATERAL_SIGNATURE", `${what} signature does not verify with the key of "${signer.name}" (serial ${signer.serial})`, { collateral: what });
+    throw fail("CMR_EVIDENCE_COLLATERAL_SIGNATURE", `${what} signature does not verify with the key of "${signer.subjectCN}" (serial ${signer.serial})`, { collateral: what });
   }
 }
 
@@ -90,8 +92,8 @@ export function checkCollateral(quote: IntelQuote, pck: VerifiedPck, c: IntelCol
 
   // 2. The PCK CRL issuer chain must name the CA that issued this PCK (Platform vs Processor).
   const crlIssuer = cache.parse(splitPemChain(c.pck_crl_issuer_chain, "PCK CRL issuer chain")[0]!, "PCK CRL issuer");
-  if (!publicKeyOf(crlIssuer).equals(publicKeyOf(pck.intermediate))) {
-    throw fail("CMR_EVIDENCE_COLLATERAL", `PCK CRL issuer chain is for "${crlIssuer.name}", but the PCK certificate was issued by "${pck.intermediate.name}"`);
+  if (!certPublicKey(crlIssuer).equals(certPublicKey(pck.intermediate))) {
+    throw fail("CMR_EVIDENCE_COLLATERAL", `PCK CRL issuer chain is for "${crlIssuer.subjectCN}", but the PCK certificate was issued by "${pck.intermediate.subjectCN}"`);
   }
 
   // 3. CRLs: signed by the root / the PCK CA, current at `now`, and revoking nothing we rely on.

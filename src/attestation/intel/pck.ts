@@ -12,8 +12,8 @@
  */
 
 import { toHex } from "../../crypto/bytes.ts";
-import type { Cert } from "./_cert.ts";
-import { DerReader, TAG, type Tlv } from "./_der.ts";
+import type { Certificate } from "../_x509/certificate.ts";
+import { DerReader, TAG, type Tlv } from "../_x509/der-reader.ts";
 import { fail } from "./_fail.ts";
 
 const SGX_EXTENSION_OID = "1.2.840.113741.1.13.1";
@@ -32,10 +32,10 @@ export interface PckExtensions {
   sgxType: number;
 }
 
-export function parsePckExtensions(cert: Cert): PckExtensions {
-  const value = cert.extensions.get(SGX_EXTENSION_OID);
+export function parsePckExtensions(cert: Certificate): PckExtensions {
+  const value = cert.extensions.get(SGX_EXTENSION_OID)?.value;
   if (value === undefined) {
-    throw fail("CMR_EVIDENCE_CHAIN", `${cert.label} certificate "${cert.name}" has no Intel SGX extension (${SGX_EXTENSION_OID}); it is not a PCK certificate`);
+    throw fail("CMR_EVIDENCE_CHAIN", `${cert.label} certificate "${cert.subjectCN}" has no Intel SGX extension (${SGX_EXTENSION_OID}); it is not a PCK certificate`);
   }
   const r = new DerReader(value, `${cert.label} SGX extension`);
   const fields = new Map<string, Tlv>();

@@ -18,7 +18,7 @@
 
 import { ByteReader } from "./_bytes.ts";
 import { toHex } from "../../crypto/bytes.ts";
-import { splitPemChain } from "./_cert.ts";
+import { splitPemChain } from "../_x509/pem.ts";
 import { fail } from "./_fail.ts";
 import {
   parseSgxReportBody,

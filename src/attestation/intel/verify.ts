@@ -24,7 +24,8 @@ import type { TcbStatus, VerifiedClaims } from "../claims.ts";
 import { intelSgxRootCaDer } from "../roots/intel.ts";
 import { isAllZero } from "./_bytes.ts";
 import { equalBytes, toHex } from "../../crypto/bytes.ts";
-import { CertCache, parseTrustedRoots, publicKeyOf, verifyChain, type Cert } from "./_cert.ts";
+import { CertCache, certPublicKey, type Certificate as Cert } from "../_x509/certificate.ts";
+import { verifyChain } from "../_x509/path.ts";
 import { fail } from "./_fail.ts";
 import { INTEL_TCB_STATUSES } from "./_json.ts";
 import { checkCollateral, type CollateralResult, type VerifiedPck } from "./collateral-check.ts";
@@ -80,6 +81,17 @@ function rawP256Key(xy: Uint8Array): KeyObject | undefined {
   }
 }
 
+function parseTrustedRoots(roots: Uint8Array[], cache: CertCache): Cert[] {
+  if (roots.length === 0) throw fail("CMR_EVIDENCE_UNTRUSTED_ROOT", "the `roots` option is empty: no certificate is trusted");
+  return roots.map((der, i) => {
+    try {
+      return cache.parse(der, `trusted root #${i}`);
+    } catch (e) {
+      throw fail("CMR_EVIDENCE_UNTRUSTED_ROOT", `roots[${i}] is not a DER X.509 certificate`, { index: i }, e);
+    }
+  });
+}
+
 function verifyPck(q: IntelQuote, trusted: Cert[], now: Date, cache: CertCache): VerifiedPck {
   const certs = q.pckChain.map((der, i) => cache.parse(der, PCK_LABELS[i] ?? `PCK chain #${i + 1}`));
   const root = verifyChain(certs, trusted, now, 2, "PCK certificate chain");
@@ -88,8 +100,8 @@ function verifyPck(q: IntelQuote, trusted: Cert[], now: Date, cache: CertCache):
 }
 
 function verifySignatures(q: IntelQuote, pck: VerifiedPck): void {
-  if (!p1363Verify(q.qeReport.raw, publicKeyOf(pck.leaf), q.qeReportSignature)) {
-    throw fail("CMR_EVIDENCE_QE_REPORT_SIGNATURE", `QE report signature does not verify with the key of PCK leaf "${pck.leaf.name}" (serial ${pck.leaf.serial})`, {
+  if (!p1363Verify(q.qeReport.raw, certPublicKey(pck.leaf), q.qeReportSignature)) {
+    throw fail("CMR_EVIDENCE_QE_REPORT_SIGNATURE", `QE report signature does not verify with the key of PCK leaf "${pck.leaf.subjectCN}" (serial ${pck.leaf.serial})`, {
       pckSerial: pck.leaf.serial,
     });
   }

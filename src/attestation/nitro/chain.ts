@@ -19,20 +19,11 @@
 import { CmrError } from "../../errors.ts";
 import { equalBytes } from "../../crypto/bytes.ts";
 import { AWS_NITRO_ROOT_G1_PEM } from "../roots/aws.ts";
-import {
-  KEY_USAGE,
-  basicConstraints,
-  checkIssuedBy,
-  checkValidAt,
-  keyUsage,
-  loadCertificate,
-  parseCertificate,
-  sha256Hex,
-  type CertInput,
-  type ParsedCert,
-} from "../snp/x509.ts";
+import { KEY_USAGE, certPublicKey, parseCertificate, relabel, sha256Hex, type Certificate } from "../_x509/certificate.ts";
+import { checkIsEndEntity, checkIssuedBy, checkValidAt } from "../_x509/path.ts";
+import { loadCertificate, type CertInput } from "../_x509/pem.ts";
 
-function chainError(c: ParsedCert, message: string): CmrError {
+function chainError(c: Certificate, message: string): CmrError {
   return new CmrError("CMR_EVIDENCE_CHAIN", `${c.label} (CN=${c.subjectCN}) ${message}`, {
     hint: "the document's certificates do not form a valid AWS Nitro PKI path; do not trust it",
     details: { certificate: c.label, subject: c.subjectCN },
@@ -54,7 +45,7 @@ export function verifyNitroChain(
   cabundle: readonly Uint8Array[] | undefined,
   now: Date,
   roots: readonly CertInput[] = [AWS_NITRO_ROOT_G1_PEM],
-): ParsedCert {
+): Certificate {
   const pinned = roots.map((r, i) => loadCertificate(r, `trusted root[${i}]`));
 
   // (1) Trust anchor.
@@ -79,27 +70,26 @@ export function verifyNitroChain(
     });
   }
 
-  const path: ParsedCert[] = [{ ...root, label: "cabundle[0]" }];
+  const path: Certificate[] = [relabel(root, "cabundle[0]")];
   for (let i = 1; i < cabundle.length; i++) path.push(parseCertificate(cabundle[i] as Uint8Array, `cabundle[${i}]`));
   const leaf = parseCertificate(certificate, "certificate");
   path.push(leaf);
 
   // (2) Each certificate issued by the previous one.
-  for (let i = 1; i < path.length; i++) checkIssuedBy(path[i] as ParsedCert, path[i - 1] as ParsedCert);
+  for (let i = 1; i < path.length; i++) checkIssuedBy(path[i] as Certificate, path[i - 1] as Certificate);
 
   // (3) Constraints.
   for (let i = 0; i < path.length - 1; i++) {
-    const ca = path[i] as ParsedCert;
-    const bc = basicConstraints(ca);
+    const ca = path[i] as Certificate;
+    const bc = ca.basicConstraints;
     if (bc === undefined || !bc.ca || !bc.critical) throw chainError(ca, "lacks a critical basicConstraints with cA=true");
     const casBelow = path.length - 2 - i;
     if (bc.pathLen !== undefined && casBelow > bc.pathLen) throw chainError(ca, `has pathLenConstraint ${bc.pathLen} but ${casBelow} CA certificates follow it`);
-    if (!keyUsage(ca)?.has(KEY_USAGE.keyCertSign)) throw chainError(ca, "lacks keyUsage keyCertSign");
+    if (!ca.keyUsage?.has(KEY_USAGE.keyCertSign)) throw chainError(ca, "lacks keyUsage keyCertSign");
   }
-  const bc = basicConstraints(leaf);
-  if (bc?.ca === true || bc?.pathLen !== undefined) throw chainError(leaf, "is a CA certificate; the document signer must be an end entity");
-  if (!keyUsage(leaf)?.has(KEY_USAGE.digitalSignature)) throw chainError(leaf, "lacks keyUsage digitalSignature");
-  const key = leaf.publicKey;
+  checkIsEndEntity(leaf, "the document signer must be an end entity");
+  if (!leaf.keyUsage?.has(KEY_USAGE.digitalSignature)) throw chainError(leaf, "lacks keyUsage digitalSignature");
+  const key = certPublicKey(leaf);
   if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "secp384r1") {
     throw chainError(leaf, "does not hold an ECDSA P-384 key (ES384 is the only algorithm NSM uses)");
   }

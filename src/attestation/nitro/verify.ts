@@ -24,7 +24,9 @@
 import { verify } from "node:crypto";
 import { CmrError } from "../../errors.ts";
 import type { VerifiedClaims } from "../claims.ts";
-import { assertNow, type CertInput } from "../snp/x509.ts";
+import { certPublicKey } from "../_x509/certificate.ts";
+import { assertNow } from "../_x509/path.ts";
+import type { CertInput } from "../_x509/pem.ts";
 import { equalBytes, toHex } from "../../crypto/bytes.ts";
 import { verifyNitroChain } from "./chain.ts";
 import { decodeCbor, decodeCoseSign1, sigStructure } from "./cose.ts";
@@ -73,8 +75,9 @@ export function verifyNitroDocument(doc: Uint8Array, opts: NitroVerifyOptions): 
   // 3. Signature (ES384 fixed by the profile; r||s, 48 bytes each).
   let ok = false;
   if (cose.signature.length === 96) {
+    const key = certPublicKey(leaf);
     try {
-      ok = verify("sha384", sigStructure(cose.protectedBytes, cose.payload), { key: leaf.publicKey, dsaEncoding: "ieee-p1363" }, cose.signature);
+      ok = verify("sha384", sigStructure(cose.protectedBytes, cose.payload), { key, dsaEncoding: "ieee-p1363" }, cose.signature);
     } catch {
       ok = false;
     }

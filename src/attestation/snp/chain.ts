@@ -20,17 +20,9 @@ import { equalBytes } from "../../crypto/bytes.ts";
 import { AMD_ARK_PEMS, AMD_CERTS } from "../roots/amd.ts";
 import { productFromName } from "./product.ts";
 import { parseSnpSigningCert, type SnpSigningCert } from "./vcek.ts";
-import {
-  basicConstraints,
-  checkIssuedBy,
-  certificateDers,
-  checkValidAt,
-  loadCertificate,
-  loadCertificates,
-  parseCertificate,
-  type CertInput,
-  type ParsedCert,
-} from "./x509.ts";
+import { parseCertificate, relabel, type Certificate } from "../_x509/certificate.ts";
+import { checkIsCa, checkIsEndEntity, checkIssuedBy, checkValidAt, isSelfSigned, namesIssuer } from "../_x509/path.ts";
+import { certificateDers, loadCertificate, loadCertificates, type CertInput } from "../_x509/pem.ts";
 
 export interface SnpChainOptions {
   /** UNTRUSTED: the VCEK or VLEK, DER or PEM. */
@@ -45,16 +37,8 @@ export interface SnpChainOptions {
 export interface SnpChain {
   readonly signer: SnpSigningCert;
   /** The ASK (for a VCEK) or ASVK (for a VLEK). */
-  readonly intermediate: ParsedCert;
-  readonly ark: ParsedCert;
-}
-
-function isSelfSigned(c: ParsedCert): boolean {
-  try {
-    return c.cert.checkIssued(c.cert) && c.cert.verify(c.publicKey);
-  } catch {
-    return false;
-  }
+  readonly intermediate: Certificate;
+  readonly ark: Certificate;
 }
 
 function untrusted(message: string, details: Record<string, unknown>): CmrError {
@@ -84,8 +68,8 @@ export function verifySnpCertChain(opts: SnpChainOptions): SnpChain {
       }
     });
 
-  let intermediate: ParsedCert;
-  let ark: ParsedCert | undefined;
+  let intermediate: Certificate;
+  let ark: Certificate | undefined;
   if (opts.chain === undefined) {
     const embedded = AMD_CERTS[signer.product];
     intermediate = loadCertificate(signer.kind === "VCEK" ? embedded.ask.pem : embedded.asvk.pem, interLabel);
@@ -98,10 +82,10 @@ export function verifySnpCertChain(opts: SnpChainOptions): SnpChain {
         hint: "pass the cert_chain PEM from AMD KDS (ASK or ASVK, then ARK)",
       });
     }
-    const supplied = others[0] as ParsedCert;
+    const supplied = others[0] as Certificate;
     // Label it by what it is, so a VCEK/ASVK mix-up reads as such in the message.
-    intermediate = { ...supplied, label: supplied.subjectCN.startsWith("SEV-VLEK-") ? "ASVK" : "ASK" };
-    if (selfSigned[0] !== undefined) ark = { ...selfSigned[0], label: "ARK" };
+    intermediate = relabel(supplied, supplied.subjectCN.startsWith("SEV-VLEK-") ? "ASVK" : "ASK");
+    if (selfSigned[0] !== undefined) ark = relabel(selfSigned[0], "ARK");
   }
 
   // (1) Trust anchor.
@@ -117,13 +101,7 @@ export function verifySnpCertChain(opts: SnpChainOptions): SnpChain {
     const inter = intermediate;
     for (let i = 0; i < rootDers.length && ark === undefined; i++) {
       const root = parseCertificate(rootDers[i] as Uint8Array, `trusted root[${i}]`);
-      let issued = false;
-      try {
-        issued = root.subjectCN === inter.issuerCN && inter.cert.checkIssued(root.cert);
-      } catch {
-        issued = false;
-      }
-      if (issued) ark = root;
+      if (namesIssuer(inter, root)) ark = root;
     }
     if (ark === undefined) {
       throw untrusted(`no pinned AMD root issued ${interLabel} CN=${inter.subjectCN} (its issuer is CN=${inter.issuerCN}; pinned: ${rootNames().join(", ")})`, {
@@ -132,7 +110,7 @@ export function verifySnpCertChain(opts: SnpChainOptions): SnpChain {
       });
     }
   }
-  const anchor: ParsedCert = { ...ark, label: "ARK" };
+  const anchor = relabel(ark, "ARK");
 
   // (2) Signatures, top-down.
   if (!isSelfSigned(anchor)) {
@@ -146,14 +124,9 @@ export function verifySnpCertChain(opts: SnpChainOptions): SnpChain {
   }
 
   // (3) CA flags: the ARK and ASK/ASVK must be CAs, the VCEK/VLEK must not be one.
-  for (const ca of [anchor, intermediate]) {
-    if (basicConstraints(ca)?.ca !== true) {
-      throw new CmrError("CMR_EVIDENCE_CHAIN", `${ca.label} CN=${ca.subjectCN} is not a CA certificate (basicConstraints cA is not true)`);
-    }
-  }
-  if (basicConstraints(signer.parsed)?.ca === true) {
-    throw new CmrError("CMR_EVIDENCE_CHAIN", `${signer.kind} CN=${signer.parsed.subjectCN} is marked as a CA; a report-signing key must be an end entity`);
-  }
+  checkIsCa(anchor, `issued ${interLabel}`);
+  checkIsCa(intermediate, `issued the ${signer.kind}`);
+  checkIsEndEntity(signer.parsed, "a report-signing key must be an end entity");
 
   // (4) Validity at `now`.
   checkValidAt(anchor, now);

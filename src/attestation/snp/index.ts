@@ -12,4 +12,4 @@ export { verifySnpCertChain, type SnpChain, type SnpChainOptions } from "./chain
 export { parseSnpReport, SNP_REPORT_SIZE, SNP_SIGNED_LENGTH, type SnpReport, type SnpSigningKey } from "./report.ts";
 export { parseSnpSigningCert, type SnpSigningCert, type SnpSpl } from "./vcek.ts";
 export { decodeTcb, productFromCpuid, productFromName, type SnpProduct, type TcbVersion } from "./product.ts";
-export type { CertInput } from "./x509.ts";
+export type { CertInput } from "../_x509/pem.ts";

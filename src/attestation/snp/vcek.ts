@@ -15,10 +15,11 @@
  */
 
 import { CmrError } from "../../errors.ts";
-import { decodeSmallUint, decodeText } from "./der.ts";
 import { productFromName, type SnpProduct } from "./product.ts";
 import type { SnpSigningKey } from "./report.ts";
-import { loadCertificate, type CertInput, type ParsedCert } from "./x509.ts";
+import { certPublicKey, relabel, type Certificate } from "../_x509/certificate.ts";
+import { DerReader, TAG } from "../_x509/der-reader.ts";
+import { loadCertificate, type CertInput } from "../_x509/pem.ts";
 
 const AMD_OID = "1.3.6.1.4.1.3704.1";
 
@@ -31,7 +32,7 @@ export interface SnpSpl {
 }
 
 export interface SnpSigningCert {
-  readonly parsed: ParsedCert;
+  readonly parsed: Certificate;
   readonly kind: SnpSigningKey;
   readonly product: SnpProduct;
   readonly structVersion: number | undefined;
@@ -40,6 +41,18 @@ export interface SnpSigningCert {
   readonly spl: SnpSpl;
   readonly hwId: Uint8Array | undefined;
   readonly cspId: string | undefined;
+}
+
+/** An extension value that must be one non-negative INTEGER (at most 6 bytes, a safe JS number). */
+function extensionInt(der: Uint8Array, what: string): number {
+  const r = new DerReader(der, what);
+  return r.smallInt(r.root(TAG.INTEGER, what), what, 6);
+}
+
+/** An extension value that must be one IA5String (or UTF8String/PrintableString). */
+function extensionText(der: Uint8Array, what: string): string {
+  const r = new DerReader(der, what);
+  return r.text(r.only(what), what);
 }
 
 function chainError(message: string, details?: Record<string, unknown>): CmrError {
@@ -56,9 +69,9 @@ export function parseSnpSigningCert(input: CertInput): SnpSigningCert {
   if (parsed.subjectCN === "SEV-VCEK") kind = "VCEK";
   else if (parsed.subjectCN === "SEV-VLEK") kind = "VLEK";
   else throw chainError(`certificate CN=${parsed.subjectCN} is not an AMD VCEK or VLEK (expected CN=SEV-VCEK or CN=SEV-VLEK)`);
-  const cert: ParsedCert = { ...parsed, label: kind };
+  const cert = relabel(parsed, kind);
 
-  const key = cert.publicKey;
+  const key = certPublicKey(cert);
   if (key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "secp384r1") {
     throw chainError(`${kind} key is ${key.asymmetricKeyType ?? "unknown"} ${key.asymmetricKeyDetails?.namedCurve ?? ""}, expected ECDSA P-384`.trim());
   }
@@ -66,10 +79,10 @@ export function parseSnpSigningCert(input: CertInput): SnpSigningCert {
   const ext = (suffix: string): Uint8Array | undefined => cert.extensions.get(`${AMD_OID}.${suffix}`)?.value;
   const int = (suffix: string, what: string): number | undefined => {
     const v = ext(suffix);
-    return v === undefined ? undefined : decodeSmallUint(v, `${kind} ${what}`);
+    return v === undefined ? undefined : extensionInt(v, `${kind} ${what}`);
   };
   const nameExt = ext("2");
-  const productName = nameExt === undefined ? undefined : decodeText(nameExt, `${kind} productName`);
+  const productName = nameExt === undefined ? undefined : extensionText(nameExt, `${kind} productName`);
   const cspExt = ext("5");
   const spl: SnpSpl = {};
   const assign = (k: keyof SnpSpl, suffix: string): void => {
@@ -103,6 +116,6 @@ export function parseSnpSigningCert(input: CertInput): SnpSigningCert {
     productName,
     spl,
     hwId: hwExt === undefined ? undefined : Uint8Array.from(hwExt),
-    cspId: cspExt === undefined ? undefined : decodeText(cspExt, `${kind} cspID`),
+    cspId: cspExt === undefined ? undefined : extensionText(cspExt, `${kind} cspID`),
   };
 }

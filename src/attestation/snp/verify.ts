@@ -25,7 +25,9 @@ import { verifySnpCertChain, type SnpChain } from "./chain.ts";
 import { decodeTcb, productFromCpuid, type TcbVersion } from "./product.ts";
 import { SNP_LATEST_KNOWN_VERSION, SNP_POLICY, parseSnpReport, policyBit, type SnpReport } from "./report.ts";
 import { verifySnpReportSignature } from "./signature.ts";
-import { assertNow, type CertInput } from "./x509.ts";
+import { certPublicKey } from "../_x509/certificate.ts";
+import { assertNow } from "../_x509/path.ts";
+import type { CertInput } from "../_x509/pem.ts";
 import { equalBytes, toHex } from "../../crypto/bytes.ts";
 
 export interface SnpVerifyOptions {
@@ -98,7 +100,7 @@ export function verifySnpReport(report: Uint8Array, opts: SnpVerifyOptions): Ver
 
   // A wrong VCEK shows up as a bad signature; say why when we can see it.
   const note = mismatches.length === 0 ? "" : ` (the ${signer.kind} does not belong to this report: ${describe(mismatches, signer.kind)})`;
-  verifySnpReportSignature(parsed, signer.parsed.publicKey, signer.kind, note);
+  verifySnpReportSignature(parsed, certPublicKey(signer.parsed), signer.kind, note);
 
   if (mismatches.length > 0) {
     throw new CmrError("CMR_EVIDENCE_ATTESTATION_KEY_BINDING", `SNP report and ${signer.kind} disagree: ${describe(mismatches, signer.kind)}`, {

@@ -25,7 +25,7 @@ import { join } from "node:path";
 import { isCmrError } from "../../errors.ts";
 import type { Policy } from "../../attestation/policy.ts";
 import { parseIntelCollateral } from "../../attestation/intel/index.ts";
-import { parseCrl } from "../../attestation/intel/crl.ts";
+import { parseCrl } from "../../attestation/_x509/crl.ts";
 import { enclaveProgramPath } from "../../host/config.ts";
 import { httpRequest } from "../../host/http/client.ts";
 import { SIM_DIR, VENDOR_FILES } from "../../host/sim-vendor/provision.ts";

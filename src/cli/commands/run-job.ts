@@ -8,9 +8,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { statSync, writeFileSync } from "node:fs";
 import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { basename } from "node:path";
-import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus } from "../../client/client.ts";
+import { attestCoordinator, canTailUpload, fetchResult, submitJob, uploadAndSubmit, uploadFile, waitForJob, type JobStatus } from "../../client/client.ts";
 import type { Policy } from "../../attestation/policy.ts";
-import type { JobCode, JobSummary } from "../../protocol/job.ts";
+import { MAX_RECORD_BYTES, type JobCode, type JobSummary } from "../../protocol/job.ts";
 import { CmrError } from "../../errors.ts";
 import { bar, Progress } from "../common.ts";
 import { formatBytes, formatRate, throttle } from "../output.ts";
@@ -43,6 +43,18 @@ export interface RunJobOptions {
   jobId?: string;
   /** CSV input separated by this byte instead of commas (rewritten on this machine; see client/delimited.ts). */
   delimiter?: number;
+  /** Largest input record the job accepts, in bytes (default 16 MiB; see MAX_RECORD_BYTES). */
+  maxRecordBytes?: number;
+  /** "full": never skip the reduce-shuffle (default "auto": the coordinator enclave decides). */
+  shuffle?: "auto" | "full";
+  /**
+   * Resolves when the cluster can take the job (an embedded cluster's workers registered):
+   * awaited after the upload, just before the job is submitted, so that workers start while
+   * the client attests and uploads.
+   */
+  clusterReady?: Promise<void>;
+  /** false: upload first, then submit (no split while the upload streams in). Default true. */
+  pipeline?: boolean;
 }
 
 export interface RunJobResult {
@@ -75,18 +87,8 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
   } catch {
     // uploadFile reports an unreadable input with its own error
   }
-  const t0 = Date.now();
-  const tick = throttle(progress.tty ? 200 : 2000);
-  const { uploadId, sha256: inputSha256, bytes } = await uploadFile(o.url, session, o.input, {
-    ...(o.viaStorageDir ? { viaStorageDir: o.viaStorageDir } : {}),
-    insecurePlaintext: o.insecurePlaintext === true,
-    ...(o.delimiter !== undefined ? { delimiter: o.delimiter } : {}),
-    onProgress: (n) => tick(n === total) && say(`upload ${formatBytes(n)} of ${formatBytes(total)} (${total ? Math.floor((n / total) * 100) : 100}%)  ${formatRate(n, t0, Date.now(), "bytes")}  encrypting under the first key`),
-  });
-  say(`uploaded ${basename(o.input)}: ${formatBytes(bytes)} in ${Date.now() - t0} ms (${formatRate(bytes, t0, Date.now(), "bytes")}), encrypted under the first key`);
-  await submitJob(o.url, session, {
+  const spec = {
     jobId,
-    uploadId,
     inputName: basename(o.input),
     format: o.format,
     code: o.code,
@@ -98,8 +100,37 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     insecurePlaintext: o.insecurePlaintext === true,
     ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
     ...(o.dataType ? { dataType: o.dataType } : {}),
+    ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: o.maxRecordBytes } : {}),
+    ...(o.shuffle ? { shuffle: o.shuffle } : {}),
     policy: o.policy,
-  });
+  };
+  const clusterReady = async (): Promise<void> => {
+    if (!o.clusterReady) return;
+    let ready = false;
+    const r = o.clusterReady.then(() => void (ready = true));
+    await Promise.resolve();
+    if (!ready) say("waiting for the local cluster's workers to register…");
+    await r;
+  };
+  // Pipelining: the coordinator splits the upload as it streams in, unless the upload goes to
+  // storage first or the split must sample range boundaries from the stored upload.
+  const tail = o.pipeline !== false && !o.viaStorageDir && canTailUpload(spec);
+  // A tailing job is submitted as the upload starts, so the cluster must be ready by then.
+  if (tail) await clusterReady();
+  const t0 = Date.now();
+  const tick = throttle(progress.tty ? 200 : 2000);
+  const uploadOpts = {
+    ...(o.viaStorageDir ? { viaStorageDir: o.viaStorageDir } : {}),
+    insecurePlaintext: o.insecurePlaintext === true,
+    ...(o.delimiter !== undefined ? { delimiter: o.delimiter } : {}),
+    onProgress: (n: number) => tick(n === total) && say(`upload ${formatBytes(n)} of ${formatBytes(total)} (${total ? Math.floor((n / total) * 100) : 100}%)  ${formatRate(n, t0, Date.now(), "bytes")}  encrypting under the first key${tail ? "; the coordinator splits as it arrives" : ""}`),
+  };
+  const { uploadId, sha256: inputSha256, bytes } = tail ? await uploadAndSubmit(o.url, session, o.input, spec, uploadOpts) : await uploadFile(o.url, session, o.input, uploadOpts);
+  say(`uploaded ${basename(o.input)}: ${formatBytes(bytes)} in ${Date.now() - t0} ms (${formatRate(bytes, t0, Date.now(), "bytes")}), encrypted under the first key`);
+  if (!tail) {
+    await clusterReady();
+    await submitJob(o.url, session, { ...spec, uploadId });
+  }
   let splitStart: number | undefined;
   let splitRecords = -1;
   let splitSeenAt = 0; // when this count was first seen: the rate is count / time to reach it
@@ -134,7 +165,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     throw new CmrError(err.code as never, err.message, err.hint ? { hint: err.hint } : {});
   }
   const codeSha256 = o.code.kind === "custom" ? o.code.sha256 : createHash("sha256").update(canonicalJson(o.code)).digest("hex");
-  const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true, expect: { inputSha256, codeSha256, policy: o.policy } });
+  const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true, expect: { inputSha256, codeSha256, policy: o.policy, maxRecordBytes: o.maxRecordBytes ?? MAX_RECORD_BYTES.default } });
   if (o.receiptOut) writeReceiptBundle(o.receiptOut, summary, session.response, basename(o.input), o.delimiter);
   return { summary, status, coordinator: session.appraisal };
 }

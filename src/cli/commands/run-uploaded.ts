@@ -7,14 +7,14 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { fetchResult, submitJob, waitForJob } from "../../client/client.ts";
-import type { JobSummary } from "../../protocol/job.ts";
+import { MAX_RECORD_BYTES, type JobSummary } from "../../protocol/job.ts";
 import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { CmrError } from "../../errors.ts";
 import { writeReceiptBundle, type RunJobOptions } from "./run-job.ts";
 import { loadUploadRecord } from "./upload-session.ts";
 
 /** The job's settings are those of `cmr run` on a local file; only the input differs. */
-export interface RunUploadedOptions extends Pick<RunJobOptions, "policy" | "code" | "shards" | "reducers" | "partition" | "rangeBoundaries" | "onBadRecord" | "dataType" | "out" | "receiptOut" | "sortBufferMB"> {
+export interface RunUploadedOptions extends Pick<RunJobOptions, "policy" | "code" | "shards" | "reducers" | "partition" | "rangeBoundaries" | "onBadRecord" | "dataType" | "out" | "receiptOut" | "sortBufferMB" | "maxRecordBytes" | "shuffle"> {
   uploadId: string;
   coordinator: string;
   dataDir: string;
@@ -43,6 +43,8 @@ export async function runUploadedJob(o: RunUploadedOptions): Promise<JobSummary>
       onBadRecord: o.onBadRecord,
       ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
       ...(o.dataType ? { dataType: o.dataType } : {}),
+      ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: o.maxRecordBytes } : {}),
+      ...(o.shuffle ? { shuffle: o.shuffle } : {}),
       policy: o.policy,
     });
   } catch (e) {
@@ -58,7 +60,7 @@ export async function runUploadedJob(o: RunUploadedOptions): Promise<JobSummary>
     throw new CmrError(err.code as never, err.message, err.hint ? { hint: err.hint } : {});
   }
   const codeSha256 = o.code.kind === "custom" ? o.code.sha256 : createHash("sha256").update(canonicalJson(o.code)).digest("hex");
-  const summary = await fetchResult(url, session, status, o.out, { expect: { inputSha256: record.inputSha256, codeSha256, policy: o.policy } });
+  const summary = await fetchResult(url, session, status, o.out, { expect: { inputSha256: record.inputSha256, codeSha256, policy: o.policy, maxRecordBytes: o.maxRecordBytes ?? MAX_RECORD_BYTES.default } });
   if (o.receiptOut) writeReceiptBundle(o.receiptOut, summary, session.response, record.inputName);
   process.stderr.write(`done: ${summary.rows} keys from ${summary.inputRecords} records (input sha256 ${record.inputSha256.slice(0, 16)}… verified in the receipt)\n`);
   return summary;

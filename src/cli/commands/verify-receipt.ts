@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { isCmrError } from "../../errors.ts";
 import { appraiseAttestResponse } from "../../attestation/appraise.ts";
 import { AttestResponseSchema } from "../../protocol/evidence.ts";
-import { ReceiptSchema, SignedReceiptSchema, receiptKeyFromClaims, verifyReceiptSignature, type Receipt } from "../../protocol/receipt.ts";
+import { ReceiptSchema, SignedReceiptSchema, receiptAccountingProblem, receiptKeyFromClaims, verifyReceiptSignature, type Receipt } from "../../protocol/receipt.ts";
 import { loadPolicyFile } from "../common.ts";
 import { basename } from "node:path";
 import { delimitedToCsv, parseDelimiter } from "../../client/delimited.ts";
@@ -94,10 +94,9 @@ export function verifyReceiptCommand(file: string, o: { input?: string; result?:
       else fail("result", `${o.result} has sha256 ${d}; the receipt names ${receipt.output.plainSha256}`);
     }
     if (receipt.plaintext) fail("mode", "the job ran with --plaintext: nothing was encrypted");
-    const counts = new Map<number, number>();
-    for (const p of receipt.partitions) counts.set(p.reduce, (counts.get(p.reduce) ?? 0) + p.records);
-    const bad = receipt.reducers.filter((r) => r.inputRecords !== (counts.get(r.reduceIndex) ?? 0));
-    if (bad.length || receipt.partitions.length !== receipt.shards.length * receipt.reducers.length) fail("accounting", "reducers' input counts do not match the mappers' partitions");
+    const accounting = receiptAccountingProblem(receipt);
+    if (accounting !== undefined) fail("accounting", `reducers' input counts do not match the mappers' partitions: ${accounting}`);
+    else if (receipt.shuffle?.mode === "local") pass("accounting", `${receipt.shards.length} shards, each mapper's output read only by its own reducer (local shuffle), every record accounted for`);
     else pass("accounting", `${receipt.shards.length} shards x ${receipt.reducers.length} partitions, every record accounted for`);
   }
   const ok = checks.every((c) => c.ok);
@@ -108,8 +107,9 @@ export function verifyReceiptCommand(file: string, o: { input?: string; result?:
     // Receipt text and check details quote names a host chose: printed without control characters.
     for (const c of checks) lines.push(`  [${c.ok ? "ok" : "FAIL"}] ${c.check.padEnd(11)} ${printable(c.detail)}`);
     if (receipt) {
-      lines.push(`  job ${printable(receipt.jobId, 128)}: ${receipt.input.records} records of ${printable(receipt.input.name, 256)} (${receipt.input.badRecords} skipped) -> ${receipt.output.rows} rows; code ${receipt.codeSha256.slice(0, 16)}…, policy ${receipt.policySha256.slice(0, 16)}…`);
+      lines.push(`  job ${printable(receipt.jobId, 128)}: ${receipt.input.records} records of ${printable(receipt.input.name, 256)} (${receipt.input.badRecords} skipped${receipt.maxRecordBytes !== undefined ? `, records up to ${receipt.maxRecordBytes} bytes accepted` : ""}) -> ${receipt.output.rows} rows; code ${receipt.codeSha256.slice(0, 16)}…, policy ${receipt.policySha256.slice(0, 16)}…`);
       for (const s of receipt.shards) lines.push(`    shard ${s.shardId}: ${s.records} records, mapped by ${printable(s.mappedBy, 200)} (attested enclave id; scope ${printable(s.scope ?? "?", 200)}, attempt ${s.attempt}, measurement ${printable(s.measurement, 128).slice(0, 16)}…)`);
+      if (receipt.shuffle) lines.push(`    shuffle: ${receipt.shuffle.mode}: ${printable(receipt.shuffle.reason, 1024)}`);
       for (const r of receipt.reducers) lines.push(`    partition ${r.reduceIndex}: ${r.inputRecords} in, ${r.outputRecords} out, reduced by ${printable(r.reducedBy, 200)} (attested enclave id; scope ${printable(r.scope ?? "?", 200)}, attempt ${r.attempt})`);
     }
     process.stdout.write(lines.join("\n") + "\n");

@@ -8,7 +8,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { IntegrityError } from "../../errors.ts";
+import { CmrError, IntegrityError } from "../../errors.ts";
 import type { SecretKey } from "../../crypto/secret.ts";
 import { compareKeys, csvField } from "../records/csv-writer.ts";
 import { mergeSorted, readJsonLines } from "../runtime/lines.ts";
@@ -28,6 +28,12 @@ export async function assembleResult(
   resultObject: string,
   resultKey: SecretKey,
   store: EnclaveObjectStore,
+  /**
+   * The error for a key found in two reducers' outputs (their key sets must be disjoint; for a
+   * local shuffle that is the whole correctness condition, see shuffle-plan.ts). It must not
+   * quote the key: errors reach the host.
+   */
+  duplicateKey: () => Error = () => new CmrError("CMR_INTERNAL", "two reducers' outputs hold the same key: the reducers' key sets were not disjoint (a bug in the partitioning)"),
 ): Promise<{ rows: number; sha256: string; plainSha256: string }> {
   const sources = inputs.map((i) => checked(i.objectId, i.records, readJsonLines<[string, string]>(store.openDecrypted(i.objectId, i.key, store.plaintext ? undefined : i.sha256), i.objectId)));
   const writer = store.createEncryptedWriter(resultObject, resultKey);
@@ -35,7 +41,11 @@ export async function assembleResult(
   let buf = "key,value\n";
   const plain = createHash("sha256");
   try {
+    let prev: string | undefined;
     for await (const [k, v] of mergeSorted(sources, compareKeys)) {
+      // Each reducer's output has one row per key, so equal neighbours come from two reducers.
+      if (k === prev) throw duplicateKey();
+      prev = k;
       buf += `${csvField(k)},${csvField(v)}\n`;
       rows++;
       if (buf.length >= 256 * 1024) {

@@ -1,21 +1,28 @@
 /**
  * The coordinator's job checkpoint (issue #7: coordinator restarts): what the enclave needs to
  * resume a job at its last committed stage, versioned, schema-checked on the way back in, and
- * sealed to this enclave build, platform and isolation scope (it holds the job's keys, so it leaves only sealed).
+ * encrypted under the job's state key, which the TEE seals to this enclave build, platform and
+ * isolation scope and, when the policy names recovery owners, also splits k-of-n for them
+ * (recovery-state.ts). It holds the job's keys, so it leaves only so.
  * Format: docs/protocol/checkpoint.md.
  *
  * Trust zone: TRUSTED (enclave only).
  *
  * @module
  */
-import { createPrivateKey } from "node:crypto";
+import { createCipheriv, createDecipheriv, createPrivateKey, randomBytes } from "node:crypto";
 import { z } from "zod";
 import { CmrError } from "../../errors.ts";
 import { SecretKey } from "../../crypto/secret.ts";
 import { JobSpecSchema } from "../../protocol/job.ts";
 import { MapResultSchema, ReduceResultSchema } from "../../protocol/task-results.ts";
 import type { TeeBackend } from "../tee/index.ts";
-import { jobStage, type JobState } from "./job-state.ts";
+import { jobStage, type JobState, type StateSealing } from "./job-state.ts";
+import { canonicalJson } from "../../crypto/canonical-json.ts";
+import { lengthPrefixed } from "../../crypto/bytes.ts";
+import { LABELS } from "../../protocol/labels.ts";
+import { parseSealedCheckpoint, SEALED_CHECKPOINT_FORMAT, type RecoveryBlock, type SealedCheckpoint } from "../../protocol/recovery.ts";
+import { recoveryBlockFor } from "./recovery-state.ts";
 import { TaskLedger } from "./task-ledger.ts";
 
 export const CHECKPOINT_LABEL = "cmr/v1/coordinator/job-checkpoint";
@@ -127,24 +134,127 @@ export function checkpointLabel(scope: string): string {
   return `${CHECKPOINT_LABEL}/scope:${scope}`;
 }
 
+/** The TEE seals the job's state key (not the checkpoint itself) under this label. */
+export function stateKeyLabel(scope: string): string {
+  return `${checkpointLabel(scope)}/state-key`;
+}
+
+/** The body's AAD: the state, the scope and the recovery block travel bound to it. */
+function bodyAad(stateId: string, scope: string, recovery: RecoveryBlock | null): Buffer {
+  return lengthPrefixed(LABELS.checkpointBody, SEALED_CHECKPOINT_FORMAT, stateId, scope, canonicalJson(recovery));
+}
+
+/** The job's state key, made once: random, split for the policy's recovery owners if it names any. */
+function stateSealing(job: JobState): Promise<StateSealing> {
+  job.sealing ??= (async () => {
+    const key = SecretKey.random("state-key");
+    return { key, recovery: await recoveryBlockFor(job.spec.policy, job.spec.jobId, key) };
+  })();
+  return job.sealing;
+}
+
+/**
+ * Seal a checkpoint (format: docs/protocol/checkpoint.md): the plaintext is encrypted under the
+ * job's state key, and the key leaves only sealed by the TEE and, when the policy says so, as
+ * k-of-n shares encrypted to the recovery owners.
+ */
 export async function sealCheckpoint(sealer: Pick<TeeBackend, "seal">, job: JobState, scope: string): Promise<string> {
-  const plain = Buffer.from(JSON.stringify(encodeCheckpoint(job, scope)));
+  return sealCheckpointPlain(sealer, await stateSealing(job), job.spec.jobId, scope, encodeCheckpoint(job, scope));
+}
+
+/** Seal any plaintext as a checkpoint of `stateId` (tests use it to plant malformed ones). */
+export async function sealCheckpointPlain(sealer: Pick<TeeBackend, "seal">, sealing: StateSealing, stateId: string, scope: string, value: unknown): Promise<string> {
+  const plain = Buffer.from(typeof value === "string" ? value : JSON.stringify(value));
   try {
-    return (await sealer.seal(plain, checkpointLabel(scope))).toString("base64");
+    const nonce = randomBytes(12);
+    const c = createCipheriv("aes-256-gcm", sealing.key.expose(), nonce);
+    c.setAAD(bodyAad(stateId, scope, sealing.recovery));
+    const body = Buffer.concat([nonce, c.update(plain), c.final(), c.getAuthTag()]);
+    const outer: SealedCheckpoint = {
+      format: SEALED_CHECKPOINT_FORMAT,
+      stateId,
+      scope,
+      sealedKey: (await sealer.seal(sealing.key.expose(), stateKeyLabel(scope))).toString("base64"),
+      body: body.toString("base64"),
+      recovery: sealing.recovery,
+    };
+    return Buffer.from(JSON.stringify(outer)).toString("base64");
   } finally {
     plain.fill(0);
   }
 }
 
-export async function unsealCheckpoint(sealer: Pick<TeeBackend, "unseal">, sealed: string, scope: string): Promise<JobState> {
-  const plain = await sealer.unseal(Buffer.from(sealed, "base64"), checkpointLabel(scope));
-  let raw: unknown;
+/** The outer form, checked against this enclave's scope before anything is unsealed. */
+export function readSealedCheckpoint(sealed: string, scope: string): SealedCheckpoint {
+  const outer = parseSealedCheckpoint(sealed);
+  if (outer.scope !== scope) {
+    throw new CmrError("CMR_CHECKPOINT_INVALID", `the job checkpoint belongs to the enclave of scope ${JSON.stringify(outer.scope)}, not ${JSON.stringify(scope)}`, {
+      hint: "a job resumes only in its owner's enclave; the host's record of the job's scope was altered",
+    });
+  }
+  return outer;
+}
+
+/** Unseal the state key with the TEE (CMR_UNSEAL_FAILED on another build or platform). */
+export async function unsealStateKey(sealer: Pick<TeeBackend, "unseal">, outer: SealedCheckpoint): Promise<SecretKey> {
+  const bytes = await sealer.unseal(Buffer.from(outer.sealedKey, "base64"), stateKeyLabel(outer.scope));
   try {
-    raw = JSON.parse(plain.toString("utf8"));
+    return new SecretKey(bytes, "state-key");
+  } catch {
+    throw new CmrError("CMR_CHECKPOINT_INVALID", "the sealed state key has the wrong length");
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+/** Decrypt the body with the state key and return its JSON (the key is not consumed). */
+export function openCheckpointBody(outer: SealedCheckpoint, key: SecretKey): unknown {
+  const b = Buffer.from(outer.body, "base64");
+  if (b.length < 12 + 16) throw new CmrError("CMR_INTEGRITY", "the job checkpoint's body is truncated");
+  const d = createDecipheriv("aes-256-gcm", key.expose(), b.subarray(0, 12));
+  d.setAAD(bodyAad(outer.stateId, outer.scope, outer.recovery));
+  d.setAuthTag(b.subarray(b.length - 16));
+  let plain: Buffer;
+  try {
+    plain = Buffer.concat([d.update(b.subarray(12, b.length - 16)), d.final()]);
+  } catch {
+    throw new CmrError("CMR_INTEGRITY", `the job checkpoint of ${outer.stateId.slice(0, 64)} does not decrypt under its state key: it was modified`, { hint: "restore an unmodified checkpoint" });
+  }
+  try {
+    return JSON.parse(plain.toString("utf8"));
   } catch {
     throw new CmrError("CMR_CHECKPOINT_INVALID", "the job checkpoint is not JSON");
   } finally {
     plain.fill(0);
   }
-  return decodeCheckpoint(raw, scope);
+}
+
+/** The job of an opened checkpoint, keeping its state key and recovery block for later checkpoints. */
+export function restoredJob(outer: SealedCheckpoint, key: SecretKey, scope: string): JobState {
+  const job = decodeCheckpoint(openCheckpointBody(outer, key), scope);
+  if (job.spec.jobId !== outer.stateId) throw new CmrError("CMR_CHECKPOINT_INVALID", "the job checkpoint's state id is not its job's id");
+  job.sealing = Promise.resolve({ key, recovery: outer.recovery });
+  return job;
+}
+
+/** The checkpoint's plaintext JSON, unsealed on this platform (tests and diagnostics). */
+export async function openSealedCheckpoint(sealer: Pick<TeeBackend, "unseal">, sealed: string, scope: string): Promise<unknown> {
+  const outer = readSealedCheckpoint(sealed, scope);
+  const key = await unsealStateKey(sealer, outer);
+  try {
+    return openCheckpointBody(outer, key);
+  } finally {
+    key.destroy();
+  }
+}
+
+export async function unsealCheckpoint(sealer: Pick<TeeBackend, "unseal">, sealed: string, scope: string): Promise<JobState> {
+  const outer = readSealedCheckpoint(sealed, scope);
+  const key = await unsealStateKey(sealer, outer);
+  try {
+    return restoredJob(outer, key, scope);
+  } catch (e) {
+    key.destroy();
+    throw e;
+  }
 }

@@ -28,16 +28,19 @@ import type { EnclaveClaims } from "../../protocol/evidence.ts";
 import type { JobStage } from "../../protocol/job-stages.ts";
 import { answerAttestRequest, type Quoter } from "../runtime/attestee.ts";
 import { SessionTable, type InboundSession, type OutboundSession } from "../runtime/sessions.ts";
-import type { EnclaveObjectStore } from "../runtime/object-store.ts";
-import { splitUpload } from "./split-upload.ts";
+import { EnclaveObjectStore } from "../runtime/object-store.ts";
+import { splitFieldOf, splitUpload } from "./split-upload.ts";
+import { liveUploadStorage } from "../runtime/live-upload-storage.ts";
 import type { TeeBackend } from "../tee/index.ts";
 import { assembleResult } from "./assemble-result.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
 import type { Phase, TaskIdentity } from "./task-ledger.ts";
-import { commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, requireMapped, requireReduced, requireReducer, requireShard, type JobState, type TaskRunner } from "./job-state.ts";
+import { commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, requireMapped, requireReduced, requireReducer, requireShard, shuffleOf, type JobState, type TaskRunner } from "./job-state.ts";
 import { authorizeWorker, issueMapTask, issueReduceTask, type IssuedTask } from "./task-issuer.ts";
 import { buildReceipt, signReceipt } from "./receipt-signer.ts";
-import { sealCheckpoint, unsealCheckpoint } from "./checkpoint-codec.ts";
+import { readSealedCheckpoint, restoredJob, sealCheckpoint, unsealCheckpoint } from "./checkpoint-codec.ts";
+import { policySha256, RecoveryCollector } from "./recovery-state.ts";
+import { recoveryObjectId, RecoveryShareMessageSchema, type RecoveryProgress } from "../../protocol/recovery.ts";
 import * as Calls from "./ecalls.ts";
 import { parseArgs } from "../runtime/ecall-args.ts";
 import type { z } from "zod";
@@ -45,6 +48,16 @@ import type { z } from "zod";
 /** The attested identity of a worker session, as receipts and summaries name it. */
 function ranBy(w: OutboundSession): TaskRunner {
   return { worker: w.claims.enclaveId, measurement: w.appraisal.measurement, platform: w.appraisal.platform, scope: w.claims.scope ?? "" };
+}
+
+/** A key in two reducers' outputs: a custom job broke its declaration, anything else is a bug. */
+function duplicateKeyError(job: JobState): CmrError {
+  if (job.spec.code.kind === "custom" && shuffleOf(job).mode === "local") {
+    return new CmrError("CMR_JOB_CODE_ERROR", `job ${job.spec.jobId}: the job code declares mapKeepsSplitKey, but its map emitted one key from two shards, so two reducers each produced a row for it`, {
+      hint: "make map emit each record's split field (--key) as its key, or drop the declaration (the job then runs with the full shuffle)",
+    });
+  }
+  return new CmrError("CMR_INTERNAL", `job ${job.spec.jobId}: two reducers' outputs hold the same key (their key sets must be disjoint)`);
 }
 
 /** Worker attestations begun but not completed, per coordinator enclave (issue 14 item 10). */
@@ -58,6 +71,7 @@ export class CoordinatorEnclave {
   readonly #workers = new Map<string, OutboundSession>();
   readonly #pending = new Map<string, { handshake: Handshake; jobId: string; workerId: string; phase: Phase }>();
   readonly #jobs = new Map<string, JobState>();
+  readonly #recovery = new RecoveryCollector();
 
   /** Signs job receipts; its public half is in the attested claims (claims.receiptKey). */
   readonly #receiptKey: KeyObject;
@@ -135,13 +149,21 @@ export class CoordinatorEnclave {
 
   /** S12: decrypt the upload with the key derived from the first key, split and encrypt shards. */
   async splitJob(raw: unknown): Promise<unknown> {
-    const job = this.#job(parseArgs(Calls.JobRef, "splitJob", raw).jobId);
+    const args = parseArgs(Calls.SplitJob, "splitJob", raw);
+    const job = this.#job(args.jobId);
     if (jobStage(job) !== "submitted") throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${job.spec.jobId} was already split`);
     const { spec } = job;
     const uploadObject = objectIds.upload(spec.uploadId);
+    // A live upload is read as it streams in (pipelining); its integrity rests on the stream
+    // format as a stored one's does: the split completes only once the final chunk authenticated.
+    if (args.live && spec.partition === "range" && !spec.rangeBoundaries && splitFieldOf(spec) !== null) {
+      throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${spec.jobId} samples its range boundaries from the stored upload: it cannot be split live`);
+    }
     const uploadKey = deriveObjectKey(job.client.toEnclave, LABELS.uploadKey, spec.uploadId);
     const targets = Array.from({ length: spec.shards }, (_, i) => ({ objectId: objectIds.shard(spec.jobId, i), key: SecretKey.random("shard-key") }));
-    const split = await splitUpload(spec, uploadObject, uploadKey, targets, this.#store.withMode(spec.insecurePlaintext));
+    const store = this.#store.withMode(spec.insecurePlaintext);
+    const input = args.live ? new EnclaveObjectStore(liveUploadStorage(), spec.insecurePlaintext) : store;
+    const split = await splitUpload(spec, uploadObject, uploadKey, targets, store, input);
     recordSplit(job, split, targets.map((t) => t.key));
     return { jobId: spec.jobId, inputRecords: split.inputRecords, badRecords: split.badRecords, shards: split.shards.map((s, i) => ({ shardId: i, records: s.records })) };
   }
@@ -237,7 +259,7 @@ export class CoordinatorEnclave {
     const resultObject = objectIds.result(job.spec.jobId);
     const resultKey = deriveObjectKey(job.client.fromEnclave, LABELS.resultKey, job.spec.jobId);
     const inputs = job.reduces.map((rr, r) => ({ objectId: rr.output.objectId, sha256: rr.output.sha256, records: rr.outputRecords, key: job.outputKeys[r]! }));
-    const { rows, sha256, plainSha256 } = await assembleResult(inputs, resultObject, resultKey, this.#store.withMode(job.spec.insecurePlaintext));
+    const { rows, sha256, plainSha256 } = await assembleResult(inputs, resultObject, resultKey, this.#store.withMode(job.spec.insecurePlaintext), () => duplicateKeyError(job));
     const summary: JobSummary = {
       jobId: job.spec.jobId,
       resultObject,
@@ -273,6 +295,46 @@ export class CoordinatorEnclave {
     if (old) destroyKeys(old);
     this.#jobs.set(job.spec.jobId, job);
     return { jobId: job.spec.jobId, stage: jobStage(job), reducers: job.spec.reducers, dataType: job.spec.dataType ?? null };
+  }
+
+  /**
+   * k-of-n recovery (issue #17 part 3, docs/recovery.md): one owner's share of the job's state
+   * key, sealed under the session that owner attested this enclave with. At k shares the key is
+   * rebuilt, checked against the checkpoint's key commitment, and the job is restored from the
+   * checkpoint exactly as restoreJob would after unsealing it. Fewer than k leave nothing behind
+   * but the shares held here.
+   */
+  async recoverShare(raw: unknown): Promise<RecoveryProgress> {
+    const args = parseArgs(Calls.RecoverShare, "recoverShare", raw);
+    const session = this.#clients.checkChallenge(args.sessionId, args.challenge);
+    const outer = readSealedCheckpoint(args.sealed, this.#scope);
+    if (outer.stateId !== args.jobId) throw new CmrError("CMR_CHECKPOINT_INVALID", `the checkpoint given is of ${outer.stateId.slice(0, 64)}, not job ${args.jobId.slice(0, 64)}`);
+    const block = outer.recovery;
+    if (block === null) {
+      throw new CmrError("CMR_RECOVERY_NOT_CONFIGURED", `job ${args.jobId} has no recovery owners: its policy named no recovery keys`, { hint: "add a `recovery` section to the policy of future jobs (docs/recovery.md)" });
+    }
+    if (this.#jobs.has(args.jobId)) throw new CmrError("CMR_RECOVERY_NOT_PENDING", `job ${args.jobId} is already live in this enclave`);
+    const opened = openEnvelope<unknown>(session.toEnclave.expose(), args.sealedShare, { recipient: session.sessionId, purpose: "recovery-share", objectId: recoveryObjectId(args.jobId) });
+    const parsed = RecoveryShareMessageSchema.safeParse(opened);
+    if (!parsed.success) throw new CmrError("CMR_RECOVERY_SHARE_INVALID", `the recovery share message is malformed at ${parsed.error.issues.map((i) => i.path.join(".")).slice(0, 4).join(", ")}`);
+    const { key, owners } = await this.#recovery.add(block, parsed.data);
+    const progress = { jobId: args.jobId, received: owners.length, threshold: block.threshold, owners };
+    if (key === null) return { ...progress, restored: false };
+    let job: JobState;
+    try {
+      job = restoredJob(outer, key, this.#scope);
+    } catch (e) {
+      key.destroy();
+      throw e;
+    }
+    // The owners who recovered it must be the ones the job's own (decrypted) policy names.
+    const named = job.spec.policy.recovery?.keys.map((k) => k.x25519) ?? [];
+    if (policySha256(job.spec.policy) !== block.policySha256 || named.join() !== block.shares.map((s) => s.recipient).join()) {
+      destroyKeys(job);
+      throw new CmrError("CMR_CHECKPOINT_INVALID", `the recovery block of job ${args.jobId} does not match the policy inside its checkpoint`);
+    }
+    this.#jobs.set(job.spec.jobId, job);
+    return { ...progress, restored: true, stage: jobStage(job) };
   }
 
   /** Drop a job's keys (after success or failure). Intermediate objects become unreadable. */

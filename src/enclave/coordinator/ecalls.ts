@@ -24,6 +24,8 @@ export const SubmitJob = z.object({
   uploadChallenge: z.string().max(200).nullable().optional(),
 });
 export const JobRef = z.object({ jobId });
+/** `live`: read the upload as it streams in, through the host's upload.live.* OCALLs. */
+export const SplitJob = z.object({ jobId, live: z.boolean().optional() });
 export const BeginAttestWorker = z.object({ jobId, workerId: z.string().min(1).max(128), phase: z.enum(["map", "reduce"]) });
 export const CompleteAttestWorker = z.object({ handshakeId: token, response: z.unknown() });
 export const AssignMap = z.object({ jobId, shardId: index, sessionId: token, attempt });
@@ -31,3 +33,5 @@ export const AssignReduce = z.object({ jobId, reduceIndex: index, sessionId: tok
 export const CompleteTask = z.object({ jobId, taskId: token, sealedResult: blob(1 << 20) });
 /** A checkpoint holds every key of the job; bounded by the IPC frame limit. */
 export const RestoreJob = z.object({ sealed: blob() });
+/** One owner's recovery share (issue #17 part 3), with the checkpoint it recovers. */
+export const RecoverShare = z.object({ jobId, sealed: blob(), sessionId: token, challenge: token, sealedShare: blob(4096) });

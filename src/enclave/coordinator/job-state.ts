@@ -16,6 +16,8 @@ import type { JobSpec, JobSummary } from "../../protocol/job.ts";
 import type { CheckedMapResult as MapResult, CheckedReduceResult as ReduceResult } from "../../protocol/task-results.ts";
 import type { InboundSession } from "../runtime/sessions.ts";
 import { TaskLedger, type Phase, type TaskIdentity } from "./task-ledger.ts";
+import type { RecoveryBlock } from "../../protocol/recovery.ts";
+import { shufflePlanOf, type ShufflePlan } from "./shuffle-plan.ts";
 
 /**
  * Who ran a committed task: the attested identity of the worker session it went to (issue #14
@@ -55,6 +57,16 @@ export interface JobState {
    * restored one from the sealed checkpoint, not this enclave's new key).
    */
   receiptKey: KeyObject;
+  /**
+   * The job's one state key (checkpoints are encrypted under it; the TEE seals it, and the
+   * policy's recovery owners hold it k-of-n): made at the first checkpoint, kept after a restore.
+   */
+  sealing?: Promise<StateSealing>;
+}
+
+export interface StateSealing {
+  key: SecretKey;
+  recovery: RecoveryBlock | null;
 }
 
 /** A job just submitted: nothing split, no keys but the client's. */
@@ -123,6 +135,39 @@ export function requireReduced(job: JobState): void {
   }
 }
 
+/** The job's shuffle, a pure function of its sealed spec (so a restored job keeps it). */
+export function shuffleOf(job: JobState): ShufflePlan {
+  return shufflePlanOf(job.spec);
+}
+
+/** Partitions a map task writes: one per reducer, or (local shuffle) one, for its own reducer. */
+export function mapPartitionCount(job: JobState): number {
+  return shuffleOf(job).mode === "local" ? 1 : job.spec.reducers;
+}
+
+/** Which mapper's partition goes to which reducer: every (m, r), or (local shuffle) only (m, m). */
+export interface PartitionEdge {
+  map: number;
+  reduce: number;
+  partition: MapResult["partitions"][number];
+  key: SecretKey;
+}
+
+/** The committed partitions reducer r reads, with their keys. */
+export function reducerInputs(job: JobState, r: number): PartitionEdge[] {
+  if (shuffleOf(job).mode === "local") {
+    const mr = job.maps[r];
+    return mr === undefined ? [] : [{ map: r, reduce: r, partition: mr.partitions[0]!, key: job.partitionKeys[r]![r]! }];
+  }
+  return job.maps.map((mr, m) => ({ map: m, reduce: r, partition: mr.partitions[r]!, key: job.partitionKeys[m]![r]! }));
+}
+
+/** Every committed partition, mapper by mapper (the receipt's order). */
+export function partitionEdges(job: JobState): Omit<PartitionEdge, "key">[] {
+  if (shuffleOf(job).mode === "local") return job.maps.map((mr, m) => ({ map: m, reduce: m, partition: mr.partitions[0]! }));
+  return job.maps.flatMap((mr, m) => mr.partitions.map((partition, r) => ({ map: m, reduce: r, partition })));
+}
+
 /**
  * Commit a map answer once: a second answer, or one from a superseded attempt, is ignored
  * (`duplicate`); one that read another number of records than its shard holds fails the job.
@@ -134,8 +179,9 @@ export function commitMap(job: JobState, task: TaskIdentity, result: MapResult, 
   if (result.inputRecords !== shard.records) {
     throw new CmrError("CMR_INTEGRITY", `map task ${result.taskId} read ${result.inputRecords} records, shard holds ${shard.records}`);
   }
-  if (result.partitions.length !== job.spec.reducers) {
-    throw new CmrError("CMR_INTEGRITY", `map task ${result.taskId} reported ${result.partitions.length} partitions, the job has ${job.spec.reducers} reducers`);
+  const expected = mapPartitionCount(job);
+  if (result.partitions.length !== expected) {
+    throw new CmrError("CMR_INTEGRITY", `map task ${result.taskId} reported ${result.partitions.length} partitions, the job has ${job.spec.reducers} reducers${expected === 1 && job.spec.reducers > 1 ? " and a local shuffle (one partition per map task)" : ""}`);
   }
   job.maps[m] = { ...result, ...by };
   job.badRecords += result.badRecords;
@@ -146,7 +192,7 @@ export function commitMap(job: JobState, task: TaskIdentity, result: MapResult, 
 export function commitReduce(job: JobState, task: TaskIdentity, result: ReduceResult, by: TaskRunner): { duplicate: boolean } {
   const r = task.index;
   if (job.reduces[r] !== undefined || !job.tasks.isLatest(task)) return { duplicate: true };
-  const expected = job.maps.reduce((n, mr) => n + mr.partitions[r]!.records, 0);
+  const expected = reducerInputs(job, r).reduce((n, e) => n + e.partition.records, 0);
   if (result.inputRecords !== expected) {
     throw new CmrError("CMR_INTEGRITY", `reduce task ${result.taskId} read ${result.inputRecords} records, mappers wrote ${expected}`);
   }
@@ -161,4 +207,5 @@ export function destroyKeys(job: JobState): void {
   for (const s of job.shards) s.key.destroy();
   for (const row of job.partitionKeys) for (const k of row) k.destroy();
   for (const k of job.outputKeys) k.destroy();
+  void job.sealing?.then((s) => s.key.destroy(), () => {});
 }

@@ -65,7 +65,7 @@ export async function sampleBoundaries(spec: JobSpec, field: string, uploadObjec
   const window = Math.max(64 * 1024, Math.floor(WINDOW_BUDGET / Math.max(1, chunks.length)));
   const sample = new Reservoir();
   if (spec.format === "csv") sampleCsv(spec, field, chunks, window, sample);
-  else sampleJsonl(field, chunks, window, sample);
+  else sampleJsonl(field, chunks, window, sample, spec.maxRecordBytes);
   const keys = sample.keys.sort(compareKeys);
   const out: string[] = [];
   for (let i = 1; i < spec.shards; i++) {
@@ -99,6 +99,8 @@ function sampleCsv(spec: JobSpec, field: string, chunks: Buffer[], window: numbe
   const scannerFor = () => {
     const scanner = new CsvRecordScanner({
       source: spec.inputName,
+      // The job's limit, so the sample reads a header (and records) the split will accept.
+      ...(spec.maxRecordBytes !== undefined ? { maxRecordBytes: spec.maxRecordBytes } : {}),
       onHeader: (h) => {
         header ??= h;
         scanner.keyColumn = h.indexOf(field);
@@ -139,7 +141,7 @@ function sampleCsv(spec: JobSpec, field: string, chunks: Buffer[], window: numbe
   }
 }
 
-function sampleJsonl(field: string, chunks: Buffer[], window: number, sample: Reservoir): void {
+function sampleJsonl(field: string, chunks: Buffer[], window: number, sample: Reservoir, maxRecordBytes: number | undefined): void {
   const sink = (src: FastBuffer, _s: number, _e: number, _l: number, rec: Record<string, unknown> | undefined, sc: JsonlRecordScanner): void => {
     if (rec === undefined) {
       if (sc.keyKind === KEY_STRING) {
@@ -152,7 +154,7 @@ function sampleJsonl(field: string, chunks: Buffer[], window: number, sample: Re
     if (v !== undefined && v !== null && typeof v !== "object") sample.add(String(v));
   };
   for (let c = 0; c < chunks.length; c++) {
-    const scanner = new JsonlRecordScanner({ source: "sample", field });
+    const scanner = new JsonlRecordScanner({ source: "sample", field, ...(maxRecordBytes !== undefined ? { maxRecordBytes } : {}) });
     if (chunks.length === 1) {
       // A single chunk is the whole upload: scan all of it.
       scanner.feed(chunks[0]!, sink, ignore);

@@ -11,7 +11,7 @@ import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { DEFAULT_JOB_LIMITS } from "../../attestation/policy.ts";
 import { receiptSignedBytes, type Receipt, type SignedReceipt } from "../../protocol/receipt.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
-import type { JobState } from "./job-state.ts";
+import { partitionEdges, shuffleOf, type JobState } from "./job-state.ts";
 
 export function buildReceipt(job: JobState, coordinatorMeasurement: string, coordinatorScope: string, output: Receipt["output"], issuedAt = new Date()): Receipt {
   return {
@@ -26,11 +26,14 @@ export function buildReceipt(job: JobState, coordinatorMeasurement: string, coor
     policySha256: sha256Hex(canonicalJson(job.spec.policy)),
     plaintext: job.spec.insecurePlaintext,
     shards: job.maps.map((mr, m) => ({ shardId: m, records: job.shards[m]!.records, sha256: job.shards[m]!.sha256, mappedBy: mr.worker, measurement: mr.measurement, platform: mr.platform, scope: mr.scope, attempt: mr.attempt })),
-    partitions: job.maps.flatMap((mr, m) => mr.partitions.map((p, r) => ({ map: m, reduce: r, records: p.records, sha256: p.sha256 }))),
+    partitions: partitionEdges(job).map((e) => ({ map: e.map, reduce: e.reduce, records: e.partition.records, sha256: e.partition.sha256 })),
     reducers: job.reduces.map((rr, r) => ({ reduceIndex: r, inputRecords: rr.inputRecords, outputRecords: rr.outputRecords, sha256: rr.output.sha256, reducedBy: rr.worker, measurement: rr.measurement, platform: rr.platform, scope: rr.scope, attempt: rr.attempt })),
     output,
+    shuffle: shuffleOf(job),
     // Custom job code ran under these limits (built-in ops run no job code).
     ...(job.spec.code.kind === "custom" ? { jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS } : {}),
+    // The record size limit decides which inputs the job accepted at all.
+    maxRecordBytes: job.spec.maxRecordBytes,
   };
 }
 

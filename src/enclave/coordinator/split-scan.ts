@@ -23,7 +23,8 @@ import type { JobSpec } from "../../protocol/job.ts";
 import { compareKeys } from "../records/csv-writer.ts";
 import { fieldIndex } from "../records/fields.ts";
 import { fnv1a } from "../jobs/hash.ts";
-import { SHARD_LINE_COLUMN } from "../jobs/compile-job.ts";
+import { SHARD_LINE_COLUMN, SHARD_RECORD_SLACK } from "../jobs/compile-job.ts";
+import { DEFAULT_MAX_RECORD_BYTES, recordTooLargeHint } from "../records/csv-parser.ts";
 
 /** The field records are split by, or null for round-robin (jobs with no single key). */
 export function splitFieldOf(spec: JobSpec): string | null {
@@ -214,6 +215,7 @@ function csvSplitter({ spec, router, out, counts: c, start: at, onHeader }: Spli
   const digits = new LineDigits();
   const scanner = new CsvRecordScanner({
     source,
+    maxRecordBytes: spec.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
     onHeader: (h) => {
       header = h;
       onHeader?.(h);
@@ -276,7 +278,8 @@ function jsonKeyOf(rec: Record<string, unknown>, field: string, source: string, 
 function jsonlSplitter({ spec, router, out, counts: c, start: at }: SplitterOptions): RecordSplitter {
   const source = spec.inputName;
   const field = splitFieldOf(spec);
-  const scanner = new JsonlRecordScanner({ source, field, ...(at.resume ? { resume: { line: at.line } } : {}) });
+  const max = spec.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+  const scanner = new JsonlRecordScanner({ source, field, maxRecordBytes: max, ...(at.resume ? { resume: { line: at.line } } : {}) });
   const skip = spec.onBadRecord === "skip";
   const digits = new LineDigits();
   const badKey = (e: unknown): void => {
@@ -301,6 +304,9 @@ function jsonlSplitter({ spec, router, out, counts: c, start: at }: SplitterOpti
       }
       shard = router.ofString(k);
     }
+    // Re-serialised, a record can grow (1e20 becomes 21 digits): it is held to the limit as the map will read it.
+    const text = rec === undefined ? undefined : JSON.stringify([line, rec]) + "\n";
+    if (text !== undefined && text.length * 3 > max + SHARD_RECORD_SLACK && Buffer.byteLength(text) > max + SHARD_RECORD_SLACK) return badKey(grownTooLarge(source, line, max));
     c.counts[shard]!++;
     if (rec === undefined) {
       // Already in JSON.stringify's form: `[line,` + the line + `]`.
@@ -313,7 +319,7 @@ function jsonlSplitter({ spec, router, out, counts: c, start: at }: SplitterOpti
       b[p++] = 0x5d;
       b[p++] = LF;
       out.pos[shard] = p;
-    } else out.writeString(shard, JSON.stringify([line, rec]) + "\n");
+    } else out.writeString(shard, text!);
     ++c.total;
     c.onRecord?.(c);
   };
@@ -333,6 +339,13 @@ function missingField(source: string, line: number, field: string): CmrError {
   return new CmrError("CMR_RECORD_MISSING_FIELD", `${source} line ${line}: missing field "${field}"`, {
     hint: "fix the record or run with --on-bad-record skip",
     details: { source, line, field },
+  });
+}
+
+function grownTooLarge(source: string, line: number, max: number): CmrError {
+  return new CmrError("CMR_RECORD_TOO_LARGE", `${source} line ${line}: record exceeds ${max} bytes once rewritten in plain JSON (numbers such as 1e20 are written out in full)`, {
+    hint: recordTooLargeHint(max),
+    details: { source, line },
   });
 }
 

@@ -79,7 +79,11 @@ function reportProgress(jobId: string, records: number, bytes: number): void {
   sendEvent({ event: "progress", data: { stage: "split", jobId, records, bytes } });
 }
 
-export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey: SecretKey, shardTargets: { objectId: string; key: SecretKey }[], store: EnclaveObjectStore, opts: SplitOptions = {}): Promise<SplitResult> {
+/**
+ * `input` is where the upload is read from: storage (default, `store`) or, while it still
+ * streams in, the host's live tee (live-upload-storage.ts); shards always go to `store`.
+ */
+export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey: SecretKey, shardTargets: { objectId: string; key: SecretKey }[], store: EnclaveObjectStore, input: EnclaveObjectStore = store, opts: SplitOptions = {}): Promise<SplitResult> {
   const n = shardTargets.length;
   const field = splitFieldOf(spec);
   let boundaries: string[] | null = null;
@@ -127,7 +131,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
           reported = passed;
         },
       });
-      for await (const chunk of store.openDecrypted(uploadObject, uploadKey)) {
+      for await (const chunk of input.openDecrypted(uploadObject, uploadKey)) {
         hash.update(chunk as Buffer);
         bytes += (chunk as Buffer).length;
         await parallel.push(chunk as Buffer);
@@ -135,7 +139,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
       header = await parallel.end();
     } else {
       const splitter = makeSplitter({ spec, router: new ShardRouter(n, field, boundaries), out, counts: c, start: { resume: false }, onHeader });
-      for await (const chunk of store.openDecrypted(uploadObject, uploadKey)) {
+      for await (const chunk of input.openDecrypted(uploadObject, uploadKey)) {
         hash.update(chunk as Buffer);
         bytes += (chunk as Buffer).length;
         splitter.feed(chunk as Buffer);

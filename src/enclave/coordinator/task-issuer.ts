@@ -13,7 +13,7 @@ import { sealEnvelope, wrapKey } from "../../crypto/key-wrap.ts";
 import { objectIds } from "../../protocol/object-ids.ts";
 import type { MapTask, ReduceTask } from "../../protocol/job.ts";
 import type { OutboundSession } from "../runtime/sessions.ts";
-import { requireMapped, requireReducer, requireShard, type JobState } from "./job-state.ts";
+import { reducerInputs, shuffleOf, requireMapped, requireReducer, requireShard, type JobState } from "./job-state.ts";
 import type { Phase } from "./task-ledger.ts";
 
 export interface IssuedTask {
@@ -52,6 +52,7 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
   const taskId = job.tasks.issue("map", m, attempt, w.sessionId);
   const kek = w.toEnclave.expose();
   const recipient = w.sessionId;
+  const local = shuffleOf(job).mode === "local";
   const task: MapTask = {
     jobId: job.spec.jobId,
     taskId,
@@ -64,13 +65,16 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     inputName: job.spec.inputName,
     code: job.spec.code,
     jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS,
-    reducers: job.spec.reducers,
+    // A local shuffle (shuffle-plan.ts): one partition, for reducer m; the worker's partitioning
+    // over one reducer is the identity, and its sort (the map-shuffle) is unchanged.
+    reducers: local ? 1 : job.spec.reducers,
     onBadRecord: job.spec.onBadRecord,
     plaintext: job.spec.insecurePlaintext,
     sortBufferBytes: Math.round(job.spec.sortBufferMB * 1024 * 1024),
-    partitions: job.partitionKeys[m]!.map((k, r) => {
+    maxRecordBytes: job.spec.maxRecordBytes,
+    partitions: (local ? [m] : job.partitionKeys[m]!.map((_, r) => r)).map((r) => {
       const objectId = objectIds.partition(job.spec.jobId, m, r, attempt);
-      return { objectId, wrappedKey: wrapKey(kek, k.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };
+      return { objectId, wrappedKey: wrapKey(kek, job.partitionKeys[m]![r]!.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };
     }),
   };
   return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
@@ -92,9 +96,9 @@ export function issueReduceTask(job: JobState, r: number, w: OutboundSession, re
     code: job.spec.code,
     jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS,
     plaintext: job.spec.insecurePlaintext,
-    inputs: job.maps.map((mr, m) => {
-      const p = mr.partitions[r]!;
-      return { objectId: p.objectId, records: p.records, sha256: p.sha256, wrappedKey: wrapKey(kek, job.partitionKeys[m]![r]!.expose(), { recipient, purpose: "partition-key", objectId: p.objectId }).toString("base64") };
+    // Full shuffle: this reducer's partition from every mapper; local: mapper r's only partition.
+    inputs: reducerInputs(job, r).map(({ partition: p, key }) => {
+      return { objectId: p.objectId, records: p.records, sha256: p.sha256, wrappedKey: wrapKey(kek, key.expose(), { recipient, purpose: "partition-key", objectId: p.objectId }).toString("base64") };
     }),
     output: { objectId: outObject, wrappedKey: wrapKey(kek, job.outputKeys[r]!.expose(), { recipient, purpose: "result-key", objectId: outObject }).toString("base64") },
   };

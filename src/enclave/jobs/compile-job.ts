@@ -23,6 +23,11 @@ export type InputRecord = string[] | Record<string, unknown>;
 
 /** First column of a CSV shard: the record's line in the client's input (for error messages). */
 export const SHARD_LINE_COLUMN = "#cmr-input-line";
+/**
+ * Bytes a shard record may have beyond the job's maxRecordBytes: the split puts the input line
+ * in front of each record (at most 16 digits, and `,` or `[`, `,`, `]` and a line feed).
+ */
+export const SHARD_RECORD_SLACK = 32;
 
 /** A decimal without exponent, up to 15 digits either side: always a valid, exact-summable number. */
 const PLAIN_DECIMAL = /^-?\d{1,15}(?:\.\d{1,15})?$/;

@@ -21,18 +21,34 @@
  */
 import { isAscii, isUtf8 } from "node:buffer";
 import { CmrError } from "../../errors.ts";
+import { MAX_RECORD_BYTES } from "../../protocol/job.ts";
 
 export interface CsvParserOptions {
   /** Object name used in messages (public, e.g. the upload id or file name). */
   source: string;
   /** Largest record accepted, in bytes, counting its line terminator. Default 16 MiB. */
   maxRecordBytes?: number;
+  /**
+   * Bytes a record may have beyond `maxRecordBytes`, not named in messages: a map task reads
+   * shard records, which carry the input line number the split put in front (SHARD_RECORD_SLACK).
+   */
+  slackBytes?: number;
 }
 
 export type CsvEmit = (fields: string[], line: number) => void;
 export type OnBadRecord = (err: CmrError) => void;
 
-export const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_RECORD_BYTES: number = MAX_RECORD_BYTES.default;
+
+/**
+ * The hint of every CMR_RECORD_TOO_LARGE: the limit in force and how to raise it (the job's
+ * `maxRecordBytes`, `cmr run --max-record-bytes`), unless it is already the largest allowed.
+ */
+export function recordTooLargeHint(max: number): string {
+  const what = `a record may have at most ${max} bytes, its line end included`;
+  if (max >= MAX_RECORD_BYTES.max) return `${what} (the largest limit a job may set): split the record`;
+  return `${what}: split the record, or raise --max-record-bytes (now ${max}; at most ${MAX_RECORD_BYTES.max}; SDK option maxRecordBytes)`;
+}
 /** A header with more columns is refused: it bounds the per-record span arrays. */
 export const MAX_COLUMNS = 65_536;
 
@@ -141,7 +157,10 @@ export class Carry {
 
 export class CsvParser {
   private readonly source: string;
+  /** The limit enforced: maxRecordBytes + slackBytes. */
   private readonly max: number;
+  /** The limit messages name: maxRecordBytes. */
+  private readonly named: number;
   private readonly bom = new BomStripper();
   private readonly pend: Carry;
   private hdr: string[] | undefined;
@@ -192,9 +211,12 @@ export class CsvParser {
   constructor(opts: CsvParserOptions) {
     const max = opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`maxRecordBytes must be a positive integer, got ${String(max)}`);
+    const slack = opts.slackBytes ?? 0;
+    if (!Number.isSafeInteger(slack) || slack < 0) throw new RangeError(`slackBytes must be a whole number, got ${String(slack)}`);
     this.source = opts.source;
-    this.max = max;
-    this.pend = new Carry(max);
+    this.named = max;
+    this.max = max + slack;
+    this.pend = new Carry(this.max);
   }
 
   /** The header row, once it has been parsed (it is not passed to `emit`). */
@@ -546,7 +568,7 @@ export class CsvParser {
 
   private tooLarge(onBad: OnBadRecord | undefined): void {
     const skip = onBad !== undefined && this.hdr !== undefined;
-    this.report("CMR_RECORD_TOO_LARGE", `record exceeds ${this.max} bytes`, skip ? onBad : undefined);
+    this.report("CMR_RECORD_TOO_LARGE", `record exceeds ${this.named} bytes`, skip ? onBad : undefined);
     // Keep parsing (quotes decide where the record ends) but keep none of its bytes.
     this.discarding = true;
     this.pend.clear();
@@ -577,7 +599,7 @@ export class CsvParser {
     const err = new CmrError(code, `${this.source} line ${line}: ${reason}`, {
       hint:
         code === "CMR_RECORD_TOO_LARGE"
-          ? `a record may have at most ${this.max} bytes (its line end included); split the record`
+          ? recordTooLargeHint(this.named)
           : "fix the record (RFC 4180 CSV, UTF-8, header row first; see docs/input-formats.md), or run the job in skip mode to drop bad records",
       details: { source: this.source, line },
     });

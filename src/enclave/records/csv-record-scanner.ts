@@ -18,7 +18,7 @@
  */
 import { isUtf8 } from "node:buffer";
 import { CmrError } from "../../errors.ts";
-import { BomStripper, Carry, DEFAULT_MAX_RECORD_BYTES, MAX_COLUMNS, toFastBuffer, type FastBuffer, type OnBadRecord } from "./csv-parser.ts";
+import { BomStripper, Carry, DEFAULT_MAX_RECORD_BYTES, recordTooLargeHint, MAX_COLUMNS, toFastBuffer, type FastBuffer, type OnBadRecord } from "./csv-parser.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -601,7 +601,7 @@ export class CsvRecordScanner {
     const err = new CmrError(code, `${this.source} line ${line}: ${reason}`, {
       hint:
         code === "CMR_RECORD_TOO_LARGE"
-          ? `a record may have at most ${this.max} bytes (its line end included); split the record`
+          ? recordTooLargeHint(this.max)
           : "fix the record (RFC 4180 CSV, UTF-8, header row first; see docs/input-formats.md), or run the job in skip mode to drop bad records",
       details: { source: this.source, line },
     });

@@ -14,7 +14,7 @@
  */
 import { isUtf8 } from "node:buffer";
 import { CmrError } from "../../errors.ts";
-import { BomStripper, Carry, DEFAULT_MAX_RECORD_BYTES, decodeUtf8, toFastBuffer, type FastBuffer, type OnBadRecord } from "./csv-parser.ts";
+import { BomStripper, Carry, DEFAULT_MAX_RECORD_BYTES, recordTooLargeHint, decodeUtf8, toFastBuffer, type FastBuffer, type OnBadRecord } from "./csv-parser.ts";
 
 export interface JsonlParserOptions {
   /** Object name used in messages (public). */
@@ -159,7 +159,7 @@ export class JsonlParser {
     const err = new CmrError(code, `${this.source} line ${line}: ${reason}`, {
       hint:
         code === "CMR_RECORD_TOO_LARGE"
-          ? `a record may have at most ${this.max} bytes (its line end included); split the record`
+          ? recordTooLargeHint(this.max)
           : "each non-blank line must be one JSON object in UTF-8 (see docs/input-formats.md), or run the job in skip mode to drop bad records",
       details: { source: this.source, line },
     });

@@ -14,7 +14,7 @@
  */
 import { isUtf8 } from "node:buffer";
 import { CmrError } from "../../errors.ts";
-import { BomStripper, Carry, DEFAULT_MAX_RECORD_BYTES, decodeUtf8, toFastBuffer, type FastBuffer, type OnBadRecord } from "./csv-parser.ts";
+import { BomStripper, Carry, DEFAULT_MAX_RECORD_BYTES, recordTooLargeHint, decodeUtf8, toFastBuffer, type FastBuffer, type OnBadRecord } from "./csv-parser.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -350,7 +350,7 @@ export class JsonlRecordScanner {
     const err = new CmrError(code, `${this.source} line ${line}: ${reason}`, {
       hint:
         code === "CMR_RECORD_TOO_LARGE"
-          ? `a record may have at most ${this.max} bytes (its line end included); split the record`
+          ? recordTooLargeHint(this.max)
           : "each non-blank line must be one JSON object in UTF-8 (see docs/input-formats.md), or run the job in skip mode to drop bad records",
       details: { source: this.source, line },
     });

@@ -117,6 +117,7 @@ const handlers: Record<string, Handler> = {
         abortJob: (x: unknown) => c.abortJob(x),
         checkpoint: (x: unknown) => c.checkpoint(x),
         restoreJob: (x: unknown) => c.restoreJob(x),
+        recoverShare: (x: unknown) => c.recoverShare(x),
       });
     } else {
       const w = new WorkerEnclave(attester, store, claims);

@@ -21,7 +21,7 @@
 import { isUtf8 } from "node:buffer";
 import type { CmrError } from "../../errors.ts";
 import type { CompiledJob } from "../jobs/compile-job.ts";
-import { DEFAULT_MAX_RECORD_BYTES, type FastBuffer } from "../records/csv-parser.ts";
+import type { FastBuffer } from "../records/csv-parser.ts";
 import { foldParsed, FusedBailout, parsePlainDecimal } from "./fused-ops.ts";
 import type { ByteKeyTable } from "./key-table.ts";
 
@@ -43,6 +43,8 @@ export interface FusedCsvOptions {
   op: number;
   job: CompiledJob;
   onBad: (e: CmrError) => void;
+  /** Largest shard record taken on, line end included (the job's maxRecordBytes plus SHARD_RECORD_SLACK); above it the generic path reports the error. */
+  maxRecordBytes: number;
 }
 
 export class FusedCsvScanner {
@@ -54,7 +56,9 @@ export class FusedCsvScanner {
   readonly #fq: Uint8Array;
   readonly #table: ByteKeyTable;
   readonly #emit: (k: string, v: unknown) => void;
-  #carry: Buffer | undefined;
+  /** The open record's bytes, in pieces (see #extend), and how many. */
+  #carry: Buffer[] | undefined;
+  #carried = 0;
   #headerDone = false;
   records = 0;
 
@@ -78,29 +82,42 @@ export class FusedCsvScanner {
     // field holds a line break), so the chunk itself is never copied.
     while (carry !== undefined) {
       const cut = chunk.indexOf(LF, from);
-      if (cut < 0) return this.#keep(Buffer.concat([carry, chunk.subarray(from)]), 0);
-      const head = Buffer.concat([carry, chunk.subarray(from, cut + 1)]);
+      if (cut < 0) {
+        // No LF: one more piece of the record, copied once (not the whole record again per chunk).
+        this.#carry = carry;
+        return this.#extend(chunk.subarray(from));
+      }
+      const head = Buffer.concat([...carry, chunk.subarray(from, cut + 1)]);
       const pos = this.#region(head, 0, head.length);
       from = cut + 1;
-      carry = pos === head.length ? undefined : head.subarray(pos);
-      if (carry !== undefined && carry.length > DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
+      carry = pos === head.length ? undefined : [head.subarray(pos)];
+      this.#carried = head.length - pos;
+      if (carry !== undefined && this.#carried > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
     }
     const last = chunk.lastIndexOf(LF);
     this.#keep(chunk, last < from ? from : this.#region(chunk, from, last + 1));
   }
 
+  #extend(piece: Buffer): void {
+    if (piece.length === 0) return;
+    this.#carried += piece.length;
+    if (this.#carried > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
+    this.#carry!.push(Buffer.from(piece));
+  }
+
   /** End of the shard: a last record without its LF is closed, as the CSV parser would. */
   end(): void {
     if (this.#carry === undefined) return;
-    const buf = Buffer.concat([this.#carry, NEWLINE]);
+    const buf = Buffer.concat([...this.#carry, NEWLINE]);
     this.#carry = undefined;
     if (this.#region(buf, 0, buf.length) !== buf.length) throw new FusedBailout("unterminated record");
   }
 
   #keep(buf: Buffer, from: number): void {
     if (from === buf.length) return;
-    if (buf.length - from > DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
-    this.#carry = Buffer.from(buf.subarray(from));
+    if (buf.length - from > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
+    this.#carry = [Buffer.from(buf.subarray(from))];
+    this.#carried = buf.length - from;
   }
 
   /** Scan the complete lines buf[start, end); returns where the first unfinished record starts. */
@@ -176,7 +193,7 @@ export class FusedCsvScanner {
         if (c === LF) break;
       }
       if (col !== ncols) throw new FusedBailout("column count");
-      if (p - rec > DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
+      if (p - rec > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
       this.records++;
       if (slow || (vi >= 0 && !parsePlainDecimal(buf, fs[vi]!, fe[vi]!))) this.#slowRecord(buf as FastBuffer);
       else foldParsed(table, table.find(buf, fs[ki]!, fe[ki]!), op);

@@ -19,7 +19,7 @@
 import { isUtf8 } from "node:buffer";
 import type { CmrError } from "../../errors.ts";
 import type { CompiledJob, InputRecord } from "../jobs/compile-job.ts";
-import { DEFAULT_MAX_RECORD_BYTES, type FastBuffer } from "../records/csv-parser.ts";
+import type { FastBuffer } from "../records/csv-parser.ts";
 import { foldParsed, FusedBailout, parsePlainDecimal } from "./fused-ops.ts";
 import type { ByteKeyTable } from "./key-table.ts";
 
@@ -41,6 +41,8 @@ export interface FusedJsonlOptions {
   job: CompiledJob;
   onBad: (e: CmrError) => void;
   inputName: string;
+  /** Largest shard record taken on, line end included (the job's maxRecordBytes plus SHARD_RECORD_SLACK); above it the generic path reports the error. */
+  maxRecordBytes: number;
 }
 
 export class FusedJsonlScanner {
@@ -49,7 +51,9 @@ export class FusedJsonlScanner {
   readonly #valueName: Buffer | undefined;
   readonly #table: ByteKeyTable;
   readonly #emit: (k: string, v: unknown) => void;
-  #carry: Buffer | undefined;
+  /** The open line's bytes, in pieces (see #extend), and how many. */
+  #carry: Buffer[] | undefined;
+  #carried = 0;
   records = 0;
   // The members found in the current line: [start, end) of the text the generic code would read.
   #ks = -1;
@@ -71,9 +75,10 @@ export class FusedJsonlScanner {
     if (this.#carry !== undefined) {
       // The carried line ends at the chunk's first LF: only that line is copied.
       const cut = chunk.indexOf(LF);
-      const head = Buffer.concat([this.#carry, cut < 0 ? chunk : chunk.subarray(0, cut + 1)]);
+      // No LF: one more piece of the line, copied once (not the whole line again per chunk).
+      if (cut < 0) return this.#extend(chunk);
+      const head = Buffer.concat([...this.#carry, chunk.subarray(0, cut + 1)]);
       this.#carry = undefined;
-      if (cut < 0) return this.#keep(head, 0);
       this.#region(head, 0, head.length);
       from = cut + 1;
     }
@@ -83,12 +88,19 @@ export class FusedJsonlScanner {
 
   #keep(buf: Buffer, from: number): void {
     if (from === buf.length) return;
-    if (buf.length - from > DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
-    this.#carry = Buffer.from(buf.subarray(from));
+    if (buf.length - from > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
+    this.#carry = [Buffer.from(buf.subarray(from))];
+    this.#carried = buf.length - from;
+  }
+
+  #extend(piece: Buffer): void {
+    this.#carried += piece.length;
+    if (this.#carried > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
+    this.#carry!.push(Buffer.from(piece));
   }
 
   end(): void {
-    const buf = this.#carry;
+    const buf = this.#carry === undefined ? undefined : Buffer.concat(this.#carry);
     this.#carry = undefined;
     if (buf === undefined) return;
     if (!isUtf8(buf)) throw new FusedBailout("invalid UTF-8");
@@ -111,7 +123,7 @@ export class FusedJsonlScanner {
 
   #line(buf: FastBuffer, s: number, e: number): void {
     if (e === s) return; // blank lines are not records (readJsonLines skips them)
-    if (e - s >= DEFAULT_MAX_RECORD_BYTES) throw new FusedBailout("record too large");
+    if (e - s >= this.#o.maxRecordBytes) throw new FusedBailout("record too large");
     this.records++;
     if (!this.#members(buf, s, e)) return this.#slow(buf, s, e);
     const vi = this.#vs;

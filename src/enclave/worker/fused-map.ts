@@ -15,6 +15,8 @@ import type { CompiledJob } from "../jobs/compile-job.ts";
 import { FusedCsvScanner } from "./fused-csv.ts";
 import { FusedJsonlScanner } from "./fused-jsonl.ts";
 import { opCode } from "./fused-ops.ts";
+import { DEFAULT_MAX_RECORD_BYTES } from "../records/csv-parser.ts";
+import { SHARD_RECORD_SLACK } from "../jobs/compile-job.ts";
 import { ByteKeyTable } from "./key-table.ts";
 
 export interface FusedMap {
@@ -32,6 +34,7 @@ export function planFusedMap(task: MapTask, job: CompiledJob, columns: string[] 
   const code = task.code;
   if (code.kind !== "builtin" || job.combineInto === undefined) return undefined;
   const op = opCode(code.op);
+  const maxRecordBytes = (task.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES) + SHARD_RECORD_SLACK;
   let make: (onBad: (e: CmrError) => void, table: ByteKeyTable) => { feed(chunk: Buffer): void; end(): void; records: number };
   if (task.format === "csv") {
     if (columns === null || columns.length < 2 || columns.some((c) => SPECIAL.test(c))) return undefined;
@@ -39,11 +42,11 @@ export function planFusedMap(task: MapTask, job: CompiledJob, columns: string[] 
     const keyIndex = columns.indexOf(code.keyField);
     const valueIndex = code.op === "count" || code.valueField === undefined ? -1 : columns.indexOf(code.valueField);
     if (keyIndex < 0 || (code.op !== "count" && valueIndex < 0)) return undefined;
-    make = (onBad, table) => new FusedCsvScanner({ columns, keyIndex, valueIndex, op, job, onBad }, table);
+    make = (onBad, table) => new FusedCsvScanner({ columns, keyIndex, valueIndex, op, job, onBad, maxRecordBytes }, table);
   } else {
     const valueField = code.op === "count" ? undefined : code.valueField;
     if (code.op !== "count" && valueField === undefined) return undefined;
-    make = (onBad, table) => new FusedJsonlScanner({ keyField: code.keyField, valueField, op, job, onBad, inputName: task.inputName }, table);
+    make = (onBad, table) => new FusedJsonlScanner({ keyField: code.keyField, valueField, op, job, onBad, inputName: task.inputName, maxRecordBytes }, table);
   }
   return {
     async run(stream, onBad, maybeSpill) {

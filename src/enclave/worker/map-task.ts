@@ -16,8 +16,8 @@ import { CmrError } from "../../errors.ts";
 import type { MapResult, MapTask } from "../../protocol/job.ts";
 import { SecretKey } from "../../crypto/secret.ts";
 import { compareKeys } from "../records/csv-writer.ts";
-import { CsvParser } from "../records/csv-parser.ts";
-import { compileJob, SHARD_LINE_COLUMN, type CompiledJob, type InputRecord, type MapBatch } from "../jobs/compile-job.ts";
+import { CsvParser, DEFAULT_MAX_RECORD_BYTES, recordTooLargeHint } from "../records/csv-parser.ts";
+import { compileJob, SHARD_LINE_COLUMN, SHARD_RECORD_SLACK, type CompiledJob, type InputRecord, type MapBatch } from "../jobs/compile-job.ts";
 import { mergeSorted, readJsonLines } from "../runtime/lines.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { writeSortedPairs } from "./partition-writer.ts";
@@ -28,11 +28,17 @@ const BATCH = 2000;
 /** Rough per-entry overhead of a Map entry plus its key string, for the buffer estimate. */
 const ENTRY_BYTES = 80;
 
-/** Records of a shard: CSV shards (line column first) or JSON lines of [line, object]. */
+/**
+ * Records of a shard: CSV shards (line column first) or JSON lines of [line, object]. Each is
+ * held to the job's record size limit, with room for the line number the split put in front;
+ * errors name the input, the shard and the line in the shard.
+ */
 async function* shardRecords(task: MapTask, key: SecretKey, store: EnclaveObjectStore): AsyncGenerator<MapBatch> {
   const stream = store.openDecrypted(task.shardObject, key);
+  const max = task.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
+  const source = `${task.inputName} shard ${task.mapIndex}`;
   if (task.format === "csv") {
-    const parser = new CsvParser({ source: task.shardObject });
+    const parser = new CsvParser({ source, maxRecordBytes: max, slackBytes: SHARD_RECORD_SLACK });
     let records: string[][] = [];
     const lineOf = function (this: { records: InputRecord[] }, i: number): number {
       return Number((this.records[i] as string[])[0]);
@@ -53,7 +59,11 @@ async function* shardRecords(task: MapTask, key: SecretKey, store: EnclaveObject
   }
   let tuples: [number, InputRecord][] = [];
   const toBatch = (t: [number, InputRecord][]): MapBatch => ({ records: t.map((x) => x[1]), lineOf: (i) => t[i]![0] });
-  for await (const rec of readJsonLines<[number, InputRecord]>(stream, task.shardObject)) {
+  const limit = {
+    maxBytes: max + SHARD_RECORD_SLACK,
+    tooLarge: (line: number) => new CmrError("CMR_RECORD_TOO_LARGE", `${source} line ${line}: record exceeds ${max} bytes`, { hint: recordTooLargeHint(max), details: { source, line } }),
+  };
+  for await (const rec of readJsonLines<[number, InputRecord]>(stream, task.shardObject, limit)) {
     tuples.push(rec);
     if (tuples.length === BATCH) {
       yield toBatch(tuples);

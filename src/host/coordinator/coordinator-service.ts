@@ -30,6 +30,9 @@ import { assertDataDirUsable, lockDir, type DirLock } from "../node-start.ts";
 import { addOperatorRoutes } from "../console/operator-api.ts";
 import { noteSplitProgress } from "../console/split-progress.ts";
 import { addConsoleRoutes } from "../console/console-routes.ts";
+import { addRecoveryRoutes, awaitingRecovery, type AwaitingRecovery } from "./recovery-routes.ts";
+import { liveUploadOcalls, LiveUploads, type LiveUpload } from "./live-upload.ts";
+import { pipeline as pipelineCb, type Readable } from "node:stream";
 
 export interface CoordinatorOptions {
   /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
@@ -57,6 +60,14 @@ export interface CoordinatorOptions {
   enclaves?: PoolLimits;
   /** Threads of a coordinator enclave that split an upload (`--split-threads`; default the enclave's). */
   splitThreads?: number;
+  /**
+   * Split an `x-cmr-tail` upload while it streams in (docs/protocol/live-upload.md). Default:
+   * only with remote storage, where the enclave reads the upload through OCALLs anyway; with a
+   * local directory it reads the stored file itself, which costs less on a 2-core machine than
+   * base64 OCALL frames (measured in the pipelining report), so the job there starts at once
+   * but splits once the upload is stored.
+   */
+  tailUploads?: boolean;
 }
 
 export interface RunningCoordinator {
@@ -101,12 +112,15 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
   // Before the first enclave starts: its events (split progress) are attributed to these jobs.
   const jobs = new JobTable();
   const jobScopes = new Map<string, string>();
+  // Uploads a job's split reads while they stream in (x-cmr-tail; live-upload.ts).
+  const live = new LiveUploads();
   const pool = new EnclavePool<EnclaveInfo>(async (scope) => {
     const storage = enclaveStorage(opts.store);
     const enclave: EnclaveProcess = EnclaveProcess.start({
       programPath: opts.programPath,
       label: `coordinator enclave (${scope})`,
       ...storage.process,
+      ocalls: liveUploadOcalls(live, storage.process.ocalls),
       onExit: () => pool.evict(scope, enclave),
       ...(opts.onFrame ? { onFrame: (raw: Buffer, f: IpcFrame) => opts.onFrame!(raw, f, scope) } : {}),
       onEvent: (e: IpcEvent) => {
@@ -137,8 +151,9 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
   const operatorToken = opts.operatorToken ?? loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
   const admin = (req: IncomingMessage): void => requireBearer(req, operatorToken);
   for (const w of state.workers()) workers.register(w);
-  const startRunner = (jobId: string, e: { enclave: EnclaveProcess; scope: string }, plan: { reducers: number; dataType: string | null }, previous?: JobRecord): JobRunner => {
+  const startRunner = (jobId: string, e: { enclave: EnclaveProcess; scope: string }, plan: { reducers: number; dataType: string | null }, previous?: JobRecord, liveUpload?: LiveUpload): JobRunner => {
     const runner = new JobRunner(jobId, e.enclave, workers, opts.store, plan, opts.heartbeat, {
+      ...(liveUpload ? { splitSource: () => splitSourceOf(liveUpload) } : {}),
       onChange: (r) => {
         state.saveJob(r, e.scope, plan);
         if (r.state === "succeeded" || r.state === "failed") state.clearCheckpoint(jobId);
@@ -150,7 +165,9 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
     return runner;
   };
   // After a restart: terminal jobs keep their status and results; running jobs resume from
-  // their last committed stage, or fail with a status that says why they cannot.
+  // their last committed stage, wait for their recovery owners' shares when the sealed state
+  // does not open on this platform (docs/recovery.md), or fail with a status that says why.
+  const awaiting = new Map<string, AwaitingRecovery>();
   for (const saved of state.jobs()) {
     const { record, scope, plan, checkpoint } = saved;
     if (record.state === "succeeded" || record.state === "failed") {
@@ -166,6 +183,14 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       const unpin = pool.pin(e.scope); // a running job's enclave is never evicted
       void runner.run(restored.stage).finally(unpin).then(() => log(`job ${record.jobId} ${runner.record.state}`));
     } catch (err) {
+      const w = awaitingRecovery(err, record, scope, plan, checkpoint?.sealed);
+      if (w) {
+        awaiting.set(record.jobId, w);
+        jobs.set(record.jobId, w.record);
+        state.saveJob(w.record, scope, plan);
+        log(`job ${record.jobId} cannot unseal its state on this platform; it waits for ${w.recovery.threshold} of ${w.recovery.total} recovery shares (cmr recover)`);
+        continue;
+      }
       const why = err instanceof CmrError ? `${err.code}: ${err.message}` : "unknown error";
       const failed: JobRecord = { ...record, state: "failed", updatedAt: new Date().toISOString(), error: { code: "CMR_JOB_INTERRUPTED", message: `the coordinator restarted while job ${record.jobId} was ${record.state} and cannot resume it (${why})`, hint: "attest again, upload the data again and resubmit: the old upload belongs to the old session" } };
       jobs.set(record.jobId, failed);
@@ -190,14 +215,25 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
     .on("PUT", "/v1/uploads/:uploadId", async (req, res, p) => {
       const id = assertId(p.uploadId, "upload id");
       const { sessionId, challenge } = uploadCredentials(req.headers["x-cmr-session"], req.headers["x-cmr-challenge"]);
-      if (state.hasUpload(id) || (await opts.store.exists(objectIds.upload(id)))) {
+      if (state.hasUpload(id) || live.get(id) || (await opts.store.exists(objectIds.upload(id)))) {
         throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `upload ${id} exists: an upload is never replaced`, { hint: "use a new upload id" });
       }
+      // x-cmr-tail: the client's job will split this upload while it streams in (pipelining).
+      const tee = req.headers["x-cmr-tail"] === "1" ? live.begin(id, objectIds.upload(id), sessionId, challenge, opts.tailUploads ?? opts.store.localRoot === undefined) : undefined;
+      const body: Readable = tee ? pipelineCb(req, tee.tee, () => undefined) : req;
       // The session's enclave stays while its upload streams in (idle eviction would end it).
       const unpin = pinSession(pool, sessionId);
-      const { bytes } = await opts.store.put(objectIds.upload(id), req, { maxBytes: opts.maxUploadBytes ?? 64 * 1024 ** 3 }).finally(unpin);
+      const { bytes } = await opts.store
+        .put(objectIds.upload(id), body, { maxBytes: opts.maxUploadBytes ?? 64 * 1024 ** 3 })
+        .catch((e: unknown) => {
+          tee?.fail(e);
+          throw e;
+        })
+        .finally(unpin);
       // Acknowledged only once durable: the object is in place and the upload is on record.
       state.recordUpload(id, bytes, sessionId, challenge);
+      // Only now: a job that comes after finds the upload's challenge on record.
+      tee?.markStored();
       log(`stored upload ${id} (${bytes} bytes of ciphertext)`);
       sendJson(res, 201, { uploadId: id, bytes });
     })
@@ -238,13 +274,19 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       const e = pool.forSession(body.sessionId);
       // The enclave compares the challenge the upload arrived with to the session's before it
       // decrypts anything (seed [111]).
-      const uploadId = (body as { uploadId?: unknown }).uploadId;
-      const plan = await e.enclave.call<{ reducers: number; dataType: string | null }>("submitJob", { ...body, uploadChallenge: typeof uploadId === "string" ? (state.uploadChallenge(uploadId) ?? null) : null });
-      const runner = startRunner(jobId, e, { reducers: plan.reducers, dataType: plan.dataType }, undefined);
+      const { tailUpload, ...submit } = body as { uploadId?: unknown; tailUpload?: unknown };
+      const uploadId = submit.uploadId;
+      const recorded = typeof uploadId === "string" ? state.uploadChallenge(uploadId) : undefined;
+      // A job that tails its upload may arrive before the upload's PUT did (another connection).
+      const streaming = recorded === undefined && tailUpload === true && typeof uploadId === "string" ? await live.waitFor(uploadId, 10_000) : undefined;
+      const plan = await e.enclave.call<{ reducers: number; dataType: string | null }>("submitJob", { ...submit, uploadChallenge: recorded ?? streaming?.challenge ?? null });
+      const runner = startRunner(jobId, e, { reducers: plan.reducers, dataType: plan.dataType }, undefined, streaming);
       state.saveJob(runner.record, e.scope, { reducers: plan.reducers, dataType: plan.dataType });
       log(`job ${jobId} accepted in enclave ${e.scope}`);
       const unpin = pool.pin(e.scope); // a running job's enclave is never evicted
-      void runner.run().finally(unpin).then(() => log(`job ${jobId} ${runner.record.state}${runner.record.error ? `: ${runner.record.error.code}` : ""}`));
+      // A job that ended (failed early, say) no longer reads its live upload: the tee lets go,
+      // so the rest of the upload goes on to storage without waiting for a reader.
+      void runner.run().finally(() => (unpin(), streaming?.close())).then(() => log(`job ${jobId} ${runner.record.state}${runner.record.error ? `: ${runner.record.error.code}` : ""}`));
       sendJson(res, 202, { jobId, state: runner.record.state });
     })
     .on("GET", "/v1/jobs/:jobId", (_q, res, p) => {
@@ -265,6 +307,20 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
     revocations: async () => first.info.revocations?.current(),
     workers: () => workers.list(),
     jobs: () => [...jobs.values()],
+  });
+  addRecoveryRoutes(router, {
+    awaiting,
+    forSession: (sessionId) => pool.forSession(sessionId),
+    saveRecord: (w) => state.saveJob(w.record, w.scope, w.plan),
+    resume: async (w, e, stage) => {
+      // Sealed again at once, on this platform: the next restart here needs no owners.
+      const cp = await e.enclave.call<{ stage: CheckpointStage; sealed: string }>("checkpoint", { jobId: w.record.jobId });
+      state.saveCheckpoint(w.record.jobId, cp.stage, cp.sealed);
+      const runner = startRunner(w.record.jobId, e, w.plan, w.record);
+      const unpin = pool.pin(e.scope);
+      void runner.run(stage).finally(unpin).then(() => log(`job ${w.record.jobId} ${runner.record.state}`));
+    },
+    log,
   });
   addOperatorRoutes(router, { admin, jobs, workers, store: opts.store, saveRecord: (r) => state.updateJobRecord(r), forgetWorker: (id) => state.removeWorker(id), log });
   const { server, url } = await listen(router, opts.port, opts.host, opts.http);
@@ -310,6 +366,17 @@ function newestCollateral(dir: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A tailing job splits its upload live while the tee is there for it; a tee that was dropped
+ * (no room, no reader in time) leaves the upload to storage, and the split waits until it is
+ * stored (or fails with the upload).
+ */
+async function splitSourceOf(l: LiveUpload): Promise<{ live: boolean }> {
+  if (l.available) return { live: true };
+  await l.stored;
+  return { live: false };
 }
 
 function pinSession(pool: EnclavePool<EnclaveInfo>, sessionId: string): () => void {

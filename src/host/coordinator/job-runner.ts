@@ -17,7 +17,7 @@ import type { EnclaveProcess } from "../ipc/enclave-process.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { WorkerEntry, WorkerRegistry } from "./worker-registry.ts";
 
-export type JobState = "queued" | "splitting" | "mapping" | "reducing" | "finalizing" | "succeeded" | "failed";
+export type JobState = "queued" | "splitting" | "mapping" | "reducing" | "finalizing" | "succeeded" | "failed" | "awaiting-recovery";
 
 export interface AttestationRecord {
   worker: string;
@@ -37,6 +37,11 @@ export interface RunnerHooks {
   onChange?: (record: JobRecord) => void;
   /** Called with the enclave's sealed checkpoint after each committed stage. */
   onCheckpoint?: (stage: CheckpointStage, sealed: string) => void;
+  /**
+   * Where the split reads the upload: `live` while it still streams in (live-upload.ts). Absent:
+   * from storage, where the upload already is.
+   */
+  splitSource?: () => Promise<{ live: boolean }>;
 }
 
 export interface JobRecord {
@@ -59,6 +64,8 @@ export interface JobRecord {
   split?: { records: number; bytes?: number; at: string };
   /** When `cmr gc` deleted this finished job's storage objects. */
   collectedAt?: string;
+  /** k-of-n recovery (docs/recovery.md): shares the enclave holds of the threshold, by owner. */
+  recovery?: { threshold: number; total: number; received: number; owners: string[] };
 }
 
 interface AttestedWorker {
@@ -149,10 +156,18 @@ export class JobRunner {
       // An unknown stage name (from a damaged state file) fails the job instead of rerunning it.
       from = stageIndex(resumeFrom);
       if (from > 0) this.record.resumedFrom = resumeFrom;
+      // Map workers are attested while the enclave splits (pipelining, issue #12 item 5): the
+      // handshakes are ECALLs and HTTP round trips that need no shard, so they come off the
+      // critical path. Their outcome is awaited only once the split is done.
+      let mappersEarly: Promise<AttestedWorker[]> | undefined;
       if (from < 1) {
         await this.#commit();
         this.#set("splitting");
-        const split = await this.#enclave.call<{ inputRecords: number; shards: { shardId: number }[] }>("splitJob", { jobId });
+        mappersEarly = this.#attestAll("map");
+        // Awaited below; until then a refusal must not count as an unhandled rejection.
+        mappersEarly.catch(() => undefined);
+        const source = await this.#hooks.splitSource?.();
+        const split = await this.#enclave.call<{ inputRecords: number; shards: { shardId: number }[] }>("splitJob", { jobId, ...(source?.live ? { live: true } : {}) });
         this.record.progress.shards = split.shards.length;
         this.record.progress.inputRecords = split.inputRecords;
         await this.#commit();
@@ -160,7 +175,7 @@ export class JobRunner {
       if (from < 2) {
         this.#set("mapping");
         this.record.progress.mapsDone = 0;
-        const mappers = await this.#attestAll("map");
+        const mappers = await (mappersEarly ?? this.#attestAll("map"));
         await this.#runTasks("map", Array.from({ length: this.record.progress.shards }, (_, m) => m), mappers);
         await this.#commit();
       }

@@ -24,7 +24,8 @@ export interface WorkerOptions {
   /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
   http?: HttpLimits;
   workerId: string;
-  coordinatorUrl: string;
+  /** A promise: the worker's enclave starts before the coordinator is up (the embedded cluster). */
+  coordinatorUrl: string | Promise<string>;
   capabilities: string[];
   dataTypes: string[];
   port: number;
@@ -137,7 +138,7 @@ async function startWorkerUndoable(opts: WorkerOptions, undo: (() => unknown)[])
   undo.push(() => closeServer(server));
   // A worker that cannot register serves nobody: stop it rather than idle.
   await expectJson(
-    httpRequest(`${opts.coordinatorUrl}/v1/workers`, {
+    httpRequest(`${await opts.coordinatorUrl}/v1/workers`, {
       method: "POST",
       headers: { "content-type": "application/json", ...(opts.operatorToken ? { authorization: `Bearer ${opts.operatorToken}` } : {}) },
       body: JSON.stringify({ workerId: opts.workerId, url: opts.advertiseUrl ?? url, capabilities: opts.capabilities, dataTypes: opts.dataTypes }),

@@ -20,10 +20,11 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, test } from "node:test";
 import type { TcbStatus } from "../../../src/attestation/claims.ts";
-import { parseCert, splitPemChain, type Cert } from "../../../src/attestation/intel/_cert.ts";
-import { DerReader } from "../../../src/attestation/intel/_der.ts";
+import { parseCertificate as parseCert, type Certificate as Cert } from "../../../src/attestation/_x509/certificate.ts";
+import { DerReader } from "../../../src/attestation/_x509/der-reader.ts";
+import { splitPemChain } from "../../../src/attestation/_x509/pem.ts";
 import { parseIntelCollateral } from "../../../src/attestation/intel/collateral.ts";
-import { checkCrl, checkNotRevoked, parseCrl } from "../../../src/attestation/intel/crl.ts";
+import { checkCrl, checkNotRevoked, parseCrl } from "../../../src/attestation/_x509/crl.ts";
 import type { PckExtensions } from "../../../src/attestation/intel/pck.ts";
 import { evaluateQeIdentity, parseQeIdentity } from "../../../src/attestation/intel/qe-identity.ts";
 import { parseSgxReportBody, parseTdReportBody } from "../../../src/attestation/intel/report.ts";
@@ -140,7 +141,7 @@ describe("certificates and CRLs: differential against node:crypto and @peculiar/
     checkCrl(crl, issuer, new Date("2023-07-01T01:00:00Z"));
     const revokedSerial = [...crl.revoked][3]!;
     // A stand-in for a PCK leaf issued by that CA: only issuer and serial matter to the check.
-    const fake = { ...issuer, label: "PCK leaf", name: "revoked PCK", issuerDer: issuer.subjectDer, serial: revokedSerial } satisfies Cert;
+    const fake = { ...issuer, label: "PCK leaf", subjectCN: "revoked PCK", issuerDer: issuer.subjectDer, serial: revokedSerial } satisfies Cert;
     assert.equal(codeOf(() => checkNotRevoked(crl, fake)), "CMR_EVIDENCE_REVOKED");
     assert.equal(codeOf(() => checkNotRevoked(crl, { ...fake, serial: "0badc0de" })), "none");
     // The Root CA CRL speaks only for certificates the root issued.

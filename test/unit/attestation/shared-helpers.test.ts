@@ -44,9 +44,18 @@ test("one DER reader: TLV, OID and time decoding live in src/attestation/_der/de
 });
 
 test("SNP/Nitro certificate times get the Intel reader's strictness: an impossible date is refused", async () => {
-  const { decodeTime } = await import("../../../src/attestation/snp/der.ts");
-  const utc = (s: string) => Buffer.concat([Buffer.from([0x17, s.length]), Buffer.from(s, "latin1")]);
-  assert.equal(decodeTime(utc("250101000000Z"), { tag: 0x17, start: 0, contentStart: 2, end: 15 }).toISOString(), "2025-01-01T00:00:00.000Z");
+  const { DerReader } = await import("../../../src/attestation/_x509/der-reader.ts");
+  const utc = (s: string) => new DerReader(Buffer.concat([Buffer.from([0x17, s.length]), Buffer.from(s, "latin1")]), "t");
+  const decodeTime = (r: InstanceType<typeof DerReader>) => r.time(r.tlv(0), "notAfter");
+  assert.equal(decodeTime(utc("250101000000Z")).toISOString(), "2025-01-01T00:00:00.000Z");
   // Month 13 was silently read as January of the next year before the readers were merged.
-  assert.throws(() => decodeTime(utc("251301000000Z"), { tag: 0x17, start: 0, contentStart: 2, end: 15 }), { code: "CMR_EVIDENCE_PARSE" });
+  assert.throws(() => decodeTime(utc("251301000000Z")), { code: "CMR_EVIDENCE_PARSE" });
+});
+
+test("one certificate module: the Intel, SNP and Nitro verifiers read X.509 only through src/attestation/_x509/", () => {
+  const verifiers = (f: string) => /^attestation\/(intel|snp|nitro|_x509|_der)\//.test(f);
+  // Before the merge, intel/_cert.ts and snp/x509.ts each wrapped node:crypto's certificate.
+  assert.deepEqual(definitions(/new X509Certificate\s*\(/).filter(verifiers), ["attestation/_x509/certificate.ts"]);
+  assert.deepEqual(definitions(/\.verify\(\s*\w+\.publicKey\s*\)/).filter(verifiers), ["attestation/_x509/path.ts"]);
+  assert.deepEqual(definitions(/BEGIN CERTIFICATE-----\(/).filter(verifiers), ["attestation/_x509/pem.ts"]);
 });

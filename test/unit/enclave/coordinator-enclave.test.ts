@@ -9,17 +9,10 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { coordinatorHarness, mapResultFor, reduceResultFor, unevenCsv, type FakeWorker, type Harness } from "../../helpers/coordinator-harness.ts";
 import { sealEnvelope } from "../../../src/crypto/key-wrap.ts";
-import { checkpointLabel } from "../../../src/enclave/coordinator/checkpoint-codec.ts";
+import { openSealedCheckpoint } from "../../../src/enclave/coordinator/checkpoint-codec.ts";
 import type { MapTask, ReduceTask } from "../../../src/protocol/job.ts";
+import { code } from "../../helpers/outcome.ts";
 
-async function code(fn: () => unknown): Promise<string> {
-  try {
-    await fn();
-  } catch (e) {
-    return (e as { code?: string }).code ?? `non-CmrError: ${String(e)}`;
-  }
-  return "no error";
-}
 
 const h: Harness = await coordinatorHarness();
 await h.upload("u1", unevenCsv());
@@ -249,7 +242,8 @@ describe("completeMap / completeReduce checks", () => {
 
 describe("tasks carry what the job says, keys only wrapped for the session", () => {
   test("a map task is sealed for its worker alone and names its shard and partitions", async () => {
-    const { jobId } = await splitJob();
+    // The full shuffle: a partition per reducer (shuffle-plan.test.ts has the local one).
+    const { jobId } = await splitJob(freshId(), { shuffle: "full" });
     const w = await h.attestWorker(jobId, "map");
     const other = await h.attestWorker(jobId, "map", {}, "other");
     const a = assignMap(jobId, w, 1);
@@ -283,9 +277,16 @@ describe("checkpoints", () => {
   test("a modified checkpoint is refused", async () => {
     const { jobId } = await splitJob();
     const cp = await h.enclave.checkpoint({ jobId });
-    const b = Buffer.from(cp.sealed, "base64");
-    b[b.length - 1]! ^= 1;
-    assert.match(await code(() => h.enclave.restoreJob({ sealed: b.toString("base64") })), /^CMR_(UNSEAL|INTEGRITY)/);
+    const outer = JSON.parse(Buffer.from(cp.sealed, "base64").toString()) as { body: string; sealedKey: string };
+    const flip = (b64: string): string => {
+      const b = Buffer.from(b64, "base64");
+      b[b.length - 1]! ^= 1;
+      return b.toString("base64");
+    };
+    const again = (o: object): string => Buffer.from(JSON.stringify(o)).toString("base64");
+    assert.equal(await code(() => h.enclave.restoreJob({ sealed: again({ ...outer, body: flip(outer.body) }) })), "CMR_INTEGRITY");
+    assert.equal(await code(() => h.enclave.restoreJob({ sealed: again({ ...outer, sealedKey: flip(outer.sealedKey) }) })), "CMR_UNSEAL_FAILED");
+    assert.equal(await code(() => h.enclave.restoreJob({ sealed: flip(cp.sealed) })), "CMR_CHECKPOINT_INVALID");
   });
 });
 
@@ -298,7 +299,7 @@ describe("workers are named by their attested identity (issue #14 item 7)", () =
       h.enclave.completeMap({ jobId, taskId: a.taskId, sealedResult: h.sealResult(w, mapResultFor(h.openTask<MapTask>(w, a.taskId, a.sealedTask), s.records)) });
     }
     const { sealed } = await h.enclave.checkpoint({ jobId });
-    const cp = JSON.parse((await h.tee.unseal(Buffer.from(sealed, "base64"), checkpointLabel(""))).toString("utf8")) as { maps: { worker: string; scope: string; platform: string }[]; attestations: { worker: string }[] };
+    const cp = (await openSealedCheckpoint(h.tee, sealed, "")) as { maps: { worker: string; scope: string; platform: string }[]; attestations: { worker: string }[] };
     assert.equal(cp.maps[0]!.worker, "attested-enclave");
     assert.equal(cp.maps[0]!.scope, "client:x");
     assert.ok(cp.maps[0]!.platform.length > 0);

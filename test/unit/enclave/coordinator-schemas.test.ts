@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { coordinatorHarness, mapResultFor, reduceResultFor, unevenCsv } from "../../helpers/coordinator-harness.ts";
-import { checkpointLabel, decodeCheckpoint } from "../../../src/enclave/coordinator/checkpoint-codec.ts";
+import { SecretKey } from "../../../src/crypto/secret.ts";
+import { decodeCheckpoint, openSealedCheckpoint, sealCheckpointPlain } from "../../../src/enclave/coordinator/checkpoint-codec.ts";
 import { JOB_STAGES, stageIndex, stageOf } from "../../../src/protocol/job-stages.ts";
 import type { MapTask, ReduceTask } from "../../../src/protocol/job.ts";
 
@@ -112,18 +113,19 @@ describe("worker results are schema-checked and versioned", () => {
 
 describe("checkpoints are versioned and schema-checked", () => {
   async function sealedJson(value: unknown): Promise<string> {
-    return (await h.tee.seal(Buffer.from(JSON.stringify(value)), checkpointLabel(""))).toString("base64");
+    const jobId = ((value as { spec?: { jobId?: string } } | null)?.spec?.jobId) ?? "j-planted";
+    return sealCheckpointPlain(h.tee, { key: SecretKey.random("state-key"), recovery: null }, jobId, "", value);
   }
   test("a checkpoint carries its format version", async () => {
     const { jobId } = await split();
     const { sealed } = await h.enclave.checkpoint({ jobId });
-    const plain = JSON.parse((await h.tee.unseal(Buffer.from(sealed, "base64"), checkpointLabel(""))).toString("utf8")) as { version: number };
+    const plain = (await openSealedCheckpoint(h.tee, sealed, "")) as { version: number };
     assert.equal(plain.version, 1);
   });
   test("a sealed checkpoint of another version: CMR_CHECKPOINT_INVALID naming both versions", async () => {
     const { jobId } = await split();
     const { sealed } = await h.enclave.checkpoint({ jobId });
-    const plain = JSON.parse((await h.tee.unseal(Buffer.from(sealed, "base64"), checkpointLabel(""))).toString("utf8")) as Record<string, unknown>;
+    const plain = (await openSealedCheckpoint(h.tee, sealed, "")) as Record<string, unknown>;
     delete plain.version;
     const r = await code(async () => h.enclave.restoreJob({ sealed: await sealedJson(plain) }));
     assert.equal(r.code, "CMR_CHECKPOINT_INVALID");
@@ -132,11 +134,11 @@ describe("checkpoints are versioned and schema-checked", () => {
   test("a sealed checkpoint of the right version but wrong shape: CMR_CHECKPOINT_INVALID (not an unchecked cast)", async () => {
     const { jobId } = await split();
     const { sealed } = await h.enclave.checkpoint({ jobId });
-    const plain = JSON.parse((await h.tee.unseal(Buffer.from(sealed, "base64"), checkpointLabel(""))).toString("utf8")) as Record<string, unknown>;
+    const plain = (await openSealedCheckpoint(h.tee, sealed, "")) as Record<string, unknown>;
     for (const broken of [{ ...plain, shards: "x" }, { ...plain, partitionKeys: [] }, { ...plain, receiptKey: 5 }, { ...plain, spec: { ...(plain.spec as object), reducers: 0 } }]) {
       assert.equal((await code(async () => h.enclave.restoreJob({ sealed: await sealedJson(broken) }))).code, "CMR_CHECKPOINT_INVALID");
     }
-    assert.equal((await code(async () => h.enclave.restoreJob({ sealed: (await h.tee.seal(Buffer.from("not json"), checkpointLabel(""))).toString("base64") }))).code, "CMR_CHECKPOINT_INVALID");
+    assert.equal((await code(async () => h.enclave.restoreJob({ sealed: await sealedJson("not json") }))).code, "CMR_CHECKPOINT_INVALID");
   });
   test("decodeCheckpoint refuses null and arrays", () => {
     assert.throws(() => decodeCheckpoint(null, ""), { code: "CMR_CHECKPOINT_INVALID" });

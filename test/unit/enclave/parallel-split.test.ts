@@ -68,7 +68,7 @@ test("a split thread that dies fails the split with CMR_INTERNAL, aborts every s
   const { store, aborted, created } = memoryStore(input, cuts);
   const targets = Array.from({ length: 3 }, (_, i) => ({ objectId: `s${i}`, key: SecretKey.random("shard-key") }));
   const before = parallelSplitStats().ranges;
-  const running = splitUpload(spec, "upload", SecretKey.random("upload-key"), targets, store, { threads: 2, rangeBytes: 4096 });
+  const running = splitUpload(spec, "upload", SecretKey.random("upload-key"), targets, store, store, { threads: 2, rangeBytes: 4096 });
   // Kill the threads once the split is using them.
   while (splitThreadStats().busy === 0) await new Promise((r) => setImmediate(r));
   await stopSplitThreads();
@@ -82,8 +82,8 @@ test("a split thread that dies fails the split with CMR_INTERNAL, aborts every s
   assert.equal(aborted(), created());
   assert.equal(splitThreadStats().threads, 0);
   // The next split starts fresh threads and gets the sequential split's bytes.
-  const seq = await runSplit((...a) => splitUpload(...a, { threads: 1 }), spec, input, cuts);
-  const par = await runSplit((...a) => splitUpload(...a, { threads: 2, rangeBytes: 4096 }), spec, input, cuts);
+  const seq = await runSplit((...a) => splitUpload(...a, undefined, { threads: 1 }), spec, input, cuts);
+  const par = await runSplit((...a) => splitUpload(...a, undefined, { threads: 2, rangeBytes: 4096 }), spec, input, cuts);
   assert.deepEqual(par, seq);
   assert.ok(parallelSplitStats().ranges - before > 5);
   assert.equal(splitThreadStats().busy, 0);
@@ -93,4 +93,36 @@ test("the split thread count is an integer from 1 to 16", () => {
   for (const bad of [0, -1, 1.5, 17, Number.NaN]) {
     assert.throws(() => setSplitThreads(bad), (e: unknown) => e instanceof CmrError && e.code === "CMR_USAGE" && /split threads must be an integer from 1 to 16/.test(e.message));
   }
+});
+
+test("record size limits hold in the threads as in the sequential split: the same error, file and line, the same skip counts", async () => {
+  const before = parallelSplitStats().ranges;
+  // Records of ~30 bytes, one of 1,100 bytes (over a 1 KiB limit) deep inside the input, so a
+  // thread's range holds it; and for JSON Lines one that grows past the limit when rewritten.
+  const big = 2_345;
+  const csv = `k,v,pad\n${Array.from({ length: 3_000 }, (_, i) => (i === big ? `k${i},1,${"x".repeat(1_100)}` : `k${i % 31},${i},pad`)).join("\n")}\n`;
+  const grown = `{"k":"g","v":1,"pad":[${Array(60).fill("1e20").join(",")}]}`;
+  const jsonl = `${Array.from({ length: 3_000 }, (_, i) => (i === big ? grown : i === big + 300 ? `{"k":"b","v":1,"pad":"${"x".repeat(1_100)}"}` : `{"k":"k${i % 31}","v":${i}}`)).join("\n")}\n`;
+  for (const [format, text, line, message] of [
+    ["csv", csv, big + 2, /^in\.csv line 2347: record exceeds 1024 bytes$/],
+    ["jsonl", jsonl, big + 1, /^in\.jsonl line 2346: record exceeds 1024 bytes once rewritten in plain JSON/],
+  ] as const) {
+    const input = Buffer.from(text);
+    const cuts = Array.from({ length: Math.floor(input.length / 1000) }, (_, i) => (i + 1) * 1000);
+    for (const onBadRecord of ["fail", "skip"] as const) {
+      const spec = specOf({ format, shards: 3, onBadRecord, maxRecordBytes: 1024 });
+      const seq = await runSplit((...a) => splitUpload(...a, undefined, { threads: 1 }), spec, input, cuts);
+      const par = await runSplit((...a) => splitUpload(...a, undefined, { threads: 2, rangeBytes: 4096 }), spec, input, cuts);
+      assert.deepEqual(par, seq);
+      if (onBadRecord === "fail") {
+        assert.equal(par.error?.code, "CMR_RECORD_TOO_LARGE");
+        assert.equal(par.error?.line, line);
+        assert.match(par.error?.message ?? "", message);
+      } else {
+        assert.equal(par.result?.badRecords, format === "csv" ? 1 : 2);
+        assert.equal(par.result?.inputRecords, format === "csv" ? 2_999 : 2_998);
+      }
+    }
+  }
+  assert.ok(parallelSplitStats().ranges - before > 10, "the threads split most ranges");
 });

@@ -27,8 +27,8 @@ import { splitThreadStats, stopSplitThreads } from "../../../src/enclave/coordin
 const threaded =
   (rangeBytes: number): SplitFn =>
   (...a) =>
-    splitUpload(...a, { threads: 2, rangeBytes });
-const sequential: SplitFn = (...a) => splitUpload(...a, { threads: 1 });
+    splitUpload(...a, undefined, { threads: 2, rangeBytes });
+const sequential: SplitFn = (...a) => splitUpload(...a, undefined, { threads: 1 });
 
 after(async () => {
   await stopSplitThreads();

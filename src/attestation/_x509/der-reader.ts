@@ -1,19 +1,19 @@
 /**
- * The Intel verifier's view of the shared DER reader (../_der/der.ts): a cursor-style API over
- * one buffer, just enough to take apart X.509 certificates, CRLs and the Intel SGX PCK
- * extension, whose failures are CMR_EVIDENCE_PARSE (or the caller's code) naming the structure.
+ * A cursor-style view of the shared DER reader (../_der/der.ts) over one buffer: enough to take
+ * apart X.509 certificates, CRLs and vendor extensions (Intel SGX PCK, AMD VCEK). Every failure is
+ * a CmrError (CMR_EVIDENCE_PARSE unless the caller picks another code) naming the structure and
+ * the byte offset.
  *
- * Trust zone: PURE. Private to src/attestation/intel/.
- * Spec: ITU-T X.690 §8.1 (TLV), §8.19 (OID), §11.7-11.8 (UTCTime/GeneralizedTime in DER);
- * RFC 5280 §4.1, §5.1 (Certificate, CertificateList).
+ * Trust zone: PURE. Private to src/attestation/.
+ * Spec: ITU-T X.690 §8.1 (TLV), §8.3 (INTEGER), §8.19 (OID); RFC 5280 §4.1, §5.1.
  *
  * @module
  */
 
 import type { CmrErrorCode } from "../../errors.ts";
 import { toHex } from "../../crypto/bytes.ts";
-import { fail } from "./_fail.ts";
 import { childrenOf, DER_TAG, oidText, readTlv, timeOf, type Bad, type DerNode } from "../_der/der.ts";
+import { certFail } from "./fail.ts";
 
 export type Tlv = DerNode;
 
@@ -32,8 +32,8 @@ export class DerReader {
     this.#bad = (msg, at) => this.bad(msg, at);
   }
 
-  private bad(msg: string, at: number): never {
-    throw fail(this.code, `${this.what}: malformed DER at byte ${at}: ${msg}`, { offset: at });
+  bad(msg: string, at: number): never {
+    throw certFail(this.code, `${this.what}: malformed DER at byte ${at}: ${msg}`, { offset: at });
   }
 
   /** Read one TLV at `at`, which must end at or before `limit`. */
@@ -62,11 +62,17 @@ export class DerReader {
     return this.buf.subarray(t.start, t.end);
   }
 
+  /** The whole buffer must be exactly one TLV (of any tag). */
+  only(field: string): Tlv {
+    const t = this.tlv(0);
+    if (t.end !== this.buf.length) this.bad(`${field}: ${this.buf.length - t.end} trailing bytes`, t.end);
+    return t;
+  }
+
   /** The whole buffer must be exactly one TLV with the given tag. */
   root(tag: number, field: string): Tlv {
-    const t = this.tlv(0);
+    const t = this.only(field);
     if (t.tag !== tag) this.bad(`${field}: expected tag 0x${tag.toString(16)}, found 0x${t.tag.toString(16)}`, 0);
-    if (t.end !== this.buf.length) this.bad(`${field}: ${this.buf.length - t.end} trailing bytes`, t.end);
     return t;
   }
 
@@ -81,14 +87,22 @@ export class DerReader {
     return canonicalSerial(toHex(this.content(t)));
   }
 
-  /** Small non-negative INTEGER (fits in 32 bits). */
-  smallInt(t: Tlv, field: string): number {
-    if (t.tag !== TAG.INTEGER || t.end === t.contentStart || t.end - t.contentStart > 5) this.bad(`${field}: expected small INTEGER`, t.start);
+  /** Non-negative INTEGER of at most `maxBytes` content bytes (default 5: fits in 32 bits). */
+  smallInt(t: Tlv, field: string, maxBytes = 5): number {
+    if (t.tag !== TAG.INTEGER || t.end === t.contentStart || t.end - t.contentStart > maxBytes) this.bad(`${field}: expected small INTEGER`, t.start);
     const c = this.content(t);
     if (((c[0] as number) & 0x80) !== 0) this.bad(`${field}: negative INTEGER`, t.start);
     let v = 0;
     for (const b of c) v = v * 256 + b;
     return v;
+  }
+
+  /** IA5String, UTF8String or PrintableString as text. */
+  text(t: Tlv, field: string): string {
+    if (t.tag !== TAG.IA5_STRING && t.tag !== TAG.UTF8_STRING && t.tag !== TAG.PRINTABLE_STRING) {
+      this.bad(`${field}: expected a string, found tag 0x${t.tag.toString(16)}`, t.start);
+    }
+    return new TextDecoder("utf-8", { fatal: false }).decode(this.content(t));
   }
 
   time(t: Tlv, field: string): Date {

@@ -1,10 +1,10 @@
 /**
- * Certificate revocation lists from DCAP collateral: the Intel SGX Root CA CRL and the PCK
- * (Platform or Processor) CA CRL. Parsed with our DER reader, signature-checked with
+ * Certificate revocation lists (today from DCAP collateral: the Intel SGX Root CA CRL and the PCK
+ * Platform or Processor CA CRL; AMD and AWS CRLs are not consulted). Parsed with our DER reader, signature-checked with
  * node:crypto against the issuer certificate that the caller already trusts, and checked for
  * currency (thisUpdate <= now < nextUpdate) at the injected time.
  *
- * Trust zone: PURE. CRL bytes come from the untrusted collateral.
+ * Trust zone: PURE. Private to src/attestation/. CRL bytes are untrusted (collateral).
  * Spec: RFC 5280 §5.1 (CertificateList), §6.3 (CRL processing, reduced: complete CRLs, no
  * delta CRLs or distribution-point scoping); Intel SGX PCK Certificate and CRL Profile.
  *
@@ -13,9 +13,9 @@
 
 import { verify as cryptoVerify } from "node:crypto";
 import { equalBytes } from "../../crypto/bytes.ts";
-import type { Cert } from "./_cert.ts";
-import { DerReader, TAG } from "./_der.ts";
-import { fail } from "./_fail.ts";
+import { describeCert, type Certificate } from "./certificate.ts";
+import { DerReader, TAG } from "./der-reader.ts";
+import { certFail as fail } from "./fail.ts";
 
 const ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2";
 
@@ -73,19 +73,19 @@ export function parseCrl(der: Uint8Array, label: string): Crl {
 }
 
 /** Signature by `issuer` (whose trust the caller established) and currency at `now`. */
-export function checkCrl(crl: Crl, issuer: Cert, now: Date): void {
+export function checkCrl(crl: Crl, issuer: Certificate, now: Date): void {
   if (!equalBytes(crl.issuerDer, issuer.subjectDer)) {
-    throw fail("CMR_EVIDENCE_COLLATERAL", `${crl.label} is not issued by ${issuer.label} "${issuer.name}"`, { crl: crl.label });
+    throw fail("CMR_EVIDENCE_COLLATERAL", `${crl.label} is not issued by ${describeCert(issuer)}`, { crl: crl.label });
   }
   let ok = false;
   try {
     // The signature value is a DER ECDSA-Sig-Value, node's default encoding.
-    ok = cryptoVerify("sha256", crl.tbs, issuer.x509.publicKey, crl.signature);
+    ok = issuer.publicKey !== undefined && cryptoVerify("sha256", crl.tbs, issuer.publicKey, crl.signature);
   } catch {
     ok = false;
   }
   if (!ok) {
-    throw fail("CMR_EVIDENCE_COLLATERAL_SIGNATURE", `${crl.label} signature does not verify with the key of ${issuer.label} "${issuer.name}"`, { crl: crl.label });
+    throw fail("CMR_EVIDENCE_COLLATERAL_SIGNATURE", `${crl.label} signature does not verify with the key of ${describeCert(issuer)}`, { crl: crl.label });
   }
   if (now.getTime() < crl.thisUpdate.getTime()) {
     throw fail(
@@ -103,13 +103,13 @@ export function checkCrl(crl: Crl, issuer: Cert, now: Date): void {
   }
 }
 
-export function checkNotRevoked(crl: Crl, cert: Cert): void {
+export function checkNotRevoked(crl: Crl, cert: Certificate): void {
   if (!equalBytes(crl.issuerDer, cert.issuerDer)) {
     // A CRL only speaks for its own issuer's certificates; applying it to another's proves nothing.
-    throw fail("CMR_EVIDENCE_COLLATERAL", `the ${crl.label} does not cover ${cert.label} certificate "${cert.name}" (different issuer)`, { crl: crl.label, certificate: cert.label });
+    throw fail("CMR_EVIDENCE_COLLATERAL", `the ${crl.label} does not cover ${describeCert(cert)} (different issuer)`, { crl: crl.label, certificate: cert.label });
   }
   if (crl.revoked.has(cert.serial)) {
-    throw fail("CMR_EVIDENCE_REVOKED", `${cert.label} certificate "${cert.name}" (serial ${cert.serial}) is revoked by the ${crl.label}`, {
+    throw fail("CMR_EVIDENCE_REVOKED", `${describeCert(cert)} (serial ${cert.serial}) is revoked by the ${crl.label}`, {
       certificate: cert.label,
       serial: cert.serial,
     });

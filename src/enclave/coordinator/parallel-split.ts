@@ -31,6 +31,7 @@ import type { ShardBuffers } from "./shard-buffers.ts";
 import { makeSplitter, ShardRouter, splitFieldOf, type RecordSplitter, type SplitCounts } from "./split-scan.ts";
 import type { RangeResult } from "./split-thread-main.ts";
 import { runOnThread } from "./split-thread-pool.ts";
+import type { CutSummary } from "./cut-summary.ts";
 
 const LF = 0x0a;
 const QUOTE = 0x22;
@@ -104,11 +105,20 @@ export class ParallelSplit {
     });
   }
 
-  /** The next decrypted chunk of the upload. */
-  async push(chunk: Buffer): Promise<void> {
+  /**
+   * The next decrypted chunk of the upload, with its cut summary if a split thread made one
+   * (cut-summary.ts); without, the main thread scans it.
+   */
+  async push(chunk: Buffer, summary?: CutSummary): Promise<void> {
     if (this.seq !== null) return this.pushSequential(chunk);
-    this.append(chunk);
-    this.cheapPass();
+    if (summary !== undefined && this.scanned === this.pendLen) {
+      const base = this.pendLen;
+      this.append(chunk);
+      this.takeSummary(base, summary);
+    } else {
+      this.append(chunk);
+      this.cheapPass();
+    }
     const cap = this.o.threads * IN_FLIGHT_PER_THREAD;
     while (this.seq === null && this.pendLen >= this.o.rangeBytes && this.cut > 0) {
       while (this.seq === null && this.inflight.length >= cap) await this.settleOldest();
@@ -209,6 +219,18 @@ export class ParallelSplit {
     this.lfsAtCut = lfsAtCut;
   }
 
+  /** Account for pend[base, pendLen), just appended, from its summary instead of scanning it. */
+  private takeSummary(base: number, s: CutSummary): void {
+    const p = this.quoteOdd;
+    if (s.cut[p]! > 0) {
+      this.cut = base + s.cut[p]!;
+      this.lfsAtCut = this.lfs + s.lfsAtCut[p]!;
+    }
+    this.lfs += s.lfs;
+    this.quoteOdd = p ^ s.quoteOdd;
+    this.scanned = this.pendLen;
+  }
+
   /** Send pend[0, len) (its `lfs` LFs) to a thread; the rest stays in pend. */
   private dispatch(len: number, lfs: number, last: boolean): void {
     const range = this.pend;
@@ -221,7 +243,8 @@ export class ParallelSplit {
     this.pendLen = rest;
     const slot = this.nextSlot;
     this.nextSlot = (slot + 1) % this.o.threads;
-    const promise = runOnThread(slot, { kind: "range", buf: range.buffer as ArrayBuffer, len, line: this.pendLine, last, spec: this.o.spec, shards: this.o.shards, boundaries: this.o.boundaries, header: this.header });
+    const buf = range.buffer as ArrayBuffer;
+    const promise = runOnThread<RangeResult>(slot, { kind: "range", buf, len, line: this.pendLine, last, spec: this.o.spec, shards: this.o.shards, boundaries: this.o.boundaries, header: this.header }, [buf]);
     // Awaited in order later; a thread's death must not count as unhandled meanwhile.
     promise.catch(() => undefined);
     this.inflight.push({ promise, line: this.pendLine, lfs, len, last });

@@ -17,10 +17,13 @@
  * @module
  */
 import { isMainThread, parentPort, workerData } from "node:worker_threads";
+import { once } from "node:events";
 import { CmrError } from "../../errors.ts";
 import type { JobSpec } from "../../protocol/job.ts";
 import { RangeShardBuffers } from "./shard-buffers.ts";
 import { makeSplitter, newCounts, ShardRouter, splitFieldOf } from "./split-scan.ts";
+import { ChunkOpener, EncryptStream } from "../../crypto/aead-stream.ts";
+import { cutSummary, type CutSummary } from "./cut-summary.ts";
 
 /** workerData of a split thread. */
 export const SPLIT_THREAD = "cmr-split-thread";
@@ -56,6 +59,56 @@ export type RangeResult =
     }
   | { id: number; ok: false; input: ArrayBuffer; error: { code: string; message: string; hint?: string; details?: Record<string, unknown> } };
 
+/**
+ * Decrypt one sealed chunk of the upload (index and final flag as the stream format binds them)
+ * and summarise its cuts. `key` and `head` (the stream header) open the job's ChunkOpener the
+ * first time a thread sees `token`; it is kept until a `release`.
+ */
+export interface OpenTask {
+  kind: "open";
+  id: number;
+  token: number;
+  key: Uint8Array;
+  head: Uint8Array;
+  objectId: string;
+  index: number;
+  final: boolean;
+  buf: ArrayBuffer;
+  len: number;
+  csv: boolean;
+}
+
+export type OpenResult = { id: number; ok: true; plain: ArrayBuffer; len: number; summary: CutSummary } | { id: number; ok: false; error: ThreadError };
+
+/**
+ * Encrypt the next plaintext of one shard (`token`, `shard`) with that shard's EncryptStream,
+ * which lives in this thread (a shard's pieces always go to the same thread, in order); `end`
+ * seals the final chunk. `key` and `streamId` start the stream the first time.
+ */
+export interface SealTask {
+  kind: "seal";
+  id: number;
+  token: number;
+  shard: number;
+  key: Uint8Array | null;
+  streamId: string;
+  buf: ArrayBuffer | null;
+  len: number;
+  end: boolean;
+}
+
+export type SealResult = { id: number; ok: true; sealed: ArrayBuffer | null; len: number } | { id: number; ok: false; error: ThreadError };
+
+/** Forget a split's openers and unfinished shard streams (wiping their keys). */
+export interface ReleaseTask {
+  kind: "release";
+  id: number;
+  token: number;
+}
+
+export type ThreadTask = RangeTask | OpenTask | SealTask | ReleaseTask;
+type ThreadError = { code: string; message: string; hint?: string; details?: Record<string, unknown> };
+
 /** True in a thread started by SplitThreads. */
 export function isSplitThread(): boolean {
   return !isMainThread && (workerData as { thread?: unknown } | null)?.thread === SPLIT_THREAD;
@@ -64,7 +117,13 @@ export function isSplitThread(): boolean {
 /** Serve ranges until the parent terminates the thread. */
 export function runSplitThread(): void {
   const port = parentPort!;
-  port.on("message", (m: RangeTask) => {
+  port.on("message", (m: ThreadTask) => {
+    if (m.kind === "open") return void port.postMessage(...openChunk(m));
+    if (m.kind === "seal") return void sealPiece(m).then((r) => port.postMessage(...r));
+    if (m.kind === "release") {
+      release(m.token);
+      return void port.postMessage({ id: m.id, ok: true });
+    }
     const input = Buffer.from(m.buf, 0, m.len);
     try {
       const router = new ShardRouter(m.shards, splitFieldOf(m.spec), m.boundaries);
@@ -91,9 +150,93 @@ export function runSplitThread(): void {
     } catch (e) {
       // Only a CmrError's fixed text crosses back; anything else is a bug, named by its class only
       // (a message could quote the data).
-      const error = e instanceof CmrError ? e.toJSON() : { code: "CMR_INTERNAL", message: `split thread failed: ${(e as Error)?.name ?? "error"}` };
-      const r: RangeResult = { id: m.id, ok: false, input: m.buf, error };
+      const r: RangeResult = { id: m.id, ok: false, input: m.buf, error: threadError(e) };
       port.postMessage(r, [m.buf]);
     }
   });
+}
+
+/** Only a CmrError's fixed text crosses back; anything else is a bug, named by its class only (a message could quote the data). */
+function threadError(e: unknown): ThreadError {
+  return e instanceof CmrError ? e.toJSON() : { code: "CMR_INTERNAL", message: `split thread failed: ${(e as Error)?.name ?? "error"}` };
+}
+
+/** Openers of the splits this thread helps with, by token; few at once (one per running split). */
+const openers = new Map<number, ChunkOpener>();
+/** Shard streams this thread encrypts, by token, then shard. */
+const sealers = new Map<number, Map<number, EncryptStream>>();
+
+function release(token: number): void {
+  openers.get(token)?.close();
+  openers.delete(token);
+  for (const enc of sealers.get(token)?.values() ?? []) enc.destroy();
+  sealers.delete(token);
+}
+
+/** A copy of `b` in an ArrayBuffer of its own (to transfer: the stream may still use `b`, as EncryptStream does its header). */
+function copied(b: Buffer): ArrayBuffer {
+  const c = Buffer.allocUnsafeSlow(b.length);
+  b.copy(c);
+  return c.buffer as ArrayBuffer;
+}
+
+/** `b`'s ArrayBuffer if it is `b`'s alone (transferable without taking anything else along), else a copy. */
+function owned(b: Buffer): ArrayBuffer {
+  if (b.byteOffset === 0 && b.buffer.byteLength === b.length && !(b.buffer instanceof SharedArrayBuffer)) return b.buffer as ArrayBuffer;
+  const c = Buffer.allocUnsafeSlow(b.length);
+  b.copy(c);
+  return c.buffer as ArrayBuffer;
+}
+
+function openChunk(m: OpenTask): [OpenResult, ArrayBuffer[]] {
+  try {
+    let opener = openers.get(m.token);
+    if (opener === undefined) {
+      opener = new ChunkOpener(m.key, Buffer.from(m.head), m.objectId);
+      openers.set(m.token, opener);
+    }
+    const plain = opener.open(m.index, Buffer.from(m.buf, 0, m.len), m.final);
+    const summary = cutSummary(plain, plain.length, m.csv);
+    const ab = owned(plain);
+    return [{ id: m.id, ok: true, plain: ab, len: plain.length, summary }, [ab]];
+  } catch (e) {
+    return [{ id: m.id, ok: false, error: threadError(e) }, []];
+  } finally {
+    m.key.fill(0);
+  }
+}
+
+async function sealPiece(m: SealTask): Promise<[SealResult, ArrayBuffer[]]> {
+  try {
+    let shards = sealers.get(m.token);
+    if (shards === undefined) sealers.set(m.token, (shards = new Map()));
+    let enc = shards.get(m.shard);
+    if (enc === undefined) {
+      if (m.key === null) throw new CmrError("CMR_INTERNAL", "a split thread was asked to continue a shard stream it never started");
+      enc = new EncryptStream(m.key, { streamId: m.streamId });
+      shards.set(m.shard, enc);
+    }
+    // The stream is read synchronously (paused mode): what the write sealed is buffered at once.
+    if (m.buf !== null && m.len > 0) enc.write(Buffer.from(m.buf, 0, m.len));
+    if (m.end) {
+      // end() seals the rest as the final chunk; the stream then flows out what it holds.
+      shards.delete(m.shard);
+      const parts: Buffer[] = [];
+      enc.on("data", (d: Buffer) => parts.push(d));
+      const done = once(enc, "end");
+      enc.end();
+      await done;
+      const all = Buffer.concat(parts);
+      const ab = copied(all);
+      return [{ id: m.id, ok: true, sealed: ab, len: all.length }, [ab]];
+    }
+    const out = enc.read() as Buffer | null;
+    if (out === null) return [{ id: m.id, ok: true, sealed: null, len: 0 }, []];
+    const ab = copied(out);
+    return [{ id: m.id, ok: true, sealed: ab, len: out.length }, [ab]];
+  } catch (e) {
+    return [{ id: m.id, ok: false, error: threadError(e) }, []];
+  } finally {
+    m.key?.fill(0);
+  }
 }

@@ -11,7 +11,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { CmrError } from "../../errors.ts";
-import { SPLIT_THREAD, type RangeResult, type RangeTask } from "./split-thread-main.ts";
+import { SPLIT_THREAD, type ThreadTask } from "./split-thread-main.ts";
 
 /**
  * The enclave program's entry. Bundled (dist/enclave.mjs), every module's import.meta.url is the
@@ -21,7 +21,7 @@ import { SPLIT_THREAD, type RangeResult, type RangeTask } from "./split-thread-m
 const ENTRY = import.meta.url.endsWith(".ts") ? new URL("../runtime/main.ts", import.meta.url) : new URL(import.meta.url);
 
 interface Pending {
-  resolve: (r: RangeResult) => void;
+  resolve: (r: never) => void;
   reject: (e: unknown) => void;
 }
 
@@ -33,12 +33,12 @@ class SplitThread {
   constructor(onDeath: (t: SplitThread) => void) {
     this.worker = new Worker(ENTRY, { workerData: { thread: SPLIT_THREAD } });
     this.worker.unref();
-    this.worker.on("message", (r: RangeResult) => {
+    this.worker.on("message", (r: { id: number }) => {
       const p = this.pending.get(r.id);
       if (p === undefined) return;
       this.pending.delete(r.id);
       if (this.pending.size === 0) this.worker.unref();
-      p.resolve(r);
+      p.resolve(r as never);
     });
     const die = (why: string) => {
       if (this.dead) return;
@@ -53,21 +53,27 @@ class SplitThread {
     this.worker.on("exit", () => die("exited"));
   }
 
-  run(task: RangeTask): Promise<RangeResult> {
-    return new Promise<RangeResult>((resolve, reject) => {
+  run<R>(task: ThreadTask, transfer: ArrayBuffer[]): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
       if (this.dead) return reject(new CmrError("CMR_INTERNAL", "a split thread of the coordinator enclave exited"));
       this.pending.set(task.id, { resolve, reject });
       if (this.pending.size === 1) this.worker.ref();
-      this.worker.postMessage(task, [task.buf]);
+      this.worker.postMessage(task, transfer);
     });
   }
 }
 
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
 const threads: SplitThread[] = [];
 let nextId = 0;
 
-/** Run a range on thread `slot` (0-based, below `count`), starting threads as needed. */
-export function runOnThread(slot: number, task: Omit<RangeTask, "id">): Promise<RangeResult> {
+/**
+ * Run a task on thread `slot` (0-based), starting threads as needed; `transfer`: the task's
+ * buffers, moved to the thread (the caller must not touch them again). Tasks given to one
+ * thread run in the order given.
+ */
+export function runOnThread<R>(slot: number, task: DistributiveOmit<ThreadTask, "id">, transfer: ArrayBuffer[]): Promise<R> {
   while (threads.length <= slot) {
     threads.push(
       new SplitThread((dead) => {
@@ -76,7 +82,12 @@ export function runOnThread(slot: number, task: Omit<RangeTask, "id">): Promise<
       }),
     );
   }
-  return threads[slot]!.run({ ...task, id: nextId++ });
+  return threads[slot]!.run<R>({ ...task, id: nextId++ } as ThreadTask, transfer);
+}
+
+/** Run a task on every live thread (not starting any): what a thread that died held is gone anyway. */
+export function runOnLiveThreads<R>(task: DistributiveOmit<ThreadTask, "id">): Promise<R>[] {
+  return threads.map((t) => t.run<R>({ ...task, id: nextId++ } as ThreadTask, []));
 }
 
 /** Threads started and still alive (tests check that a failed split leaves none busy). */

@@ -31,6 +31,7 @@ import { sendEvent } from "../runtime/channel.ts";
 import { sampleBoundaries } from "./range-sample.ts";
 import { csvHeaderLine, makeSplitter, newCounts, ShardRouter, splitFieldOf, type SplitCounts } from "./split-scan.ts";
 import { ParallelSplit } from "./parallel-split.ts";
+import { decryptOnThreads, newSplitToken, releaseSplit, threadShardWriter } from "./split-thread-crypto.ts";
 
 export { splitFieldOf } from "./split-scan.ts";
 
@@ -47,6 +48,11 @@ export interface SplitResult {
 export interface SplitOptions {
   /** Threads that split records: 1 splits on the calling thread; default `defaultSplitThreads()`. */
   threads?: number;
+  /**
+   * With threads: whether they also decrypt the upload and encrypt the shards (default true);
+   * false leaves that on the calling thread (the bench compares both).
+   */
+  threadCrypto?: boolean;
   /** Plaintext bytes per range of the parallel split (tests use tiny ranges). */
   rangeBytes?: number;
 }
@@ -95,7 +101,9 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
     }
   }
   const threads = opts.threads ?? defaultSplitThreads();
-  const writers = shardTargets.map((t) => store.createEncryptedWriter(t.objectId, t.key));
+  // With threads, the threads also decrypt the upload and encrypt the shards (split-thread-crypto.ts).
+  const token = threads > 1 && opts.threadCrypto !== false ? newSplitToken() : 0;
+  const writers = shardTargets.map((t, i) => (token !== 0 && !store.plaintext ? threadShardWriter(store, t.objectId, t.key, { slot: i % threads, token, shard: i }) : store.createEncryptedWriter(t.objectId, t.key)));
   const out = new ShardBuffers(writers);
   let bytes = 0;
   const c: SplitCounts = newCounts(n, (k) => {
@@ -131,10 +139,18 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
           reported = passed;
         },
       });
-      for await (const chunk of input.openDecrypted(uploadObject, uploadKey)) {
-        hash.update(chunk as Buffer);
-        bytes += (chunk as Buffer).length;
-        await parallel.push(chunk as Buffer);
+      if (token !== 0 && !input.plaintext) {
+        for await (const { plain, summary } of decryptOnThreads(input, uploadObject, uploadKey, { threads, csv: spec.format === "csv", token })) {
+          hash.update(plain);
+          bytes += plain.length;
+          await parallel.push(plain, summary);
+        }
+      } else {
+        for await (const chunk of input.openDecrypted(uploadObject, uploadKey)) {
+          hash.update(chunk as Buffer);
+          bytes += (chunk as Buffer).length;
+          await parallel.push(chunk as Buffer);
+        }
       }
       header = await parallel.end();
     } else {
@@ -159,5 +175,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
     for (const w of writers) w.abort();
     await parallel?.abandon();
     throw e;
+  } finally {
+    if (token !== 0) await releaseSplit(token);
   }
 }

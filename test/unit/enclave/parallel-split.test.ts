@@ -7,7 +7,15 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { after, test } from "node:test";
+import { after, describe, test } from "node:test";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { EnclaveObjectStore } from "../../../src/enclave/runtime/object-store.ts";
+import fc from "fast-check";
+import { cutSummary } from "../../../src/enclave/coordinator/cut-summary.ts";
+import { threadCryptoStats } from "../../../src/enclave/coordinator/split-thread-crypto.ts";
 import { Worker } from "node:worker_threads";
 import { once } from "node:events";
 import { enclaveProgramPath } from "../../../src/host/config.ts";
@@ -125,4 +133,120 @@ test("record size limits hold in the threads as in the sequential split: the sam
     }
   }
   assert.ok(parallelSplitStats().ranges - before > 10, "the threads split most ranges");
+});
+
+describe("split threads decrypt the upload and encrypt the shards (real encrypted storage)", () => {
+  const root = mkdtempSync(join(tmpdir(), "cmr-parsplit-crypto-"));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  const store = new EnclaveObjectStore(root);
+  // ~3 MB of CSV (three 1 MiB stream chunks; under 100,000 records: no progress events on
+  // stdout) with quoted line breaks, so cuts need the parity.
+  const rows = Array.from({ length: 90_000 }, (_, i) => (i % 7 === 0 ? `k${i % 13},${i},"two\nlines ""q"" padding"` : `k${i % 13},${i},plain-${i}-padding-padding`));
+  const input = Buffer.from(`k,v,note\n${rows.join("\n")}\n`);
+  let serial = 0;
+
+  async function upload(bytes: Buffer, key: SecretKey): Promise<string> {
+    const id = `u${++serial}/upload`;
+    await store.writeEncrypted(id, key, (async function* () {
+      for (let p = 0; p < bytes.length; p += 300_000) yield bytes.subarray(p, p + 300_000);
+    })());
+    return id;
+  }
+
+  async function split(id: string, key: SecretKey, threads: number, spec = specOf({ format: "csv", shards: 3 })) {
+    const targets = Array.from({ length: 3 }, (_, i) => ({ objectId: `${id}.t${threads}.s${serial++}.${i}`, key: SecretKey.random("shard-key") }));
+    try {
+      const r = await splitUpload(spec, id, key, targets, store, store, { threads, rangeBytes: 64 * 1024 });
+      const plain = [];
+      for (const [i, t] of targets.entries()) {
+        const parts: Buffer[] = [];
+        for await (const c of store.openDecrypted(t.objectId, t.key, r.shards[i]!.sha256)) parts.push(c as Buffer);
+        plain.push(Buffer.concat(parts).toString("latin1"));
+      }
+      return { ok: true as const, r, plain, files: targets.map((t) => readFileSync(store.path(t.objectId))) };
+    } catch (e) {
+      assert.ok(e instanceof CmrError, String(e));
+      for (const t of targets) assert.equal(store.exists(t.objectId), false, "no shard is left behind");
+      return { ok: false as const, code: e.code, message: e.message };
+    }
+  }
+
+  test("shards decrypt (and verify against their receipt digests) to the sequential split's plaintext; stored shards hold no plaintext", async () => {
+    const key = SecretKey.random("upload-key");
+    const id = await upload(input, key);
+    const before = threadCryptoStats();
+    const seq = await split(id, key, 1);
+    const cuts = parallelSplitStats();
+    const par = await split(id, key, 2);
+    // The threads' cut summaries (quote parity across chunks) put every range at a record start.
+    assert.equal(parallelSplitStats().resplit, cuts.resplit);
+    assert.ok(parallelSplitStats().ranges - cuts.ranges >= 2);
+    assert.ok(seq.ok && par.ok, JSON.stringify([seq.ok || seq.message, par.ok || par.message]));
+    assert.deepEqual(par.plain, seq.plain);
+    assert.equal(par.r.inputSha256, seq.r.inputSha256);
+    assert.deepEqual(par.r.shards.map((s) => s.records), seq.r.shards.map((s) => s.records));
+    for (const [i, f] of par.files.entries()) {
+      assert.equal(createHash("sha256").update(f).digest("hex"), par.r.shards[i]!.sha256);
+      assert.equal(f.includes("plain-4"), false);
+      assert.equal(f.includes("two\nlines"), false);
+    }
+    // The control: the plaintext does hold what the scan looks for.
+    assert.ok(par.plain.join("").includes("plain-4") && par.plain.join("").includes("two\nlines"));
+    const after = threadCryptoStats();
+    assert.ok(after.opened - before.opened >= 3, "the threads opened the upload's chunks");
+    assert.ok(after.sealed - before.sealed >= 3, "the threads sealed the shards");
+    assert.equal(splitThreadStats().busy, 0);
+  });
+
+  test("a modified, truncated or swapped upload fails as in the sequential split (same code), with no shard left", async () => {
+    const key = SecretKey.random("upload-key");
+    const id = await upload(input, key);
+    const good = readFileSync(store.path(id));
+    const cases: [string, Buffer, SecretKey, string][] = [
+      ["bit flip in chunk 2", Buffer.from(good), key, "CMR_INTEGRITY"],
+      // The stream header is 60 bytes and the stream id; then chunks of 1 MiB + a 16-byte tag.
+      ["truncated at a chunk boundary", good.subarray(0, 60 + Buffer.byteLength(id) + 2 * (1024 * 1024 + 16)), key, "CMR_INTEGRITY"],
+      ["truncated mid chunk", good.subarray(0, good.length - 1000), key, "CMR_INTEGRITY"],
+      ["header only", good.subarray(0, 60 + Buffer.byteLength(id)), key, "CMR_INTEGRITY"],
+      ["half a header", good.subarray(0, 30), key, "CMR_STREAM_FORMAT"],
+      ["another key", Buffer.from(good), SecretKey.random("other"), "CMR_STREAM_KEY_MISMATCH"],
+    ];
+    cases[0]![1][1024 * 1024 + 5000]! ^= 1;
+    for (const [name, bytes, k, code] of cases) {
+      const bad = `u${++serial}/upload`;
+      mkdirSync(dirname(store.path(bad)), { recursive: true });
+      writeFileSync(store.path(bad), bytes);
+      const seq = await split(bad, k.copy(), 1);
+      const par = await split(bad, k.copy(), 2);
+      assert.ok(!seq.ok && !par.ok, name);
+      assert.equal(seq.code, code, `${name}: ${seq.message}`);
+      assert.equal(par.code, seq.code, `${name}: ${par.message} vs ${seq.message}`);
+    }
+    assert.equal(splitThreadStats().busy, 0);
+  });
+});
+
+test("a chunk's cut summary gives, for either quote parity at its start, the cut the main thread's own scan finds", () => {
+  fc.assert(
+    fc.property(fc.array(fc.constantFrom("a", '"', "\n", ",", '""', "é"), { maxLength: 60 }), fc.boolean(), (pieces, csv) => {
+      const b = Buffer.from(pieces.join(""));
+      const s = cutSummary(b, b.length, csv);
+      for (const p of [0, 1] as const) {
+        // The scan parallel-split.ts does over bytes it holds itself, from parity p.
+        let odd: number = csv ? p : 0;
+        let lfs = 0;
+        let cut = 0;
+        let at = 0;
+        for (let i = 0; i < b.length; i++) {
+          if (b[i] === 0x0a) {
+            lfs++;
+            if (odd === 0) [cut, at] = [i + 1, lfs];
+          } else if (csv && b[i] === 0x22) odd ^= 1;
+        }
+        const q = csv ? p : 0;
+        assert.deepEqual([s.cut[q], s.cut[q] === 0 ? 0 : s.lfsAtCut[q], s.lfs, q ^ s.quoteOdd], [cut, at, lfs, odd]);
+      }
+    }),
+    { numRuns: 2000 },
+  );
 });

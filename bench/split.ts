@@ -6,7 +6,10 @@
  * digests). Not part of `npm test`.
  *
  *   node --import tsx bench/split.ts [--size 118MB] [--shards 2] [--repeat 3] [--only new] [--format jsonl]
- *                                    [--threads 1,2] [--partition hash|range]
+ *                                    [--threads 1,2] [--partition hash|range] [--main-crypto]
+ *
+ * `--main-crypto` adds, per thread count over 1, a run whose threads only split (the main thread
+ * decrypts, finds the cuts and encrypts the shards, as before the threads took that over).
  *
  * `--threads` lists the split thread counts to run the new split with (1: sequential; more: the
  * parallel split, its threads started by a warm-up split before timing). Wall time, CPU time of
@@ -32,6 +35,7 @@ import { SecretKey } from "../src/crypto/secret.ts";
 import { EnclaveObjectStore } from "../src/enclave/runtime/object-store.ts";
 import { splitUpload } from "../src/enclave/coordinator/split-upload.ts";
 import { stopSplitThreads } from "../src/enclave/coordinator/split-thread-pool.ts";
+import { splitThreadCpu } from "../src/enclave/coordinator/split-thread-crypto.ts";
 import { splitUpload as referenceSplit } from "../test/helpers/split-upload-reference.ts";
 import { specOf, type SplitFn } from "../test/helpers/split-harness.ts";
 import type { JobSpec } from "../src/protocol/job.ts";
@@ -46,6 +50,7 @@ const { values } = parseArgs({
     format: { type: "string", default: "csv" },
     threads: { type: "string", default: "1" },
     partition: { type: "string" },
+    "main-crypto": { type: "boolean", default: false },
   },
 });
 const log = (l: string) => process.stderr.write(`bench-split: ${l}\n`);
@@ -88,6 +93,8 @@ async function once(split: SplitFn, spec: JobSpec): Promise<{ seconds: number; d
   const targets = Array.from({ length: shards }, (_, i) => ({ objectId: `jobs/bench-${r0}/shards/${i}`, key: SecretKey.random("shard-key") }));
   const t0 = performance.now();
   const c0 = process.cpuUsage();
+  const m0c = process.threadCpuUsage();
+  const t0c = splitThreadCpu();
   const sampler = setInterval(sample, 20);
   const m0 = process.hrtime.bigint();
   const r = await split(spec, "uploads/bench", uploadKey, targets, store).finally(() => clearInterval(sampler));
@@ -96,6 +103,11 @@ async function once(split: SplitFn, spec: JobSpec): Promise<{ seconds: number; d
   if (process.execArgv.includes("--cpu-prof")) log(`split window ${m0 / 1000n}..${process.hrtime.bigint() / 1000n} µs`);
   const cu = process.cpuUsage(c0);
   cpu.push((cu.user + cu.system) / 1e6);
+  const mu = process.threadCpuUsage(m0c);
+  mainCpu.push((mu.user + mu.system) / 1e6);
+  const tc = splitThreadCpu();
+  // Only splits with thread crypto release (and so report) their threads' CPU.
+  if (tc.range > t0c.range) log(`  split threads' CPU: decrypt+cuts ${(tc.open - t0c.open).toFixed(3)} s, encrypt ${(tc.seal - t0c.seal).toFixed(3)} s, split ranges ${(tc.range - t0c.range).toFixed(3)} s`);
   // Plaintext digests of the shards, to check old and new wrote the same bytes.
   const h = createHash("sha256");
   for (const t of targets) for await (const c of store.openDecrypted(t.objectId, t.key)) h.update(c as Buffer);
@@ -104,6 +116,8 @@ async function once(split: SplitFn, spec: JobSpec): Promise<{ seconds: number; d
 }
 
 let cpu: number[] = [];
+/** CPU of the main thread alone: what bounds the parallel split. */
+let mainCpu: number[] = [];
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const results: Record<string, number> = {};
 log(`${format}: data ${inputPath} (${(statSync(inputPath).size / 1e6).toFixed(1)} MB, ${dataset.rows} rows), ${shards} shards, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
@@ -124,11 +138,16 @@ if (threadCounts.some((t) => t > 1)) {
 for (const partition of values.partition ? [values.partition as "hash" | "range"] : (["hash", "range"] as const)) {
   const spec = specOf({ format, shards, partition, code: { kind: "builtin", op: "max", keyField: "key", valueField: "value" } } as Partial<JobSpec> & Pick<JobSpec, "format" | "shards">);
   const runs: [string, SplitFn][] = [["old", referenceSplit]];
-  for (const t of threadCounts) runs.push([t === 1 ? "new" : `new threads=${t}`, (...a) => splitUpload(...a, undefined, { threads: t })]);
+  for (const t of threadCounts) {
+    runs.push([t === 1 ? "new" : `new threads=${t}`, (...a) => splitUpload(...a, undefined, { threads: t })]);
+    // The threads split, but decryption, cuts and shard encryption stay on the main thread (as before).
+    if (t > 1 && values["main-crypto"]) runs.push([`new threads=${t} main-crypto`, (...a) => splitUpload(...a, undefined, { threads: t, threadCrypto: false })]);
+  }
   for (const [name, fn] of runs) {
     if (values.only && !name.startsWith(values.only)) continue;
     const times: number[] = [];
     cpu = [];
+    mainCpu = [];
     let last = { digest: "", records: [] as number[] };
     for (let i = 0; i < repeat; i++) {
       const r = await once(fn, spec);
@@ -136,7 +155,7 @@ for (const partition of values.partition ? [values.partition as "hash" | "range"
       last = r;
     }
     results[`${name} ${partition}`] = median(times);
-    log(`${name} ${partition}: median ${median(times).toFixed(3)} s of [${times.map((t) => t.toFixed(3)).join(", ")}] (CPU median ${median(cpu).toFixed(3)} s: the machine is shared); shards ${last.records.join("/")} records, plaintext sha256 ${last.digest}; peak RSS so far ${mib(process.resourceUsage().maxRSS * 1024)} MiB (sampled during splits: rss ${mib(peak.rss)}, main heap ${mib(peak.heapTotal)}, external ${mib(peak.external)}, array buffers ${mib(peak.arrayBuffers)} MiB)`);
+    log(`${name} ${partition}: median ${median(times).toFixed(3)} s of [${times.map((t) => t.toFixed(3)).join(", ")}] (CPU median ${median(cpu).toFixed(3)} s, main thread ${median(mainCpu).toFixed(3)} s: the machine is shared); shards ${last.records.join("/")} records, plaintext sha256 ${last.digest}; peak RSS so far ${mib(process.resourceUsage().maxRSS * 1024)} MiB (sampled during splits: rss ${mib(peak.rss)}, main heap ${mib(peak.heapTotal)}, external ${mib(peak.external)}, array buffers ${mib(peak.arrayBuffers)} MiB)`);
   }
 }
 for (const name of ["old", "new"]) {

@@ -36,7 +36,7 @@ import { CmrError, errorFromJSON, IntegrityError } from "../../errors.ts";
 import { storageError } from "../../protocol/storage-errors.ts";
 import type { EncryptedWriter, EnclaveObjectStore } from "../runtime/object-store.ts";
 import type { CutSummary } from "./cut-summary.ts";
-import type { OpenResult, SealResult } from "./split-thread-main.ts";
+import type { OpenResult, ReleaseResult, SealResult } from "./split-thread-main.ts";
 import { runOnLiveThreads, runOnThread } from "./split-thread-pool.ts";
 
 const TAG = 16;
@@ -57,9 +57,19 @@ export function newSplitToken(): number {
   return nextToken++;
 }
 
+/** CPU seconds the live split threads spent decrypting, encrypting and splitting (as of the last release). */
+let threadCpu = { open: 0, seal: 0, range: 0 };
+export function splitThreadCpu(): Readonly<typeof threadCpu> {
+  return { ...threadCpu };
+}
+
 /** Wipe a split's keys and streams in the threads (after it ended or failed). */
 export async function releaseSplit(token: number): Promise<void> {
-  await Promise.allSettled(runOnLiveThreads({ kind: "release", token }));
+  const sum = { open: 0, seal: 0, range: 0 };
+  for (const r of await Promise.allSettled(runOnLiveThreads<ReleaseResult>({ kind: "release", token }))) {
+    if (r.status === "fulfilled") for (const k of ["open", "seal", "range"] as const) sum[k] += r.value.cpu[k] / 1e6;
+  }
+  threadCpu = sum;
 }
 
 /** A copy of `n` bytes from the front of `parts` (consumed), in an ArrayBuffer of its own. */

@@ -106,6 +106,11 @@ export interface ReleaseTask {
   token: number;
 }
 
+/** CPU microseconds this thread spent on each kind of task since it started (the bench reports them). */
+export type ThreadCpu = Record<"open" | "seal" | "range" | "release", number>;
+const cpu: ThreadCpu = { open: 0, seal: 0, range: 0, release: 0 };
+export type ReleaseResult = { id: number; ok: true; cpu: ThreadCpu };
+
 export type ThreadTask = RangeTask | OpenTask | SealTask | ReleaseTask;
 type ThreadError = { code: string; message: string; hint?: string; details?: Record<string, unknown> };
 
@@ -118,11 +123,23 @@ export function isSplitThread(): boolean {
 export function runSplitThread(): void {
   const port = parentPort!;
   port.on("message", (m: ThreadTask) => {
-    if (m.kind === "open") return void port.postMessage(...openChunk(m));
-    if (m.kind === "seal") return void sealPiece(m).then((r) => port.postMessage(...r));
+    const c0 = process.threadCpuUsage();
+    const spent = (): void => {
+      const c = process.threadCpuUsage(c0);
+      cpu[m.kind] += c.user + c.system;
+    };
+    if (m.kind === "open") {
+      port.postMessage(...openChunk(m));
+      return spent();
+    }
+    if (m.kind === "seal") return void sealPiece(m).then((r) => {
+      port.postMessage(...r);
+      spent();
+    });
     if (m.kind === "release") {
       release(m.token);
-      return void port.postMessage({ id: m.id, ok: true });
+      const r: ReleaseResult = { id: m.id, ok: true, cpu: { ...cpu } };
+      return void port.postMessage(r);
     }
     const input = Buffer.from(m.buf, 0, m.len);
     try {
@@ -147,6 +164,7 @@ export function runSplitThread(): void {
         lens: out.pos,
       };
       port.postMessage(r, [m.buf, ...shards]);
+      spent();
     } catch (e) {
       // Only a CmrError's fixed text crosses back; anything else is a bug, named by its class only
       // (a message could quote the data).

@@ -16,8 +16,8 @@
  * uses (docs/protocol/stream-format.md); only the salt, random anyway, differs from a
  * sequential split's shard.
  *
- * Memory: at most IN_FLIGHT_PER_THREAD chunks per thread being opened, and SEAL_AHEAD_BYTES of
- * plaintext per shard waiting to be sealed or written.
+ * Memory: at most IN_FLIGHT_PER_THREAD chunks per thread being opened, and sealAheadBytes(n)
+ * of plaintext per shard (8 MiB in all for up to 32 shards) waiting to be sealed or written.
  *
  * Keys: the upload key and the shard keys are copied into the threads, which are this enclave
  * process's own (split-thread-main.ts); each thread wipes its copies when the split releases them.
@@ -42,8 +42,14 @@ import { runOnLiveThreads, runOnThread } from "./split-thread-pool.ts";
 const TAG = 16;
 /** Chunks being opened per thread. */
 const IN_FLIGHT_PER_THREAD = 2;
-/** Plaintext a shard writer accepts before `write` waits for its ciphertext to be written. */
-const SEAL_AHEAD_BYTES = 4 * 1024 * 1024;
+/**
+ * Plaintext all shard writers of a split accept before `write` waits for ciphertext to be
+ * written, shared out among the shards (at least 256 KiB, at most 2 MiB each).
+ */
+const SEAL_AHEAD_TOTAL = 8 * 1024 * 1024;
+export function sealAheadBytes(shards: number): number {
+  return Math.min(2 * 1024 * 1024, Math.max(256 * 1024, Math.floor(SEAL_AHEAD_TOTAL / shards)));
+}
 
 /** Upload chunks the threads opened and shard pieces they sealed, since start (tests check they did). */
 const stats = { opened: 0, sealed: 0 };
@@ -165,7 +171,7 @@ async function* readCiphertext(src: AsyncIterable<unknown>, objectId: string): A
  * A writer of shard `shard` whose encryption runs in split thread `slot`: the same interface as
  * the store's encrypted writer (plaintext in; `end` gives the ciphertext's SHA-256).
  */
-export function threadShardWriter(store: EnclaveObjectStore, objectId: string, key: SecretKey, o: { slot: number; token: number; shard: number }): EncryptedWriter {
+export function threadShardWriter(store: EnclaveObjectStore, objectId: string, key: SecretKey, o: { slot: number; token: number; shard: number; aheadBytes: number }): EncryptedWriter {
   const target = store.backend.openWrite(objectId);
   const hash = createHash("sha256");
   let bytes = 0;
@@ -224,7 +230,7 @@ export function threadShardWriter(store: EnclaveObjectStore, objectId: string, k
       if (failure !== undefined) throw failure;
       seal(typeof data === "string" ? Buffer.from(data) : data, false);
       // Back-pressure: wait for the writes while too much plaintext is on its way.
-      while (queued > SEAL_AHEAD_BYTES && failure === undefined) await writing.catch(() => undefined);
+      while (queued > o.aheadBytes && failure === undefined) await writing.catch(() => undefined);
       if (failure !== undefined) throw failure;
     },
     async end(): Promise<{ sha256: string; bytes: number }> {

@@ -31,7 +31,7 @@ import { sendEvent } from "../runtime/channel.ts";
 import { sampleBoundaries } from "./range-sample.ts";
 import { csvHeaderLine, makeSplitter, newCounts, ShardRouter, splitFieldOf, type SplitCounts } from "./split-scan.ts";
 import { ParallelSplit } from "./parallel-split.ts";
-import { decryptOnThreads, newSplitToken, releaseSplit, threadShardWriter } from "./split-thread-crypto.ts";
+import { decryptOnThreads, newSplitToken, releaseSplit, sealAheadBytes, threadShardWriter } from "./split-thread-crypto.ts";
 
 export { splitFieldOf } from "./split-scan.ts";
 
@@ -103,7 +103,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   const threads = opts.threads ?? defaultSplitThreads();
   // With threads, the threads also decrypt the upload and encrypt the shards (split-thread-crypto.ts).
   const token = threads > 1 && opts.threadCrypto !== false ? newSplitToken() : 0;
-  const writers = shardTargets.map((t, i) => (token !== 0 && !store.plaintext ? threadShardWriter(store, t.objectId, t.key, { slot: i % threads, token, shard: i }) : store.createEncryptedWriter(t.objectId, t.key)));
+  const writers = shardTargets.map((t, i) => (token !== 0 && !store.plaintext ? threadShardWriter(store, t.objectId, t.key, { slot: i % threads, token, shard: i, aheadBytes: sealAheadBytes(n) }) : store.createEncryptedWriter(t.objectId, t.key)));
   const out = new ShardBuffers(writers);
   let bytes = 0;
   const c: SplitCounts = newCounts(n, (k) => {

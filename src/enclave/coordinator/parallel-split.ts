@@ -1,14 +1,16 @@
 /**
- * The parallel split (issue #12 item 3): the main thread of the coordinator enclave decrypts the
- * upload, cuts the plaintext into ranges at record starts, and split threads
- * (split-thread-pool.ts) split the ranges; the main thread appends each range's per-shard output
+ * The parallel split (issue #12 item 3): the main thread of the coordinator enclave gets the
+ * upload's plaintext chunk by chunk (decrypted by the split threads, split-thread-crypto.ts),
+ * cuts it into ranges at record starts, and split threads (split-thread-pool.ts) split the
+ * ranges; the main thread appends each range's per-shard output
  * in input order, so the shards are byte for byte those of the sequential split, and the first
  * error (in input order) is the sequential split's first error.
  *
  * Cutting. A range must start where the sequential scanner would be at a record start, on a known
  * line. The cut is found by a cheap pass over the bytes: CSV counts quotes (an LF after an even
  * number of quotes since the range's start is outside quotes) and LFs (every LF is one line, also
- * inside quotes); in JSON Lines every LF ends a record. That guess can be wrong only for bad
+ * inside quotes); in JSON Lines every LF ends a record. A chunk a thread decrypted comes with that
+ * pass done (cut-summary.ts, for both quote parities), so the main thread only picks. That guess can be wrong only for bad
  * input (a stray quote), so it is checked: a range's thread reports whether its scanner ended
  * exactly at a record start and on which line the next record starts. If not, that range's
  * output and everything after it is dropped and the main thread splits from that range's start

@@ -63,10 +63,11 @@ const DEFAULT_RANGE_BYTES = 1024 * 1024;
 let configuredThreads: number | undefined;
 
 /**
- * 1 (the sequential split) unless the node says otherwise: on the 2-core bench machine, shared
- * with other work, 2 threads split 118 MB in 1.30 s instead of 1.57 s at load 3.5 and were no
- * faster at load 8 (the main thread, which decrypts, hashes, cuts and encrypts, is the
- * bottleneck), for about 70 MiB more RSS (bench/split.ts).
+ * 1 (the sequential split) unless the node says otherwise. With the threads doing the crypto
+ * and the cuts, 2 threads cut the main thread's CPU from 1.42 to 0.55 s on 118 MB but spent
+ * 3.54 instead of 2.28 CPU seconds in all, and the whole bench job took 41.1 s instead of 29.9 s
+ * on the shared 2-core machine at load 24-40, with 340 instead of 161 MiB coordinator-enclave
+ * RSS (docs/architecture.md, "Split threads"). min(2, cores) would be right only with idle cores.
  */
 export function defaultSplitThreads(): number {
   return configuredThreads ?? 1;

@@ -21,7 +21,8 @@ import { SPLIT_THREAD, type ThreadTask } from "./split-thread-main.ts";
 const ENTRY = import.meta.url.endsWith(".ts") ? new URL("../runtime/main.ts", import.meta.url) : new URL(import.meta.url);
 
 interface Pending {
-  resolve: (r: never) => void;
+  /** Given the thread's reply; `run` typed it for its caller. */
+  resolve: (r: unknown) => void;
   reject: (e: unknown) => void;
 }
 
@@ -38,7 +39,7 @@ class SplitThread {
       if (p === undefined) return;
       this.pending.delete(r.id);
       if (this.pending.size === 0) this.worker.unref();
-      p.resolve(r as never);
+      p.resolve(r);
     });
     const die = (why: string) => {
       if (this.dead) return;
@@ -56,7 +57,7 @@ class SplitThread {
   run<R>(task: ThreadTask, transfer: ArrayBuffer[]): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       if (this.dead) return reject(new CmrError("CMR_INTERNAL", "a split thread of the coordinator enclave exited"));
-      this.pending.set(task.id, { resolve, reject });
+      this.pending.set(task.id, { resolve: resolve as (r: unknown) => void, reject });
       if (this.pending.size === 1) this.worker.ref();
       this.worker.postMessage(task, transfer);
     });

@@ -30,7 +30,7 @@
 import { CmrError, type CmrErrorCode } from "../../errors.ts";
 import type { JobSpec } from "../../protocol/job.ts";
 import type { ShardBuffers } from "./shard-buffers.ts";
-import { makeSplitter, ShardRouter, splitFieldOf, type RecordSplitter, type SplitCounts } from "./split-scan.ts";
+import { makeSplitter, routeFieldOf, ShardRouter, type RecordSplitter, type SplitCounts } from "./split-scan.ts";
 import type { RangeResult } from "./split-thread-main.ts";
 import { runOnThread } from "./split-thread-pool.ts";
 import type { CutSummary } from "./cut-summary.ts";
@@ -96,7 +96,7 @@ export class ParallelSplit {
   constructor(o: ParallelSplitOptions) {
     this.o = o;
     this.csv = o.spec.format === "csv";
-    this.field = splitFieldOf(o.spec);
+    this.field = routeFieldOf(o.spec);
     this.seq = makeSplitter({
       spec: o.spec,
       router: new ShardRouter(o.shards, this.field, o.boundaries),

@@ -38,6 +38,14 @@ export function splitFieldOf(spec: JobSpec): string | null {
   }
 }
 
+/**
+ * The field that routes records: the split field, or null (round robin) at `--hide shuffle`,
+ * where shard sizes must say nothing about the keys (the key is still read and checked).
+ */
+export function routeFieldOf(spec: JobSpec): string | null {
+  return spec.hide === "shuffle" ? null : splitFieldOf(spec);
+}
+
 /** Where a splitter copies records: one growing byte buffer per shard (shard-buffers.ts). */
 export interface ShardOutput {
   readonly buf: Buffer[];
@@ -135,6 +143,7 @@ export class ShardRouter {
 
   /** Shard of a key string (the slow path). */
   ofString(k: string): number {
+    if (this.field === null) return this.roundRobin();
     return this.boundaries !== null ? rangeIndex(this.boundaries, k) : fnv1a(k) % this.n;
   }
 }

@@ -30,7 +30,7 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { PassThrough } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { ChunkOpener, decodeHeader } from "../../crypto/aead-stream.ts";
+import { ChunkOpener, decodeHeader, STREAM_VERSION } from "../../crypto/aead-stream.ts";
 import type { SecretKey } from "../../crypto/secret.ts";
 import { CmrError, errorFromJSON, IntegrityError } from "../../errors.ts";
 import { storageError } from "../../protocol/storage-errors.ts";
@@ -97,11 +97,12 @@ function take(parts: Buffer[], n: number): ArrayBuffer {
  * The upload's plaintext, chunk by chunk in order, each with its cut summary, decrypted by the
  * split threads. `objectId`'s ciphertext is read from `input`'s backend.
  */
-export async function* decryptOnThreads(input: EnclaveObjectStore, objectId: string, key: SecretKey, o: { threads: number; csv: boolean; token: number }): AsyncGenerator<{ plain: Buffer; summary: CutSummary }> {
+export async function* decryptOnThreads(input: EnclaveObjectStore, objectId: string, key: SecretKey, o: { threads: number; csv: boolean; token: number }): AsyncGenerator<{ plain: Buffer; summary: CutSummary | undefined }> {
   const src = input.backend.openRead(objectId);
   const parts: Buffer[] = [];
   let partsLen = 0;
   let head: Buffer | null = null;
+  let padded = false;
   let sealedSize = 0;
   let index = 0;
   let slot = 0;
@@ -112,6 +113,7 @@ export async function* decryptOnThreads(input: EnclaveObjectStore, objectId: str
     if (decodeHeader(all, objectId) === undefined) throw new CmrError("CMR_STREAM_FORMAT", `${objectId} is truncated: ${all.length} bytes, no complete stream header`);
     const opener = new ChunkOpener(key.expose(), all, objectId);
     head = opener.header.raw;
+    padded = opener.header.version !== STREAM_VERSION;
     sealedSize = opener.sealedSize;
     opener.close();
     parts.length = 0;
@@ -128,7 +130,7 @@ export async function* decryptOnThreads(input: EnclaveObjectStore, objectId: str
     inflight.push(p);
     slot = (slot + 1) % o.threads;
   };
-  const next = async (): Promise<{ plain: Buffer; summary: CutSummary }> => {
+  const next = async (): Promise<{ plain: Buffer; summary: CutSummary | undefined }> => {
     const r = await inflight.shift()!;
     if (!r.ok) throw errorFromJSON(r.error);
     stats.opened++;
@@ -141,6 +143,7 @@ export async function* decryptOnThreads(input: EnclaveObjectStore, objectId: str
       if (head === null) {
         if (partsLen < ChunkOpener.headerBytesNeeded) continue;
         readHeader();
+        if (padded) break;
       }
       // A full-size chunk is not the final one only if more bytes follow it.
       while (partsLen > sealedSize) {
@@ -149,6 +152,13 @@ export async function* decryptOnThreads(input: EnclaveObjectStore, objectId: str
       }
     }
     if (head === null) readHeader();
+    if (padded) {
+      // A padded (version 2) stream has its own rules (unpadding, chunk count): DecryptStream
+      // reads it, on this thread, and the main thread scans the plaintext itself.
+      src.destroy();
+      for await (const c of input.openDecrypted(objectId, key)) yield { plain: c as Buffer, summary: undefined };
+      return;
+    }
     if (partsLen < TAG) throw new IntegrityError(objectId);
     dispatch(partsLen, true);
     while (inflight.length > 0) yield await next();

@@ -21,7 +21,7 @@ import { once } from "node:events";
 import { CmrError } from "../../errors.ts";
 import type { JobSpec } from "../../protocol/job.ts";
 import { RangeShardBuffers } from "./shard-buffers.ts";
-import { makeSplitter, newCounts, ShardRouter, splitFieldOf } from "./split-scan.ts";
+import { makeSplitter, newCounts, routeFieldOf, ShardRouter } from "./split-scan.ts";
 import { ChunkOpener, EncryptStream } from "../../crypto/aead-stream.ts";
 import { cutSummary, type CutSummary } from "./cut-summary.ts";
 
@@ -143,7 +143,7 @@ export function runSplitThread(): void {
     }
     const input = Buffer.from(m.buf, 0, m.len);
     try {
-      const router = new ShardRouter(m.shards, splitFieldOf(m.spec), m.boundaries);
+      const router = new ShardRouter(m.shards, routeFieldOf(m.spec), m.boundaries);
       const out = new RangeShardBuffers(m.shards, m.len);
       const counts = newCounts(m.shards);
       const splitter = makeSplitter({ spec: m.spec, router, out, counts, start: { resume: true, line: m.line, header: m.header } });

@@ -23,13 +23,13 @@
 import { createHash } from "node:crypto";
 import { ShardBuffers } from "./shard-buffers.ts";
 import { CmrError } from "../../errors.ts";
-import type { JobSpec } from "../../protocol/job.ts";
+import { hidesSizes, type JobSpec } from "../../protocol/job.ts";
 import type { SecretKey } from "../../crypto/secret.ts";
 import { compareKeys } from "../records/csv-writer.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { sendEvent } from "../runtime/channel.ts";
 import { sampleBoundaries } from "./range-sample.ts";
-import { csvHeaderLine, makeSplitter, newCounts, ShardRouter, splitFieldOf, type SplitCounts } from "./split-scan.ts";
+import { csvHeaderLine, makeSplitter, newCounts, routeFieldOf, ShardRouter, splitFieldOf, type SplitCounts } from "./split-scan.ts";
 import { ParallelSplit } from "./parallel-split.ts";
 import { decryptOnThreads, newSplitToken, releaseSplit, sealAheadBytes, threadShardWriter } from "./split-thread-crypto.ts";
 
@@ -81,6 +81,9 @@ export function setSplitThreads(n: number): void {
   configuredThreads = n;
 }
 
+/** At --hide: one progress event per this many plaintext bytes of the upload read. */
+const HIDDEN_PROGRESS_BYTES = 8 * 1024 * 1024;
+
 /** Every 100,000 records: records and bytes read, for `cmr run`'s and the console's progress. */
 function reportProgress(jobId: string, records: number, bytes: number): void {
   sendEvent({ event: "progress", data: { stage: "split", jobId, records, bytes } });
@@ -94,7 +97,9 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   const n = shardTargets.length;
   const field = splitFieldOf(spec);
   let boundaries: string[] | null = null;
-  if (spec.partition === "range" && field !== null) {
+  // --hide shuffle: records are dealt round robin, so shard sizes say nothing about the keys and
+  // no range boundaries are drawn at all (the reducers partition by key as always).
+  if (spec.partition === "range" && field !== null && spec.hide !== "shuffle") {
     boundaries = spec.rangeBoundaries ? [...spec.rangeBoundaries].sort(compareKeys) : await sampleBoundaries(spec, field, uploadObject, uploadKey, store);
     // k boundaries make k+1 ranges; more ranges than shards would route records nowhere.
     if (boundaries.length > n - 1) {
@@ -104,11 +109,22 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   const threads = opts.threads ?? defaultSplitThreads();
   // With threads, the threads also decrypt the upload and encrypt the shards (split-thread-crypto.ts).
   const token = threads > 1 && opts.threadCrypto !== false ? newSplitToken() : 0;
-  const writers = shardTargets.map((t, i) => (token !== 0 && !store.plaintext ? threadShardWriter(store, t.objectId, t.key, { slot: i % threads, token, shard: i, aheadBytes: sealAheadBytes(n) }) : store.createEncryptedWriter(t.objectId, t.key)));
+  // Padded shards (--hide) are written by the store's own writer (EncryptStream's padding).
+  const writers = shardTargets.map((t, i) => (token !== 0 && !store.plaintext && !store.padded ? threadShardWriter(store, t.objectId, t.key, { slot: i % threads, token, shard: i, aheadBytes: sealAheadBytes(n) }) : store.createEncryptedWriter(t.objectId, t.key)));
   const out = new ShardBuffers(writers);
   let bytes = 0;
+  // `--hide sizes|shuffle` (docs/leakage.md): events carry plaintext bytes read, never records,
+  // at every HIDDEN_PROGRESS_BYTES of input (the host knows the upload's size: this says only how far).
+  const hidden = hidesSizes(spec.hide);
+  let hiddenNext = HIDDEN_PROGRESS_BYTES;
+  const read = (len: number): void => {
+    bytes += len;
+    if (!hidden || bytes < hiddenNext) return;
+    hiddenNext = (Math.floor(bytes / HIDDEN_PROGRESS_BYTES) + 1) * HIDDEN_PROGRESS_BYTES;
+    sendEvent({ event: "progress", data: { stage: "split", jobId: spec.jobId, bytes: hiddenNext - HIDDEN_PROGRESS_BYTES } });
+  };
   const c: SplitCounts = newCounts(n, (k) => {
-    if (k.total % 100_000 === 0) reportProgress(spec.jobId, k.total, bytes);
+    if (!hidden && k.total % 100_000 === 0) reportProgress(spec.jobId, k.total, bytes);
   });
   // CSV shards are CSV again: the input header with the line column in front.
   const onHeader = (h: string[]): void => {
@@ -136,29 +152,29 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
         onRange: () => {
           // Ranges add many records at once: report each 100,000 passed.
           const passed = Math.floor(c.total / 100_000) * 100_000;
-          if (passed > reported) reportProgress(spec.jobId, passed, bytes);
+          if (passed > reported && !hidden) reportProgress(spec.jobId, passed, bytes);
           reported = passed;
         },
       });
       if (token !== 0 && !input.plaintext) {
         for await (const { plain, summary } of decryptOnThreads(input, uploadObject, uploadKey, { threads, csv: spec.format === "csv", token })) {
           hash.update(plain);
-          bytes += plain.length;
+          read(plain.length);
           await parallel.push(plain, summary);
         }
       } else {
         for await (const chunk of input.openDecrypted(uploadObject, uploadKey)) {
           hash.update(chunk as Buffer);
-          bytes += (chunk as Buffer).length;
+          read((chunk as Buffer).length);
           await parallel.push(chunk as Buffer);
         }
       }
       header = await parallel.end();
     } else {
-      const splitter = makeSplitter({ spec, router: new ShardRouter(n, field, boundaries), out, counts: c, start: { resume: false }, onHeader });
+      const splitter = makeSplitter({ spec, router: new ShardRouter(n, routeFieldOf(spec), boundaries), out, counts: c, start: { resume: false }, onHeader });
       for await (const chunk of input.openDecrypted(uploadObject, uploadKey)) {
         hash.update(chunk as Buffer);
-        bytes += (chunk as Buffer).length;
+        read((chunk as Buffer).length);
         splitter.feed(chunk as Buffer);
         await out.drain();
       }

@@ -113,6 +113,11 @@ export const ERROR_CODES = [
   "CMR_RECOVERY_SHARE_DUPLICATE",
   "CMR_RECOVERY_KEY_MISMATCH",
   "CMR_RECOVERY_NOT_PENDING",
+  // --- multi-party jobs (issue #17 part 2): manifest, approvals, recipients
+  "CMR_MANIFEST_INVALID",
+  "CMR_APPROVAL_INVALID",
+  "CMR_APPROVAL_MISSING",
+  "CMR_NOT_RECIPIENT",
 ] as const;
 
 export type CmrErrorCode = (typeof ERROR_CODES)[number];

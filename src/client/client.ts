@@ -37,7 +37,7 @@ export interface JobStatus {
   timings: Record<string, number>;
   error?: { code: string; message: string; hint?: string };
   resumedFrom?: string;
-  result?: { resultObject: string; rows: number; sealedSummary: string };
+  result?: { resultObject: string; rows: number; sealedSummary: string; /** Multi-party jobs: the result sealed to each recipient (public ciphertext). */ recipients?: { recipient: string; ephemeral: string; sealed: string }[] };
   /** Split progress the coordinator enclave reported: records (and bytes, when it says) read. */
   split?: { records: number; bytes?: number; at: string };
   createdAt?: string;

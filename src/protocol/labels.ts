@@ -48,6 +48,9 @@ export const LABELS = {
   recoveryKeyCommitment: "cmr/v1/recovery/key-commitment",
   recoveryShareCommitment: "cmr/v1/recovery/share-commitment",
   checkpointBody: "cmr/v1/coordinator/checkpoint-body",
+  /** Multi-party jobs (issue #17 part 2, docs/protocol/manifest.md). */
+  manifest: "cmr/v1/manifest",
+  recipientKey: "cmr/v1/multi-party/recipient-key",
 } as const;
 
-export type Purpose = "shard-key" | "partition-key" | "result-key" | "job" | "task" | "task-result" | "recovery-share";
+export type Purpose = "shard-key" | "partition-key" | "result-key" | "job" | "task" | "task-result" | "recovery-share" | "approval" | "recipient-result";

@@ -12,6 +12,7 @@
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { z } from "zod";
 import { LABELS } from "./labels.ts";
+import { MultiPartyReceiptSchema } from "./manifest.ts";
 
 export const RECEIPT_LABEL = LABELS.receipt;
 
@@ -44,6 +45,8 @@ export const ReceiptSchema = z.object({
   jobLimits: z.object({ callMs: z.number().int(), taskMs: z.number().int(), memoryMB: z.number().int(), outputMB: z.number().int() }).optional(),
   /** Largest input record the job accepted, in bytes (it changes what a job accepts; absent in receipts before #16). */
   maxRecordBytes: z.number().int().optional(),
+  /** Multi-party jobs (issue #17 part 2): the manifest digest, every input digest and approval. */
+  multiParty: MultiPartyReceiptSchema.optional(),
 });
 export type Receipt = z.infer<typeof ReceiptSchema>;
 

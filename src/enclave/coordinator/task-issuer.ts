@@ -60,9 +60,10 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     mapIndex: m,
     shardObject: shard.objectId,
     wrappedShardKey: wrapKey(kek, shard.key.expose(), { recipient, purpose: "shard-key", objectId: shard.objectId }).toString("base64"),
-    format: job.spec.format,
-    header: job.header,
-    inputName: job.spec.inputName,
+    // A multi-party job's shards each come from one owner's input, with its own format and header.
+    format: job.multi ? job.multi.manifest.inputs[job.multi.shardInputs[m]!.input]!.format : job.spec.format,
+    header: job.multi ? job.multi.shardInputs[m]!.header : job.header,
+    inputName: job.multi ? job.multi.manifest.inputs[job.multi.shardInputs[m]!.input]!.inputName : job.spec.inputName,
     code: job.spec.code,
     jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS,
     // A local shuffle (shuffle-plan.ts): one partition, for reducer m; the worker's partitioning

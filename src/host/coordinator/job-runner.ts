@@ -59,7 +59,7 @@ export interface JobRecord {
   checkpoints?: "unavailable";
   /** Set when the job was resumed after a coordinator restart. */
   resumedFrom?: CheckpointStage;
-  result?: { resultObject: string; rows: number; sealedSummary: string };
+  result?: { resultObject: string; rows: number; sealedSummary: string; /** Multi-party jobs: the result sealed to each recipient (public ciphertext). */ recipients?: { recipient: string; ephemeral: string; sealed: string }[] };
   /** Split progress the coordinator enclave reported (records read, and bytes when it says). */
   split?: { records: number; bytes?: number; at: string };
   /** When `cmr gc` deleted this finished job's storage objects. */

@@ -1,0 +1,244 @@
+/**
+ * Multi-party jobs end to end (issue #17 part 2) on an embedded cluster: two banks each attest
+ * the coordinator, upload under their own first key (one CSV, one JSON Lines with its columns in
+ * another order), and sign one manifest naming a sum over the union of both inputs, with bank A
+ * and an analyst C (not an owner) as recipients. Checked:
+ *  - the job does not start on one approval (CMR_APPROVAL_MISSING, no job objects in storage),
+ *    and starts on the second;
+ *  - each recipient's result equals an independent computation over both files, and its
+ *    receipt names both input digests and both owners' signatures;
+ *  - bank B, an owner but not a recipient, gets nothing (CMR_NOT_RECIPIENT), and the result
+ *    sealed for A does not open with B's key;
+ *  - canaries: neither bank's memo column (never in the result) reaches any IPC frame the host
+ *    saw, any object in storage, the job status, or the other bank;
+ *  - tampered manifests and approvals are refused; an upload that is not the manifest's fails.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, createPrivateKey } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { attestCoordinator, uploadFile, waitForJob } from "../../src/client/client.ts";
+import { approveManifest, createManifest, fetchRecipientResult, signAsOwner } from "../../src/client/multi-party.ts";
+import { generateOwnerKeyPair, manifestSha256, type Manifest } from "../../src/protocol/manifest.ts";
+import { generateRecoveryKeyPair } from "../../src/crypto/recovery-share.ts";
+import { openForRecipient } from "../../src/crypto/recipient-wrap.ts";
+import { getJson } from "../../src/host/http/client.ts";
+import type { VerifiedSession } from "../../src/attestation/relying-party.ts";
+import { startTestCluster, type TestCluster } from "../helpers/cluster.ts";
+import { code } from "../helpers/outcome.ts";
+
+const CANARY_A = "CANARY-bankA-5e1d-memo-never-leaves";
+const CANARY_B = "CANARY-bankB-9c4f-memo-never-leaves";
+const ROOM = "client:room1";
+
+const dir = mkdtempSync(join(tmpdir(), "cmr-multiparty-"));
+const frames: string[] = [];
+let cluster: TestCluster;
+
+// Bank A: CSV; bank B: JSON Lines, fields in another order, some accounts shared with A.
+const rowsA: [string, string][] = [];
+const rowsB: [string, string][] = [];
+for (let i = 0; i < 400; i++) rowsA.push([`acct-${i % 37}`, `${i % 13}.${String(i % 100).padStart(2, "0")}`]);
+for (let i = 0; i < 300; i++) rowsB.push([`acct-${(i * 7) % 53}`, `-${i % 5}.${String(i % 10)}5`]);
+const fileA = join(dir, "bankA.csv");
+const fileB = join(dir, "bankB.jsonl");
+writeFileSync(fileA, `account,amount,memo\n${rowsA.map(([a, v], i) => `${a},${v},"${CANARY_A} ${i}"`).join("\n")}\n`);
+writeFileSync(fileB, rowsB.map(([a, v], i) => JSON.stringify({ memo: `${CANARY_B} ${i}`, amount: Number(v), account: a })).join("\n") + "\n");
+const sha = (p: string): string => createHash("sha256").update(readFileSync(p)).digest("hex");
+
+/** The expected result, computed here without cmr: exact sums in thousandths, sorted by key. */
+function expectedSum(): string {
+  const sums = new Map<string, bigint>();
+  for (const [a, v] of [...rowsA, ...rowsB]) {
+    const neg = v.startsWith("-");
+    const [int, frac = ""] = (neg ? v.slice(1) : v).split(".");
+    const milli = BigInt(int!) * 1000n + BigInt(frac.padEnd(3, "0"));
+    sums.set(a, (sums.get(a) ?? 0n) + (neg ? -milli : milli));
+  }
+  const fmt = (m: bigint): string => {
+    const neg = m < 0n;
+    const abs = neg ? -m : m;
+    const frac = (abs % 1000n).toString().padStart(3, "0").replace(/0+$/, "");
+    return `${neg ? "-" : ""}${abs / 1000n}${frac ? `.${frac}` : ""}`;
+  };
+  const keys = [...sums.keys()].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+  return `key,value\n${keys.map((k) => `${k},${fmt(sums.get(k)!)}`).join("\n")}\n`;
+}
+
+/** Numbers in the result may be written with fewer or more trailing zeros: compare values. */
+function normalize(csv: string): string {
+  return csv
+    .trim()
+    .split("\n")
+    .map((line, i) => {
+      if (i === 0) return line;
+      const [k, v] = line.split(",");
+      const neg = v!.startsWith("-");
+      const [int, frac = ""] = (neg ? v!.slice(1) : v!).split(".");
+      const f = frac.replace(/0+$/, "");
+      const n = `${BigInt(int!)}${f ? `.${f}` : ""}`;
+      return `${k},${neg && n !== "0" ? "-" : ""}${n}`;
+    })
+    .join("\n");
+}
+
+const ownerA = generateOwnerKeyPair();
+const ownerB = generateOwnerKeyPair();
+const recipA = generateRecoveryKeyPair();
+const recipB = generateRecoveryKeyPair();
+const recipC = generateRecoveryKeyPair();
+
+let sessA: VerifiedSession;
+let sessB: VerifiedSession;
+let upA: { uploadId: string; sha256: string };
+let upB: { uploadId: string; sha256: string };
+
+function manifest(jobId: string, over: Partial<Parameters<typeof createManifest>[0]> = {}): Manifest {
+  return createManifest({
+    jobId,
+    inputs: [
+      { owner: "bankA", publicKey: ownerA.publicKey, uploadId: upA.uploadId, sha256: upA.sha256, inputName: "bankA.csv" },
+      { owner: "bankB", publicKey: ownerB.publicKey, uploadId: upB.uploadId, sha256: upB.sha256, inputName: "bankB.jsonl" },
+    ],
+    job: { kind: "builtin", op: "sum", keyField: "account", valueField: "amount" },
+    recipients: [
+      { name: "bankA", x25519: recipA.publicHex },
+      { name: "analystC", x25519: recipC.publicHex },
+    ],
+    shardsPerInput: 2,
+    reducers: 2,
+    ...over,
+  });
+}
+
+const approve = (s: VerifiedSession, m: Manifest, key: string) => approveManifest(cluster.coordinator.url, s, m, signAsOwner(m, createPrivateKey(key)), cluster.policy);
+
+before(async () => {
+  cluster = await startTestCluster([{ workerId: "w1" }, { workerId: "w2" }], { onFrame: (raw) => frames.push(raw.toString("latin1")) });
+  const url = cluster.coordinator.url;
+  // Both owners name the same clean room, so their sessions reach one coordinator enclave.
+  sessA = await attestCoordinator(url, cluster.policy, undefined, { client: "room1" });
+  sessB = await attestCoordinator(url, cluster.policy, undefined, { client: "room1" });
+  assert.equal(sessA.claims.scope, ROOM);
+  upA = await uploadFile(url, sessA, fileA);
+  upB = await uploadFile(url, sessB, fileB);
+  assert.equal(upA.sha256, sha(fileA));
+});
+
+after(async () => {
+  await cluster?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function filesUnder(root: string): string[] {
+  const out: string[] = [];
+  const walk = (p: string): void => {
+    for (const n of readdirSync(p)) {
+      const q = join(p, n);
+      if (statSync(q).isDirectory()) walk(q);
+      else out.push(q);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+test("two owners: no start on one approval; union sum equals an independent computation for every recipient; non-recipient gets nothing; canaries stay inside", async () => {
+  const url = cluster.coordinator.url;
+  const m = manifest("jmp-union");
+  const first = await approve(sessA, m, ownerA.privatePem);
+  assert.deepEqual({ state: first.state, approved: first.approved, of: first.of }, { state: "awaiting-approvals", approved: [0], of: 2 });
+  // One approval in: the job does not exist for the host to run, and nothing was split.
+  assert.equal(await code(() => getJson(`${url}/v1/jobs/jmp-union`)), "CMR_APPROVAL_MISSING");
+  assert.ok(!filesUnder(cluster.storageDir).some((f) => f.includes("jmp-union")), "no object of the job before every approval");
+
+  const second = await approve(sessB, m, ownerB.privatePem);
+  assert.equal(second.of, 2);
+  assert.deepEqual(second.approved, [0, 1]);
+  const status = await waitForJob(url, m.jobId);
+  assert.equal(status.state, "succeeded", JSON.stringify(status.error));
+  assert.equal(status.result!.sealedSummary, "", "no result sealed under any owner's session");
+  assert.equal(status.result!.recipients!.length, 2);
+
+  // Recipient A (an owner) and recipient C (an analyst with its own attested session).
+  const sessC = await attestCoordinator(url, cluster.policy, undefined, { client: "room1" });
+  const outA = join(dir, "a.csv");
+  const chunks: Buffer[] = [];
+  const sink = new (await import("node:stream")).Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) });
+  const ra = await fetchRecipientResult(url, sessA, status, m, createPrivateKey(recipA.privatePem), outA);
+  await fetchRecipientResult(url, sessC, status, m, createPrivateKey(recipC.privatePem), sink);
+  const want = normalize(expectedSum());
+  assert.equal(normalize(readFileSync(outA, "utf8")), want);
+  assert.equal(normalize(Buffer.concat(chunks).toString("utf8")), want);
+
+  // The receipt names the manifest, both input digests and both signatures.
+  const mp = ra.receipt.multiParty!;
+  assert.equal(mp.manifestSha256, manifestSha256(m));
+  assert.deepEqual(mp.inputs.map((i) => i.sha256), [sha(fileA), sha(fileB)]);
+  assert.deepEqual(mp.inputs.map((i) => i.records), [rowsA.length, rowsB.length]);
+  assert.deepEqual(mp.approvals.map((a) => a.owner), [0, 1]);
+  assert.equal(ra.receipt.input.records, rowsA.length + rowsB.length);
+
+  // Bank B is an owner, not a recipient: its client refuses, and A's copy does not open with B's key.
+  const outB = join(dir, "b.csv");
+  assert.equal(await code(() => fetchRecipientResult(url, sessB, status, m, createPrivateKey(recipB.privatePem), outB)), "CMR_NOT_RECIPIENT");
+  assert.throws(() => statSync(outB), "no file for a non-recipient");
+  const forA = status.result!.recipients!.find((r) => r.recipient === recipA.publicHex)!;
+  assert.equal(await code(() => openForRecipient(createPrivateKey(recipB.privatePem), { ...forA, recipient: recipB.publicHex }, m.jobId, manifestSha256(m))), "CMR_UNWRAP_FAILED");
+
+  // Canaries: what the host handled (IPC frames, storage, status) and what each bank got.
+  const statusText = JSON.stringify(await getJson(`${url}/v1/jobs/${m.jobId}`));
+  const stored = filesUnder(cluster.storageDir).map((f) => readFileSync(f).toString("latin1"));
+  assert.ok(frames.length > 20, `frames were recorded (${frames.length})`);
+  for (const canary of [CANARY_A, CANARY_B]) {
+    for (const needle of [canary, Buffer.from(canary).toString("base64").slice(0, 24), Buffer.from(canary).toString("hex")]) {
+      assert.ok(!frames.some((f) => f.includes(needle)), `${canary} in an IPC frame`);
+      assert.ok(!stored.some((f) => f.includes(needle)), `${canary} in storage`);
+      assert.ok(!statusText.includes(needle), `${canary} in the job status`);
+    }
+  }
+  // Bank A, a recipient, gets the aggregate only: not bank B's memo column (nor its own).
+  assert.ok(!readFileSync(outA, "utf8").includes(CANARY_B));
+  assert.ok(!readFileSync(outA, "utf8").includes(CANARY_A));
+});
+
+test("tampered manifests and approvals are refused; the job never starts", async () => {
+  const url = cluster.coordinator.url;
+  const m = manifest("jmp-tamper");
+  // A signature over another manifest (B added itself as a recipient after A signed).
+  const changed = manifest("jmp-tamper", { recipients: [...m.recipients, { name: "bankB", x25519: recipB.publicHex }] });
+  const sigA = signAsOwner(m, createPrivateKey(ownerA.privatePem));
+  assert.equal(await code(() => approveManifest(url, sessA, changed, sigA, cluster.policy)), "CMR_APPROVAL_INVALID");
+  // A flipped signature byte.
+  const flipped = Buffer.from(sigA.signature, "base64");
+  flipped[flipped.length - 3]! ^= 1;
+  assert.equal(await code(() => approveManifest(url, sessA, m, { owner: 0, signature: flipped.toString("base64") }, cluster.policy)), "CMR_APPROVAL_INVALID");
+  // B's key signing for owner A's slot.
+  const sigBasA = { owner: 0, signature: signAsOwner(m, createPrivateKey(ownerB.privatePem)).signature };
+  assert.equal(await code(() => approveManifest(url, sessA, m, sigBasA, cluster.policy)), "CMR_APPROVAL_INVALID");
+  // A valid approval of A's input sent on B's session (B did not upload A's data).
+  assert.equal(await code(() => approveManifest(url, sessB, m, sigA, cluster.policy)), "CMR_PROTOCOL_CHALLENGE");
+  // A approves the real manifest; B then approves the changed one: the owners disagree.
+  await approveManifest(url, sessA, m, sigA, cluster.policy);
+  assert.equal(await code(() => approve(sessB, changed, ownerB.privatePem)), "CMR_APPROVAL_INVALID");
+  // A second approval by A is not a second owner.
+  assert.equal(await code(() => approveManifest(url, sessA, m, sigA, cluster.policy)), "CMR_APPROVAL_INVALID");
+  assert.equal(await code(() => getJson(`${url}/v1/jobs/jmp-tamper`)), "CMR_APPROVAL_MISSING");
+  assert.ok(!filesUnder(cluster.storageDir).some((f) => f.includes("jmp-tamper")));
+});
+
+test("an upload that is not the one the manifest names fails the job before any task, leaving no result", async () => {
+  const url = cluster.coordinator.url;
+  const m = manifest("jmp-digest", {});
+  const wrong = { ...m, inputs: [m.inputs[0]!, { ...m.inputs[1]!, sha256: "0".repeat(64) }] };
+  await approve(sessA, wrong, ownerA.privatePem);
+  await approve(sessB, wrong, ownerB.privatePem);
+  const s = await waitForJob(url, m.jobId);
+  assert.equal(s.state, "failed");
+  assert.equal(s.error?.code, "CMR_INTEGRITY");
+  assert.match(s.error!.message, /input 1 \(owner bankB/);
+  assert.equal(s.result, undefined);
+  assert.ok(!filesUnder(cluster.storageDir).some((f) => f.includes("jmp-digest")), "nothing of the failed job remains");
+});

@@ -2,7 +2,7 @@
  * The multi-party job manifest (issue #17 part 2, docs/protocol/manifest.md): one document that
  * every data owner of a clean-room job signs. It names each input (owner, the owner's ECDSA P-256
  * public key, upload id, SHA-256 of the plaintext, format), the job (a built-in op over the union
- * of the inputs, or custom job code by its SHA-256), who
+ * of the inputs, an inner join with per-side aggregates, or custom job code by its SHA-256), who
  * receives the result (X25519 public keys) and the hiding level. The coordinator enclave starts
  * the job only when every named owner's signature over these exact bytes has arrived through that
  * owner's own attested session.
@@ -53,6 +53,18 @@ export const ManifestInputSchema = z
 export const ManifestJobSchema = z.discriminatedUnion("kind", [
   /** `op` of `valueField` by `keyField`, over the union of every input's records. */
   z.object({ kind: z.literal("builtin"), op: z.enum(BUILTIN_OPS), keyField: fieldName, valueField: fieldName.optional() }).strict(),
+  /**
+   * Inner join on `keyField` of input 0 (left) and input 1 (right): per key present on both
+   * sides, `left.op` of the left records and `right.op` of the right's, as the value "LEFT,RIGHT".
+   */
+  z
+    .object({
+      kind: z.literal("join"),
+      keyField: fieldName,
+      left: z.object({ op: z.enum(BUILTIN_OPS), valueField: fieldName.optional() }).strict(),
+      right: z.object({ op: z.enum(BUILTIN_OPS), valueField: fieldName.optional() }).strict(),
+    })
+    .strict(),
   /** Custom job code approved by its SHA-256; its source travels sealed with an approval. */
   z.object({ kind: z.literal("custom"), sha256: hex64, splitField: fieldName.optional() }).strict(),
 ]);
@@ -108,6 +120,12 @@ export function parseManifest(raw: unknown, source = "manifest"): Manifest {
   const uploads = new Set(m.inputs.map((i) => i.uploadId));
   if (uploads.size !== m.inputs.length) throw new CmrError("CMR_MANIFEST_INVALID", `${source} names one upload id twice`, { hint: "every input is its own upload" });
   if (m.job.kind === "builtin" && m.job.op !== "count" && m.job.valueField === undefined) throw new CmrError("CMR_MANIFEST_INVALID", `${source}: op ${m.job.op} needs job.valueField`);
+  if (m.job.kind === "join") {
+    if (m.inputs.length !== 2) throw new CmrError("CMR_MANIFEST_INVALID", `${source}: a join needs exactly two inputs (left, right), got ${m.inputs.length}`);
+    for (const [name, side] of [["left", m.job.left], ["right", m.job.right]] as const) {
+      if (side.op !== "count" && side.valueField === undefined) throw new CmrError("CMR_MANIFEST_INVALID", `${source}: job.${name}.op ${side.op} needs job.${name}.valueField`);
+    }
+  }
   return m;
 }
 

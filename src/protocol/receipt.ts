@@ -26,7 +26,7 @@ export const ReceiptSchema = z.object({
   /** The coordinator enclave's isolation scope ("" = shared); every worker's must equal it. */
   coordinatorScope: z.string().optional(),
   /** builtin, extract-max or custom: a custom job's codeSha256 must be in the policy's jobCodeHashes. */
-  codeKind: z.enum(["builtin", "extract-max", "custom"]).optional(),
+  codeKind: z.enum(["builtin", "extract-max", "custom", "join"]).optional(),
   input: z.object({ name: z.string(), sha256: hex64, records: z.number().int(), badRecords: z.number().int() }),
   codeSha256: hex64,
   policySha256: hex64,

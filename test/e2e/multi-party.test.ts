@@ -41,6 +41,8 @@ let cluster: TestCluster;
 const rowsA: [string, string][] = [];
 const rowsB: [string, string][] = [];
 for (let i = 0; i < 400; i++) rowsA.push([`acct-${i % 37}`, `${i % 13}.${String(i % 100).padStart(2, "0")}`]);
+// Keys only bank A has (bank B's acct-37 .. acct-52 are only B's): an inner join drops both.
+for (let i = 0; i < 6; i++) rowsA.push([`aonly-${i % 3}`, `${i}.5`]);
 for (let i = 0; i < 300; i++) rowsB.push([`acct-${(i * 7) % 53}`, `-${i % 5}.${String(i % 10)}5`]);
 const fileA = join(dir, "bankA.csv");
 const fileB = join(dir, "bankB.jsonl");
@@ -48,23 +50,39 @@ writeFileSync(fileA, `account,amount,memo\n${rowsA.map(([a, v], i) => `${a},${v}
 writeFileSync(fileB, rowsB.map(([a, v], i) => JSON.stringify({ memo: `${CANARY_B} ${i}`, amount: Number(v), account: a })).join("\n") + "\n");
 const sha = (p: string): string => createHash("sha256").update(readFileSync(p)).digest("hex");
 
-/** The expected result, computed here without cmr: exact sums in thousandths, sorted by key. */
-function expectedSum(): string {
+/** Exact sums in thousandths per key of `rows`, computed here without cmr. */
+function sumsOf(rows: [string, string][]): Map<string, bigint> {
   const sums = new Map<string, bigint>();
-  for (const [a, v] of [...rowsA, ...rowsB]) {
+  for (const [a, v] of rows) {
     const neg = v.startsWith("-");
     const [int, frac = ""] = (neg ? v.slice(1) : v).split(".");
     const milli = BigInt(int!) * 1000n + BigInt(frac.padEnd(3, "0"));
     sums.set(a, (sums.get(a) ?? 0n) + (neg ? -milli : milli));
   }
-  const fmt = (m: bigint): string => {
-    const neg = m < 0n;
-    const abs = neg ? -m : m;
-    const frac = (abs % 1000n).toString().padStart(3, "0").replace(/0+$/, "");
-    return `${neg ? "-" : ""}${abs / 1000n}${frac ? `.${frac}` : ""}`;
-  };
-  const keys = [...sums.keys()].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+  return sums;
+}
+const fmt = (m: bigint): string => {
+  const neg = m < 0n;
+  const abs = neg ? -m : m;
+  const frac = (abs % 1000n).toString().padStart(3, "0").replace(/0+$/, "");
+  return `${neg ? "-" : ""}${abs / 1000n}${frac ? `.${frac}` : ""}`;
+};
+const byteOrder = (x: string, y: string): number => Buffer.compare(Buffer.from(x), Buffer.from(y));
+
+/** The expected union sum: both banks' rows summed per key, sorted by key. */
+function expectedSum(): string {
+  const sums = sumsOf([...rowsA, ...rowsB]);
+  const keys = [...sums.keys()].sort(byteOrder);
   return `key,value\n${keys.map((k) => `${k},${fmt(sums.get(k)!)}`).join("\n")}\n`;
+}
+
+/** The expected inner join: keys on both sides, A's sum of amount and B's count, "SUM,COUNT". */
+function expectedJoin(): string {
+  const left = sumsOf(rowsA);
+  const right = new Map<string, number>();
+  for (const [a] of rowsB) right.set(a, (right.get(a) ?? 0) + 1);
+  const keys = [...left.keys()].filter((k) => right.has(k)).sort(byteOrder);
+  return `key,value\n${keys.map((k) => `${k},"${fmt(left.get(k)!)},${right.get(k)}"`).join("\n")}\n`;
 }
 
 /** Numbers in the result may be written with fewer or more trailing zeros: compare values. */
@@ -112,6 +130,10 @@ function manifest(jobId: string, over: Partial<Parameters<typeof createManifest>
     ...over,
   });
 }
+
+// The analyst's session is made once (any attested session reads the receipt key).
+let analyst: VerifiedSession | undefined;
+const sessC = (): VerifiedSession => analyst!;
 
 const approve = (s: VerifiedSession, m: Manifest, key: string) => approveManifest(cluster.coordinator.url, s, m, signAsOwner(m, createPrivateKey(key)), cluster.policy);
 
@@ -163,12 +185,12 @@ test("two owners: no start on one approval; union sum equals an independent comp
   assert.equal(status.result!.recipients!.length, 2);
 
   // Recipient A (an owner) and recipient C (an analyst with its own attested session).
-  const sessC = await attestCoordinator(url, cluster.policy, undefined, { client: "room1" });
+  analyst = await attestCoordinator(url, cluster.policy, undefined, { client: "room1" });
   const outA = join(dir, "a.csv");
   const chunks: Buffer[] = [];
   const sink = new (await import("node:stream")).Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) });
   const ra = await fetchRecipientResult(url, sessA, status, m, createPrivateKey(recipA.privatePem), outA);
-  await fetchRecipientResult(url, sessC, status, m, createPrivateKey(recipC.privatePem), sink);
+  await fetchRecipientResult(url, sessC(), status, m, createPrivateKey(recipC.privatePem), sink);
   const want = normalize(expectedSum());
   assert.equal(normalize(readFileSync(outA, "utf8")), want);
   assert.equal(normalize(Buffer.concat(chunks).toString("utf8")), want);
@@ -241,4 +263,44 @@ test("an upload that is not the one the manifest names fails the job before any 
   assert.match(s.error!.message, /input 1 \(owner bankB/);
   assert.equal(s.result, undefined);
   assert.ok(!filesUnder(cluster.storageDir).some((f) => f.includes("jmp-digest")), "nothing of the failed job remains");
+});
+
+test("inner join with per-side aggregates: keys on both sides only, A's sum and B's count, equal to an independent computation", async () => {
+  const url = cluster.coordinator.url;
+  const m = manifest("jmp-join", { job: { kind: "join", keyField: "account", left: { op: "sum", valueField: "amount" }, right: { op: "count" } } });
+  await approve(sessB, m, ownerB.privatePem);
+  await approve(sessA, m, ownerA.privatePem);
+  const status = await waitForJob(url, m.jobId);
+  assert.equal(status.state, "succeeded", JSON.stringify(status.error));
+  const out = join(dir, "join.csv");
+  const r = await fetchRecipientResult(url, sessA, status, m, createPrivateKey(recipA.privatePem), out);
+  const got = readFileSync(out, "utf8");
+  // Sums may be written with other trailing zeros: compare the "SUM,COUNT" pairs as values.
+  const pairs = (csv: string) => csv.trim().split("\n").slice(1).map((l) => { const [, k, s, c] = /^([^,]+),"([^,]+),(\d+)"$/.exec(l)!; return `${k}=${normalize(`h\nx,${s}`).split("\n")[1]!.slice(2)}/${c}`; });
+  assert.deepEqual(pairs(got), pairs(expectedJoin()));
+  assert.ok(!got.includes("aonly-"), "a key only A has gets no row");
+  assert.ok(!got.includes("acct-40"), "a key only B has gets no row");
+  assert.equal(r.receipt.codeKind, "join");
+  assert.equal(r.receipt.output.rows, 37);
+});
+
+test("custom job over both inputs: map sees which input (owner) each record came from", async () => {
+  const url = cluster.coordinator.url;
+  const source = `
+export function map(record, emit, source) { emit(source.owner + "#" + source.input, 1); }
+export function reduce(key, values) { let n = 0; for (const v of values) n += v; return n; }
+`;
+  const sha256 = createHash("sha256").update(source).digest("hex");
+  const policy = { ...cluster.policy, jobCodeHashes: [sha256] };
+  const m = manifest("jmp-custom", { job: { kind: "custom", sha256 } });
+  // Bank B's policy does not approve the code: its approval is refused.
+  assert.equal(await code(() => approveManifest(url, sessB, m, signAsOwner(m, createPrivateKey(ownerB.privatePem)), cluster.policy)), "CMR_JOB_CODE_REJECTED");
+  await approveManifest(url, sessA, m, signAsOwner(m, createPrivateKey(ownerA.privatePem)), policy, source);
+  await approveManifest(url, sessB, m, signAsOwner(m, createPrivateKey(ownerB.privatePem)), policy);
+  const status = await waitForJob(url, m.jobId);
+  assert.equal(status.state, "succeeded", JSON.stringify(status.error));
+  const out = join(dir, "custom.csv");
+  const r = await fetchRecipientResult(url, sessC(), status, m, createPrivateKey(recipC.privatePem), out);
+  assert.equal(readFileSync(out, "utf8"), `key,value\nbankA#0,${rowsA.length}\nbankB#1,${rowsB.length}\n`);
+  assert.equal(r.receipt.codeSha256, sha256);
 });

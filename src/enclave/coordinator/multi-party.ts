@@ -130,7 +130,8 @@ export function specFromManifest(m: Manifest, approvals: OwnerApproval[], jobSou
   if (m.job.kind === "custom") {
     if (jobSource === undefined) throw new CmrError("CMR_JOB_CODE_REJECTED", `no owner sent the source of job code ${m.job.sha256}`, { hint: "one owner approves with the job module (`cmr approve --job FILE`)" });
     code = { kind: "custom", source: jobSource, sha256: m.job.sha256, ...(m.job.splitField ? { splitField: m.job.splitField } : {}) };
-  } else code = { kind: "builtin", op: m.job.op, keyField: m.job.keyField, ...(m.job.valueField ? { valueField: m.job.valueField } : {}) };
+  } else if (m.job.kind === "join") code = { kind: "join", keyField: m.job.keyField, left: m.job.left, right: m.job.right };
+  else code = { kind: "builtin", op: m.job.op, keyField: m.job.keyField, ...(m.job.valueField ? { valueField: m.job.valueField } : {}) };
   return JobSpecSchema.parse({
     jobId: m.jobId,
     uploadId: m.inputs[0]!.uploadId,

@@ -49,6 +49,7 @@ export interface SplitResult {
 export function splitFieldOf(spec: JobSpec): string | null {
   switch (spec.code.kind) {
     case "builtin":
+    case "join":
       return spec.code.keyField;
     case "extract-max":
       return null;

@@ -73,6 +73,7 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     plaintext: job.spec.insecurePlaintext,
     sortBufferBytes: Math.round(job.spec.sortBufferMB * 1024 * 1024),
     maxRecordBytes: job.spec.maxRecordBytes,
+    ...(job.multi ? { source: { input: job.multi.shardInputs[m]!.input, owner: job.multi.manifest.inputs[job.multi.shardInputs[m]!.input]!.owner } } : {}),
     partitions: (local ? [m] : job.partitionKeys[m]!.map((_, r) => r)).map((r) => {
       const objectId = objectIds.partition(job.spec.jobId, m, r, attempt);
       return { objectId, wrappedKey: wrapKey(kek, job.partitionKeys[m]![r]!.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };

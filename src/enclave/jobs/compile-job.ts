@@ -292,7 +292,8 @@ function compileJoin(code: Extract<JobCode, { kind: "join" }>, ctx: RecordContex
   const side = ctx.source === undefined ? undefined : ctx.source.input === 0 ? 0 : ctx.source.input === 1 ? 1 : undefined;
   if (ctx.source !== undefined && side === undefined) throw new CmrError("CMR_INTERNAL", `a join has two inputs; this shard is of input ${ctx.source.input}`);
   const mapSide = side === undefined ? undefined : sideJob(side);
-  const bySide = [sideJob(0), sideJob(1)] as const;
+  // Made only where a reduce runs: a map task's CSV header has its own side's columns only.
+  let bySide: readonly [CompiledJob, CompiledJob] | undefined;
   const noMap = (): never => {
     throw new CmrError("CMR_INTERNAL", "a join map task needs the input its shard came from");
   };
@@ -318,6 +319,7 @@ function compileJoin(code: Extract<JobCode, { kind: "join" }>, ctx: RecordContex
           sides[1].push([k, r]);
         }
       }
+      bySide ??= [sideJob(0), sideJob(1)];
       const left = await bySide[0].reduceGroups(sides[0]);
       const right = await bySide[1].reduceGroups(sides[1]);
       let j = 0;

@@ -11,3 +11,8 @@ export { generateRecoveryKeyPair } from "../crypto/recovery-share.ts";
 export type { RecoveryInfo, RecoveryProgress } from "./sdk.ts";
 export { CmrError, isCmrError, ERROR_CODES } from "../errors.ts";
 export type { CmrErrorCode } from "../errors.ts";
+// Multi-party jobs (docs/multi-party.md): manifests, owner and recipient keys.
+export { createManifest, checkMultiPartyReceipt } from "./multi-party.ts";
+export type { ManifestRequest } from "./multi-party.ts";
+export { generateOwnerKeyPair, parseManifest, manifestSha256 } from "../protocol/manifest.ts";
+export type { Manifest } from "../protocol/manifest.ts";

@@ -304,3 +304,32 @@ export function reduce(key, values) { let n = 0; for (const v of values) n += v;
   assert.equal(readFileSync(out, "utf8"), `key,value\nbankA#0,${rowsA.length}\nbankB#1,${rowsB.length}\n`);
   assert.equal(r.receipt.codeSha256, sha256);
 });
+
+test("SDK: Client.approve and Client.recipientResult run a union for two owners; the non-recipient owner gets CMR_NOT_RECIPIENT", async () => {
+  const { Client } = await import("../../src/client/sdk.ts");
+  const url = cluster.coordinator.url;
+  const a = new Client({ coordinator: url, policy: cluster.policy, clientName: "room1" });
+  const b = new Client({ coordinator: url, policy: cluster.policy, clientName: "room1" });
+  const ua = await a.upload(fileA);
+  const ub = await b.upload(fileB);
+  const m = createManifest({
+    jobId: "jmp-sdk",
+    inputs: [
+      { owner: "bankA", publicKey: ownerA.publicKey, uploadId: ua.uploadId, sha256: ua.sha256, inputName: ua.name },
+      { owner: "bankB", publicKey: ownerB.publicKey, uploadId: ub.uploadId, sha256: ub.sha256, inputName: ub.name },
+    ],
+    job: { kind: "builtin", op: "count", keyField: "account" },
+    recipients: [{ name: "bankA", x25519: recipA.publicHex }],
+  });
+  assert.equal((await a.approve(m, ownerA.privatePem)).state, "awaiting-approvals");
+  assert.equal((await b.approve(m, ownerB.privatePem)).of, 2);
+  const chunks: Buffer[] = [];
+  const { Writable } = await import("node:stream");
+  const r = await a.recipientResult(m, recipA.privatePem, new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }));
+  const counts = new Map<string, number>();
+  for (const [k] of [...rowsA, ...rowsB]) counts.set(k, (counts.get(k) ?? 0) + 1);
+  const want = `key,value\n${[...counts.keys()].sort(byteOrder).map((k) => `${k},${counts.get(k)}`).join("\n")}\n`;
+  assert.equal(Buffer.concat(chunks).toString("utf8"), want);
+  assert.equal(r.rows, counts.size);
+  assert.equal(await code(() => b.recipientResult(m, recipB.privatePem, join(dir, "sdk-b.csv"))), "CMR_NOT_RECIPIENT");
+});

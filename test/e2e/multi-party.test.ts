@@ -333,3 +333,17 @@ test("SDK: Client.approve and Client.recipientResult run a union for two owners;
   assert.equal(r.rows, counts.size);
   assert.equal(await code(() => b.recipientResult(m, recipB.privatePem, join(dir, "sdk-b.csv"))), "CMR_NOT_RECIPIENT");
 });
+
+test("workers must satisfy every owner's policy: a worker measurement only bank A trusts runs nothing", async () => {
+  const url = cluster.coordinator.url;
+  const m = manifest("jmp-policy");
+  await approve(sessA, m, ownerA.privatePem);
+  // Bank B trusts no worker build the cluster runs.
+  const strictB = { ...cluster.policy, measurements: { ...cluster.policy.measurements, worker: ["f".repeat(64)] } };
+  await approveManifest(url, sessB, m, signAsOwner(m, createPrivateKey(ownerB.privatePem)), strictB);
+  const s = await waitForJob(url, m.jobId);
+  assert.equal(s.state, "failed");
+  assert.match(s.error!.code, /^CMR_(NO_MATCHING_WORKER|ATTEST_MEASUREMENT)$/);
+  assert.ok(s.attestations.length > 0 && s.attestations.every((a) => a.result !== "accepted" && a.result !== "ok"), JSON.stringify(s.attestations));
+  assert.equal(s.result, undefined);
+});

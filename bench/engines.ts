@@ -24,6 +24,8 @@ export type Op = "max" | "sum";
 
 export interface RunOutcome {
   engine: Engine;
+  /** cmr confidential runs with `--hide` (bench --hide); absent = none. */
+  hide?: "sizes" | "shuffle";
   op: Op;
   /** cmr only. */
   workers?: number;
@@ -129,16 +131,19 @@ export interface CmrRunOptions {
   outDir: string;
   /** Run against this cluster (`cmr run --coordinator URL --policy FILE`) instead of an embedded one. */
   cluster?: BenchCluster;
+  /** `cmr run --hide LEVEL` (confidential only; docs/leakage.md); absent = none. */
+  hide?: "sizes" | "shuffle";
 }
 
 export async function runCmr(o: CmrRunOptions): Promise<RunOutcome> {
   const engine: Engine = o.plaintext ? "plaintext" : "confidential";
-  const outPath = join(o.outDir, `${engine}-${o.op}-w${o.workers}.csv`);
+  const outPath = join(o.outDir, `${engine}-${o.op}-w${o.workers}${o.hide ? `-hide-${o.hide}` : ""}.csv`);
   rmSync(outPath, { force: true });
   // With a cluster, --workers still sets the shard and reducer counts (one per worker).
   const args = [o.cli, "run", "--input", o.input, "--key", "key", "--op", o.op, "--value", "value", "--workers", String(o.workers), "--out", outPath, "--data-dir", o.dataDir];
   if (o.cluster) args.push("--coordinator", o.cluster.url, "--policy", o.cluster.policyPath);
   if (o.plaintext) args.push("--plaintext");
+  if (o.hide) args.push("--hide", o.hide);
   const command = ["node", ...args].map(quote).join(" ");
   const watch = o.cluster && o.cluster.pids.length ? new ClusterWatch(o.cluster.pids) : undefined;
   // CI=true: one progress line per update instead of a redrawn TTY line (stderr is a pipe anyway).
@@ -150,7 +155,7 @@ export async function runCmr(o: CmrRunOptions): Promise<RunOutcome> {
     r.cpuSeconds += c.cpuSeconds;
     r.otherCpuSeconds = Math.max(0, r.otherCpuSeconds - c.cpuSeconds);
   }
-  const base = { engine, op: o.op, workers: o.workers, cluster: o.cluster ? ("persistent" as const) : ("embedded" as const), command, processes: r.processes, peakRssByRole: peakByRole(r.processes), ...cpuOf(r) };
+  const base = { engine, ...(o.hide ? { hide: o.hide } : {}), op: o.op, workers: o.workers, cluster: o.cluster ? ("persistent" as const) : ("embedded" as const), command, processes: r.processes, peakRssByRole: peakByRole(r.processes), ...cpuOf(r) };
   if (o.plaintext && r.code === 2 && /CMR_USAGE|unknown option/.test(r.stderr)) {
     return { ...base, status: "not available", note: tail(r.stderr, 2) };
   }

@@ -7,7 +7,7 @@
  *
  *   npm run bench -- [--size 1GB] [--ops max,sum] [--workers 1,2,4] [--engines confidential,plaintext,sqlite3,duckdb]
  *                    [--seed 1] [--repeat 1] [--keep] [--json-only] [--no-ceiling]
- *                    [--persistent | --coordinator URL --policy FILE]
+ *                    [--persistent | --coordinator URL --policy FILE] [--hide none,sizes,shuffle]
  *
  * Exit code: 0 when every run succeeded (or was not available) and all engines agree; 1 otherwise.
  * Missed performance targets do not fail the run: they are reported.
@@ -49,6 +49,8 @@ const USAGE = `usage: npm run bench -- [options]
   --coordinator URL  run cmr against this running cluster instead (needs --policy FILE; --workers
                      then only sets the shard and reducer counts)
   --policy FILE      the data owner's policy for --coordinator
+  --hide LIST        also time cmr confidential at these leakage levels (none,sizes,shuffle; default
+                     none) and report each one's cost against none (docs/leakage.md)
   -h, --help         this help`;
 
 function fail(msg: string): never {
@@ -72,6 +74,7 @@ try {
       persistent: { type: "boolean", default: false },
       coordinator: { type: "string" },
       policy: { type: "string" },
+      hide: { type: "string", default: "none" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -102,6 +105,9 @@ if (!Number.isInteger(seed) || seed < 0) fail(`--seed: a whole number, got ${arg
 const repeat = Number(args.repeat);
 if (!Number.isInteger(repeat) || repeat < 1) fail(`--repeat: a whole number >= 1, got ${args.repeat}`);
 const jsonOnly = args["json-only"];
+const hideLevels = list(args.hide);
+for (const h of hideLevels) if (!["none", "sizes", "shuffle"].includes(h)) fail(`--hide: none, sizes or shuffle, got ${h}`);
+if (hideLevels.some((h) => h !== "none") && !engines.has("confidential")) fail("--hide needs the confidential engine (--engines confidential,...)");
 if (args.coordinator !== undefined && args.policy === undefined) fail("--coordinator needs --policy FILE (the policy that trusts that cluster)");
 if (args.policy !== undefined && args.coordinator === undefined) fail("--policy goes with --coordinator URL");
 if (args.coordinator !== undefined && args.persistent) fail("--persistent starts its own cluster; leave out --coordinator");
@@ -139,6 +145,8 @@ const dataset = ensureDataset(dataDir, sizeBytes, seed, log);
 const sqlite = engines.has("sqlite3") ? findSqlite3(log) : { note: "not selected (--engines)" };
 let duckdbVersion: string | undefined;
 const runs: RunOutcome[] = [];
+/** Confidential runs at --hide sizes|shuffle, kept apart from the engine table (reported as cost against none). */
+const hideRuns: RunOutcome[] = [];
 // Persistent clusters, one per worker count, started on first use and stopped at the end.
 const clusters = new Map<number, BenchCluster>();
 async function clusterFor(workers: number): Promise<BenchCluster | undefined> {
@@ -196,6 +204,13 @@ for (const op of ops as Op[]) {
       const cluster = await clusterFor(workers);
       runs.push(await timed(`cmr ${engine} ${op} --workers ${workers}${cluster ? " (persistent cluster)" : ""}`, () => runCmr({ cli, input: dataset.path, inputBytes: dataset.bytes, op, workers, plaintext, dataDir: cmrHome, outDir, ...(cluster ? { cluster } : {}) })));
     }
+    // Leakage controls: the same confidential run at each --hide level, right after the one at none.
+    for (const hide of hideLevels) {
+      if (hide === "none" || !engines.has("confidential")) continue;
+      const cluster = await clusterFor(workers);
+      const level = hide as "sizes" | "shuffle";
+      hideRuns.push(await timed(`cmr confidential ${op} --workers ${workers} --hide ${hide}${cluster ? " (persistent cluster)" : ""}`, () => runCmr({ cli, input: dataset.path, inputBytes: dataset.bytes, op, workers, plaintext: false, dataDir: cmrHome, outDir, hide: level, ...(cluster ? { cluster } : {}) })));
+    }
   }
 }
 for (const c of clusters.values()) await c.stop();
@@ -216,13 +231,13 @@ for (const op of ops) {
   if (!ref) continue;
   const refName = `${ref.engine}${ref.workers ? ` w=${ref.workers}` : ""}`;
   const want = parseResult(readResult(ref.outPath!));
-  for (const r of ok) {
+  for (const r of [...ok, ...hideRuns.filter((h) => h.op === op && h.status === "ok" && h.outPath)]) {
     const got = parseResult(readResult(r.outPath!));
     const a = compareResults(want.map, got.map, op as Op);
     const isCmr = r.engine === "confidential" || r.engine === "plaintext";
     const sorted = isCmr ? isSortedUtf8(got.keysInOrder) : undefined;
     const agree = a.agree && got.problems.length === 0 && sorted !== false;
-    checks.push({ ...a, agree, engine: r.engine, op, workers: r.workers ?? null, reference: refName, ...(sorted !== undefined ? { sortedUtf8: sorted } : {}), problems: got.problems.slice(0, 5) });
+    checks.push({ ...a, agree, engine: r.hide ? `${r.engine} --hide ${r.hide}` : r.engine, op, workers: r.workers ?? null, reference: refName, ...(sorted !== undefined ? { sortedUtf8: sorted } : {}), problems: got.problems.slice(0, 5) });
   }
 }
 
@@ -249,7 +264,13 @@ const enclaveSha = (() => {
 })();
 const gitHead = spawnSync("git", ["rev-parse", "HEAD"], { cwd: root, encoding: "utf8" }).stdout?.trim() || null;
 const allAgree = checks.length > 0 && checks.every((c) => c.agree);
-const anyFailed = runs.some((r) => r.status === "failed");
+const anyFailed = [...runs, ...hideRuns].some((r) => r.status === "failed");
+/** Each --hide level's time against the confidential run at none (same op and workers). */
+const hideCost = hideRuns.map((h) => {
+  const none = runs.find((r) => r.engine === "confidential" && r.op === h.op && r.workers === h.workers && r.status === "ok");
+  const ratio = none?.seconds && h.seconds ? h.seconds / none.seconds : null;
+  return { hide: h.hide!, op: h.op, workers: h.workers ?? null, seconds: h.seconds ?? null, noneSeconds: none?.seconds ?? null, ratio, status: h.status, ...(h.stages ? { stages: h.stages } : {}) };
+});
 const command = `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim();
 const doc = {
   schema: "cmr-bench/v1",
@@ -259,9 +280,11 @@ const doc = {
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? null, memoryBytes: totalmem(), kernel: release(), node: process.version, loadAvgAtStart, loadAvgAtEnd: loadavg() },
   versions: { gitHead, enclaveSha256: enclaveSha, sqlite3: sqlite.path ? (sqlite as { version?: string }).version ?? null : null, duckdb: duckdbVersion ?? null },
   dataset: { path: relative(root, dataset.path), bytes: dataset.bytes, rows: dataset.rows, seed: dataset.seed, distinctKeys: dataset.distinctKeys, generatorVersion: dataset.generatorVersion, reused: !dataset.generated, generateSeconds: dataset.generateSeconds },
-  options: { ops, workers: workerCounts, engines: [...engines], repeat, cluster: clusterMode, ...(coordinatorUrl ? { coordinator: coordinatorUrl } : {}) },
+  options: { ops, workers: workerCounts, engines: [...engines], repeat, cluster: clusterMode, hide: hideLevels, ...(coordinatorUrl ? { coordinator: coordinatorUrl } : {}) },
   rows,
   runs: runs.map((r) => ({ ...r, outPath: r.outPath ? relative(root, r.outPath) : undefined })),
+  hideRuns: hideRuns.map((r) => ({ ...r, outPath: r.outPath ? relative(root, r.outPath) : undefined })),
+  hideCost,
   agreement: { allAgree, checks },
   ceiling: { aesGcm: aes ?? null, handshake },
   targets,
@@ -281,6 +304,16 @@ say("");
 const stageTable = formatStages(runs);
 if (stageTable) {
   say(stageTable);
+  say("");
+}
+if (hideCost.length) {
+  // Aims (issue 17): sizes <= 1.2x, shuffle <= 2x the time at none.
+  const aim = { sizes: 1.2, shuffle: 2 } as const;
+  say("leakage controls (cmr confidential, time against --hide none; aim sizes <= 1.2x, shuffle <= 2x):");
+  for (const c of hideCost) {
+    const r = c.ratio === null ? c.status : `${c.seconds!.toFixed(2)} s vs ${c.noneSeconds!.toFixed(2)} s = ${c.ratio.toFixed(2)}x ${c.ratio <= aim[c.hide] ? "(within aim)" : "(over aim)"}`;
+    say(`  --hide ${c.hide.padEnd(7)} ${c.op} w=${c.workers}: ${r}`);
+  }
   say("");
 }
 say(formatCeiling(aes, handshake));

@@ -38,6 +38,8 @@ export interface StreamVector {
   saltHex: string;
   streamId: string;
   chunkSize: number;
+  /** Present and true for a padded (version 2) stream, docs §6. */
+  padded?: boolean;
   plaintext: PlaintextSpec;
   plaintextSha256: string;
   keyIdHex: string;
@@ -84,10 +86,10 @@ export function materialize(p: PlaintextSpec): Buffer {
   return "hex" in p ? Buffer.from(p.hex, "hex") : patternBytes(p.length);
 }
 
-async function streamVector(v: { name: string; description: string; key: Buffer; salt: Buffer; streamId: string; chunkSize: number; plaintext: PlaintextSpec }): Promise<StreamVector> {
+async function streamVector(v: { name: string; description: string; key: Buffer; salt: Buffer; streamId: string; chunkSize: number; padded?: boolean; plaintext: PlaintextSpec }): Promise<StreamVector> {
   const plain = materialize(v.plaintext);
-  const ct = await encryptBuffer(v.key, plain, { streamId: v.streamId, chunkSize: v.chunkSize, salt: v.salt });
-  const ref = refEncrypt(v.key, plain, { chunkSize: v.chunkSize, salt: v.salt, streamId: v.streamId });
+  const ct = await encryptBuffer(v.key, plain, { streamId: v.streamId, chunkSize: v.chunkSize, salt: v.salt, padded: v.padded === true });
+  const ref = refEncrypt(v.key, plain, { chunkSize: v.chunkSize, salt: v.salt, streamId: v.streamId, padded: v.padded === true });
   if (!ref.ciphertext.equals(ct)) throw new Error(`${v.name}: src/crypto/aead-stream.ts and the reference disagree; not writing vectors`);
   const out: StreamVector = {
     name: v.name,
@@ -96,6 +98,7 @@ async function streamVector(v: { name: string; description: string; key: Buffer;
     saltHex: hex(v.salt),
     streamId: v.streamId,
     chunkSize: v.chunkSize,
+    ...(v.padded === true ? { padded: true } : {}),
     plaintext: v.plaintext,
     plaintextSha256: sha(plain),
     keyIdHex: hex(ref.keyId),
@@ -158,6 +161,26 @@ export async function buildStreamVectors(): Promise<StreamVectorFile> {
       streamId: "vectors/" + "é".repeat(508),
       chunkSize: 65536,
       plaintext: { hex: "616263" },
+    }),
+    await streamVector({
+      name: "padded-empty",
+      description: "padded (version 2), empty plaintext: one full-size final chunk holding length 0 and 65532 zero bytes",
+      key: keyA,
+      salt: fixed("stream/salt-padded-empty"),
+      streamId: "vectors/padded-empty",
+      chunkSize: 65536,
+      padded: true,
+      plaintext: { hex: "" },
+    }),
+    await streamVector({
+      name: "padded-three-data-chunks",
+      description: "padded (version 2), 65532*2+5 pattern bytes, chunk size 65536: three data chunks (65532, 65532, 5 bytes) and one empty padding chunk, 4 in all, every one full size",
+      key: keyB,
+      salt: fixed("stream/salt-padded-three"),
+      streamId: "vectors/job-1/partition-0-2",
+      chunkSize: 65536,
+      padded: true,
+      plaintext: { pattern: "byte i = i mod 251", length: 65532 * 2 + 5 },
     }),
   ];
 

@@ -113,6 +113,8 @@ export const ERROR_CODES = [
   "CMR_RECOVERY_SHARE_DUPLICATE",
   "CMR_RECOVERY_KEY_MISMATCH",
   "CMR_RECOVERY_NOT_PENDING",
+  /** A verification node whose group state waits for k owners' recovery shares (503). */
+  "CMR_RECOVERY_AWAITING",
   // --- multi-party jobs (issue #17 part 2): manifest, approvals, recipients
   "CMR_MANIFEST_INVALID",
   "CMR_APPROVAL_INVALID",

@@ -26,7 +26,7 @@ export interface AppraisalExpectation {
   nonce: Buffer;
   relyingPartyPublicKey: Buffer;
   /** Which policy role the attested enclave must have. */
-  role: "coordinator" | "worker";
+  role: "coordinator" | "worker" | "provisioning";
 }
 
 export interface AppraisalResult {
@@ -129,9 +129,9 @@ export function appraiseAttestResponse(res: AttestResponse, expect: AppraisalExp
     platform = b.platformId;
   }
 
-  const allowed = policy.measurements[expect.role];
+  const allowed = policy.measurements[expect.role] ?? [];
   if (!allowed.includes(body.measurement)) {
-    throw new AttestationError("CMR_ATTEST_MEASUREMENT", `${expect.role} measurement ${body.measurement} is not in the policy (expected one of: ${allowed.join(", ")})`, {
+    throw new AttestationError("CMR_ATTEST_MEASUREMENT", `${expect.role} measurement ${body.measurement} is not in the policy (expected one of: ${allowed.join(", ") || `none: the policy's measurements.${expect.role} is empty or absent`})`, {
       hint: "the enclave runs code the data owner has not approved; compare with `cmr measure` on a build you trust",
       details: { expected: allowed, found: body.measurement },
     });

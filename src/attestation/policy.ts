@@ -46,6 +46,11 @@ export const PolicySchema = z
       .object({
         coordinator: z.array(hex64).min(1),
         worker: z.array(hex64).min(1),
+        /**
+         * Verification-node builds (provisioning enclave) that may receive this policy's recovery
+         * shares of the verifier's group state (docs/recovery.md). Absent: none may.
+         */
+        provisioning: z.array(hex64).min(1).optional(),
       })
       .strict(),
     /** SHA-256 of custom job modules the owner approved (built-in ops need no entry). */

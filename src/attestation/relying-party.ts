@@ -27,12 +27,12 @@ export class Handshake {
   readonly nonce = randomBytes(32);
   readonly #eph: EphemeralKeyPair = generateEphemeral();
   readonly purpose: "first-key" | "second-key";
-  readonly role: "coordinator" | "worker";
+  readonly role: "coordinator" | "worker" | "provisioning";
   /** The enclave scope asked for (seed [64-72]); the answer's attested claims must name it. */
   readonly scope: string | undefined;
   #used = false;
 
-  constructor(purpose: "first-key" | "second-key", role: "coordinator" | "worker", scope?: string) {
+  constructor(purpose: "first-key" | "second-key", role: "coordinator" | "worker" | "provisioning", scope?: string) {
     this.purpose = purpose;
     this.role = role;
     this.scope = scope;

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CmrError } from "../errors.ts";
-import { BUILTIN_OPS, type JobCode } from "../protocol/job.ts";
+import { BUILTIN_OPS, HIDE_LEVELS, type HideLevel, type JobCode } from "../protocol/job.ts";
 import { dataDirFrom, enclaveProgramPath, DEFAULTS } from "../host/config.ts";
 import { initSimPlatform } from "../host/sim-vendor/provision.ts";
 import { startCoordinator } from "../host/coordinator/coordinator-service.ts";
@@ -223,19 +223,22 @@ const verifierCmd = program
   .option("--host <addr>", "address to bind", "127.0.0.1")
   .option("--vendor-dir <dir>", "data directory holding the simulated vendor's root key (default: --data-dir)")
   .option("--allow-measurement <list>", "enclave measurements allowed to join the group, comma-separated (default: this build)")
+  .option("--recovery-policy <file>", "at registration: a policy naming k-of-n recovery owners (recovery) and the verifier builds that may receive their shares (measurements.provisioning); see docs/recovery.md")
   .addOption(dataDirOption())
   .addHelpText("after", "\nExample:\n  cmr verifier --port 7500\n  cmr coordinator --verifier http://127.0.0.1:7500\n\nThe operator token for POST /v1/revoke is in <data-dir>/verifier/admin-token.")
-  .action(async (o: { port: number; host: string; vendorDir?: string; allowMeasurement?: string; dataDir?: string }) => {
+  .action(async (o: { port: number; host: string; vendorDir?: string; allowMeasurement?: string; recoveryPolicy?: string; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     assertDataDirUsable(dataDir);
     await initSimPlatform(dataDir, o.vendorDir);
-    const v = await startVerifier({ port: o.port, host: o.host, dataDir, ...(o.vendorDir ? { vendorDir: o.vendorDir } : {}), programPath: enclaveProgramPath(), ...(o.allowMeasurement ? { allowMeasurements: list(o.allowMeasurement) } : {}), log: (l) => process.stderr.write(`${l}\n`) });
+    const v = await startVerifier({ port: o.port, host: o.host, dataDir, ...(o.vendorDir ? { vendorDir: o.vendorDir } : {}), programPath: enclaveProgramPath(), ...(o.allowMeasurement ? { allowMeasurements: list(o.allowMeasurement) } : {}), ...(o.recoveryPolicy ? { recoveryPolicy: loadPolicyFile(o.recoveryPolicy) } : {}), log: (l) => process.stderr.write(`${l}\n`) });
     // Handlers first: whoever waits for the line below may signal at once.
     const stop = () => void v.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
-    process.stdout.write(`verifier listening on ${v.url} (group ${v.gvcertId}; put this id in a policy's trustedVerifiers)\n`);
+    process.stdout.write(v.state() === "awaiting-recovery"
+      ? `verifier listening on ${v.url} (group ${v.gvcertId} awaits recovery: each owner runs cmr recover --verifier ${v.url})\n`
+      : `verifier listening on ${v.url} (group ${v.gvcertId}; put this id in a policy's trustedVerifiers)\n`);
   });
 
 registerVerifierOps(verifierCmd, dataDirOption);
@@ -268,13 +271,14 @@ program
   .option("--coordinator <url>", "use a running cluster instead of an embedded local one", serviceUrl("--coordinator"))
   .option("--policy <file>", "the data owner's policy (required with --coordinator)")
   .option("--plaintext", "INSECURE: same engine without encrypting the data (attestation still runs; for benchmarks and debugging)")
+  .addOption(new Option("--hide <level>", "leakage controls: sizes = pad every stored object to a power-of-two bucket and keep record counts out of what hosts see; shuffle = sizes plus a round-robin split and equal-sized partitions, always with the full shuffle (see docs/leakage.md)").choices([...HIDE_LEVELS]).default("none"))
   .option("--json", "print a machine-readable summary on stdout (job id, rows, per-stage timings); needs --out")
   .addOption(new Option("--shuffle <how>", "auto: when the split key is the group key and shards = reducers, reducer i reads only mapper i's output (the receipt says so and why); full: always shuffle every mapper's output to every reducer").choices(["auto", "full"]).default("auto"))
   .option("--map-keeps-key", "custom jobs (--job with --key): declare that map emits each record's --key field as its key, so the shuffle can stay local; a key then found in two reducers' outputs fails the job")
   .option("--delimiter <char>", "CSV separated by another character: tab, semicolon, pipe or any one ASCII character (rewritten to commas on this machine before upload)")
   .option("--max-record-bytes <n>", "largest input record (CSV row or JSON line, line end included) the job accepts, in bytes, 1024 to 268435456 (default 16777216 = 16 MiB); the enclave holds a whole record in memory", parseMaxRecordBytesFlag)
   .addOption(dataDirOption())
-  .addHelpText("after", "\nExamples:\n  cmr run --input tx.csv --key account --op sum --value amount --out totals.csv\n  cmr run --input events.jsonl --key user --op count --partition range --workers 5\n  cmr run --input tx.csv --job my-job.mjs --out result.csv\n\nOutput: CSV with header key,value; one row per key, sorted by key in UTF-8 byte order.")
+  .addHelpText("after", "\nExamples:\n  cmr run --input tx.csv --key account --op sum --value amount --out totals.csv\n  cmr run --input events.jsonl --key user --op count --partition range --workers 5\n  cmr run --input tx.csv --job my-job.mjs --out result.csv\n  cmr run --input tx.csv --key account --op sum --value amount --hide sizes --out totals.csv\n\nOutput: CSV with header key,value; one row per key, sorted by key in UTF-8 byte order.")
   .action(async (o: Record<string, string | number | boolean | undefined>) => {
     if (o.json && !o.out) throw new CmrError("CMR_USAGE", "--json needs --out FILE: the result goes to the file, the JSON summary to stdout");
     if (!o.input && !o.uploadId) throw new CmrError("CMR_USAGE", "give --input FILE (or --upload-id ID of a `cmr upload`)");
@@ -301,6 +305,8 @@ program
       if (o.op !== "count" && !o.value) throw new CmrError("CMR_USAGE", `--op ${String(o.op)} needs --value FIELD`);
       code = { kind: "builtin", op: o.op as JobCode extends { op: infer X } ? X : never, keyField: String(o.key), ...(o.value ? { valueField: String(o.value) } : {}) };
     }
+    if (o.plaintext && o.hide !== "none") throw new CmrError("CMR_USAGE", `--hide ${String(o.hide)} cannot be combined with --plaintext (plaintext mode stores every record in the clear)`, { hint: "drop one of the two" });
+    const hide = o.hide as HideLevel;
     if (o.plaintext) {
       process.stderr.write("INSECURE: --plaintext: the upload, shards, partitions and result are NOT encrypted and carry no digests; use only to measure the engine or debug a job.\n");
     }
@@ -325,7 +331,7 @@ program
     }
     if (o.uploadId) {
       if (!o.coordinator) throw new CmrError("CMR_USAGE", "--upload-id needs --coordinator URL and --policy FILE (the cluster that took the upload)");
-      await runUploadedJob({ uploadId: String(o.uploadId), coordinator: String(o.coordinator), policy, dataDir, code, shards: (o.shards as number | undefined) ?? workers, reducers: (o.reducers as number | undefined) ?? workers, partition: o.partition as "hash" | "range", ...(o.boundaries ? { rangeBoundaries: list(String(o.boundaries)) } : {}), onBadRecord: o.onBadRecord as "fail" | "skip", ...(o.dataType ? { dataType: String(o.dataType) } : {}), out: o.out ? String(o.out) : process.stdout, ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}), ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: Number(o.maxRecordBytes) } : {}), shuffle: o.shuffle as "auto" | "full", ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}) });
+      await runUploadedJob({ uploadId: String(o.uploadId), coordinator: String(o.coordinator), policy, dataDir, code, shards: (o.shards as number | undefined) ?? workers, reducers: (o.reducers as number | undefined) ?? workers, partition: o.partition as "hash" | "range", ...(o.boundaries ? { rangeBoundaries: list(String(o.boundaries)) } : {}), onBadRecord: o.onBadRecord as "fail" | "skip", ...(o.dataType ? { dataType: String(o.dataType) } : {}), out: o.out ? String(o.out) : process.stdout, ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}), hide, ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: Number(o.maxRecordBytes) } : {}), shuffle: o.shuffle as "auto" | "full", ...(o.receipt ? { receiptOut: String(o.receipt) } : o.out ? { receiptOut: `${String(o.out)}.receipt.json` } : {}) });
       return;
     }
     // Interrupted (Ctrl-C, SIGTERM), the embedded cluster stops and its temporary storage goes.
@@ -355,6 +361,7 @@ program
         out: o.out ? String(o.out) : process.stdout,
         client: String(o.client),
         insecurePlaintext: o.plaintext === true,
+        hide,
         ...(o.sortBufferMb ? { sortBufferMB: Number(o.sortBufferMb) } : {}),
         ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: Number(o.maxRecordBytes) } : {}),
         shuffle: o.shuffle as "auto" | "full",
@@ -442,12 +449,12 @@ program
       const p = s.progress;
       const lines = [
         `job ${printable(s.jobId, 64)}: ${printable(s.state, 32)}${s.resumedFrom ? ` (resumed after a coordinator restart from stage ${printable(s.resumedFrom, 32)})` : ""}`,
-        `  progress: ${p.inputRecords} records, maps ${p.mapsDone}/${p.shards}, reduces ${p.reducesDone}/${p.reducers}${s.state === "splitting" && s.split ? ` (split: ${s.split.records} records read${s.split.bytes !== undefined ? `, ${s.split.bytes} bytes` : ""})` : ""}`,
+        `  progress: ${p.inputRecords !== undefined ? `${p.inputRecords} records` : "records hidden (--hide)"}, maps ${p.mapsDone}/${p.shards}, reduces ${p.reducesDone}/${p.reducers}${s.state === "splitting" && s.split ? ` (split: ${s.split.records !== undefined ? `${s.split.records} records read` : "records hidden"}${s.split.bytes !== undefined ? `, ${s.split.bytes} bytes` : ""})` : ""}`,
         ...(Object.keys(s.timings).length ? [`  timings:  ${Object.entries(s.timings).map(([k, v]) => `${printable(k, 32)} ${v} ms`).join(", ")}`] : []),
         `  attestations: ${s.attestations.filter((a) => a.result === "accepted").length} accepted, ${s.attestations.filter((a) => a.result === "refused").length} refused`,
         ...(s.recovery && s.state === "awaiting-recovery" ? [`  recovery: the sealed state does not open on this platform; ${s.recovery.received} of ${s.recovery.threshold} owners' shares in${s.recovery.owners.length ? ` (${s.recovery.owners.map((x) => printable(x, 64)).join(", ")})` : ""}: each owner runs cmr recover --job ${printable(s.jobId, 64)}`] : []),
         ...(s.error ? [`  error: ${printable(s.error.code, 64)}: ${printable(s.error.message)}`, ...(s.error.hint ? [`  hint: ${printable(s.error.hint)}`] : [])] : []),
-        ...(s.result ? [s.collectedAt ? `  result: ${s.result.rows} rows; its objects were collected (cmr gc) at ${printable(s.collectedAt, 40)}` : `  result: ${s.result.rows} rows, ready to fetch (only the client that submitted it can decrypt it)`] : []),
+        ...(s.result ? [s.collectedAt ? `  result: ${s.result.rows ?? "hidden number of"} rows; its objects were collected (cmr gc) at ${printable(s.collectedAt, 40)}` : `  result: ${s.result.rows ?? "hidden number of"} rows, ready to fetch (only the client that submitted it can decrypt it)`] : []),
       ];
       process.stdout.write(lines.join("\n") + "\n");
     }

@@ -20,7 +20,7 @@ import { deriveObjectKey } from "../crypto/handshake.ts";
 import { openEnvelope, sealEnvelope } from "../crypto/key-wrap.ts";
 import { LABELS } from "../protocol/labels.ts";
 import { objectIds } from "../protocol/object-ids.ts";
-import { MAX_RECORD_BYTES, type JobSpecInput, type JobSummary } from "../protocol/job.ts";
+import { MAX_RECORD_BYTES, type HideLevel, type JobSpecInput, type JobSummary } from "../protocol/job.ts";
 import { getJson, httpRequest, postJson, expectJson } from "../host/http/client.ts";
 import type { BlobStore } from "../host/storage/blob-store.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
@@ -31,15 +31,17 @@ import { scopeCheck } from "../protocol/receipt-policy.ts";
 export interface JobStatus {
   jobId: string;
   state: string;
-  progress: { shards: number; mapsDone: number; reducers: number; reducesDone: number; inputRecords: number };
+  /** inputRecords is absent for a job that hides counts (`--hide`). */
+  progress: { shards: number; mapsDone: number; reducers: number; reducesDone: number; inputRecords?: number };
   attestations: { worker: string; phase: string; at: string; result: string; measurement?: string; error?: { code: string; message: string } }[];
   assignments: { task: string; worker: string; attempt: number; outcome: string }[];
   timings: Record<string, number>;
   error?: { code: string; message: string; hint?: string };
   resumedFrom?: string;
-  result?: { resultObject: string; rows: number; sealedSummary: string; /** Multi-party jobs: the result sealed to each recipient (public ciphertext). */ recipients?: { recipient: string; ephemeral: string; sealed: string }[] };
-  /** Split progress the coordinator enclave reported: records (and bytes, when it says) read. */
-  split?: { records: number; bytes?: number; at: string };
+  /** rows is absent for a job that hides counts (`--hide`): the sealed summary has them. */
+  result?: { resultObject: string; rows?: number; sealedSummary: string; /** Multi-party jobs: the result sealed to each recipient (public ciphertext). */ recipients?: { recipient: string; ephemeral: string; sealed: string }[] };
+  /** Split progress the coordinator enclave reported: records (absent at --hide) and bytes read. */
+  split?: { records?: number; bytes?: number; at: string };
   createdAt?: string;
   updatedAt?: string;
   /** When the job's storage objects were collected (`cmr gc`): its result is gone. */
@@ -201,6 +203,8 @@ export interface ReceiptExpectations {
   policy?: Policy;
   /** The attested scope of the coordinator the client submitted to: every enclave must share it. */
   scope?: string;
+  /** The leakage controls the client asked for (`--hide`): the receipt must name the same level. */
+  hide?: HideLevel;
   /** The record size limit the client asked for (a receipt without one is from before the setting: the default). */
   maxRecordBytes?: number;
 }
@@ -225,6 +229,7 @@ export function checkReceipt(doc: SignedReceipt, receiptKeySpki: string | undefi
     throw receiptError(`the enclave read input ${r.input.sha256.slice(0, 16)}…, you uploaded ${expect.inputSha256.slice(0, 16)}…`);
   }
   if (expect.codeSha256 !== undefined && r.codeSha256 !== expect.codeSha256) throw receiptError(`job code ${r.codeSha256.slice(0, 16)}… ran, you approved ${expect.codeSha256.slice(0, 16)}…`);
+  if (expect.hide !== undefined && (r.hide ?? "none") !== expect.hide) throw receiptError(`the job ran with --hide ${r.hide ?? "none"}, you asked for ${expect.hide}`);
   const limit = r.maxRecordBytes ?? MAX_RECORD_BYTES.default;
   if (expect.maxRecordBytes !== undefined && limit !== expect.maxRecordBytes) throw receiptError(`the enclave accepted records up to ${limit} bytes, you asked for ${expect.maxRecordBytes}`);
   if (expect.policy !== undefined && r.policySha256 !== createHash("sha256").update(canonicalJson(expect.policy)).digest("hex")) throw receiptError("the enclave applied another policy than yours");

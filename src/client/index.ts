@@ -9,6 +9,8 @@ export type { Attestation, ClientOptions, JobRequest, JobResult, UploadOptions, 
 export { parsePolicy } from "../attestation/policy.ts";
 export { generateRecoveryKeyPair } from "../crypto/recovery-share.ts";
 export type { RecoveryInfo, RecoveryProgress } from "./sdk.ts";
+export { recoverVerifier, verifierRecoveryStatus } from "./sdk.ts";
+export type { VerifierRecoveryInfo, VerifierRecoveryProgress } from "./sdk.ts";
 export { CmrError, isCmrError, ERROR_CODES } from "../errors.ts";
 export type { CmrErrorCode } from "../errors.ts";
 // Multi-party jobs (docs/multi-party.md): manifests, owner and recipient keys.

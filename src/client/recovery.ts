@@ -17,7 +17,7 @@ import { canonicalJson } from "../crypto/canonical-json.ts";
 import { sha256 } from "../crypto/bytes.ts";
 import { sealEnvelope } from "../crypto/key-wrap.ts";
 import { decryptShare, x25519PublicHex } from "../crypto/recovery-share.ts";
-import { RecoveryBlockSchema, recoveryObjectId, type RecoveryBlock, type RecoveryProgress, type RecoveryShareMessage } from "../protocol/recovery.ts";
+import { RecoveryBlockSchema, recoveryObjectId, type RecoveryBlock, type RecoveryProgress, type RecoveryShareMessage, type VerifierRecoveryInfo, type VerifierRecoveryProgress } from "../protocol/recovery.ts";
 import { getJson, postJson } from "../host/http/client.ts";
 
 /** What `GET /v1/jobs/:id/recovery` answers: public, so anyone may ask. */
@@ -85,6 +85,52 @@ export async function sendRecoveryShare(url: string, jobId: string, policy: Poli
     const session = await attestForRecovery(url, policy, info.scope, opts.now);
     const sealedShare = sealShare(session, block, index, share);
     return await postJson<RecoveryProgress>(`${url}/v1/jobs/${encodeURIComponent(jobId)}/recovery/shares`, { sessionId: session.sessionId, challenge: session.challenge, sealedShare });
+  } finally {
+    share.fill(0);
+  }
+}
+
+/**
+ * The verification node's group state (docs/recovery.md "The verifier's group state"): fetch
+ * its recovery block from the verifier host (ciphertext only) and check it names the group.
+ */
+export async function fetchVerifierRecoveryInfo(url: string): Promise<VerifierRecoveryInfo> {
+  const info = await getJson<VerifierRecoveryInfo>(`${url}/v1/recovery`);
+  const block = RecoveryBlockSchema.safeParse(info.recovery);
+  if (!block.success || block.data.stateId !== info.gvcertId) throw new CmrError("CMR_RECOVERY_SHARE_INVALID", "the verifier's recovery block is malformed");
+  return { ...info, recovery: block.data };
+}
+
+/** Attest the provisioning enclave of a verification node under the verifier's policy (measurements.provisioning). */
+export async function attestVerifierForRecovery(url: string, policy: Policy, now?: () => Date): Promise<VerifiedSession> {
+  if (!policy.measurements.provisioning?.length) {
+    throw new CmrError("CMR_POLICY_INVALID", "the policy names no verifier builds (measurements.provisioning): no verification node may receive a share under it", {
+      hint: "give the verifier's recovery policy, the one it was registered with (`cmr verifier --recovery-policy`)",
+    });
+  }
+  const hs = new Handshake("first-key", "provisioning");
+  const response = await postJson<unknown>(`${url}/v1/attest`, hs.request(), 30_000);
+  return hs.complete(response, policy, now ? now() : new Date());
+}
+
+/**
+ * One owner's part in restoring a verifier's group: check the block was made for this policy,
+ * attest the new provisioning enclave under it, decrypt the share locally, send it sealed.
+ */
+export async function sendVerifierRecoveryShare(url: string, policy: Policy, privateKey: KeyObject, opts: { now?: () => Date; info?: VerifierRecoveryInfo } = {}): Promise<VerifierRecoveryProgress> {
+  const info = opts.info ?? (await fetchVerifierRecoveryInfo(url));
+  const block = info.recovery;
+  const mine = sha256(canonicalJson(policy)).toString("hex");
+  if (mine !== block.policySha256) {
+    throw new CmrError("CMR_RECOVERY_SHARE_INVALID", `group ${info.gvcertId.slice(0, 16)}… was registered with recovery policy ${block.policySha256.slice(0, 16)}…, not the policy given (${mine.slice(0, 16)}…)`, {
+      hint: "give the policy file the verifier was registered with (its SHA-256 is the gvcert's recoveryPolicySha256)",
+    });
+  }
+  const { index, share } = openOwnShare(block, privateKey);
+  try {
+    const session = await attestVerifierForRecovery(url, policy, opts.now);
+    const sealedShare = sealShare(session, block, index, share);
+    return await postJson<VerifierRecoveryProgress>(`${url}/v1/recovery/shares`, { sessionId: session.sessionId, challenge: session.challenge, sealedShare });
   } finally {
     share.fill(0);
   }

@@ -17,14 +17,14 @@ import { CmrError } from "../errors.ts";
 import { parsePolicy, type Policy } from "../attestation/policy.ts";
 import type { VerifiedSession } from "../attestation/relying-party.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
-import { BUILTIN_OPS, MAX_RECORD_BYTES, type JobCode, type JobSummary } from "../protocol/job.ts";
+import { BUILTIN_OPS, MAX_RECORD_BYTES, type HideLevel, type JobCode, type JobSummary } from "../protocol/job.ts";
 import { getJson } from "../host/http/client.ts";
 import { attestCoordinator, fetchResult, submitJob, uploadFile, waitForJob, type JobStatus, type WaitInfo } from "./client.ts";
 import { parseDelimiter } from "./delimited.ts";
 import { checkMaxRecordBytes } from "./record-limit.ts";
-import { fetchRecoveryInfo, sendRecoveryShare, type RecoveryInfo } from "./recovery.ts";
+import { fetchRecoveryInfo, fetchVerifierRecoveryInfo, sendRecoveryShare, sendVerifierRecoveryShare, type RecoveryInfo } from "./recovery.ts";
 import { loadRecoveryPrivateKey } from "../crypto/recovery-share.ts";
-import type { RecoveryProgress } from "../protocol/recovery.ts";
+import type { RecoveryProgress, VerifierRecoveryInfo, VerifierRecoveryProgress } from "../protocol/recovery.ts";
 import { loadOwnerPrivateKey, parseManifest, type Manifest } from "../protocol/manifest.ts";
 import type { Receipt } from "../protocol/receipt.ts";
 import { approveManifest, fetchRecipientResult, signAsOwner } from "./multi-party.ts";
@@ -33,7 +33,7 @@ export type { Policy } from "../attestation/policy.ts";
 export type { JobStatus, WaitInfo } from "./client.ts";
 export type { JobSummary } from "../protocol/job.ts";
 export type { RecoveryInfo } from "./recovery.ts";
-export type { RecoveryProgress } from "../protocol/recovery.ts";
+export type { RecoveryProgress, VerifierRecoveryInfo, VerifierRecoveryProgress } from "../protocol/recovery.ts";
 
 /** Read and check a policy file (JSON); every problem is reported with its path. */
 export function loadPolicy(path: string): Policy {
@@ -102,6 +102,8 @@ export type JobRequest = {
   partition?: "hash" | "range";
   rangeBoundaries?: string[];
   onBadRecord?: "fail" | "skip";
+  /** Leakage controls (docs/leakage.md): "none" (default), "sizes" or "shuffle"; the receipt must name it. */
+  hide?: HideLevel;
   /**
    * Largest input record (CSV row or JSON line, line end included) the job accepts, in bytes:
    * 1024 to 268435456, default 16777216 (16 MiB). A longer record fails the job with
@@ -139,10 +141,10 @@ export interface JobResult {
 export class Job {
   readonly id: string;
   readonly #client: Client;
-  readonly #expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string; maxRecordBytes: number };
+  readonly #expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string; hide?: HideLevel; maxRecordBytes: number };
   #status: JobStatus | undefined;
 
-  constructor(client: Client, id: string, expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string; maxRecordBytes: number }) {
+  constructor(client: Client, id: string, expect: { inputSha256: string; codeSha256: string; policy: Policy; inputName: string; hide?: HideLevel; maxRecordBytes: number }) {
     this.#client = client;
     this.id = id;
     this.#expect = expect;
@@ -171,7 +173,7 @@ export class Job {
   async fetch(out: string | Writable): Promise<JobResult> {
     const status = this.#status ?? (await this.wait());
     const session = await sessionOf(this.#client);
-    const summary = await fetchResult(this.#client.url, session, status, out as NodeJS.WritableStream | string, { expect: { inputSha256: this.#expect.inputSha256, codeSha256: this.#expect.codeSha256, policy: this.#expect.policy, maxRecordBytes: this.#expect.maxRecordBytes } });
+    const summary = await fetchResult(this.#client.url, session, status, out as NodeJS.WritableStream | string, { expect: { inputSha256: this.#expect.inputSha256, codeSha256: this.#expect.codeSha256, policy: this.#expect.policy, ...(this.#expect.hide ? { hide: this.#expect.hide } : {}), maxRecordBytes: this.#expect.maxRecordBytes } });
     return {
       jobId: this.id,
       rows: summary.rows,
@@ -281,12 +283,13 @@ export class Client {
       shards: req.shards ?? 2,
       reducers: req.reducers ?? 2,
       onBadRecord: req.onBadRecord ?? "fail",
+      hide: req.hide ?? "none",
       ...(maxRecordBytes !== undefined ? { maxRecordBytes } : {}),
       ...(this.#who.dataType ? { dataType: this.#who.dataType } : {}),
       policy,
     });
     const codeSha256 = code.kind === "custom" ? code.sha256 : createHash("sha256").update(canonicalJson(code)).digest("hex");
-    return new Job(this, jobId, { inputSha256: req.upload.sha256, codeSha256, policy, inputName: req.upload.name, maxRecordBytes: maxRecordBytes ?? MAX_RECORD_BYTES.default });
+    return new Job(this, jobId, { inputSha256: req.upload.sha256, codeSha256, policy, inputName: req.upload.name, hide: req.hide ?? "none", maxRecordBytes: maxRecordBytes ?? MAX_RECORD_BYTES.default });
   }
 
   /**
@@ -336,4 +339,21 @@ export class Client {
     const r = await fetchRecipientResult(this.url, await sessionOf(this), s, m, loadRecoveryPrivateKey(recipientKeyPem, "the recipient key"), out as NodeJS.WritableStream | string);
     return { rows: r.summary.rows, receipt: r.receipt };
   }
+}
+
+/**
+ * k-of-n recovery of a verification node's group (docs/recovery.md "The verifier's group
+ * state"): the waiting group's recovery block and how many owners' shares are in.
+ */
+export function verifierRecoveryStatus(verifierUrl: string): Promise<VerifierRecoveryInfo> {
+  return fetchVerifierRecoveryInfo(verifierUrl.replace(/\/$/, ""));
+}
+
+/**
+ * Send this owner's share of a waiting verifier's group state key: decrypted here with
+ * `recoveryKeyPem`, re-encrypted to the provisioning enclave once it is attested under `policy`
+ * (the verifier's recovery policy: its `measurements.provisioning` names the builds allowed).
+ */
+export function recoverVerifier(verifierUrl: string, policy: Policy, recoveryKeyPem: string): Promise<VerifierRecoveryProgress> {
+  return sendVerifierRecoveryShare(verifierUrl.replace(/\/$/, ""), policy, loadRecoveryPrivateKey(recoveryKeyPem, "the recovery key"));
 }

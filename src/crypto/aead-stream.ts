@@ -25,6 +25,14 @@ import { LABELS } from "../protocol/labels.ts";
 
 export const STREAM_MAGIC = Buffer.from("CMRS", "ascii");
 export const STREAM_VERSION = 1;
+/**
+ * Version 2 is version 1 with padding (issue 17, `--hide sizes`): every chunk is full size and
+ * carries `u32 data length || data || zero fill`, and the chunk count is a power of two, so the
+ * object's size says only which power-of-two bucket of chunks its data fell into.
+ */
+export const STREAM_VERSION_PADDED = 2;
+/** Bytes of the data-length prefix in every chunk of a padded stream. */
+export const PADDED_LENGTH_PREFIX = 4;
 export const ALG_AES_256_GCM = 1;
 export const MIN_CHUNK = 64 * 1024;
 export const MAX_CHUNK = 1024 * 1024;
@@ -53,12 +61,12 @@ function assertKey(key: Uint8Array): void {
   if (key.length !== 32) throw new RangeError(`"key" expected Uint8Array of length 32, got length=${key.length}`);
 }
 
-export function encodeHeader(h: { chunkSize: number; keyId: Buffer; salt: Buffer; streamId: string }): Buffer {
+export function encodeHeader(h: { chunkSize: number; keyId: Buffer; salt: Buffer; streamId: string; padded?: boolean }): Buffer {
   const id = Buffer.from(h.streamId, "utf8");
   if (id.length === 0 || id.length > 1024) throw new RangeError(`"streamId" expected 1..1024 bytes, got ${id.length}`);
   const b = Buffer.alloc(FIXED_HEADER + id.length);
   STREAM_MAGIC.copy(b, 0);
-  b[4] = STREAM_VERSION;
+  b[4] = h.padded === true ? STREAM_VERSION_PADDED : STREAM_VERSION;
   b[5] = ALG_AES_256_GCM;
   b.writeUInt32BE(h.chunkSize, 6);
   h.keyId.copy(b, 10);
@@ -81,7 +89,9 @@ export function decodeHeader(buf: Buffer, objectId: string): StreamHeader | unde
   }
   const version = buf[4]!;
   const alg = buf[5]!;
-  if (version !== STREAM_VERSION) throw new CmrError("CMR_STREAM_FORMAT", `${objectId}: unsupported stream format version ${version} (this cmr reads version ${STREAM_VERSION})`);
+  if (version !== STREAM_VERSION && version !== STREAM_VERSION_PADDED) {
+    throw new CmrError("CMR_STREAM_FORMAT", `${objectId}: unsupported stream format version ${version} (this cmr reads versions ${STREAM_VERSION} and ${STREAM_VERSION_PADDED})`);
+  }
   if (alg !== ALG_AES_256_GCM) throw new CmrError("CMR_STREAM_FORMAT", `${objectId}: unsupported algorithm ${alg}`);
   const chunkSize = buf.readUInt32BE(6);
   if (chunkSize < MIN_CHUNK || chunkSize > MAX_CHUNK) throw new CmrError("CMR_STREAM_FORMAT", `${objectId}: chunk size ${chunkSize} outside ${MIN_CHUNK}..${MAX_CHUNK}`);
@@ -128,6 +138,25 @@ export interface EncryptOptions {
   chunkSize?: number;
   /** Test seam only: fixed salt for test vectors. */
   salt?: Buffer;
+  /**
+   * Write a padded stream (version 2): full-size chunks only, each `u32 length || data || zeros`,
+   * and a power-of-two number of chunks (empty padding chunks at the end). Readers need no flag:
+   * the header says so.
+   */
+  padded?: boolean;
+}
+
+/** The smallest power of two >= n (n >= 1). */
+export function nextPowerOfTwo(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/** Ciphertext length of a padded stream holding `dataBytes` (header of `headerBytes` included). */
+export function paddedStreamLength(dataBytes: number, chunkSize: number, headerBytes: number): number {
+  const chunks = nextPowerOfTwo(Math.max(1, Math.ceil(dataBytes / (chunkSize - PADDED_LENGTH_PREFIX))));
+  return headerBytes + chunks * (chunkSize + TAG);
 }
 
 /** Streaming encryptor: plaintext in, `header || chunk*` out. */
@@ -135,9 +164,14 @@ export class EncryptStream extends Transform {
   readonly #key: Buffer;
   readonly #header: Buffer;
   readonly #chunkSize: number;
+  /** Data bytes per chunk: the chunk size, less the length prefix when padded. */
+  readonly #dataPerChunk: number;
+  readonly #padded: boolean;
   #pending: Buffer[] = [];
   #pendingLen = 0;
   #index = 0;
+  /** Padded streams: pad as if at least this many data bytes had been written. */
+  #padToBytes = 0;
 
   constructor(key: Uint8Array, opts: EncryptOptions) {
     super();
@@ -147,30 +181,48 @@ export class EncryptStream extends Transform {
       throw new RangeError(`"chunkSize" expected ${MIN_CHUNK}..${MAX_CHUNK}, got ${chunkSize}`);
     }
     this.#chunkSize = chunkSize;
-    this.#header = encodeHeader({ chunkSize, keyId: keyIdOf(key), salt: opts.salt ?? randomBytes(32), streamId: opts.streamId });
+    this.#padded = opts.padded === true;
+    this.#dataPerChunk = this.#padded ? chunkSize - PADDED_LENGTH_PREFIX : chunkSize;
+    this.#header = encodeHeader({ chunkSize, keyId: keyIdOf(key), salt: opts.salt ?? randomBytes(32), streamId: opts.streamId, padded: this.#padded });
     this.#key = subkey(key, this.#header);
     this.push(this.#header);
   }
 
-  #seal(plain: Buffer, final: boolean): Buffer {
+  /**
+   * Padded streams only (`--hide shuffle`): make the stream at least as long as one holding
+   * `dataBytes` of data, so several streams can be given one size whatever each holds. Call
+   * before end(); the largest value given wins.
+   */
+  padToAtLeast(dataBytes: number): void {
+    if (!this.#padded) throw new RangeError("padToAtLeast() needs a padded stream");
+    if (!Number.isSafeInteger(dataBytes) || dataBytes < 0) throw new RangeError(`"dataBytes" expected a non-negative integer, got ${dataBytes}`);
+    this.#padToBytes = Math.max(this.#padToBytes, dataBytes);
+  }
+
+  #seal(data: Buffer, final: boolean): Buffer {
     const c = createCipheriv("aes-256-gcm", this.#key, chunkNonce(this.#index++, final));
     c.setAAD(this.#header);
-    const out = Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
-    return out;
+    if (!this.#padded) return Buffer.concat([c.update(data), c.final(), c.getAuthTag()]);
+    // u32 data length || data || zero fill: every sealed chunk has the same size.
+    const plain = Buffer.alloc(this.#chunkSize);
+    plain.writeUInt32BE(data.length, 0);
+    data.copy(plain, PADDED_LENGTH_PREFIX);
+    return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#pending.push(chunk);
     this.#pendingLen += chunk.length;
     // Keep at least one byte back: the final chunk must be known to be final when sealed.
-    if (this.#pendingLen > this.#chunkSize) {
+    const per = this.#dataPerChunk;
+    if (this.#pendingLen > per) {
       // Join once and walk it by offset: re-joining the rest after every chunk made one large
       // write cost O(n^2 / chunkSize) copying.
       const all = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingLen);
       let off = 0;
-      while (all.length - off > this.#chunkSize) {
-        this.push(this.#seal(all.subarray(off, off + this.#chunkSize), false));
-        off += this.#chunkSize;
+      while (all.length - off > per) {
+        this.push(this.#seal(all.subarray(off, off + per), false));
+        off += per;
       }
       // Copy the tail so a large write's buffer is not kept alive by a small remainder.
       const rest = Buffer.from(all.subarray(off));
@@ -181,7 +233,14 @@ export class EncryptStream extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    this.push(this.#seal(Buffer.concat(this.#pending), true));
+    const rest = Buffer.concat(this.#pending);
+    if (!this.#padded) this.push(this.#seal(rest, true));
+    else {
+      // The data ends in chunk #index; pad with empty chunks up to a power of two in all.
+      const total = nextPowerOfTwo(Math.max(this.#index + 1, Math.ceil(this.#padToBytes / this.#dataPerChunk)));
+      this.push(this.#seal(rest, this.#index + 1 === total));
+      while (this.#index < total) this.push(this.#seal(Buffer.alloc(0), this.#index + 1 === total));
+    }
     this.#pending = [];
     this.#key.fill(0);
     cb();
@@ -221,13 +280,14 @@ export class DecryptStream extends Transform {
     const d = createDecipheriv("aes-256-gcm", this.#key!, chunkNonce(this.#index, final));
     d.setAAD(h.raw);
     d.setAuthTag(sealed.subarray(sealed.length - TAG));
+    let out: Buffer;
     try {
-      const out = Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG)), d.final()]);
-      this.#index++;
-      return out;
+      out = Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG)), d.final()]);
     } catch {
       throw new IntegrityError(this.#expectedId);
     }
+    this.#index++;
+    return h.version === STREAM_VERSION_PADDED ? unpad(out, h.chunkSize, this.#expectedId) : out;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -277,6 +337,9 @@ export class DecryptStream extends Transform {
       }
       if (this.#buf.length < TAG) throw new IntegrityError(this.#expectedId);
       this.push(this.#open(this.#buf, true));
+      // Authenticated already (index and final flag are in every nonce); a count that is not a
+      // power of two would be a writer that broke the format, never let through.
+      if (this.#header.version === STREAM_VERSION_PADDED && this.#index !== nextPowerOfTwo(this.#index)) throw new IntegrityError(this.#expectedId);
       this.#masterKey.fill(0);
       this.#key!.fill(0);
       cb();
@@ -284,6 +347,17 @@ export class DecryptStream extends Transform {
       cb(e as Error);
     }
   }
+}
+
+/**
+ * The data of one opened chunk of a padded stream: `u32 length || data || zero fill`, always a
+ * full chunk. Anything else is refused as an integrity failure (it cannot come from the writer).
+ */
+function unpad(plain: Buffer, chunkSize: number, objectId: string): Buffer {
+  if (plain.length !== chunkSize) throw new IntegrityError(objectId);
+  const len = plain.readUInt32BE(0);
+  if (len > chunkSize - PADDED_LENGTH_PREFIX) throw new IntegrityError(objectId);
+  return plain.subarray(PADDED_LENGTH_PREFIX, PADDED_LENGTH_PREFIX + len);
 }
 
 /** One-shot helpers for small objects (envelopes, test vectors). */
@@ -355,11 +429,13 @@ export class ChunkOpener {
     const d = createDecipheriv("aes-256-gcm", this.#key, chunkNonce(index, final));
     d.setAAD(this.header.raw);
     d.setAuthTag(sealed.subarray(sealed.length - TAG));
+    let out: Buffer;
     try {
-      return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG)), d.final()]);
+      out = Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG)), d.final()]);
     } catch {
       throw new IntegrityError(this.#id);
     }
+    return this.header.version === STREAM_VERSION_PADDED ? unpad(out, this.header.chunkSize, this.#id) : out;
   }
 
   /** Wipe the subkey. */

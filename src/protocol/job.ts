@@ -10,6 +10,21 @@ import { z } from "zod";
 import { PolicySchema, type JobLimits } from "../attestation/policy.ts";
 
 export const BUILTIN_OPS = ["count", "sum", "min", "max", "avg"] as const;
+
+/**
+ * Leakage controls (issue 17, docs/leakage.md): what the job hides from hosts and storage
+ * beyond record contents. `sizes`: every object an enclave writes is a padded stream (CMRS v2)
+ * and record counts leave the enclave only inside the sealed summary and receipt. `shuffle`:
+ * as `sizes`, plus every partition holds the same number of records (dummies), and range
+ * boundaries stay in the enclave.
+ */
+export const HIDE_LEVELS = ["none", "sizes", "shuffle"] as const;
+export type HideLevel = (typeof HIDE_LEVELS)[number];
+
+/** Whether a level hides sizes and counts (every level but none). */
+export function hidesSizes(level: HideLevel | undefined): boolean {
+  return level !== undefined && level !== "none";
+}
 export type BuiltinOp = (typeof BUILTIN_OPS)[number];
 
 export const JobCodeSchema = z.discriminatedUnion("kind", [
@@ -81,6 +96,8 @@ export const JobSpecSchema = z.object({
   shuffle: z.enum(["auto", "full"]).default("auto"),
   /** The data owner's policy, so the coordinator enclave attests workers by the owner's rules. */
   policy: PolicySchema,
+  /** Leakage controls (`cmr run --hide LEVEL`, docs/leakage.md); recorded in the receipt. */
+  hide: z.enum(HIDE_LEVELS).default("none"),
   /** Largest input record accepted, in bytes, line end included (see MAX_RECORD_BYTES). */
   maxRecordBytes: z.number().int().min(MAX_RECORD_BYTES.min).max(MAX_RECORD_BYTES.max).default(MAX_RECORD_BYTES.default),
 });
@@ -108,6 +125,8 @@ export interface MapTask {
   partitions: { objectId: string; wrappedKey: string }[];
   /** Limits on custom job code (the owner's policy, else defaults); absent in older tasks. */
   jobLimits?: JobLimits;
+  /** The job's leakage controls (docs/leakage.md); absent = none. */
+  hide?: HideLevel;
   /** The job's record size limit (JobSpec.maxRecordBytes); absent in older tasks (the default). */
   maxRecordBytes?: number;
   /** Multi-party jobs: which manifest input this shard holds (custom map sees it as its third argument). */
@@ -133,6 +152,8 @@ export interface ReduceTask {
   output: { objectId: string; wrappedKey: string };
   /** Limits on custom job code (the owner's policy, else defaults); absent in older tasks. */
   jobLimits?: JobLimits;
+  /** The job's leakage controls (docs/leakage.md); absent = none. */
+  hide?: HideLevel;
 }
 
 export interface ReduceResult {

@@ -48,6 +48,8 @@ export const LABELS = {
   recoveryKeyCommitment: "cmr/v1/recovery/key-commitment",
   recoveryShareCommitment: "cmr/v1/recovery/share-commitment",
   checkpointBody: "cmr/v1/coordinator/checkpoint-body",
+  /** The verification node's sealed group state (PE state), recoverable k of n like checkpoints. */
+  peStateBody: "cmr/v1/provisioning/state-body",
   /** Multi-party jobs (issue #17 part 2, docs/protocol/manifest.md). */
   manifest: "cmr/v1/manifest",
   recipientKey: "cmr/v1/multi-party/recipient-key",

@@ -43,6 +43,8 @@ export const ReceiptSchema = z.object({
   shuffle: z.object({ mode: z.enum(["full", "local"]), reason: z.string().max(1024) }).optional(),
   /** Limits custom job code ran under (absent for built-in ops, and in receipts before #13). */
   jobLimits: z.object({ callMs: z.number().int(), taskMs: z.number().int(), memoryMB: z.number().int(), outputMB: z.number().int() }).optional(),
+  /** Leakage controls the job ran with (issue 17, docs/leakage.md); absent in older receipts = none. */
+  hide: z.enum(["none", "sizes", "shuffle"]).optional(),
   /** Largest input record the job accepted, in bytes (it changes what a job accepts; absent in receipts before #16). */
   maxRecordBytes: z.number().int().optional(),
   /** Multi-party jobs (issue #17 part 2): the manifest digest, every input digest and approval. */

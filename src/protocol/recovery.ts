@@ -90,20 +90,71 @@ export const RecoveryBlockSchema = z
   .refine((b) => b.threshold <= b.total && b.shares.length === b.total && b.shareCommitments.length === b.total && b.shares.every((s, i) => s.index === i), "shares, commitments and counts disagree");
 export type RecoveryBlock = z.infer<typeof RecoveryBlockSchema>;
 
-/** A sealed checkpoint as the host stores it: base64 of this JSON. Only `recovery` is for the host. */
-export const SealedCheckpointSchema = z
-  .object({
-    format: z.literal(SEALED_CHECKPOINT_FORMAT),
-    stateId: z.string().min(1).max(128),
-    scope: z.string().max(200),
-    /** The state key sealed by the TEE backend (to this build and platform), base64. */
-    sealedKey: b64(1024),
-    /** AES-256-GCM under the state key: nonce (12) || ciphertext || tag (16), base64. */
-    body: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/),
-    recovery: RecoveryBlockSchema.nullable(),
-  })
-  .strict();
+/**
+ * Sealed state with a state key (coordinator checkpoints, the verifier's group state) as the host
+ * stores it: base64 of this JSON. Only `recovery` (and the ids) are for the host.
+ */
+function sealedStateSchema<F extends string>(format: F) {
+  return z
+    .object({
+      format: z.literal(format),
+      stateId: z.string().min(1).max(128),
+      scope: z.string().max(200),
+      /** The state key sealed by the TEE backend (to this build and platform), base64. */
+      sealedKey: b64(1024),
+      /** AES-256-GCM under the state key: nonce (12) || ciphertext || tag (16), base64. */
+      body: z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/),
+      recovery: RecoveryBlockSchema.nullable(),
+    })
+    .strict();
+}
+
+/** A sealed coordinator checkpoint. */
+export const SealedCheckpointSchema = sealedStateSchema(SEALED_CHECKPOINT_FORMAT);
 export type SealedCheckpoint = z.infer<typeof SealedCheckpointSchema>;
+
+/** The verification node's sealed group state (format 2: with a state key; docs/recovery.md). */
+export const SEALED_PE_STATE_FORMAT = "cmr-pe-state/2";
+export const SealedPeStateSchema = sealedStateSchema(SEALED_PE_STATE_FORMAT);
+export type SealedPeState = z.infer<typeof SealedPeStateSchema>;
+
+/** The outer form of a sealed PE state, or null for state sealed before format 2 (a bare TEE blob). */
+export function parseSealedPeState(sealed: string): SealedPeState | null {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(Buffer.from(sealed, "base64").toString("utf8"));
+  } catch {
+    return null;
+  }
+  const p = SealedPeStateSchema.safeParse(raw);
+  if (!p.success) {
+    throw new CmrError("CMR_CHECKPOINT_INVALID", `the verifier's sealed group state is not a ${SEALED_PE_STATE_FORMAT} sealed state (at ${p.error.issues.map((i) => i.path.join(".")).slice(0, 4).join(", ")})`, {
+      hint: "the file <data-dir>/verifier/pe-state.sealed was altered; restore it from a backup",
+    });
+  }
+  return p.data;
+}
+
+/** What `GET /v1/recovery` of a verification node answers (public: ciphertext and ids only). */
+export interface VerifierRecoveryInfo {
+  /** The group whose state waits (its gvcert id is the state id). */
+  gvcertId: string;
+  pending: boolean;
+  received: number;
+  owners: string[];
+  recovery: RecoveryBlock;
+}
+
+/** The verifier's answer to each share; `restored` once k owners have sent theirs. */
+export interface VerifierRecoveryProgress {
+  restored: boolean;
+  received: number;
+  threshold: number;
+  owners: string[];
+  gvcertId: string;
+  /** After restoring: how many member keys and signatures the restored group has revoked. */
+  revoked?: number;
+}
 
 /** Read the outer form of a sealed checkpoint (any zone may: it holds no secret in the clear). */
 export function parseSealedCheckpoint(sealed: string): SealedCheckpoint {

@@ -93,13 +93,17 @@ for (const backend of ["s3", "webhdfs"] as const) {
       assert.equal(statSync(join(client, "client", "uploads", `${uploadId}.json`)).mode & 0o077, 0, "the upload record is private");
 
       const out = join(work, `${backend}-out.csv`);
-      const run = await cmr(["run", "--coordinator", c.url, "--policy", c.policyFile, "--upload-id", uploadId, "--key", "account", "--op", "sum", "--value", "amount", "--workers", "2", "--out", out, "--max-record-bytes", "4096"], client);
+      const run = await cmr(["run", "--coordinator", c.url, "--policy", c.policyFile, "--upload-id", uploadId, "--key", "account", "--op", "sum", "--value", "amount", "--workers", "2", "--out", out, "--max-record-bytes", "4096", "--hide", "sizes", "--shuffle", "full"], client);
       assert.equal(run.status, 0, run.stderr);
       assert.equal(readFileSync(out, "utf8"), expected);
       assert.match(run.stderr, /input sha256 [0-9a-f]{16}… verified in the receipt/);
-      // --max-record-bytes reaches the enclave on this path too: the signed receipt records it.
+      // --max-record-bytes, --hide and --shuffle reach the enclave on this path too (one options
+      // builder, job-settings.ts): the signed receipt records each.
       const receipt = JSON.parse(readFileSync(`${out}.receipt.json`, "utf8")) as { receipt: { text: string } };
-      assert.equal((JSON.parse(receipt.receipt.text) as { maxRecordBytes?: number }).maxRecordBytes, 4096);
+      const signed = JSON.parse(receipt.receipt.text) as { maxRecordBytes?: number; hide?: string; shuffle?: { mode: string } };
+      assert.equal(signed.maxRecordBytes, 4096);
+      assert.equal(signed.hide, "sizes");
+      assert.equal(signed.shuffle?.mode, "full");
     } finally {
       await c.stop();
     }

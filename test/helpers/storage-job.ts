@@ -58,10 +58,13 @@ function spy(inner: BlobStore, seen: Map<string, Buffer[]>): BlobStore {
   };
 }
 
+/** The ciphertext enclaves handed their hosts: the raw payloads of binary OCALL frames (docs/protocol/ipc-frames.md). */
 function decodedOcallData(frames: IpcFrame[]): Buffer {
   const out: Buffer[] = [];
-  for (const f of frames as unknown as { ocall?: number; args?: { data?: unknown } }[]) {
-    if (f.ocall !== undefined && typeof f.args?.data === "string") out.push(Buffer.from(f.args.data, "base64"));
+  for (const f of frames as unknown as { ocall?: number; args?: { data?: unknown }; bytes?: unknown }[]) {
+    if (f.ocall === undefined) continue;
+    assert.equal(f.args?.data, undefined, "no OCALL carries ciphertext inside its JSON");
+    if (Buffer.isBuffer(f.bytes)) out.push(f.bytes);
   }
   return Buffer.concat(out);
 }

@@ -23,13 +23,14 @@ export function refKeyId(key: Uint8Array): Buffer {
 }
 
 /** Header: magic "CMRS" | version 1 | alg 1 | u32 chunk size | key id 16 | salt 32 | u16 id length | id. */
-export function refHeader(h: { chunkSize: number; keyId: Uint8Array; salt: Uint8Array; streamId: string }): Buffer {
+export function refHeader(h: { chunkSize: number; keyId: Uint8Array; salt: Uint8Array; streamId: string; padded?: boolean }): Buffer {
   const id = utf8(h.streamId);
   const chunkSize = Buffer.alloc(4);
   chunkSize.writeUInt32BE(h.chunkSize);
   const idLen = Buffer.alloc(2);
   idLen.writeUInt16BE(id.length);
-  return Buffer.concat([utf8("CMRS"), Buffer.of(1), Buffer.of(1), chunkSize, h.keyId, h.salt, idLen, id]);
+  // Version 2 = padded (§6), version 1 otherwise; the rest of the layout is the same.
+  return Buffer.concat([utf8("CMRS"), Buffer.of(h.padded === true ? 2 : 1), Buffer.of(1), chunkSize, h.keyId, h.salt, idLen, id]);
 }
 
 /** subkey = HKDF-SHA256(ikm = key, salt = header salt, info = "cmr/v1/stream/subkey" || header, L = 32). */
@@ -69,16 +70,28 @@ export interface RefStream {
  * Chunks are `chunkSize` plaintext bytes each; the last one (possibly empty, possibly full) is
  * sealed with the final flag. There is always at least one chunk.
  */
-export function refEncrypt(key: Uint8Array, plaintext: Uint8Array, o: { chunkSize: number; salt: Uint8Array; streamId: string }): RefStream {
+export function refEncrypt(key: Uint8Array, plaintext: Uint8Array, o: { chunkSize: number; salt: Uint8Array; streamId: string; padded?: boolean }): RefStream {
   const keyId = refKeyId(key);
-  const header = refHeader({ chunkSize: o.chunkSize, keyId, salt: o.salt, streamId: o.streamId });
+  const header = refHeader({ chunkSize: o.chunkSize, keyId, salt: o.salt, streamId: o.streamId, padded: o.padded === true });
   const subkey = refSubkey(key, header);
-  const count = Math.max(1, Math.ceil(plaintext.length / o.chunkSize));
+  // Padded (§6): each chunk carries u32 length || data || zeros, so it holds chunkSize - 4 data
+  // bytes; the chunk count is the next power of two of the data chunks.
+  const per = o.padded === true ? o.chunkSize - 4 : o.chunkSize;
+  const dataChunks = Math.max(1, Math.ceil(plaintext.length / per));
+  let count = dataChunks;
+  if (o.padded === true) for (count = 1; count < dataChunks; count *= 2);
   const out: Buffer[] = [header];
   const chunks: RefChunk[] = [];
   for (let i = 0; i < count; i++) {
     const final = i === count - 1;
-    const part = plaintext.subarray(i * o.chunkSize, Math.min(plaintext.length, (i + 1) * o.chunkSize));
+    const data = plaintext.subarray(Math.min(plaintext.length, i * per), Math.min(plaintext.length, (i + 1) * per));
+    let part: Uint8Array = data;
+    if (o.padded === true) {
+      const full = Buffer.alloc(o.chunkSize);
+      full.writeUInt32BE(data.length, 0);
+      full.set(data, 4);
+      part = full;
+    }
     const nonce = refNonce(i, final);
     const c = createCipheriv("aes-256-gcm", subkey, nonce);
     c.setAAD(header);

@@ -53,7 +53,7 @@ async function through(t: EncryptStream | DecryptStream, input: Buffer, piece: n
 
 test("the vector file covers the required cases", () => {
   const names = file.stream.map((v) => v.name);
-  for (const n of ["empty", "hello", "two-chunks-plus-5"]) assert.ok(names.includes(n), n);
+  for (const n of ["empty", "hello", "two-chunks-plus-5", "padded-empty", "padded-three-data-chunks"]) assert.ok(names.includes(n), n);
   assert.equal(plaintextOf(file.stream.find((v) => v.name === "hello")!.plaintext).toString(), "hello, cmr");
   assert.ok(file.keyWrap.some((v) => v.label === "cmr/v1/key-wrap"));
 });
@@ -63,7 +63,7 @@ for (const v of file.stream) {
     const key = hex(v.keyHex);
     const salt = hex(v.saltHex);
     const plain = plaintextOf(v.plaintext);
-    const opts = { streamId: v.streamId, chunkSize: v.chunkSize, salt };
+    const opts = { streamId: v.streamId, chunkSize: v.chunkSize, salt, padded: v.padded === true };
 
     function checkCiphertext(ct: Buffer): void {
       assert.equal(ct.length, v.ciphertextLength);
@@ -102,7 +102,7 @@ for (const v of file.stream) {
     });
 
     test("the independent reference reproduces key id, subkey, nonces, tags and ciphertext", () => {
-      const ref = refEncrypt(key, plain, { chunkSize: v.chunkSize, salt, streamId: v.streamId });
+      const ref = refEncrypt(key, plain, { chunkSize: v.chunkSize, salt, streamId: v.streamId, padded: v.padded === true });
       assert.equal(ref.keyId.toString("hex"), v.keyIdHex);
       assert.equal(ref.header.toString("hex"), v.headerHex);
       assert.equal(ref.subkey.toString("hex"), v.subkeyHex);
@@ -115,6 +115,12 @@ for (const v of file.stream) {
       for (const c of v.chunks) assert.equal(c.nonceHex, c.index.toString(16).padStart(22, "0") + (c.final ? "01" : "00"));
       assert.equal(v.chunks.filter((c) => c.final).length, 1);
       assert.equal(v.chunks.at(-1)!.final, true);
+      if (v.padded === true) {
+        // Padded (§6): every chunk is full size and their count is a power of two.
+        assert.ok(v.chunks.every((c) => c.plaintextLength === v.chunkSize));
+        assert.equal(v.chunks.length & (v.chunks.length - 1), 0, "chunk count is a power of two");
+        assert.equal(hex(v.headerHex)[4], 2, "version 2");
+      }
     });
 
     test("differential: node's hkdfSync gives the same subkey where its info limit allows", (t) => {

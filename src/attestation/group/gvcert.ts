@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { X509Certificate, createHash, createPublicKey, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import { z } from "zod";
 import { AttestationError } from "../../errors.ts";
 import { LABELS } from "../../protocol/labels.ts";
@@ -21,6 +21,8 @@ import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { lengthPrefixed, sha512 } from "../../crypto/bytes.ts";
 import { decodeIssuerPublicKey, verifyIssuerPublicKey, type IssuerPublicKey } from "../../crypto/ecdaa/index.ts";
 import { SignedJsonSchema, verifySignedJson, type SignedJson } from "./signed-json.ts";
+import { certPublicKey } from "../_x509/certificate.ts";
+import { loadCertificate } from "../_x509/pem.ts";
 
 /** How far the vendor's time may be from the PE's (seed [85]: "a preset window"). */
 export const REGISTRATION_WINDOW_MS = 120_000;
@@ -43,16 +45,25 @@ export const GvcertSchema = z.object({
   peTimestamp: z.number().int(),
   nonce: z.string().regex(/^[0-9a-f]{64}$/),
   vendorReport: SignedJsonSchema,
+  /**
+   * SHA-256 of the verifier's recovery policy (docs/recovery.md), when it names k-of-n owners
+   * who may restore this group's issuer key on another platform. Bound into the registration
+   * quote, so a relying party that trusts this gvcert also trusts exactly these owners.
+   */
+  recoveryPolicySha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
 });
 export type Gvcert = z.infer<typeof GvcertSchema>;
 
-export function registrationReportData(groupPublicKeyHex: string, peSigningKeyPem: string, peTimestamp: number, nonceHex: string): Buffer {
-  return sha512(lengthPrefixed(LABELS.registrationReportData, Buffer.from(groupPublicKeyHex, "hex"), peSigningKeyPem, String(peTimestamp), Buffer.from(nonceHex, "hex")));
+export function registrationReportData(groupPublicKeyHex: string, peSigningKeyPem: string, peTimestamp: number, nonceHex: string, recoveryPolicySha256?: string): Buffer {
+  const parts = [Buffer.from(groupPublicKeyHex, "hex"), peSigningKeyPem, String(peTimestamp), Buffer.from(nonceHex, "hex")];
+  // Appended only when present: gvcerts without recovery keep their report data unchanged.
+  if (recoveryPolicySha256 !== undefined) parts.push(Buffer.from(recoveryPolicySha256, "hex"));
+  return sha512(lengthPrefixed(LABELS.registrationReportData, ...parts));
 }
 
 /** Verify a vendor report's signature against the trusted vendor roots; returns its contents. */
 export function verifyVendorReport(doc: SignedJson, trustedRoots: string[]): VendorReport {
-  const ok = trustedRoots.some((pem) => verifySignedJson(LABELS.vendorReport, doc, new X509Certificate(pem).publicKey));
+  const ok = trustedRoots.some((pem, i) => verifySignedJson(LABELS.vendorReport, doc, certPublicKey(loadCertificate(pem, `trusted vendor root[${i}]`))));
   if (!ok) throw new AttestationError("CMR_ATTEST_GVCERT", "the vendor report is not signed by a trusted vendor root", { hint: "the verification node registered with a vendor your policy does not trust" });
   let parsed: unknown;
   try {
@@ -120,7 +131,7 @@ export function verifyGvcert(text: string, opts: { trustedRoots: string[]; trust
     throw new AttestationError("CMR_ATTEST_GVCERT", `gvcert ${id.slice(0, 16)}… is not one of the policy's trusted verifiers (${opts.trustedGvcerts.map((t) => t.slice(0, 16) + "…").join(", ")})`);
   }
   const report = verifyVendorReport(gvcert.vendorReport, opts.trustedRoots);
-  const expected = registrationReportData(gvcert.groupPublicKey, gvcert.peSigningKey, gvcert.peTimestamp, gvcert.nonce).toString("hex");
+  const expected = registrationReportData(gvcert.groupPublicKey, gvcert.peSigningKey, gvcert.peTimestamp, gvcert.nonce, gvcert.recoveryPolicySha256).toString("hex");
   if (report.reportData !== expected) {
     throw new AttestationError("CMR_ATTEST_GVCERT", "the vendor report does not vouch for this gvcert's group key, PE key, timestamp and nonce");
   }

@@ -11,8 +11,11 @@
  *
  * @module
  */
-import { X509Certificate, createHash, verify as verifySignature } from "node:crypto";
+import { createHash, verify as verifySignature } from "node:crypto";
 import { AttestationError } from "../../errors.ts";
+import { certPublicKey, type Certificate } from "../_x509/certificate.ts";
+import { checkIssuedBy } from "../_x509/path.ts";
+import { loadCertificate } from "../_x509/pem.ts";
 import type { Evidence } from "../../protocol/evidence.ts";
 import { SimQuoteBodySchema, SimQuoteSchema, simQuoteSignedBytes, type SimQuoteBody } from "./quote-format.ts";
 
@@ -47,33 +50,42 @@ export function verifySimulatedEvidence(evidence: Evidence, opts: SimulatedVerif
   const { body, bodyText, signature } = parseSimulatedQuote(evidence);
   const certPem = evidence.certificates[0];
   if (certPem === undefined) throw new AttestationError("CMR_ATTEST_EVIDENCE_FORMAT", "simulated evidence carries no platform certificate");
-  let cert: X509Certificate;
+  let cert: Certificate;
   try {
-    cert = new X509Certificate(certPem);
+    cert = loadCertificate(certPem, "platform certificate");
   } catch {
     throw new AttestationError("CMR_ATTEST_CERT_INVALID", "the platform certificate in the evidence is not a valid X.509 certificate");
   }
-  const issuer = opts.trustedRoots
-    .map((pem) => new X509Certificate(pem))
-    .find((root) => cert.checkIssued(root) && cert.verify(root.publicKey));
+  const issuer = opts.trustedRoots.map((pem, i) => loadCertificate(pem, `trusted vendor root[${i}]`)).find((root) => issuedBy(cert, root));
   if (issuer === undefined) {
-    throw new AttestationError("CMR_ATTEST_UNTRUSTED_ROOT", `the platform certificate "${cert.subject.replace(/\n/g, ", ")}" is not signed by any trusted vendor root (${opts.trustedRoots.length} trusted)`, {
+    throw new AttestationError("CMR_ATTEST_UNTRUSTED_ROOT", `the platform certificate "${cert.x509.subject.replace(/\n/g, ", ")}" is not signed by any trusted vendor root (${opts.trustedRoots.length} trusted)`, {
       hint: "the attesting platform was not provisioned by the vendor root in your policy; run `cmr init` on it with the shared vendor directory or add its root to the policy",
     });
   }
   const t = opts.now.getTime();
   for (const c of [cert, issuer]) {
-    if (t < Date.parse(c.validFrom) || t > Date.parse(c.validTo)) {
-      throw new AttestationError("CMR_ATTEST_CERT_INVALID", `certificate "${c.subject.replace(/\n/g, ", ")}" is not valid at ${opts.now.toISOString()} (valid ${c.validFrom} .. ${c.validTo})`);
+    if (t < c.notBefore.getTime() || t > c.notAfter.getTime()) {
+      throw new AttestationError("CMR_ATTEST_CERT_INVALID", `certificate "${c.x509.subject.replace(/\n/g, ", ")}" is not valid at ${opts.now.toISOString()} (valid ${c.x509.validFrom} .. ${c.x509.validTo})`);
     }
   }
-  const spki = cert.publicKey.export({ format: "der", type: "spki" });
+  const publicKey = certPublicKey(cert);
+  const spki = publicKey.export({ format: "der", type: "spki" });
   const platformId = createHash("sha256").update(spki).digest("hex");
   if (platformId !== body.platformId) {
     throw new AttestationError("CMR_ATTEST_SIGNATURE", `quote names platform ${body.platformId.slice(0, 16)}… but the certificate is for ${platformId.slice(0, 16)}…`);
   }
-  if (!verifySignature("sha256", simQuoteSignedBytes(bodyText), cert.publicKey, signature)) {
+  if (!verifySignature("sha256", simQuoteSignedBytes(bodyText), publicKey, signature)) {
     throw new AttestationError("CMR_ATTEST_SIGNATURE", "the quote signature does not verify with the certified platform attestation key");
   }
   return body;
+}
+
+/** Did `root` issue `cert` (issuer name, then signature; the shared path check, as a yes/no)? */
+function issuedBy(cert: Certificate, root: Certificate): boolean {
+  try {
+    checkIssuedBy(cert, root);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -111,7 +111,7 @@ interface JobRow {
   state: string;
   createdAt: string;
   updatedAt: string;
-  progress: { shards: number; mapsDone: number; reducers: number; reducesDone: number; inputRecords: number };
+  progress: { shards: number; mapsDone: number; reducers: number; reducesDone: number; inputRecords?: number };
   timings: Record<string, number>;
   error?: { code: string; message: string };
   rows?: number;
@@ -132,7 +132,7 @@ export async function jobsCommand(coordinator: string, o: OperatorOptions): Prom
     j.jobId,
     j.state,
     j.createdAt,
-    `${j.progress.inputRecords} records, maps ${j.progress.mapsDone}/${j.progress.shards}, reduces ${j.progress.reducesDone}/${j.progress.reducers}`,
+    `${j.progress.inputRecords !== undefined ? `${j.progress.inputRecords} records` : "records hidden"}, maps ${j.progress.mapsDone}/${j.progress.shards}, reduces ${j.progress.reducesDone}/${j.progress.reducers}`,
     Object.values(j.timings).reduce((a, b) => a + b, 0) + " ms",
     j.error ? j.error.code : j.collectedAt ? "collected" : j.rows !== undefined ? `${j.rows} rows` : "",
   ]);

@@ -13,8 +13,10 @@ import type { Command } from "commander";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { CmrError } from "../../errors.ts";
 import { generateRecoveryKeyPair, loadRecoveryPrivateKey } from "../../crypto/recovery-share.ts";
-import { fetchRecoveryInfo, sendRecoveryShare } from "../../client/recovery.ts";
-import type { RecoveryProgress } from "../../protocol/recovery.ts";
+import { fetchRecoveryInfo, fetchVerifierRecoveryInfo, sendRecoveryShare, sendVerifierRecoveryShare } from "../../client/recovery.ts";
+import type { RecoveryProgress, VerifierRecoveryProgress } from "../../protocol/recovery.ts";
+import type { KeyObject } from "node:crypto";
+import type { Policy } from "../../attestation/policy.ts";
 import { loadPolicyFile } from "../common.ts";
 import { serviceUrl } from "../url.ts";
 import { printable } from "../printable.ts";
@@ -44,8 +46,12 @@ export function keygen(o: { out: string; id: string; json?: boolean }): void {
   );
 }
 
-export async function recover(o: { coordinator: string; job: string; policy: string; key: string[]; json?: boolean }): Promise<number> {
-  const url = o.coordinator.replace(/\/$/, "");
+export async function recover(o: { coordinator?: string; verifier?: string; job?: string; policy: string; key: string[]; json?: boolean }): Promise<number> {
+  if ((o.coordinator === undefined) === (o.verifier === undefined)) {
+    throw new CmrError("CMR_USAGE", "give either --coordinator URL --job JOB (a job's checkpoint) or --verifier URL (a verification node's group)", { hint: "cmr recover --help shows both forms" });
+  }
+  if (o.coordinator !== undefined && o.job === undefined) throw new CmrError("CMR_USAGE", "--coordinator needs --job JOB: the job waiting for recovery", { hint: "`cmr status --coordinator URL` lists jobs in awaiting-recovery" });
+  if (o.verifier !== undefined && o.job !== undefined) throw new CmrError("CMR_USAGE", "--job is for a coordinator's job; a verifier has one group state", { hint: "drop --job" });
   const policy = loadPolicyFile(o.policy);
   const keys = o.key.map((f) => {
     let pem: string;
@@ -56,11 +62,14 @@ export async function recover(o: { coordinator: string; job: string; policy: str
     }
     return { file: f, key: loadRecoveryPrivateKey(pem, f) };
   });
+  if (o.verifier !== undefined) return recoverVerifierGroup(o.verifier.replace(/\/$/, ""), policy, keys, o.json === true);
+  const url = o.coordinator!.replace(/\/$/, "");
+  const job = o.job!;
   let last: RecoveryProgress | undefined;
   const out: RecoveryProgress[] = [];
   for (const k of keys) {
-    const info = await fetchRecoveryInfo(url, o.job);
-    last = await sendRecoveryShare(url, o.job, policy, k.key, { info });
+    const info = await fetchRecoveryInfo(url, job);
+    last = await sendRecoveryShare(url, job, policy, k.key, { info });
     out.push(last);
     if (!o.json) process.stderr.write(`share of ${printable(k.file, 256)} accepted: ${last.received} of ${last.threshold} in (${last.owners.map((x) => printable(x, 64)).join(", ")})\n`);
     if (last.restored) break;
@@ -68,9 +77,28 @@ export async function recover(o: { coordinator: string; job: string; policy: str
   if (o.json) {
     process.stdout.write(JSON.stringify(last ?? null, null, 2) + "\n");
   } else if (last?.restored) {
-    process.stdout.write(`job ${printable(o.job, 64)} recovered: it resumes from stage ${printable(String(last.stage), 32)} (follow it with cmr status ${printable(o.job, 64)} --coordinator ${printable(url, 256)})\n`);
+    process.stdout.write(`job ${printable(job, 64)} recovered: it resumes from stage ${printable(String(last.stage), 32)} (follow it with cmr status ${printable(job, 64)} --coordinator ${printable(url, 256)})\n`);
   } else if (last) {
-    process.stdout.write(`job ${printable(o.job, 64)} still waits: ${last.threshold - last.received} more owner${last.threshold - last.received === 1 ? "" : "s"} must run cmr recover with their own key\n`);
+    process.stdout.write(`job ${printable(job, 64)} still waits: ${last.threshold - last.received} more owner${last.threshold - last.received === 1 ? "" : "s"} must run cmr recover with their own key\n`);
+  }
+  return 0;
+}
+
+/** `cmr recover --verifier URL`: the same steps for a verification node's group state. */
+async function recoverVerifierGroup(url: string, policy: Policy, keys: { file: string; key: KeyObject }[], json: boolean): Promise<number> {
+  let last: VerifierRecoveryProgress | undefined;
+  for (const k of keys) {
+    const info = await fetchVerifierRecoveryInfo(url);
+    last = await sendVerifierRecoveryShare(url, policy, k.key, { info });
+    if (!json) process.stderr.write(`share of ${printable(k.file, 256)} accepted: ${last.received} of ${last.threshold} in (${last.owners.map((x) => printable(x, 64)).join(", ")})\n`);
+    if (last.restored) break;
+  }
+  if (json) {
+    process.stdout.write(JSON.stringify(last ?? null, null, 2) + "\n");
+  } else if (last?.restored) {
+    process.stdout.write(`group ${printable(last.gvcertId, 64)} recovered: the verifier at ${printable(url, 256)} runs again with the same gvcert (${last.revoked ?? 0} revocations kept)\n`);
+  } else if (last) {
+    process.stdout.write(`group ${printable(last.gvcertId, 64)} still waits: ${last.threshold - last.received} more owner${last.threshold - last.received === 1 ? "" : "s"} must run cmr recover --verifier with their own key\n`);
   }
   return 0;
 }
@@ -86,10 +114,11 @@ export function registerRecovery(program: Command): void {
     .action((o: { out: string; id: string; json?: boolean }) => keygen(o));
   program
     .command("recover")
-    .description("send your share of a job's state key to a coordinator that moved to another platform; the job resumes once k owners have sent theirs")
-    .requiredOption("--coordinator <url>", "coordinator URL", serviceUrl("--coordinator"))
-    .requiredOption("--job <id>", "the job waiting for recovery (`cmr status` shows awaiting-recovery)")
-    .requiredOption("--policy <file>", "the policy the job was submitted with: the new enclave must satisfy it before your share leaves")
+    .description("send your share of a job's (or a verifier group's) state key to a coordinator (or verifier) that moved to another platform; it resumes once k owners have sent theirs")
+    .option("--coordinator <url>", "coordinator URL (with --job)", serviceUrl("--coordinator"))
+    .option("--job <id>", "the job waiting for recovery (`cmr status` shows awaiting-recovery)")
+    .option("--verifier <url>", "verification node URL whose group state waits for recovery (instead of --coordinator and --job)", serviceUrl("--verifier"))
+    .requiredOption("--policy <file>", "the policy the job was submitted with (or the verifier was registered with): the new enclave must satisfy it before your share leaves")
     .requiredOption("--key <file>", "your recovery private key (PREFIX.recovery.key); repeat to send several owners' shares", (v: string, prev: string[] = []) => [...prev, v])
     .option("--json", "machine-readable output")
     .addHelpText(
@@ -97,11 +126,13 @@ export function registerRecovery(program: Command): void {
       `
 Each owner runs this on their own machine with their own key:
   cmr recover --coordinator URL --job JOB --policy policy.json --key alice.recovery.key
+  cmr recover --verifier URL --policy verifier-policy.json --key alice.recovery.key
 The share is decrypted here and sent re-encrypted to the coordinator enclave, after that enclave
 has been attested under the policy; the host relays ciphertext only. Fewer than the policy's
-threshold of shares restore nothing; the job then waits for more.`,
+threshold of shares restore nothing; the job (or group) then waits for more. For a verifier,
+the policy's measurements.provisioning names the verifier builds that may receive your share.`,
     )
-    .action(async (o: { coordinator: string; job: string; policy: string; key: string[]; json?: boolean }) => {
+    .action(async (o: { coordinator?: string; verifier?: string; job?: string; policy: string; key: string[]; json?: boolean }) => {
       process.exitCode = await recover(o);
     });
 }

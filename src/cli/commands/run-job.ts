@@ -4,30 +4,22 @@
  *
  * @module
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { statSync, writeFileSync } from "node:fs";
-import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { basename } from "node:path";
 import { attestCoordinator, canTailUpload, fetchResult, submitJob, uploadAndSubmit, uploadFile, waitForJob, type JobStatus } from "../../client/client.ts";
-import type { Policy } from "../../attestation/policy.ts";
-import { MAX_RECORD_BYTES, type JobCode, type JobSummary } from "../../protocol/job.ts";
+import type { JobSummary } from "../../protocol/job.ts";
+import { jobSpecOf, receiptExpectationsOf, type JobSettings } from "./job-settings.ts";
 import { CmrError } from "../../errors.ts";
 import { bar, Progress } from "../common.ts";
 import { formatBytes, formatRate, throttle } from "../output.ts";
 import type { AppraisalResult } from "../../attestation/appraise.ts";
 
-export interface RunJobOptions {
+/** A job on a local file: its settings (job-settings.ts), where the input and output are, and how to run. */
+export interface RunJobOptions extends JobSettings {
   url: string;
-  policy: Policy;
   input: string;
   format: "csv" | "jsonl";
-  code: JobCode;
-  shards: number;
-  reducers: number;
-  partition: "hash" | "range";
-  rangeBoundaries?: string[];
-  onBadRecord: "fail" | "skip";
-  dataType?: string;
   out: string | NodeJS.WritableStream;
   viaStorageDir?: string;
   quiet?: boolean;
@@ -35,18 +27,10 @@ export interface RunJobOptions {
   client?: string;
   /** Where to write the job receipt bundle (receipt + the coordinator's attestation). */
   receiptOut?: string;
-  /** Map-side sort buffer before spilling sorted runs (MB). */
-  sortBufferMB?: number;
-  /** INSECURE: no encryption of data objects (benchmarks, debugging). */
-  insecurePlaintext?: boolean;
   /** The job id to submit under (default: a fresh random one); the CLI prints it first. */
   jobId?: string;
   /** CSV input separated by this byte instead of commas (rewritten on this machine; see client/delimited.ts). */
   delimiter?: number;
-  /** Largest input record the job accepts, in bytes (default 16 MiB; see MAX_RECORD_BYTES). */
-  maxRecordBytes?: number;
-  /** "full": never skip the reduce-shuffle (default "auto": the coordinator enclave decides). */
-  shuffle?: "auto" | "full";
   /**
    * Resolves when the cluster can take the job (an embedded cluster's workers registered):
    * awaited after the upload, just before the job is submitted, so that workers start while
@@ -87,23 +71,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
   } catch {
     // uploadFile reports an unreadable input with its own error
   }
-  const spec = {
-    jobId,
-    inputName: basename(o.input),
-    format: o.format,
-    code: o.code,
-    partition: o.partition,
-    ...(o.rangeBoundaries ? { rangeBoundaries: o.rangeBoundaries } : {}),
-    shards: o.shards,
-    reducers: o.reducers,
-    onBadRecord: o.onBadRecord,
-    insecurePlaintext: o.insecurePlaintext === true,
-    ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
-    ...(o.dataType ? { dataType: o.dataType } : {}),
-    ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: o.maxRecordBytes } : {}),
-    ...(o.shuffle ? { shuffle: o.shuffle } : {}),
-    policy: o.policy,
-  };
+  const spec = jobSpecOf(o, { jobId, inputName: basename(o.input), format: o.format });
   const clusterReady = async (): Promise<void> => {
     if (!o.clusterReady) return;
     let ready = false;
@@ -146,12 +114,20 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
         splitStart ??= Date.now();
         const sp = s.split;
         if (!sp) say(`split  reading ${basename(o.input)} in the coordinator enclave…`);
-        else if (sp.records !== splitRecords || splitTick()) {
+        else if (sp.records === undefined) {
+          // --hide: the enclave reports bytes read only; the fraction comes from the upload's size.
+          const read = sp.bytes ?? 0;
+          if (read !== splitRecords || splitTick()) {
+            if (read !== splitRecords) splitSeenAt = Date.now();
+            splitRecords = read;
+            say(`split  ${formatBytes(read)} of ${formatBytes(bytes)} (${bytes ? Math.min(100, Math.floor((read / bytes) * 100)) : 100}%)  ${formatRate(read, splitStart, splitSeenAt, "bytes")}  (record counts hidden)`);
+          }
+        } else if (sp.records !== splitRecords || splitTick()) {
           if (sp.records !== splitRecords) splitSeenAt = Date.now();
           splitRecords = sp.records;
           say(`split  ${sp.records.toLocaleString("en-US")} records${sp.bytes !== undefined ? `, ${formatBytes(sp.bytes)} of ${formatBytes(bytes)} (${bytes ? Math.floor((sp.bytes / bytes) * 100) : 100}%)  ${formatRate(sp.bytes, splitStart, splitSeenAt, "bytes")}` : ""}  ${formatRate(sp.records, splitStart, splitSeenAt, "records")}`);
         }
-      } else if (s.state === "mapping") say(`map    ${bar(p.mapsDone, p.shards)}  (${p.inputRecords} records)`);
+      } else if (s.state === "mapping") say(`map    ${bar(p.mapsDone, p.shards)}${p.inputRecords !== undefined ? `  (${p.inputRecords} records)` : ""}`);
       else if (s.state === "reducing") say(`reduce ${bar(p.reducesDone, p.reducers)}`);
       else say(`${s.state}…`);
     },
@@ -164,8 +140,7 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     const err = status.error ?? { code: "CMR_JOB_FAILED", message: "job failed" };
     throw new CmrError(err.code as never, err.message, err.hint ? { hint: err.hint } : {});
   }
-  const codeSha256 = o.code.kind === "custom" ? o.code.sha256 : createHash("sha256").update(canonicalJson(o.code)).digest("hex");
-  const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true, expect: { inputSha256, codeSha256, policy: o.policy, maxRecordBytes: o.maxRecordBytes ?? MAX_RECORD_BYTES.default } });
+  const summary = await fetchResult(o.url, session, status, o.out, { insecurePlaintext: o.insecurePlaintext === true, expect: receiptExpectationsOf(o, inputSha256) });
   if (o.receiptOut) writeReceiptBundle(o.receiptOut, summary, session.response, basename(o.input), o.delimiter);
   return { summary, status, coordinator: session.appraisal };
 }

@@ -5,16 +5,16 @@
  *
  * @module
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { fetchResult, submitJob, waitForJob } from "../../client/client.ts";
-import { MAX_RECORD_BYTES, type JobSummary } from "../../protocol/job.ts";
-import { canonicalJson } from "../../crypto/canonical-json.ts";
+import type { JobSummary } from "../../protocol/job.ts";
 import { CmrError } from "../../errors.ts";
+import { jobSpecOf, receiptExpectationsOf, type JobSettings } from "./job-settings.ts";
 import { writeReceiptBundle, type RunJobOptions } from "./run-job.ts";
 import { loadUploadRecord } from "./upload-session.ts";
 
 /** The job's settings are those of `cmr run` on a local file; only the input differs. */
-export interface RunUploadedOptions extends Pick<RunJobOptions, "policy" | "code" | "shards" | "reducers" | "partition" | "rangeBoundaries" | "onBadRecord" | "dataType" | "out" | "receiptOut" | "sortBufferMB" | "maxRecordBytes" | "shuffle"> {
+export interface RunUploadedOptions extends Omit<JobSettings, "insecurePlaintext">, Pick<RunJobOptions, "out" | "receiptOut"> {
   uploadId: string;
   coordinator: string;
   dataDir: string;
@@ -30,23 +30,7 @@ export async function runUploadedJob(o: RunUploadedOptions): Promise<JobSummary>
   // the enclave that holds its keys can open the sealed job or seal a result we accept.
   const jobId = `j${randomBytes(8).toString("hex")}`;
   try {
-    await submitJob(url, session, {
-      jobId,
-      uploadId: o.uploadId,
-      inputName: record.inputName,
-      format: record.inputFormat,
-      code: o.code,
-      partition: o.partition,
-      ...(o.rangeBoundaries ? { rangeBoundaries: o.rangeBoundaries } : {}),
-      shards: o.shards,
-      reducers: o.reducers,
-      onBadRecord: o.onBadRecord,
-      ...(o.sortBufferMB ? { sortBufferMB: o.sortBufferMB } : {}),
-      ...(o.dataType ? { dataType: o.dataType } : {}),
-      ...(o.maxRecordBytes !== undefined ? { maxRecordBytes: o.maxRecordBytes } : {}),
-      ...(o.shuffle ? { shuffle: o.shuffle } : {}),
-      policy: o.policy,
-    });
+    await submitJob(url, session, { ...jobSpecOf(o, { jobId, inputName: record.inputName, format: record.inputFormat }), uploadId: o.uploadId });
   } catch (e) {
     if ((e as { code?: string }).code === "CMR_PROTOCOL_UNKNOWN_SESSION") {
       throw new CmrError("CMR_PROTOCOL_UNKNOWN_SESSION", `the coordinator no longer knows the session of upload ${o.uploadId} (it restarted)`, { hint: "upload the data again with cmr upload" });
@@ -59,8 +43,7 @@ export async function runUploadedJob(o: RunUploadedOptions): Promise<JobSummary>
     const err = status.error ?? { code: "CMR_JOB_FAILED", message: "job failed" };
     throw new CmrError(err.code as never, err.message, err.hint ? { hint: err.hint } : {});
   }
-  const codeSha256 = o.code.kind === "custom" ? o.code.sha256 : createHash("sha256").update(canonicalJson(o.code)).digest("hex");
-  const summary = await fetchResult(url, session, status, o.out, { expect: { inputSha256: record.inputSha256, codeSha256, policy: o.policy, maxRecordBytes: o.maxRecordBytes ?? MAX_RECORD_BYTES.default } });
+  const summary = await fetchResult(url, session, status, o.out, { expect: receiptExpectationsOf(o, record.inputSha256) });
   if (o.receiptOut) writeReceiptBundle(o.receiptOut, summary, session.response, record.inputName);
   process.stderr.write(`done: ${summary.rows} keys from ${summary.inputRecords} records (input sha256 ${record.inputSha256.slice(0, 16)}… verified in the receipt)\n`);
   return summary;

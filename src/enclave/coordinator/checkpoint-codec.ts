@@ -10,19 +10,19 @@
  *
  * @module
  */
-import { createCipheriv, createDecipheriv, createPrivateKey, randomBytes } from "node:crypto";
+import { createPrivateKey } from "node:crypto";
 import { z } from "zod";
 import { CmrError } from "../../errors.ts";
 import { SecretKey } from "../../crypto/secret.ts";
-import { JobSpecSchema } from "../../protocol/job.ts";
+import { JobSpecSchema, hidesSizes } from "../../protocol/job.ts";
+import { padMessage } from "../runtime/hide.ts";
 import { MapResultSchema, ReduceResultSchema } from "../../protocol/task-results.ts";
 import type { TeeBackend } from "../tee/index.ts";
 import { jobStage, type JobState, type StateSealing } from "./job-state.ts";
-import { canonicalJson } from "../../crypto/canonical-json.ts";
-import { lengthPrefixed } from "../../crypto/bytes.ts";
 import { LABELS } from "../../protocol/labels.ts";
-import { parseSealedCheckpoint, SEALED_CHECKPOINT_FORMAT, type RecoveryBlock, type SealedCheckpoint } from "../../protocol/recovery.ts";
-import { recoveryBlockFor } from "./recovery-state.ts";
+import { parseSealedCheckpoint, SEALED_CHECKPOINT_FORMAT, type SealedCheckpoint } from "../../protocol/recovery.ts";
+import { openStateBody, sealState, unsealStateKeyOf, type SealedStateKind } from "../runtime/sealed-state.ts";
+import { recoveryBlockFor } from "../runtime/recovery-state.ts";
 import { TaskLedger } from "./task-ledger.ts";
 import { ManifestSchema, MAX_MANIFEST_INPUTS } from "../../protocol/manifest.ts";
 import { PolicySchema } from "../../attestation/policy.ts";
@@ -153,10 +153,8 @@ export function stateKeyLabel(scope: string): string {
   return `${checkpointLabel(scope)}/state-key`;
 }
 
-/** The body's AAD: the state, the scope and the recovery block travel bound to it. */
-function bodyAad(stateId: string, scope: string, recovery: RecoveryBlock | null): Buffer {
-  return lengthPrefixed(LABELS.checkpointBody, SEALED_CHECKPOINT_FORMAT, stateId, scope, canonicalJson(recovery));
-}
+/** Coordinator checkpoints as one kind of sealed state (runtime/sealed-state.ts). */
+export const CHECKPOINT_KIND: SealedStateKind = { format: SEALED_CHECKPOINT_FORMAT, keyLabel: stateKeyLabel, bodyLabel: LABELS.checkpointBody, what: "job checkpoint" };
 
 /** The job's state key, made once: random, split for the policy's recovery owners if it names any. */
 function stateSealing(job: JobState): Promise<StateSealing> {
@@ -173,26 +171,16 @@ function stateSealing(job: JobState): Promise<StateSealing> {
  * k-of-n shares encrypted to the recovery owners.
  */
 export async function sealCheckpoint(sealer: Pick<TeeBackend, "seal">, job: JobState, scope: string): Promise<string> {
-  return sealCheckpointPlain(sealer, await stateSealing(job), job.spec.jobId, scope, encodeCheckpoint(job, scope));
+  const cp = encodeCheckpoint(job, scope);
+  // --hide: the sealed checkpoint the host stores must not show the digits of the counts inside.
+  return sealCheckpointPlain(sealer, await stateSealing(job), job.spec.jobId, scope, hidesSizes(job.spec.hide) ? padMessage(cp) : cp);
 }
 
 /** Seal any plaintext as a checkpoint of `stateId` (tests use it to plant malformed ones). */
 export async function sealCheckpointPlain(sealer: Pick<TeeBackend, "seal">, sealing: StateSealing, stateId: string, scope: string, value: unknown): Promise<string> {
   const plain = Buffer.from(typeof value === "string" ? value : JSON.stringify(value));
   try {
-    const nonce = randomBytes(12);
-    const c = createCipheriv("aes-256-gcm", sealing.key.expose(), nonce);
-    c.setAAD(bodyAad(stateId, scope, sealing.recovery));
-    const body = Buffer.concat([nonce, c.update(plain), c.final(), c.getAuthTag()]);
-    const outer: SealedCheckpoint = {
-      format: SEALED_CHECKPOINT_FORMAT,
-      stateId,
-      scope,
-      sealedKey: (await sealer.seal(sealing.key.expose(), stateKeyLabel(scope))).toString("base64"),
-      body: body.toString("base64"),
-      recovery: sealing.recovery,
-    };
-    return Buffer.from(JSON.stringify(outer)).toString("base64");
+    return await sealState(sealer, CHECKPOINT_KIND, sealing, stateId, scope, plain);
   } finally {
     plain.fill(0);
   }
@@ -210,30 +198,13 @@ export function readSealedCheckpoint(sealed: string, scope: string): SealedCheck
 }
 
 /** Unseal the state key with the TEE (CMR_UNSEAL_FAILED on another build or platform). */
-export async function unsealStateKey(sealer: Pick<TeeBackend, "unseal">, outer: SealedCheckpoint): Promise<SecretKey> {
-  const bytes = await sealer.unseal(Buffer.from(outer.sealedKey, "base64"), stateKeyLabel(outer.scope));
-  try {
-    return new SecretKey(bytes, "state-key");
-  } catch {
-    throw new CmrError("CMR_CHECKPOINT_INVALID", "the sealed state key has the wrong length");
-  } finally {
-    bytes.fill(0);
-  }
+export function unsealStateKey(sealer: Pick<TeeBackend, "unseal">, outer: SealedCheckpoint): Promise<SecretKey> {
+  return unsealStateKeyOf(sealer, CHECKPOINT_KIND, outer);
 }
 
 /** Decrypt the body with the state key and return its JSON (the key is not consumed). */
 export function openCheckpointBody(outer: SealedCheckpoint, key: SecretKey): unknown {
-  const b = Buffer.from(outer.body, "base64");
-  if (b.length < 12 + 16) throw new CmrError("CMR_INTEGRITY", "the job checkpoint's body is truncated");
-  const d = createDecipheriv("aes-256-gcm", key.expose(), b.subarray(0, 12));
-  d.setAAD(bodyAad(outer.stateId, outer.scope, outer.recovery));
-  d.setAuthTag(b.subarray(b.length - 16));
-  let plain: Buffer;
-  try {
-    plain = Buffer.concat([d.update(b.subarray(12, b.length - 16)), d.final()]);
-  } catch {
-    throw new CmrError("CMR_INTEGRITY", `the job checkpoint of ${outer.stateId.slice(0, 64)} does not decrypt under its state key: it was modified`, { hint: "restore an unmodified checkpoint" });
-  }
+  const plain = openStateBody(CHECKPOINT_KIND, outer, key);
   try {
     return JSON.parse(plain.toString("utf8"));
   } catch {

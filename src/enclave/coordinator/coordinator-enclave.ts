@@ -21,7 +21,8 @@ import { deriveObjectKey } from "../../crypto/handshake.ts";
 import { openEnvelope, sealEnvelope } from "../../crypto/key-wrap.ts";
 import { SecretKey } from "../../crypto/secret.ts";
 import { LABELS } from "../../protocol/labels.ts";
-import { JobSpecSchema, type JobSummary } from "../../protocol/job.ts";
+import { JobSpecSchema, hidesSizes, type JobSummary } from "../../protocol/job.ts";
+import { hiding, hidingSync, padMessage } from "../runtime/hide.ts";
 import { MapResultSchema, ReduceResultSchema } from "../../protocol/task-results.ts";
 import { assertId, objectIds } from "../../protocol/object-ids.ts";
 import type { EnclaveClaims } from "../../protocol/evidence.ts";
@@ -39,7 +40,7 @@ import { commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, re
 import { authorizeWorker, issueMapTask, issueReduceTask, type IssuedTask } from "./task-issuer.ts";
 import { buildReceipt, signReceipt } from "./receipt-signer.ts";
 import { readSealedCheckpoint, restoredJob, sealCheckpoint, unsealCheckpoint } from "./checkpoint-codec.ts";
-import { policySha256, RecoveryCollector } from "./recovery-state.ts";
+import { policySha256, RecoveryCollector } from "../runtime/recovery-state.ts";
 import { recoveryObjectId, RecoveryShareMessageSchema, type RecoveryProgress } from "../../protocol/recovery.ts";
 import * as Calls from "./ecalls.ts";
 import { parseArgs } from "../runtime/ecall-args.ts";
@@ -126,6 +127,9 @@ export class CoordinatorEnclave {
       throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `invalid job: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
     }
     const spec = parsed.data;
+    if (spec.insecurePlaintext && hidesSizes(spec.hide)) {
+      throw new CmrError("CMR_USAGE", `--hide ${spec.hide} cannot be combined with --plaintext: plaintext mode stores every record in the clear`, { hint: "drop --plaintext (it is for benchmarks only) or --hide" });
+    }
     if (spec.jobId !== jobId) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "job id inside the sealed job differs from the request");
     if (spec.uploadId !== args.uploadId) {
       throw new CmrError("CMR_PROTOCOL_CHALLENGE", "the upload id the host presented with this job is not the one inside the sealed job", { hint: "the request was altered on the way" });
@@ -204,11 +208,15 @@ export class CoordinatorEnclave {
     }
     const uploadKey = deriveObjectKey(job.client.toEnclave, LABELS.uploadKey, spec.uploadId);
     const targets = Array.from({ length: spec.shards }, (_, i) => ({ objectId: objectIds.shard(spec.jobId, i), key: SecretKey.random("shard-key") }));
-    const store = this.#store.withMode(spec.insecurePlaintext);
+    const hidden = hidesSizes(spec.hide);
+    const store = this.#store.withMode(spec.insecurePlaintext, hidden);
+    // The upload itself is the client's unpadded stream; only what the split writes is padded.
     const input = args.live ? new EnclaveObjectStore(liveUploadStorage(), spec.insecurePlaintext) : store;
     // A multi-party job reads every owner's upload, each under that owner's upload key.
-    const split = job.multi ? await splitInputs(spec, job.multi, targets, store) : await splitUpload(spec, uploadObject, uploadKey, targets, store, input);
+    const split = await hiding(hidden, () => (job.multi ? splitInputs(spec, job.multi, targets, store) : splitUpload(spec, uploadObject, uploadKey, targets, store, input)));
     recordSplit(job, split, targets.map((t) => t.key));
+    // At --hide sizes|shuffle counts stay in the enclave (the sealed summary and receipt carry them).
+    if (hidden) return { jobId: spec.jobId, shards: split.shards.map((_, i) => ({ shardId: i })) };
     return { jobId: spec.jobId, inputRecords: split.inputRecords, badRecords: split.badRecords, shards: split.shards.map((s, i) => ({ shardId: i, records: s.records })) };
   }
 
@@ -290,16 +298,17 @@ export class CoordinatorEnclave {
   completeMap(raw: unknown): unknown {
     const args = parseArgs(Calls.CompleteTask, "completeMap", raw);
     const job = this.#job(args.jobId);
+    const hidden = hidesSizes(job.spec.hide);
     const { result, worker, task } = this.#openResult(job, "map", args, MapResultSchema);
-    const done = commitMap(job, task, result, ranBy(worker));
-    return done.duplicate ? done : { duplicate: false, badRecords: result.badRecords };
+    const done = hidingSync(hidden, () => commitMap(job, task, result, ranBy(worker)));
+    return done.duplicate || hidden ? done : { duplicate: false, badRecords: result.badRecords };
   }
 
   completeReduce(raw: unknown): unknown {
     const args = parseArgs(Calls.CompleteTask, "completeReduce", raw);
     const job = this.#job(args.jobId);
     const { result, worker, task } = this.#openResult(job, "reduce", args, ReduceResultSchema);
-    return commitReduce(job, task, result, ranBy(worker));
+    return hidingSync(hidesSizes(job.spec.hide), () => commitReduce(job, task, result, ranBy(worker)));
   }
 
   /** Merge the reducers' outputs into the result CSV, encrypted for the client. */
@@ -310,7 +319,8 @@ export class CoordinatorEnclave {
     // Multi-party: a fresh result key, wrapped below for each recipient the manifest names.
     const resultKey = job.multi ? SecretKey.random("result-key") : deriveObjectKey(job.client.fromEnclave, LABELS.resultKey, job.spec.jobId);
     const inputs = job.reduces.map((rr, r) => ({ objectId: rr.output.objectId, sha256: rr.output.sha256, records: rr.outputRecords, key: job.outputKeys[r]! }));
-    const { rows, sha256, plainSha256 } = await assembleResult(inputs, resultObject, resultKey, this.#store.withMode(job.spec.insecurePlaintext), () => duplicateKeyError(job));
+    const hidden = hidesSizes(job.spec.hide);
+    const { rows, sha256, plainSha256 } = await hiding(hidden, () => assembleResult(inputs, resultObject, resultKey, this.#store.withMode(job.spec.insecurePlaintext, hidden), () => duplicateKeyError(job)));
     const summary: JobSummary = {
       jobId: job.spec.jobId,
       resultObject,
@@ -326,14 +336,17 @@ export class CoordinatorEnclave {
     };
     if (job.multi) {
       const m = job.multi;
-      const recipients = m.manifest.recipients.map((r) => sealForRecipient(r.x25519, { summary, resultKey: resultKey.expose().toString("base64") }, job.spec.jobId, m.manifestSha256));
+      // Hiding: each recipient's envelope is padded as the single owner's summary is.
+      const payload = { summary, resultKey: resultKey.expose().toString("base64") };
+      const recipients = m.manifest.recipients.map((r) => sealForRecipient(r.x25519, hidden ? padMessage(payload) : payload, job.spec.jobId, m.manifestSha256));
       resultKey.destroy();
       this.#forget(job);
-      return { jobId: job.spec.jobId, resultObject, rows, sealedSummary: "", recipients };
+      return hidden ? { jobId: job.spec.jobId, resultObject, sealedSummary: "", recipients } : { jobId: job.spec.jobId, resultObject, rows, sealedSummary: "", recipients };
     }
-    const sealedSummary = sealEnvelope(job.client.fromEnclave.expose(), summary, { recipient: job.client.sessionId, purpose: "task-result", objectId: job.spec.jobId });
+    // Hiding: the summary's size must not show the digits of its counts; the row count stays inside.
+    const sealedSummary = sealEnvelope(job.client.fromEnclave.expose(), hidden ? padMessage(summary) : summary, { recipient: job.client.sessionId, purpose: "task-result", objectId: job.spec.jobId });
     this.#forget(job);
-    return { jobId: job.spec.jobId, resultObject, rows, sealedSummary };
+    return hidden ? { jobId: job.spec.jobId, resultObject, sealedSummary } : { jobId: job.spec.jobId, resultObject, rows, sealedSummary };
   }
 
   /**

@@ -33,6 +33,7 @@ export function buildReceipt(job: JobState, coordinatorMeasurement: string, coor
     shuffle: shuffleOf(job),
     // Custom job code ran under these limits (built-in ops run no job code).
     ...(job.spec.code.kind === "custom" ? { jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS } : {}),
+    hide: job.spec.hide,
     // The record size limit decides which inputs the job accepted at all.
     maxRecordBytes: job.spec.maxRecordBytes,
     // A multi-party job: the manifest's digest, every input's digest and every owner's approval.

@@ -11,6 +11,10 @@
  * range splits a key goes to the reducer of its range instead of its hash, which gives the same
  * result, since the result is the key-ordered merge of key-disjoint reducer outputs.
  *
+ * At `--hide shuffle` the split deals records round robin whatever the key, so the shuffle is
+ * always full there (docs/leakage.md); at `--hide sizes` the split is as at `none` and a local
+ * shuffle is allowed.
+ *
  * What the condition rests on is checked again at the end: finalize refuses a key that appears
  * in two reducers' outputs (assemble-result.ts), which is the whole correctness condition of a
  * local shuffle, so a custom job whose map breaks its `mapKeepsSplitKey` declaration fails
@@ -34,6 +38,10 @@ const full = (reason: string): ShufflePlan => ({ mode: "full", reason });
 
 export function shufflePlanOf(spec: JobSpec): ShufflePlan {
   if (spec.shuffle === "full") return full("the job asks for the full shuffle (--shuffle full)");
+  // --hide shuffle deals records round robin (split-upload.ts) so that shard sizes say nothing
+  // about the keys: a key's records are then in every shard, and only the full shuffle, with its
+  // equal-sized partitions, brings them together (docs/leakage.md).
+  if (spec.hide === "shuffle") return full("--hide shuffle splits records round robin, so a key's records are in every shard");
   const field = splitFieldOf(spec);
   const code = spec.code;
   if (field === null) {

@@ -24,7 +24,7 @@ import { JsonlRecordScanner, KEY_ABSENT, KEY_NESTED, KEY_STRING } from "../recor
 import { fnv1aUtf8, rangeIndexUtf8 } from "../records/key-bytes.ts";
 import { ShardBuffers } from "./shard-buffers.ts";
 import { CmrError } from "../../errors.ts";
-import type { JobSpec } from "../../protocol/job.ts";
+import { hidesSizes, type JobSpec } from "../../protocol/job.ts";
 import type { SecretKey } from "../../crypto/secret.ts";
 import { compareKeys } from "../records/csv-writer.ts";
 import { fieldIndex } from "../records/fields.ts";
@@ -120,6 +120,7 @@ class ShardRouter {
 
   /** Shard of a key string (the slow path). */
   ofString(k: string): number {
+    if (this.field === null) return this.roundRobin();
     return this.boundaries !== null ? rangeIndex(this.boundaries, k) : fnv1a(k) % this.n;
   }
 }
@@ -183,10 +184,26 @@ interface SplitCounts {
   /** Plaintext bytes of the upload decrypted so far (the host knows the ciphertext size anyway). */
   bytes: number;
   jobId: string;
+  /**
+   * `--hide sizes|shuffle` (docs/leakage.md): events carry plaintext bytes read, never records,
+   * and come every HIDDEN_PROGRESS_BYTES of input, not every 100,000 records; this is the next
+   * byte mark to report at, or undefined when the job does not hide.
+   */
+  hiddenNextBytes?: number;
 }
+
+/** At --hide: one progress event per this many plaintext bytes of the upload read. */
+const HIDDEN_PROGRESS_BYTES = 8 * 1024 * 1024;
 
 /** Every 100,000 records: records and bytes read, for `cmr run`'s and the console's progress. */
 function progress(c: SplitCounts): void {
+  if (c.hiddenNextBytes !== undefined) {
+    if (c.bytes < c.hiddenNextBytes) return;
+    c.hiddenNextBytes = (Math.floor(c.bytes / HIDDEN_PROGRESS_BYTES) + 1) * HIDDEN_PROGRESS_BYTES;
+    // Bytes at a multiple of the step: the host knows the upload's size, so this says only how far.
+    sendEvent({ event: "progress", data: { stage: "split", jobId: c.jobId, bytes: c.hiddenNextBytes - HIDDEN_PROGRESS_BYTES } });
+    return;
+  }
   if (c.total % 100_000 === 0) sendEvent({ event: "progress", data: { stage: "split", jobId: c.jobId, records: c.total, bytes: c.bytes } });
 }
 
@@ -198,17 +215,20 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   const n = shardTargets.length;
   const field = splitFieldOf(spec);
   let boundaries: string[] | null = null;
-  if (spec.partition === "range" && field !== null) {
+  // --hide shuffle: records are dealt round robin, so shard sizes say nothing about the keys and
+  // no range boundaries are drawn at all (the reducers partition by key as always).
+  const shuffle = spec.hide === "shuffle";
+  if (spec.partition === "range" && field !== null && !shuffle) {
     boundaries = spec.rangeBoundaries ? [...spec.rangeBoundaries].sort(compareKeys) : await sampleBoundaries(spec, field, uploadObject, uploadKey, store);
     // k boundaries make k+1 ranges; more ranges than shards would route records nowhere.
     if (boundaries.length > n - 1) {
       throw new CmrError("CMR_USAGE", `${boundaries.length} range boundaries need ${boundaries.length + 1} shards, but the job has ${n}`, { hint: `use --shards ${boundaries.length + 1} or fewer boundaries` });
     }
   }
-  const router = new ShardRouter(n, field, boundaries);
+  const router = new ShardRouter(n, shuffle ? null : field, boundaries);
   const writers = shardTargets.map((t) => store.createEncryptedWriter(t.objectId, t.key));
   const out = new ShardBuffers(writers);
-  const c: SplitCounts = { total: 0, bad: 0, badInSplit: 0, counts: new Array<number>(n).fill(0), bytes: 0, jobId: spec.jobId };
+  const c: SplitCounts = { total: 0, bad: 0, badInSplit: 0, counts: new Array<number>(n).fill(0), bytes: 0, jobId: spec.jobId, ...(hidesSizes(spec.hide) ? { hiddenNextBytes: HIDDEN_PROGRESS_BYTES } : {}) };
   try {
     const hash = createHash("sha256");
     const header = spec.format === "csv" ? await splitCsv(spec, field, router, out, c, uploadObject, uploadKey, input, hash) : await splitJsonl(spec, field, router, out, c, uploadObject, uploadKey, input, hash);

@@ -11,7 +11,8 @@ import { CmrError } from "../../errors.ts";
 import { DEFAULT_JOB_LIMITS } from "../../attestation/policy.ts";
 import { sealEnvelope, wrapKey } from "../../crypto/key-wrap.ts";
 import { objectIds } from "../../protocol/object-ids.ts";
-import type { MapTask, ReduceTask } from "../../protocol/job.ts";
+import { hidesSizes, type MapTask, type ReduceTask } from "../../protocol/job.ts";
+import { padMessage } from "../runtime/hide.ts";
 import type { OutboundSession } from "../runtime/sessions.ts";
 import { reducerInputs, shuffleOf, requireMapped, requireReducer, requireShard, type JobState } from "./job-state.ts";
 import type { Phase } from "./task-ledger.ts";
@@ -71,6 +72,7 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     reducers: local ? 1 : job.spec.reducers,
     onBadRecord: job.spec.onBadRecord,
     plaintext: job.spec.insecurePlaintext,
+    hide: job.spec.hide,
     sortBufferBytes: Math.round(job.spec.sortBufferMB * 1024 * 1024),
     maxRecordBytes: job.spec.maxRecordBytes,
     ...(job.multi ? { source: { input: job.multi.shardInputs[m]!.input, owner: job.multi.manifest.inputs[job.multi.shardInputs[m]!.input]!.owner } } : {}),
@@ -79,7 +81,7 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
       return { objectId, wrappedKey: wrapKey(kek, job.partitionKeys[m]![r]!.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };
     }),
   };
-  return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
+  return { taskId, sealedTask: sealEnvelope(kek, hidesSizes(job.spec.hide) ? padMessage(task) : task, { recipient, purpose: "task", objectId: taskId }) };
 }
 
 export function issueReduceTask(job: JobState, r: number, w: OutboundSession, requestedAttempt: number): IssuedTask {
@@ -98,11 +100,13 @@ export function issueReduceTask(job: JobState, r: number, w: OutboundSession, re
     code: job.spec.code,
     jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS,
     plaintext: job.spec.insecurePlaintext,
+    hide: job.spec.hide,
     // Full shuffle: this reducer's partition from every mapper; local: mapper r's only partition.
     inputs: reducerInputs(job, r).map(({ partition: p, key }) => {
       return { objectId: p.objectId, records: p.records, sha256: p.sha256, wrappedKey: wrapKey(kek, key.expose(), { recipient, purpose: "partition-key", objectId: p.objectId }).toString("base64") };
     }),
     output: { objectId: outObject, wrappedKey: wrapKey(kek, job.outputKeys[r]!.expose(), { recipient, purpose: "result-key", objectId: outObject }).toString("base64") },
   };
-  return { taskId, sealedTask: sealEnvelope(kek, task, { recipient, purpose: "task", objectId: taskId }) };
+  // --hide: the sealed task's size must not show the digits of the partitions' record counts.
+  return { taskId, sealedTask: sealEnvelope(kek, hidesSizes(job.spec.hide) ? padMessage(task) : task, { recipient, purpose: "task", objectId: taskId }) };
 }

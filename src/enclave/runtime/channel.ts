@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { encodeFrame, FrameDecoder, type IpcEvent, type IpcOcallResponse, type IpcRequest } from "../../protocol/ipc.ts";
+import { encodeFrame, encodeFrameParts, FrameDecoder, type IpcEvent, type IpcOcallResponse, type IpcRequest } from "../../protocol/ipc.ts";
 import { CmrError, errorFromJSON, isCmrError } from "../../errors.ts";
 
 /** Names of the engine's own error types: the only error names that may reach the host. */
@@ -89,26 +89,40 @@ async function dispatch(req: IpcRequest, handlers: Record<string, Handler>): Pro
   process.stdout.write(frame);
 }
 
-const pendingOcalls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+const pendingOcalls = new Map<number, { resolve: (v: IpcOcallResponse) => void; reject: (e: Error) => void }>();
 let nextOcall = 1;
 
+/** The host's answer to an OCALL: its JSON result, and the raw bytes of a binary answer frame. */
+export interface OcallReply {
+  result: unknown;
+  bytes: Buffer | undefined;
+}
+
 /**
- * Ask the host for something (an OCALL): only `storage.*` ops, whose arguments and answers are
- * object ids and ciphertext. What the host answers is untrusted input to the caller.
+ * Ask the host for something (an OCALL): only `storage.*` and `upload.live.*` ops, whose
+ * arguments and answers are object ids and ciphertext. `bytes` (ciphertext to write) travels
+ * raw in a binary frame (docs/protocol/ipc-frames.md). What the host answers is untrusted input
+ * to the caller.
  */
-export function ocall<T = unknown>(op: string, args: Record<string, unknown>): Promise<T> {
+export function ocallFrame(op: string, args: Record<string, unknown>, bytes?: Buffer): Promise<OcallReply> {
   const id = nextOcall++;
-  return new Promise<T>((resolve, reject) => {
-    pendingOcalls.set(id, { resolve: resolve as (v: unknown) => void, reject });
-    process.stdout.write(encodeFrame({ ocall: id, op, args }));
-  });
+  return new Promise<IpcOcallResponse>((resolve, reject) => {
+    pendingOcalls.set(id, { resolve, reject });
+    // The payload is written as it is (no copy); its owner does not reuse it.
+    for (const part of encodeFrameParts(bytes ? { ocall: id, op, args, bytes } : { ocall: id, op, args })) process.stdout.write(part);
+  }).then((f) => ({ result: f.result, bytes: Buffer.isBuffer(f.bytes) ? f.bytes : undefined }));
+}
+
+/** An OCALL whose answer is JSON only. */
+export function ocall<T = unknown>(op: string, args: Record<string, unknown>): Promise<T> {
+  return ocallFrame(op, args).then((r) => r.result as T);
 }
 
 function settleOcall(f: IpcOcallResponse): void {
   const p = pendingOcalls.get(f.ocallId);
   if (!p) return;
   pendingOcalls.delete(f.ocallId);
-  if (f.ok) return p.resolve(f.result);
+  if (f.ok) return p.resolve(f);
   let err: CmrError;
   try {
     err = errorFromJSON(f.error);

@@ -37,6 +37,10 @@ export const AttesterCalls = {
 
 /** The provisioning enclave's calls (its verifier's host relays them). */
 export const ProvisioningCalls = {
+  /** The verifier's recovery policy (or none); checked in full by the enclave. */
+  beginRegistration: z.object({ recoveryPolicy: z.unknown().optional() }),
+  /** One recovery owner's share of the group state's key (issue #17 part 3). */
+  recoverShare: z.object({ sealedState: blob(), sessionId: z.string().max(128), challenge: z.string().max(128), sealedShare: blob(4096) }),
   completeRegistration: z.object({ vendorReport: z.unknown() }),
   restore: z.object({ sealedState: blob() }),
   joinFinish: z.object({ nonce: z.string().max(256), joinRequest: blob(1 << 16), quote: z.unknown(), vendorReport: z.unknown() }),

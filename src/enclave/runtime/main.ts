@@ -15,7 +15,7 @@ import { GroupAttester } from "./group-attester.ts";
 import { ProvisioningEnclave } from "../provisioning/provisioning-enclave.ts";
 import { CmrError } from "../../errors.ts";
 import { createTeeBackend, type TeeBackend } from "../tee/index.ts";
-import { ocall, serveEcalls, type Handler } from "./channel.ts";
+import { ocallFrame, serveEcalls, type Handler } from "./channel.ts";
 import { EnclaveObjectStore } from "./object-store.ts";
 import { enclaveVendorRoots, type AnchorSource } from "./trust-anchors.ts";
 import { HostStorage } from "./storage-backends.ts";
@@ -51,13 +51,15 @@ const handlers: Record<string, Handler> = {
     const a = r.data;
     tee = createTeeBackend({ backend: a.backend, dataDir: a.dataDir, programPath: process.argv[1]! });
     await tee.ready?.();
-    const store = new EnclaveObjectStore(a.storage === "host" ? new HostStorage(ocall) : a.storageDir);
+    const store = new EnclaveObjectStore(a.storage === "host" ? new HostStorage(ocallFrame) : a.storageDir);
     // Trust anchors from measured code or the platform itself, never a bare host file.
     const roots = enclaveVendorRoots(tee as AnchorSource, a.dataDir);
     if (a.role === "provisioning") {
       const pe = new ProvisioningEnclave(tee, roots, a.joinMeasurements);
       Object.assign(handlers, {
-        beginRegistration: () => pe.beginRegistration(),
+        beginRegistration: (x: unknown) => pe.beginRegistration(parseArgs(ProvisioningCalls.beginRegistration, "beginRegistration", x ?? {})),
+        attest: (x: unknown) => pe.attest(x),
+        recoverShare: (x: unknown) => pe.recoverShare(parseArgs(ProvisioningCalls.recoverShare, "recoverShare", x)),
         completeRegistration: (x: unknown) => pe.completeRegistration(parseArgs(ProvisioningCalls.completeRegistration, "completeRegistration", x)),
         restore: (x: unknown) => pe.restore(parseArgs(ProvisioningCalls.restore, "restore", x)),
         joinStart: () => pe.joinStart(),

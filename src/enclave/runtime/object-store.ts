@@ -22,7 +22,8 @@ import { open } from "node:fs/promises";
 export interface EncryptedWriter {
   readonly objectId: string;
   write(data: Buffer | string): Promise<void>;
-  end(): Promise<{ sha256: string; bytes: number }>;
+  /** `padToBytes` (padded stores, `--hide shuffle`): the object is as large as one of that much data. */
+  end(opts?: { padToBytes?: number }): Promise<{ sha256: string; bytes: number }>;
   abort(): void;
 }
 import type { SecretKey } from "../../crypto/secret.ts";
@@ -38,16 +39,23 @@ export class EnclaveObjectStore {
    * cost of confidentiality. Chosen per job by the data owner in the sealed job.
    */
   readonly plaintext: boolean;
+  /**
+   * Write padded streams (CMRS v2, `--hide sizes|shuffle`, docs/leakage.md): every object this
+   * store writes is a power of two of full chunks, so its size names only a bucket. Reading
+   * needs no flag (the stream header says).
+   */
+  readonly padded: boolean;
 
   /** A storage directory (as before), or a backend (HostStorage for remote storage). */
-  constructor(storage: string | EnclaveStorageBackend, plaintext = false) {
+  constructor(storage: string | EnclaveStorageBackend, plaintext = false, padded = false) {
     this.backend = typeof storage === "string" ? new DirectoryStorage(storage) : storage;
     this.root = this.backend instanceof DirectoryStorage ? this.backend.root : "";
     this.plaintext = plaintext;
+    this.padded = padded;
   }
 
-  withMode(plaintext: boolean): EnclaveObjectStore {
-    return plaintext === this.plaintext ? this : new EnclaveObjectStore(this.backend, plaintext);
+  withMode(plaintext: boolean, padded = false): EnclaveObjectStore {
+    return plaintext === this.plaintext && padded === this.padded ? this : new EnclaveObjectStore(this.backend, plaintext, padded);
   }
 
   /** The object's file, for local storage only (tests and tools that tamper with storage). */
@@ -67,8 +75,10 @@ export class EnclaveObjectStore {
   }
 
   /** Decrypted plaintext stream of an object; integrity failures surface as stream errors. */
-  openDecrypted(objectId: string, key: SecretKey, expectSha256?: string): Readable {
+  openDecrypted(objectId: string, key: SecretKey, expectSha256?: string, onCiphertext?: (bytes: number) => void): Readable {
     const src = this.backend.openRead(objectId);
+    // The stored size as read (`--hide shuffle` pads a reducer's output to its inputs' size).
+    if (onCiphertext !== undefined) src.on("data", (d) => onCiphertext((d as Buffer).length));
     if (this.plaintext) {
       const out = new PassThrough({ highWaterMark: 1024 * 1024 });
       src.on("error", (e) => out.destroy(storageError(e, objectId, "read")));
@@ -203,7 +213,8 @@ export class EnclaveObjectStore {
     const hash = createHash("sha256");
     let bytes = 0;
     const plaintext = this.plaintext;
-    const enc = plaintext ? new PassThrough() : new EncryptStream(key.expose(), { streamId: objectId });
+    const padded = this.padded;
+    const enc = plaintext ? new PassThrough() : new EncryptStream(key.expose(), { streamId: objectId, padded: this.padded });
     enc.on("data", (d: Buffer) => {
       if (!plaintext) hash.update(d);
       bytes += d.length;
@@ -223,7 +234,8 @@ export class EnclaveObjectStore {
           done.catch((e: unknown) => reject(storageError(e, objectId, "write")));
         });
       },
-      async end(): Promise<{ sha256: string; bytes: number }> {
+      async end(opts: { padToBytes?: number } = {}): Promise<{ sha256: string; bytes: number }> {
+        if (opts.padToBytes !== undefined && enc instanceof EncryptStream && padded) enc.padToAtLeast(opts.padToBytes);
         enc.end();
         try {
           await done;

@@ -100,7 +100,7 @@ export class DirectoryStorage implements EnclaveStorageBackend {
   }
 }
 
-/** Largest ciphertext slice per OCALL frame (base64 makes it 4/3 larger, under MAX_FRAME). */
+/** Largest ciphertext slice per OCALL frame (raw bytes of a binary frame, well under MAX_FRAME). */
 export const OCALL_CHUNK_BYTES = 1024 * 1024;
 /** Ciphertext slices a writer may have in flight to its host (bounds memory at 4 MiB per object). */
 const WRITE_WINDOW = 4;
@@ -108,15 +108,22 @@ const WRITE_WINDOW = 4;
 /** Storage answers the enclave believes from its host; anything else becomes an I/O failure. */
 const STORAGE_CODES = new Set(["CMR_STORAGE_NOT_FOUND", "CMR_STORAGE_EXISTS", "CMR_STORAGE_DENIED", "CMR_STORAGE_IO", "CMR_CONFIG_INVALID"]);
 
-export type OcallFn = <T>(op: string, args: Record<string, unknown>) => Promise<T>;
+/** The host's answer to an OCALL: its JSON result and, for a binary answer frame, its raw bytes. */
+export interface OcallReply {
+  result: unknown;
+  bytes: Buffer | undefined;
+}
+
+/** Sends one OCALL; `bytes` travel raw in a binary frame (docs/protocol/ipc-frames.md). */
+export type OcallFn = (op: string, args: Record<string, unknown>, bytes?: Buffer) => Promise<OcallReply>;
 
 function asStorageError(e: unknown, what: string): Error {
   if (isCmrError(e) && STORAGE_CODES.has(e.code)) return e;
   return new CmrError("CMR_STORAGE_IO", `${what}: the host's storage call failed${isCmrError(e) ? ` (${e.code})` : ""}`);
 }
 
-function handleOf(r: unknown, what: string): number {
-  const h = (r as { handle?: unknown } | null)?.handle;
+function handleOf(r: OcallReply, what: string): number {
+  const h = (r.result as { handle?: unknown } | null)?.handle;
   if (typeof h !== "number" || !Number.isSafeInteger(h)) throw new CmrError("CMR_STORAGE_IO", `${what}: the host answered without a stream handle`);
   return h;
 }
@@ -124,7 +131,8 @@ function handleOf(r: unknown, what: string): number {
 /**
  * Remote storage through the host (`storage.*` OCALLs on the ECALL channel): the host holds the
  * credentials and moves the bytes; the enclave hands it ciphertext only, a slice of at most
- * 1 MiB per call, and waits for each answer, so memory on both sides stays bounded.
+ * 1 MiB per call as the raw bytes of a binary frame, and waits for each answer, so memory on
+ * both sides stays bounded.
  */
 export class HostStorage implements EnclaveStorageBackend {
   readonly description = "storage through the host";
@@ -141,11 +149,11 @@ export class HostStorage implements EnclaveStorageBackend {
     let handle: Promise<number> | undefined;
     // One slice is always asked for ahead of the consumer (two in flight at most), so the host's
     // answer for the next slice travels while this one is decrypted.
-    let next: Promise<{ data?: unknown; end?: unknown }> | undefined;
+    let next: Promise<OcallReply> | undefined;
     let ended = false;
-    const fetchSlice = (): Promise<{ data?: unknown; end?: unknown }> => {
+    const fetchSlice = (): Promise<OcallReply> => {
       handle ??= call("storage.openRead", { objectId }).then((r) => handleOf(r, what));
-      const p = handle.then((h) => call<{ data?: unknown; end?: unknown }>("storage.read", { handle: h }));
+      const p = handle.then((h) => call("storage.read", { handle: h }));
       p.catch(() => undefined);
       return p;
     };
@@ -156,15 +164,18 @@ export class HostStorage implements EnclaveStorageBackend {
         next = undefined;
         current.then(
           (r) => {
-            if (typeof r?.data !== "string") return void this.destroy(new CmrError("CMR_STORAGE_IO", `${what}: the host sent no data`));
-            if (r.end === true) {
+            const data = r.bytes;
+            const end = (r.result as { end?: unknown } | null)?.end;
+            if (data === undefined || typeof end !== "boolean") return void this.destroy(new CmrError("CMR_STORAGE_IO", `${what}: the host's answer is not a binary slice with an end flag`));
+            if (data.length > OCALL_CHUNK_BYTES) return void this.destroy(new CmrError("CMR_STORAGE_IO", `${what}: the host sent a slice of ${data.length} bytes, over ${OCALL_CHUNK_BYTES}`));
+            if (end) {
               ended = true;
-              if (r.data.length) this.push(Buffer.from(r.data, "base64"));
+              if (data.length) this.push(data);
               return void this.push(null);
             }
-            if (!r.data.length) return void this.destroy(new CmrError("CMR_STORAGE_IO", `${what}: the host sent an empty slice`));
+            if (!data.length) return void this.destroy(new CmrError("CMR_STORAGE_IO", `${what}: the host sent an empty slice`));
             next = fetchSlice();
-            this.push(Buffer.from(r.data, "base64"));
+            this.push(data);
           },
           (e: unknown) => this.destroy(asStorageError(e, what)),
         );
@@ -189,7 +200,7 @@ export class HostStorage implements EnclaveStorageBackend {
     const send = async (data: Buffer): Promise<void> => {
       const h = await handle;
       for (let off = 0; off < data.length; off += OCALL_CHUNK_BYTES) {
-        const p = call("storage.write", { handle: h, data: data.subarray(off, off + OCALL_CHUNK_BYTES).toString("base64") });
+        const p = call("storage.write", { handle: h }, data.subarray(off, off + OCALL_CHUNK_BYTES));
         p.catch(() => undefined);
         inFlight.push(p);
         if (inFlight.length >= WRITE_WINDOW) await inFlight.shift();
@@ -225,8 +236,8 @@ export class HostStorage implements EnclaveStorageBackend {
 
   async exists(objectId: string): Promise<boolean> {
     try {
-      const r = await this.#ocall<{ exists?: unknown }>("storage.exists", { objectId: assertObjectId(objectId) });
-      return r?.exists === true;
+      const r = await this.#ocall("storage.exists", { objectId: assertObjectId(objectId) });
+      return (r.result as { exists?: unknown } | null)?.exists === true;
     } catch (e) {
       throw asStorageError(e, `looking up ${objectId}`);
     }

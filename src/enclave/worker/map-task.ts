@@ -190,6 +190,9 @@ async function mapInto(
     else throw e;
   };
   const spills: { objectIds: string[]; key: SecretKey }[] = [];
+  // --hide shuffle: every partition (and every spill run) as large as all the output it is cut from.
+  const shuffle = task.hide === "shuffle";
+  let spilledBytes = 0;
   const partitionOf = (k: string): number => job.partitionOf(k, task.reducers);
   const spillPrefix = `${task.shardObject.replace(/\/shards\/\d+$/, "")}/spills/m${task.mapIndex}-a${task.attempt}`;
   const spill = async (out: MapOutput): Promise<void> => {
@@ -197,7 +200,9 @@ async function mapInto(
     const s = spills.length;
     const targets = Array.from({ length: task.reducers }, (_, r) => ({ objectId: `${spillPrefix}-s${s}-r${r}`, key }));
     spills.push({ objectIds: targets.map((t) => t.objectId), key });
-    await writeSortedPairs(await out.drainSorted(), task.reducers, partitionOf, targets, store);
+    const eq = shuffle ? { dataBytes: 0 } : undefined;
+    await writeSortedPairs(await out.drainSorted(), task.reducers, partitionOf, targets, store, eq);
+    spilledBytes += eq?.dataBytes ?? 0;
   };
 
   try {
@@ -207,14 +212,14 @@ async function mapInto(
     const targets = task.partitions.map((p, r) => ({ objectId: p.objectId, key: partitionKeys[r]! }));
     let partitions;
     if (spills.length === 0) {
-      partitions = await writeSortedPairs(await output.drainSorted(), task.reducers, partitionOf, targets, store);
+      partitions = await writeSortedPairs(await output.drainSorted(), task.reducers, partitionOf, targets, store, shuffle ? { dataBytes: 0 } : undefined);
     } else {
       // Spill the rest too, then each partition is the k-way merge of its runs.
       await spill(output);
       partitions = [];
       for (let r = 0; r < task.reducers; r++) {
         const runs = spills.map((sp) => readJsonLines<[string, unknown]>(store.openDecrypted(sp.objectIds[r]!, sp.key), sp.objectIds[r]!));
-        const [written] = await writeSortedPairsAsync(mergeSorted(runs, compareKeys), targets[r]!, store);
+        const [written] = await writeSortedPairsAsync(mergeSorted(runs, compareKeys), targets[r]!, store, shuffle ? spilledBytes : undefined);
         partitions.push(written!);
       }
     }
@@ -227,7 +232,7 @@ async function mapInto(
   }
 }
 
-async function writeSortedPairsAsync(pairs: AsyncIterable<[string, unknown]>, target: { objectId: string; key: SecretKey }, store: EnclaveObjectStore): Promise<{ objectId: string; records: number; sha256: string }[]> {
+async function writeSortedPairsAsync(pairs: AsyncIterable<[string, unknown]>, target: { objectId: string; key: SecretKey }, store: EnclaveObjectStore, padToBytes?: number): Promise<{ objectId: string; records: number; sha256: string }[]> {
   const w = store.createEncryptedWriter(target.objectId, target.key);
   let records = 0;
   let buf = "";
@@ -241,7 +246,7 @@ async function writeSortedPairsAsync(pairs: AsyncIterable<[string, unknown]>, ta
       }
     }
     if (buf.length) await w.write(buf);
-    const { sha256 } = await w.end();
+    const { sha256 } = await w.end(padToBytes !== undefined ? { padToBytes } : {});
     return [{ objectId: target.objectId, records, sha256 }];
   } catch (e) {
     w.abort();

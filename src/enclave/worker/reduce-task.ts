@@ -34,8 +34,12 @@ export async function runReduceTask(task: ReduceTask, inputKeys: SecretKey[], ou
   // Reduce needs no record context: partials are already typed by the map side.
   const job = compileJob(task.code, { format: "jsonl", header: null, inputName: task.jobId }, task.jobLimits);
   const tally = { n: 0 };
+  // --hide shuffle: the output is padded to the size of the inputs as stored. Every mapper's
+  // partitions are one size, so every reducer reads as many bytes and writes one size too.
+  let storedInputBytes = 0;
+  const onCiphertext = task.hide === "shuffle" ? (n: number) => void (storedInputBytes += n) : undefined;
   const sources = task.inputs.map((inp, i) =>
-    counted(inp.objectId, inp.records, readJsonLines<[string, unknown]>(store.openDecrypted(inp.objectId, inputKeys[i]!, store.plaintext ? undefined : inp.sha256), inp.objectId), tally),
+    counted(inp.objectId, inp.records, readJsonLines<[string, unknown]>(store.openDecrypted(inp.objectId, inputKeys[i]!, store.plaintext ? undefined : inp.sha256, onCiphertext), inp.objectId), tally),
   );
   const writer = store.createEncryptedWriter(task.output.objectId, outputKey);
   let outputRecords = 0;
@@ -69,7 +73,7 @@ export async function runReduceTask(task: ReduceTask, inputKeys: SecretKey[], ou
       }
     }
     await flush();
-    const { sha256 } = await writer.end();
+    const { sha256 } = await writer.end(onCiphertext ? { padToBytes: storedInputBytes } : {});
     return { taskId: task.taskId, attempt: task.attempt, inputRecords: tally.n, outputRecords, output: { objectId: task.output.objectId, sha256 } };
   } catch (e) {
     writer.abort();

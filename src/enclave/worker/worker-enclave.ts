@@ -11,7 +11,8 @@ import { openEnvelope, sealEnvelope, unwrapKey } from "../../crypto/key-wrap.ts"
 import { SecretKey } from "../../crypto/secret.ts";
 import { CmrError } from "../../errors.ts";
 import type { EnclaveClaims } from "../../protocol/evidence.ts";
-import type { MapTask, ReduceTask } from "../../protocol/job.ts";
+import { hidesSizes, type MapTask, type ReduceTask } from "../../protocol/job.ts";
+import { hiding, padMessage } from "../runtime/hide.ts";
 import { answerAttestRequest, type Quoter } from "../runtime/attestee.ts";
 import type { EnclaveObjectStore } from "../runtime/object-store.ts";
 import { SessionTable, type InboundSession } from "../runtime/sessions.ts";
@@ -54,8 +55,10 @@ export class WorkerEnclave {
     const shardKey = this.#unwrap(session, task.wrappedShardKey, "shard-key", task.shardObject);
     const partitionKeys = task.partitions.map((p) => this.#unwrap(session, p.wrappedKey, "partition-key", p.objectId));
     try {
-      const result = await runMapTask(task, shardKey, partitionKeys, this.#store.withMode(task.plaintext === true));
-      return { taskId: task.taskId, sealedResult: sealEnvelope(session.fromEnclave.expose(), { version: TASK_RESULT_VERSION, ...result }, { recipient: session.sessionId, purpose: "task-result", objectId: task.taskId }) };
+      const hidden = hidesSizes(task.hide);
+      const result = await hiding(hidden, () => runMapTask(task, shardKey, partitionKeys, this.#store.withMode(task.plaintext === true, hidden)));
+      const payload = { version: TASK_RESULT_VERSION, ...result };
+      return { taskId: task.taskId, sealedResult: sealEnvelope(session.fromEnclave.expose(), hidden ? padMessage(payload) : payload, { recipient: session.sessionId, purpose: "task-result", objectId: task.taskId }) };
     } finally {
       shardKey.destroy();
       for (const k of partitionKeys) k.destroy();
@@ -67,8 +70,10 @@ export class WorkerEnclave {
     const inputKeys = task.inputs.map((i) => this.#unwrap(session, i.wrappedKey, "partition-key", i.objectId));
     const outputKey = this.#unwrap(session, task.output.wrappedKey, "result-key", task.output.objectId);
     try {
-      const result = await runReduceTask(task, inputKeys, outputKey, this.#store.withMode(task.plaintext === true));
-      return { taskId: task.taskId, sealedResult: sealEnvelope(session.fromEnclave.expose(), { version: TASK_RESULT_VERSION, ...result }, { recipient: session.sessionId, purpose: "task-result", objectId: task.taskId }) };
+      const hidden = hidesSizes(task.hide);
+      const result = await hiding(hidden, () => runReduceTask(task, inputKeys, outputKey, this.#store.withMode(task.plaintext === true, hidden)));
+      const payload = { version: TASK_RESULT_VERSION, ...result };
+      return { taskId: task.taskId, sealedResult: sealEnvelope(session.fromEnclave.expose(), hidden ? padMessage(payload) : payload, { recipient: session.sessionId, purpose: "task-result", objectId: task.taskId }) };
     } finally {
       for (const k of inputKeys) k.destroy();
       outputKey.destroy();

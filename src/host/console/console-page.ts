@@ -77,8 +77,8 @@ export const CONSOLE_JS = `"use strict";
 
   function progress(j) {
     const p = j.progress; const d = el("div");
-    if (j.state === "splitting") d.appendChild(el("div", "split: " + (j.split ? j.split.records + " records read" + (j.split.bytes !== undefined ? ", " + j.split.bytes + " bytes" : "") : "reading the upload")));
-    else d.appendChild(el("div", p.inputRecords + " records"));
+    if (j.state === "splitting") d.appendChild(el("div", "split: " + (j.split ? (j.split.records !== undefined ? j.split.records + " records read" : "records hidden") + (j.split.bytes !== undefined ? ", " + j.split.bytes + " bytes" : "") : "reading the upload")));
+    else d.appendChild(el("div", p.inputRecords !== undefined ? p.inputRecords + " records" : "record count hidden (--hide)"));
     const mp = el("div", "map "); mp.appendChild(bar(p.mapsDone, p.shards)); d.appendChild(mp);
     const rd = el("div", "reduce "); rd.appendChild(bar(p.reducesDone, p.reducers)); d.appendChild(rd);
     return d;

@@ -38,7 +38,7 @@ export function jobListing(j: JobRecord) {
     timings: j.timings,
     attestations: { accepted: j.attestations.filter((a) => a.result === "accepted").length, refused: j.attestations.filter((a) => a.result === "refused").length },
     ...(j.error ? { error: { code: j.error.code, message: j.error.message } } : {}),
-    ...(j.result ? { rows: j.result.rows } : {}),
+    ...(j.result?.rows !== undefined ? { rows: j.result.rows } : {}),
     ...(j.resumedFrom ? { resumedFrom: j.resumedFrom } : {}),
     ...(j.collectedAt ? { collectedAt: j.collectedAt } : {}),
   };

@@ -17,12 +17,13 @@ import type { JobRecord } from "../coordinator/job-runner.ts";
 export function noteSplitProgress(jobs: Map<string, JobRecord>, jobScopes: Map<string, string>, scope: string, data: Record<string, unknown>): void {
   if (data.stage !== undefined && data.stage !== "split") return;
   const records = count(data.records);
-  if (records === undefined) return;
+  const bytes = count(data.bytes);
+  // A job that hides counts (--hide) reports bytes read only.
+  if (records === undefined && bytes === undefined) return;
   const named = typeof data.jobId === "string" ? jobs.get(data.jobId) : undefined;
   const job = named ?? [...jobs.values()].find((j) => j.state === "splitting" && jobScopes.get(j.jobId) === scope);
   if (!job) return;
-  const bytes = count(data.bytes);
-  job.split = { records, ...(bytes !== undefined ? { bytes } : {}), at: new Date().toISOString() };
+  job.split = { ...(records !== undefined ? { records } : {}), ...(bytes !== undefined ? { bytes } : {}), at: new Date().toISOString() };
 }
 
 function count(v: unknown): number | undefined {

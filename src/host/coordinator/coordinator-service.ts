@@ -61,9 +61,9 @@ export interface CoordinatorOptions {
   /**
    * Split an `x-cmr-tail` upload while it streams in (docs/protocol/live-upload.md). Default:
    * only with remote storage, where the enclave reads the upload through OCALLs anyway; with a
-   * local directory it reads the stored file itself, which costs less on a 2-core machine than
-   * base64 OCALL frames (measured in the pipelining report), so the job there starts at once
-   * but splits once the upload is stored.
+   * local directory it reads the stored file itself, which still costs less CPU than the live
+   * read through OCALL frames, binary as they are (docs/protocol/live-upload.md, "When the host
+   * tees"), so the job there starts at once but splits once the upload is stored.
    */
   tailUploads?: boolean;
 }

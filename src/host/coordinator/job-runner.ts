@@ -49,7 +49,8 @@ export interface JobRecord {
   state: JobState;
   createdAt: string;
   updatedAt: string;
-  progress: { shards: number; mapsDone: number; reducers: number; reducesDone: number; inputRecords: number };
+  /** inputRecords is absent for a job that hides counts (`--hide`, docs/leakage.md). */
+  progress: { shards: number; mapsDone: number; reducers: number; reducesDone: number; inputRecords?: number };
   /** Milliseconds spent in each stage so far. */
   timings: Record<string, number>;
   assignments: { task: string; worker: string; attempt: number; outcome: "ok" | "worker-lost" | "failed" }[];
@@ -59,9 +60,10 @@ export interface JobRecord {
   checkpoints?: "unavailable";
   /** Set when the job was resumed after a coordinator restart. */
   resumedFrom?: CheckpointStage;
-  result?: { resultObject: string; rows: number; sealedSummary: string; /** Multi-party jobs: the result sealed to each recipient (public ciphertext). */ recipients?: { recipient: string; ephemeral: string; sealed: string }[] };
-  /** Split progress the coordinator enclave reported (records read, and bytes when it says). */
-  split?: { records: number; bytes?: number; at: string };
+  /** rows is absent for a job that hides counts (`--hide`). */
+  result?: { resultObject: string; rows?: number; sealedSummary: string; /** Multi-party jobs: the result sealed to each recipient (public ciphertext). */ recipients?: { recipient: string; ephemeral: string; sealed: string }[] };
+  /** Split progress the coordinator enclave reported (records read, and bytes when it says; bytes only at --hide). */
+  split?: { records?: number; bytes?: number; at: string };
   /** When `cmr gc` deleted this finished job's storage objects. */
   collectedAt?: string;
   /** k-of-n recovery (docs/recovery.md): shares the enclave holds of the threshold, by owner. */
@@ -167,9 +169,12 @@ export class JobRunner {
         // Awaited below; until then a refusal must not count as an unhandled rejection.
         mappersEarly.catch(() => undefined);
         const source = await this.#hooks.splitSource?.();
-        const split = await this.#enclave.call<{ inputRecords: number; shards: { shardId: number }[] }>("splitJob", { jobId, ...(source?.live ? { live: true } : {}) });
+        // inputRecords is absent for a job that hides counts (--hide).
+        const split = await this.#enclave.call<{ inputRecords?: number; shards: { shardId: number }[] }>("splitJob", { jobId, ...(source?.live ? { live: true } : {}) });
         this.record.progress.shards = split.shards.length;
-        this.record.progress.inputRecords = split.inputRecords;
+        // A job that hides counts (--hide) does not say how many records it read.
+        if (split.inputRecords !== undefined) this.record.progress.inputRecords = split.inputRecords;
+        else delete this.record.progress.inputRecords;
         await this.#commit();
       }
       if (from < 2) {
@@ -190,7 +195,7 @@ export class JobRunner {
       }
 
       this.#set("finalizing");
-      const fin = await this.#enclave.call<{ resultObject: string; rows: number; sealedSummary: string }>("finalize", { jobId });
+      const fin = await this.#enclave.call<{ resultObject: string; rows?: number; sealedSummary: string }>("finalize", { jobId });
       this.record.result = fin;
       await this.#cleanup(false);
       this.#set("succeeded");

@@ -21,7 +21,7 @@
 import { Transform } from "node:stream";
 import { CmrError } from "../../errors.ts";
 import { assertObjectId } from "../../protocol/object-ids.ts";
-import type { StorageOcalls } from "../storage/storage-ocalls.ts";
+import { answerOf, BinaryAnswer, type StorageOcalls } from "../storage/storage-ocalls.ts";
 
 /** Ciphertext a live upload holds for a reader that has not taken it yet. */
 export const TEE_WINDOW = 8 * 1024 * 1024;
@@ -113,8 +113,12 @@ export class LiveUpload {
     this.#armPatience();
   }
 
-  /** Up to READ_SLICE bytes, waiting for more while the upload streams; end when it ended. */
-  async read(): Promise<{ data: Buffer; end: boolean }> {
+  /**
+   * Up to READ_SLICE bytes, waiting for more while the upload streams; end when it ended. The
+   * bytes are the network's chunks as they came (not joined: a 1 MiB copy per read made the
+   * host's garbage collector run more).
+   */
+  async read(): Promise<{ data: Buffer[]; bytes: number; end: boolean }> {
     while (this.#queue.length === 0 && !this.#ended && this.#failed === undefined && !this.#detached) {
       await new Promise<void>((r) => (this.#wake = r));
     }
@@ -135,7 +139,7 @@ export class LiveUpload {
     this.#release();
     const end = this.#ended && this.#queue.length === 0;
     if (end) this.close();
-    return { data: parts.length === 1 ? parts[0]! : Buffer.concat(parts, n), end };
+    return { data: parts, bytes: n, end };
   }
 
   /** The reader is done (or gave up): stop teeing, let the upload run on to storage. */
@@ -261,8 +265,8 @@ export function liveUploadOcalls(live: LiveUploads, storage: StorageOcalls | und
       const l = handleOf(a);
       const r = await l.read();
       if (r.end) reads.delete(a.handle as number);
-      stats.readBytes += r.data.length;
-      return { data: r.data.toString("base64"), end: r.end };
+      stats.readBytes += r.bytes;
+      return new BinaryAnswer({ end: r.end }, r.data);
     },
     "upload.live.closeRead": async (a) => {
       const l = typeof a.handle === "number" ? reads.get(a.handle) : undefined;
@@ -273,13 +277,13 @@ export function liveUploadOcalls(live: LiveUploads, storage: StorageOcalls | und
   };
   return {
     stats,
-    async handle(op, args) {
+    async handle(op, args, bytes) {
       const f = Object.hasOwn(ops, op) ? ops[op] : undefined;
       if (f) {
         stats.calls++;
-        return await f(typeof args === "object" && args !== null ? args : {});
+        return answerOf(await f(typeof args === "object" && args !== null ? args : {}));
       }
-      if (storage) return await storage.handle(op, args);
+      if (storage) return await storage.handle(op, args, bytes);
       throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `OCALL ${op.slice(0, 40)} refused: this enclave's storage is a local directory`);
     },
     close() {

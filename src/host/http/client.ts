@@ -20,7 +20,31 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
-export function httpRequest(url: string, opts: RequestOptions = {}): Promise<{ status: number; body: Readable; headers: Record<string, string | string[] | undefined> }> {
+type HttpAnswer = { status: number; body: Readable; headers: Record<string, string | string[] | undefined> };
+
+export async function httpRequest(url: string, opts: RequestOptions = {}): Promise<HttpAnswer> {
+  try {
+    return await requestOnce(url, opts);
+  } catch (e) {
+    // A kept-alive socket the server closed just as we reused it fails with ECONNRESET before
+    // the server saw the request (Node's documented keep-alive race, frequent under load). Only
+    // a request without a body and with a method that changes nothing is sent again, once.
+    const method = opts.method ?? "GET";
+    if (e instanceof StaleSocketError && (method === "GET" || method === "HEAD") && opts.body === undefined && !opts.signal?.aborted) return requestOnce(url, opts);
+    throw e instanceof StaleSocketError ? e.cause : e;
+  }
+}
+
+/** The request failed with ECONNRESET on a reused keep-alive socket (safe to retry if idempotent). */
+class StaleSocketError extends Error {
+  override readonly cause: CmrError;
+  constructor(cause: CmrError) {
+    super(cause.message);
+    this.cause = cause;
+  }
+}
+
+function requestOnce(url: string, opts: RequestOptions): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: opts.method ?? "GET", headers: opts.headers ?? {}, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => {
       resolve({ status: res.statusCode ?? 0, body: res, headers: res.headers });
@@ -28,9 +52,10 @@ export function httpRequest(url: string, opts: RequestOptions = {}): Promise<{ s
     if (opts.timeoutMs) {
       req.setTimeout(opts.timeoutMs, () => req.destroy(new CmrError("CMR_UNREACHABLE", `${opts.method ?? "GET"} ${url} timed out after ${opts.timeoutMs} ms`)));
     }
-    req.on("error", (e) =>
-      reject(e instanceof CmrError ? e : opts.signal?.aborted && opts.signal.reason instanceof CmrError ? opts.signal.reason : new CmrError("CMR_UNREACHABLE", `cannot reach ${url}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { hint: "is the service running and the URL right?" })),
-    );
+    req.on("error", (e) => {
+      const err = e instanceof CmrError ? e : opts.signal?.aborted && opts.signal.reason instanceof CmrError ? opts.signal.reason : new CmrError("CMR_UNREACHABLE", `cannot reach ${url}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { hint: "is the service running and the URL right?" });
+      reject(req.reusedSocket && (e as NodeJS.ErrnoException).code === "ECONNRESET" ? new StaleSocketError(err) : err);
+    });
     const body = opts.body;
     if (body === undefined) req.end();
     else if (typeof body === "string" || Buffer.isBuffer(body)) req.end(body);

@@ -59,6 +59,7 @@ export function statusFor(code: CmrErrorCode): number {
   if (code === "CMR_UNAUTHORIZED") return 401;
   if (code.startsWith("CMR_PROTOCOL_") || code.startsWith("CMR_RECORD_") || code === "CMR_USAGE" || code === "CMR_JOB_CODE_REJECTED") return 400;
   if (code === "CMR_NO_MATCHING_WORKER") return 409;
+  if (code === "CMR_RECOVERY_AWAITING") return 503;
   if (code.startsWith("CMR_RECOVERY_")) return code === "CMR_RECOVERY_NOT_PENDING" || code === "CMR_RECOVERY_SHARE_DUPLICATE" ? 409 : 422;
   if (code === "CMR_ENCLAVE_LIMIT") return 503;
   if (code === "CMR_MANIFEST_INVALID" || code === "CMR_APPROVAL_INVALID") return 422;

@@ -12,7 +12,8 @@ import { existsSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import { CmrError, errorFromJSON, isCmrError } from "../../errors.ts";
 import { ENV } from "../config.ts";
-import { encodeFrame, FrameDecoder, type IpcEvent, type IpcFrame, type IpcOcall, type IpcResponse } from "../../protocol/ipc.ts";
+import { encodeBinaryFrameParts, encodeFrame, encodeFrameParts, FrameDecoder, type IpcEvent, type IpcFrame, type IpcOcall, type IpcResponse } from "../../protocol/ipc.ts";
+import type { OcallAnswer } from "../storage/storage-ocalls.ts";
 
 export interface EnclaveProcessOptions {
   programPath: string;
@@ -29,10 +30,11 @@ export interface EnclaveProcessOptions {
    */
   runsJobCode?: boolean;
   /**
-   * Serves the enclave's OCALLs (only `storage.*`, for remote storage: ../storage/storage-ocalls.ts).
-   * Without it every OCALL is refused.
+   * Serves the enclave's OCALLs (`storage.*` for remote storage: ../storage/storage-ocalls.ts;
+   * `upload.live.*` for the coordinator). Without it every OCALL is refused. `bytes` is the raw
+   * payload of a binary OCALL frame; an answer with `bytes` goes back as a binary frame.
    */
-  ocalls?: { handle(op: string, args: Record<string, unknown>): Promise<unknown>; close(): void };
+  ocalls?: { handle(op: string, args: Record<string, unknown>, bytes?: Buffer): Promise<OcallAnswer>; close(): void };
 }
 
 /**
@@ -127,17 +129,22 @@ export class EnclaveProcess {
   #ocall(f: IpcOcall, server: EnclaveProcessOptions["ocalls"]): void {
     const id = f.ocall;
     const answer = server
-      ? server.handle(String(f.op), typeof f.args === "object" && f.args !== null ? f.args : {})
+      ? server.handle(String(f.op), typeof f.args === "object" && f.args !== null ? f.args : {}, Buffer.isBuffer(f.bytes) ? f.bytes : undefined)
       : Promise.reject(new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `OCALL ${String(f.op).slice(0, 40)} refused: this enclave's storage is a local directory`));
     answer.then(
-      (result) => this.#send({ ocallId: id, ok: true, result }),
+      (a) => (a.bytes ? this.#write(encodeBinaryFrameParts({ ocallId: id, ok: true, result: a.result }, a.bytes)) : this.#send({ ocallId: id, ok: true, result: a.result })),
       (e: unknown) => this.#send({ ocallId: id, ok: false, error: (isCmrError(e) ? e : new CmrError("CMR_STORAGE_IO", "storage OCALL failed")).toJSON() }),
     );
   }
 
   #send(frame: Parameters<typeof encodeFrame>[0]): void {
+    this.#write(encodeFrameParts(frame));
+  }
+
+  /** A frame's pieces; a binary frame's payload is written as it is (no copy): storage hands over its buffers. */
+  #write(parts: Buffer[]): void {
     if (this.#exited) return;
-    this.#child.stdin!.write(encodeFrame(frame));
+    for (const part of parts) this.#child.stdin!.write(part);
   }
 
   #settle(f: IpcResponse): void {

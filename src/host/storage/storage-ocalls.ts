@@ -7,15 +7,16 @@
  *   storage.exists    {objectId}          -> {exists}
  *   storage.remove    {objectId}          -> {}
  *   storage.openRead  {objectId}          -> {handle}       (CMR_STORAGE_NOT_FOUND)
- *   storage.read      {handle}            -> {data, end}    (base64, at most 1 MiB)
+ *   storage.read      {handle}            -> {end} + bytes  (binary frame, at most 1 MiB)
  *   storage.closeRead {handle}            -> {}
  *   storage.openWrite {objectId}          -> {handle}
- *   storage.write     {handle, data}      -> {}             (answered once the bytes are taken)
+ *   storage.write     {handle} + bytes    -> {}             (answered once the bytes are taken)
  *   storage.commit    {handle}            -> {bytes}        (CMR_STORAGE_EXISTS: written once)
  *   storage.abort     {handle}            -> {}
  *
- * The enclave is the trusted party here, but an enclave build with a bug must not exhaust the
- * host: open streams per enclave are bounded.
+ * "+ bytes": the ciphertext is the raw payload of a binary frame (docs/protocol/ipc-frames.md),
+ * not base64 in the JSON. The enclave is the trusted party here, but an enclave build with a bug
+ * must not exhaust the host: open streams per enclave are bounded.
  *
  * Trust zone: UNTRUSTED (host).
  *
@@ -30,8 +31,15 @@ export const MAX_OPEN_STREAMS = 512;
 const READ_SLICE = 1024 * 1024;
 const MAX_OBJECT_BYTES = 64 * 1024 ** 3;
 
+/** An OCALL's answer: its JSON result and, for a binary answer frame, the raw bytes (in pieces, sent unjoined). */
+export interface OcallAnswer {
+  result: unknown;
+  bytes?: readonly Buffer[];
+}
+
 export interface StorageOcalls {
-  handle(op: string, args: Record<string, unknown>): Promise<unknown>;
+  /** `bytes`: the raw payload of the OCALL's binary frame, if it had one. */
+  handle(op: string, args: Record<string, unknown>, bytes?: Buffer): Promise<OcallAnswer>;
   /** Drop every open stream (the enclave is gone); partial writes are aborted. */
   close(): void;
   /** Ciphertext bytes moved each way, for tests and measurements. */
@@ -49,6 +57,20 @@ interface OpenWrite {
   done: Promise<{ bytes: number }>;
 }
 
+/** An op's result that travels back with raw bytes (a binary answer frame). */
+export class BinaryAnswer {
+  readonly result: Record<string, unknown>;
+  readonly bytes: readonly Buffer[];
+  constructor(result: Record<string, unknown>, bytes: readonly Buffer[]) {
+    this.result = result;
+    this.bytes = bytes;
+  }
+}
+
+export function answerOf(r: unknown): OcallAnswer {
+  return r instanceof BinaryAnswer ? { result: r.result, bytes: r.bytes } : { result: r };
+}
+
 export function storageOcalls(store: BlobStore): StorageOcalls {
   const reads = new Map<number, OpenRead>();
   const writes = new Map<number, OpenWrite>();
@@ -60,7 +82,7 @@ export function storageOcalls(store: BlobStore): StorageOcalls {
   };
   const id = (a: Record<string, unknown>): string => assertObjectId(String(a.objectId));
   const h = (a: Record<string, unknown>): number => (typeof a.handle === "number" ? a.handle : -1);
-  const ops: Record<string, (a: Record<string, unknown>) => Promise<unknown>> = {
+  const ops: Record<string, (a: Record<string, unknown>, bytes: Buffer | undefined) => Promise<unknown>> = {
     "storage.exists": async (a) => ({ exists: await store.exists(id(a)) }),
     "storage.remove": async (a) => (await store.delete(id(a)), {}),
     "storage.openRead": async (a) => {
@@ -90,15 +112,18 @@ export function storageOcalls(store: BlobStore): StorageOcalls {
         parts.push(b);
         n += b.length;
       }
-      let data = Buffer.concat(parts);
-      if (data.length > READ_SLICE) {
-        r.held = data.subarray(READ_SLICE);
-        data = data.subarray(0, READ_SLICE);
+      // The pieces go out as they are (no join); only the last may be cut at READ_SLICE.
+      if (n > READ_SLICE) {
+        const last = parts.pop()!;
+        const keep = last.length - (n - READ_SLICE);
+        parts.push(last.subarray(0, keep));
+        r.held = last.subarray(keep);
+        n = READ_SLICE;
         end = false;
       }
       if (end) reads.delete(h(a));
-      stats.readBytes += data.length;
-      return { data: data.toString("base64"), end };
+      stats.readBytes += n;
+      return new BinaryAnswer({ end }, parts);
     },
     "storage.closeRead": async (a) => {
       reads.get(h(a))?.body.destroy();
@@ -114,11 +139,10 @@ export function storageOcalls(store: BlobStore): StorageOcalls {
       writes.set(handle, { body, done });
       return { handle };
     },
-    "storage.write": async (a) => {
+    "storage.write": async (a, data) => {
       const w = writes.get(h(a));
       if (!w) throw new CmrError("CMR_STORAGE_IO", "unknown write handle");
-      if (typeof a.data !== "string") throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "storage.write without data");
-      const data = Buffer.from(a.data, "base64");
+      if (data === undefined) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "storage.write without bytes (it must be a binary frame)");
       stats.writtenBytes += data.length;
       // Answer once the store has taken the bytes (back-pressure), or with its failure.
       await new Promise<void>((resolve, reject) => {
@@ -145,11 +169,11 @@ export function storageOcalls(store: BlobStore): StorageOcalls {
   };
   return {
     stats,
-    async handle(op, args) {
+    async handle(op, args, bytes) {
       stats.calls++;
       const f = Object.hasOwn(ops, op) ? ops[op] : undefined;
       if (!f) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `unknown OCALL ${op.slice(0, 40)}`);
-      return await f(typeof args === "object" && args !== null ? args : {});
+      return answerOf(await f(typeof args === "object" && args !== null ? args : {}, bytes));
     },
     close() {
       for (const r of reads.values()) r.body.destroy();

@@ -3,7 +3,10 @@
  * On first start it runs the registration phase with the simulated vendor and stores the PE's
  * state sealed; later starts restore the same group. Its HTTP API serves the gvcert, member-key
  * provisioning (join), evidence verification with signed tokens, revocation (operator token) and
- * an audit log of all of it.
+ * an audit log of all of it. With a recovery policy (`--recovery-policy`, docs/recovery.md) the
+ * state's key is also split k-of-n for recovery owners: on another platform, where the sealed
+ * state does not open, the verifier waits in "awaiting-recovery" until k owners have sent their
+ * shares to the attested provisioning enclave (verifier-recovery.ts).
  *
  * Trust zone: UNTRUSTED (host). The group issuing key lives only in the PE (and sealed on disk).
  *
@@ -11,6 +14,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { CmrError } from "../../errors.ts";
+import { sha256 } from "../../crypto/bytes.ts";
+import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { EnclaveProcess } from "../ipc/enclave-process.ts";
@@ -18,6 +23,8 @@ import { type HttpLimits, listen, readJson, Router, sendJson } from "../http/ser
 import { requireBearer, stopAll } from "../coordinator/coordinator-service.ts";
 import { SimulatedVendor } from "../sim-vendor/vendor-service.ts";
 import { assertDataDirUsable } from "../node-start.ts";
+import type { Policy } from "../../attestation/policy.ts";
+import { addVerifierRecoveryRoutes, awaitingGroupRecovery, type GroupRecovery } from "./verifier-recovery.ts";
 
 export interface VerifierOptions {
   /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
@@ -30,6 +37,12 @@ export interface VerifierOptions {
   programPath: string;
   /** Enclave builds allowed to join (default: the verifier's own build). */
   allowMeasurements?: string[];
+  /**
+   * The verifier's policy naming k-of-n recovery owners (`recovery`) and the verifier builds that
+   * may receive their shares (`measurements.provisioning`). Used at registration; bound into the
+   * gvcert. A restart with another policy is refused (the owners of a group never change).
+   */
+  recoveryPolicy?: Policy;
   /** Audit entries kept in memory (default 10 000); older ones stay in the files. */
   maxAuditEntries?: number;
   /** audit.jsonl is rotated to audit.jsonl.1 at this size (default 16 MiB): two files at most. */
@@ -44,13 +57,15 @@ export interface AuditEntry {
    */
   id?: number;
   at: string;
-  event: "registration" | "restore" | "join" | "verify" | "revoke";
+  event: "registration" | "restore" | "join" | "verify" | "revoke" | "recovery-share" | "recovered";
   [k: string]: unknown;
 }
 
 export interface RunningVerifier {
   url: string;
   gvcertId: string;
+  /** "awaiting-recovery" while the group state waits for k owners' shares (docs/recovery.md). */
+  state(): "running" | "awaiting-recovery";
   adminToken: string;
   audit: AuditEntry[];
   stop(): Promise<void>;
@@ -107,18 +122,38 @@ export async function startVerifier(opts: VerifierOptions): Promise<RunningVerif
 
 async function serveVerifier(opts: VerifierOptions, enclave: EnclaveProcess, dir: string, record: (e: Omit<AuditEntry, "at">) => void, audit: AuditEntry[], adminToken: string, vendor: SimulatedVendor): Promise<RunningVerifier> {
   const log = opts.log ?? (() => {});
-  await enclave.call("init", { role: "provisioning", backend: "simulated", dataDir: opts.dataDir, storageDir: dir, enclaveId: "provisioning", ...(opts.allowMeasurements?.length ? { joinMeasurements: opts.allowMeasurements } : {}) });
+  const init = await enclave.call<{ measurement: string }>("init", { role: "provisioning", backend: "simulated", dataDir: opts.dataDir, storageDir: dir, enclaveId: "provisioning", ...(opts.allowMeasurements?.length ? { joinMeasurements: opts.allowMeasurements } : {}) });
   const stateFile = join(dir, "pe-state.sealed");
-  let gvcert: string;
+  let gvcert = "";
   let gvcertId: string;
+  let recovery: GroupRecovery | null = null;
   if (existsSync(stateFile)) {
-    const r = await enclave.call<{ gvcert: string; gvcertId: string; revoked: number }>("restore", { sealedState: readFileSync(stateFile, "utf8").trim() });
-    ({ gvcert, gvcertId } = r);
-    record({ event: "restore", gvcertId, revoked: r.revoked });
-    log(`restored group ${gvcertId} from sealed state`);
+    const sealedState = readFileSync(stateFile, "utf8").trim();
+    let r: { gvcert: string; gvcertId: string; revoked: number; recoveryPolicySha256: string | null; resealed?: string } | undefined;
+    try {
+      r = await enclave.call<NonNullable<typeof r>>("restore", { sealedState });
+    } catch (e) {
+      // Another platform (or build): the owners named in the group's policy can restore it.
+      recovery = awaitingGroupRecovery(e, sealedState);
+      if (recovery === null) throw e;
+    }
+    if (r) {
+      if (opts.recoveryPolicy && r.recoveryPolicySha256 !== policySha256(opts.recoveryPolicy)) {
+        throw new CmrError("CMR_USAGE", `group ${r.gvcertId} was registered ${r.recoveryPolicySha256 ? `with recovery policy ${r.recoveryPolicySha256.slice(0, 16)}…` : "without a recovery policy"}, not the one given (${policySha256(opts.recoveryPolicy).slice(0, 16)}…)`, {
+          hint: "a group's recovery owners are fixed at registration (they are in its gvcert); drop --recovery-policy, or register a new group in a new data directory",
+        });
+      }
+      if (r.resealed) writeFileSync(stateFile, r.resealed + "\n", { mode: 0o600 });
+      ({ gvcert, gvcertId } = r);
+      record({ event: "restore", gvcertId, revoked: r.revoked });
+      log(`restored group ${gvcertId} from sealed state`);
+    } else {
+      gvcertId = recovery!.block.stateId;
+      log(`group ${gvcertId}: the sealed state does not open on this platform; waiting for ${recovery!.block.threshold} of ${recovery!.block.total} recovery owners (cmr recover --verifier URL)`);
+    }
   } else {
     // Registration phase (seed [80-86]).
-    const begin = await enclave.call<{ quote: never; peTimestamp: number }>("beginRegistration");
+    const begin = await enclave.call<{ quote: never; peTimestamp: number }>("beginRegistration", opts.recoveryPolicy ? { recoveryPolicy: opts.recoveryPolicy } : {});
     const vendorReport = vendor.report(begin.quote);
     const done = await enclave.call<{ gvcert: string; gvcertId: string; sealedState: string; peTimestamp: number; vendorTimestamp: number }>("completeRegistration", { vendorReport });
     writeFileSync(stateFile, done.sealedState + "\n", { mode: 0o600 });
@@ -128,11 +163,26 @@ async function serveVerifier(opts: VerifierOptions, enclave: EnclaveProcess, dir
   }
 
 
+  // While the group waits for its owners, everything that needs the group answers 503.
+  const running = (): void => {
+    if (recovery !== null) {
+      throw new CmrError("CMR_RECOVERY_AWAITING", `group ${gvcertId.slice(0, 16)}… waits for recovery: ${recovery.received.length} of ${recovery.block.threshold} owners' shares are in`, {
+        hint: "each recovery owner runs cmr recover --verifier URL --policy POLICY --key KEY (docs/recovery.md)",
+      });
+    }
+  };
   const router = new Router()
-    .on("GET", "/v1/health", (_q, res) => sendJson(res, 200, { ok: true, role: "verifier", gvcertId }))
-    .on("GET", "/v1/gvcert", (_q, res) => sendJson(res, 200, { gvcert, gvcertId }))
-    .on("POST", "/v1/join/start", async (_q, res) => sendJson(res, 200, await enclave.call("joinStart")))
+    .on("GET", "/v1/health", (_q, res) => sendJson(res, 200, { ok: true, role: "verifier", gvcertId, measurement: init.measurement, state: recovery ? "awaiting-recovery" : "running" }))
+    .on("GET", "/v1/gvcert", (_q, res) => {
+      running();
+      sendJson(res, 200, { gvcert, gvcertId });
+    })
+    .on("POST", "/v1/join/start", async (_q, res) => {
+      running();
+      sendJson(res, 200, await enclave.call("joinStart"));
+    })
     .on("POST", "/v1/join/finish", async (req, res) => {
+      running();
       const body = (await readJson(req, 256 * 1024)) as { nonce?: unknown; joinRequest?: unknown; quote?: never };
       // The verifier forwards the attester's quote over its join proof to the vendor (seed [92]).
       const vendorReport = vendor.report(body.quote as never);
@@ -141,6 +191,7 @@ async function serveVerifier(opts: VerifierOptions, enclave: EnclaveProcess, dir
       sendJson(res, 200, out);
     })
     .on("POST", "/v1/verify", async (req, res) => {
+      running();
       const body = (await readJson(req)) as { evidence?: unknown; expectedReportData?: unknown };
       const out = await enclave.call<{ verdict: string; error?: { code: string }; signature?: string }>("verifyEvidence", body);
       // `signature` (S || W of a group signature, public in the evidence) is what revocation by
@@ -149,9 +200,13 @@ async function serveVerifier(opts: VerifierOptions, enclave: EnclaveProcess, dir
       const { signature: _signature, ...answer } = out;
       sendJson(res, 200, answer);
     })
-    .on("GET", "/v1/revocations", async (_q, res) => sendJson(res, 200, await enclave.call("revocations")))
+    .on("GET", "/v1/revocations", async (_q, res) => {
+      running();
+      sendJson(res, 200, await enclave.call("revocations"));
+    })
     .on("POST", "/v1/revoke", async (req, res) => {
       requireBearer(req, adminToken);
+      running();
       const body = (await readJson(req, 4096)) as { memberSecret?: unknown; auditEntry?: unknown };
       let args: { memberSecret: unknown } | { signature: string };
       let auditEntry: number | undefined;
@@ -170,8 +225,28 @@ async function serveVerifier(opts: VerifierOptions, enclave: EnclaveProcess, dir
       requireBearer(q, adminToken);
       sendJson(res, 200, { audit });
     });
+  addVerifierRecoveryRoutes(router, {
+    enclave,
+    pending: () => recovery,
+    restored: (out) => {
+      writeFileSync(stateFile, out.sealedState + "\n", { mode: 0o600 });
+      gvcert = out.gvcert;
+      recovery = null;
+      record({ event: "recovered", gvcertId, owners: out.owners, revoked: out.revoked ?? 0 });
+      log(`group ${gvcertId} recovered by ${out.owners.join(", ")}; its state is sealed again on this platform`);
+    },
+    shareIn: (owners) => {
+      record({ event: "recovery-share", gvcertId, owners });
+      log(`group ${gvcertId}: recovery share ${owners.length} of ${recovery?.block.threshold ?? "?"} accepted`);
+    },
+  });
   const { server, url } = await listen(router, opts.port, opts.host, opts.http);
-  return { url, gvcertId, adminToken, audit, stop: () => stopAll(server, enclave) };
+  return { url, gvcertId, state: () => (recovery ? "awaiting-recovery" : "running"), adminToken, audit, stop: () => stopAll(server, enclave) };
+}
+
+/** SHA-256 of a policy's canonical JSON: what the gvcert and the recovery block name. */
+function policySha256(p: Policy): string {
+  return sha256(canonicalJson(p)).toString("hex");
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * EnclaveObjectStore over HostStorage (remote storage reached through the host's storage OCALLs,
- * here called in process through a JSON round trip) behaves as over a directory: the same
+ * here called in process through the channel's real frames: binary frames for ciphertext,
+ * docs/protocol/ipc-frames.md) behaves as over a directory: the same
  * ciphertext round-trips, and readChunks (random access for split sampling) picks the same
  * decrypted chunks although the host offers only sequential reads.
  */
@@ -16,15 +17,30 @@ import { storageOcalls } from "../../../src/host/storage/storage-ocalls.ts";
 import { HostStorage } from "../../../src/enclave/runtime/storage-backends.ts";
 import { EnclaveObjectStore } from "../../../src/enclave/runtime/object-store.ts";
 import { SecretKey } from "../../../src/crypto/secret.ts";
+import { encodeFrame, FrameDecoder, type IpcOcall, type IpcOcallResponse } from "../../../src/protocol/ipc.ts";
+
+/** One frame through the encoder and decoder, as the pipe between host and enclave carries it. */
+function overTheWire<T>(message: object): T {
+  const out = new FrameDecoder().push(encodeFrame(message as never));
+  assert.equal(out.length, 1);
+  return out[0] as T;
+}
 
 test("readChunks and openDecrypted through the host give what a directory gives", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "cmr-host-store-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const server = storageOcalls(new LocalBlobStore(dir));
-  const ocall = async <T,>(op: string, args: Record<string, unknown>): Promise<T> => JSON.parse(JSON.stringify(await server.handle(op, JSON.parse(JSON.stringify(args))))) as T;
+  let binaryFrames = 0;
+  const ocall = async (op: string, args: Record<string, unknown>, bytes?: Buffer) => {
+    const f = overTheWire<IpcOcall>(bytes ? { ocall: 1, op, args, bytes } : { ocall: 1, op, args });
+    const answer = await server.handle(f.op, f.args, f.bytes);
+    if (answer.bytes || f.bytes) binaryFrames++;
+    const back = overTheWire<IpcOcallResponse>(answer.bytes ? { ocallId: 1, ok: true, result: answer.result, bytes: Buffer.concat(answer.bytes) } : { ocallId: 1, ok: true, result: answer.result });
+    return { result: back.result, bytes: back.bytes };
+  };
   for (const plaintext of [false, true]) {
     const direct = new EnclaveObjectStore(dir, plaintext);
-    const viaHost = new EnclaveObjectStore(new HostStorage(ocall as never), plaintext);
+    const viaHost = new EnclaveObjectStore(new HostStorage(ocall), plaintext);
     const key = SecretKey.random("k");
     const data = randomBytes(3 * 1024 * 1024 + 777);
     const id = `jobs/j/shards/${plaintext ? "p" : "e"}`;
@@ -39,4 +55,6 @@ test("readChunks and openDecrypted through the host give what a directory gives"
     assert.deepEqual(b.map((x) => x.toString("hex")), a.map((x) => x.toString("hex")));
     await assert.rejects(viaHost.writeEncrypted(id, key, Readable.from([Buffer.from("again")])), { code: "CMR_STORAGE_EXISTS" });
   }
+  // 3 MiB each way, twice, plus the chunk reads: the ciphertext went as binary frames.
+  assert.ok(binaryFrames >= 16, `${binaryFrames} binary frames`);
 });

@@ -22,7 +22,7 @@ import { sealEnvelope } from "../../../src/crypto/key-wrap.ts";
 import { parsePolicy, type Policy } from "../../../src/attestation/policy.ts";
 import { openOwnShare, sealShare } from "../../../src/client/recovery.ts";
 import { Handshake, type VerifiedSession } from "../../../src/attestation/relying-party.ts";
-import { MAX_PENDING_RECOVERIES, RecoveryCollector, recoveryBlockFor } from "../../../src/enclave/coordinator/recovery-state.ts";
+import { MAX_PENDING_RECOVERIES, RecoveryCollector, recoveryBlockFor } from "../../../src/enclave/runtime/recovery-state.ts";
 import { code } from "../../helpers/outcome.ts";
 
 const owners = ["alice", "bob", "carol"].map((id) => ({ id, ...generateRecoveryKeyPair() }));

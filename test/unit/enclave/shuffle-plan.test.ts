@@ -61,6 +61,26 @@ describe("the condition", () => {
   });
 });
 
+describe("--hide (docs/leakage.md)", () => {
+  test("--hide shuffle: full, because its split deals records round robin; --hide sizes and none: local", () => {
+    const p = shufflePlanOf(spec({ hide: "shuffle" }));
+    assert.equal(p.mode, "full");
+    assert.match(p.reason, /--hide shuffle splits records round robin/);
+    assert.equal(shufflePlanOf(spec({ hide: "sizes" })).mode, "local");
+    assert.equal(shufflePlanOf(spec({ hide: "none" })).mode, "local");
+  });
+  test("why: at --hide shuffle the real split puts one key's records in several shards", async () => {
+    const s = spec({ format: "csv", shards: 4, reducers: 4, inputName: "in.csv", hide: "shuffle" });
+    const out = await runSplit(splitUpload, s, csvInput, [7, 1000, 5000]);
+    assert.equal(out.error, undefined, JSON.stringify(out.error));
+    const where = new Map<string, Set<number>>();
+    shardKeys("csv", out.shards!).forEach((ks, i) => {
+      for (const k of ks) where.set(k, (where.get(k) ?? new Set()).add(i));
+    });
+    assert.ok([...where.values()].some((shards) => shards.size > 1), "some key is in two shards");
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // The premise, on the real split
 

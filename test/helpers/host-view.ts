@@ -1,0 +1,45 @@
+/**
+ * What a host sees of a job, reduced to what may differ between two inputs of one size (issue
+ * 17, docs/leakage.md): tests of `--hide` compare these views for inputs of different shape.
+ */
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+/**
+ * Fields whose values are timing or counters of the process's own, not the data's: frame ids
+ * (`id`, `ocall`) and open-file handles count up across the jobs an enclave ran.
+ */
+const VOLATILE = new Set(["id", "ocall", "handle", "quoteAgeMs", "at", "attestedAt", "createdAt", "updatedAt", "timings", "issuedAt"]);
+
+/** A JSON value's shape: strings by length, numbers kept, volatile fields dropped, keys sorted. */
+export function shape(v: unknown): unknown {
+  if (typeof v === "string") return `s${v.length}`;
+  if (Array.isArray(v)) return v.map(shape);
+  if (v !== null && typeof v === "object") {
+    return Object.fromEntries(
+      Object.entries(v)
+        .filter(([k]) => !VOLATILE.has(k))
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, x]) => [k, shape(x)]),
+    );
+  }
+  return v;
+}
+
+/** Same byte size, different shape: A = 3000 records over 300 keys; B = 2000 records, one key. */
+export function smallPair(dir: string): { a: string; b: string } {
+  const head = "account,amount,note\n";
+  const a = head + Array.from({ length: 3000 }, (_, i) => `acct-${String((i * 7919) % 300).padStart(3, "0")},${i % 100},${"x".repeat(10)}\n`).join("");
+  const rows = Array.from({ length: 2000 }, (_, i) => `acct-000,${i % 100},${"y".repeat(20)}\n`);
+  let b = head + rows.join("");
+  assert.ok(b.length <= a.length, "B must not be larger than A before padding");
+  rows[rows.length - 1] = `acct-000,99,${"y".repeat(20 + a.length - b.length)}\n`;
+  b = head + rows.join("");
+  assert.equal(Buffer.byteLength(a), Buffer.byteLength(b));
+  const pa = join(dir, "a.csv");
+  const pb = join(dir, "b.csv");
+  writeFileSync(pa, a);
+  writeFileSync(pb, b);
+  return { a: pa, b: pb };
+}

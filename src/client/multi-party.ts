@@ -22,7 +22,7 @@ import { openForRecipient, type RecipientSealed } from "../crypto/recipient-wrap
 import { x25519PublicHex } from "../crypto/recovery-share.ts";
 import { SecretKey } from "../crypto/secret.ts";
 import { expectJson, httpRequest, postJson } from "../host/http/client.ts";
-import { MAX_RECORD_BYTES, type JobSummary } from "../protocol/job.ts";
+import { MAX_RECORD_BYTES, type HideLevel, type JobSummary } from "../protocol/job.ts";
 import { MANIFEST_FORMAT, manifestSha256, ownerIndexOf, parseManifest, signManifest, verifyManifestSignature, type Approval, type Manifest, type ManifestJob } from "../protocol/manifest.ts";
 import type { Receipt } from "../protocol/receipt.ts";
 import { checkReceipt, type JobStatus } from "./client.ts";
@@ -32,7 +32,7 @@ export interface ManifestRequest {
   inputs: { owner: string; publicKey: string; uploadId: string; sha256: string; format?: "csv" | "jsonl"; inputName: string }[];
   job: ManifestJob;
   recipients: { name: string; x25519: string }[];
-  hide?: "none";
+  hide?: HideLevel;
   shardsPerInput?: number;
   reducers?: number;
   onBadRecord?: "fail" | "skip";

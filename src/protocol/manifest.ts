@@ -18,14 +18,14 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 import { z } from "zod";
 import { CmrError } from "../errors.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
-import { BUILTIN_OPS, MAX_RECORD_BYTES } from "./job.ts";
+import { BUILTIN_OPS, HIDE_LEVELS, MAX_RECORD_BYTES } from "./job.ts";
 import { LABELS } from "./labels.ts";
 import { PolicySchema } from "../attestation/policy.ts";
 
 export const MANIFEST_FORMAT = "cmr/manifest/v1";
 export const MANIFEST_LABEL = LABELS.manifest;
-/** Hiding levels a manifest may name (docs/architecture.md; branch `hide` adds more). */
-export const MANIFEST_HIDE_LEVELS = ["none"] as const;
+/** Hiding levels a manifest may name: the job's `--hide` levels (docs/leakage.md). */
+export const MANIFEST_HIDE_LEVELS = HIDE_LEVELS;
 /** Bounds: owners per job, recipients per job (every one costs the enclave a signature check or a wrap). */
 export const MAX_MANIFEST_INPUTS = 16;
 export const MAX_MANIFEST_RECIPIENTS = 16;

@@ -17,7 +17,7 @@ import { Option, type Command } from "commander";
 import { createHash, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { CmrError } from "../../errors.ts";
-import { BUILTIN_OPS, type BuiltinOp } from "../../protocol/job.ts";
+import { BUILTIN_OPS, HIDE_LEVELS, type BuiltinOp, type HideLevel } from "../../protocol/job.ts";
 import { generateOwnerKeyPair, loadOwnerPrivateKey, manifestSha256, parseManifest, verifyManifestSignature, type Manifest, type ManifestJob } from "../../protocol/manifest.ts";
 import { generateRecoveryKeyPair, loadRecoveryPrivateKey } from "../../crypto/recovery-share.ts";
 import { approveManifest, createManifest, fetchRecipientResult, signAsOwner } from "../../client/multi-party.ts";
@@ -126,7 +126,7 @@ function create(o: { input: string[]; recipient: string[]; op?: string; key?: st
     inputs: o.input.map((f) => readJsonFile(f, "input entry") as Manifest["inputs"][number]),
     job,
     recipients,
-    hide: o.hide as "none",
+    hide: o.hide as HideLevel,
     shardsPerInput: o.shardsPerInput,
     reducers: o.reducers,
     onBadRecord: o.onBadRecord,
@@ -206,7 +206,7 @@ export function registerMultiParty(program: Command): void {
     .option("--left-op <op[:field]>", "the left side's aggregate, e.g. sum:amount")
     .option("--right-op <op[:field]>", "the right side's aggregate, e.g. count")
     .option("--job <file.mjs>", "custom job module (the manifest holds its SHA-256; map(record, emit, source) sees source.input and source.owner)")
-    .addOption(new Option("--hide <level>", "what the host may learn (docs/architecture.md)").choices(["none"]).default("none"))
+    .addOption(new Option("--hide <level>", "what the host may learn (docs/architecture.md)").choices([...HIDE_LEVELS]).default("none"))
     .option("--shards-per-input <n>", "shards per input", (v: string) => Number(v), 2)
     .option("--reducers <n>", "reduce partitions", (v: string) => Number(v), 2)
     .addOption(new Option("--on-bad-record <what>", "malformed records").choices(["fail", "skip"]).default("fail"))

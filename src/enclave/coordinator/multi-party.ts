@@ -148,6 +148,8 @@ export function specFromManifest(m: Manifest, approvals: OwnerApproval[], jobSou
     // in completeAttestWorker (multiPartyPolicies).
     policy: approvals[0]!.policy,
     maxRecordBytes: m.maxRecordBytes,
+    // The hiding level every owner signed (docs/leakage.md) applies to the whole job.
+    hide: m.hide,
   });
 }
 

@@ -144,6 +144,27 @@ test("union sum in the enclave equals the sum over both inputs", async () => {
   assert.equal((await resultText(h, bSum, fin.recipients[0]!)).csv, "key,value\nonlyA,1\nonlyB,1\nx,3\ny,3\n");
 });
 
+test("the manifest's hiding level applies to the job: at shuffle the split tells the host no counts, the result is the same and the receipt names the level", async () => {
+  const { h, a, b, manifest } = await setup();
+  const m = manifest("jhide", { kind: "builtin", op: "count", keyField: "account" }, { hide: "shuffle" });
+  approve(h, a, m, 0);
+  approve(h, b, m, 1);
+  const split = (await h.enclave.splitJob({ jobId: "jhide" })) as Record<string, unknown> & { shards: Record<string, unknown>[] };
+  assert.equal(split.inputRecords, undefined);
+  assert.ok(split.shards.every((s) => s.records === undefined));
+  // Run the rest of the job from the split on (runJob splits first: redo on a fresh job id).
+  const m2 = manifest("jhide2", { kind: "builtin", op: "count", keyField: "account" }, { hide: "shuffle" });
+  approve(h, a, m2, 0);
+  approve(h, b, m2, 1);
+  const fin = await runJob(h, "jhide2");
+  assert.equal(fin.rows, undefined, "no row count for the host");
+  const { csv, summary } = await resultText(h, m2, fin.recipients[0]!);
+  assert.equal(csv, "key,value\nonlyA,1\nonlyB,1\nx,3\ny,3\n");
+  const receipt = ReceiptSchema.parse(JSON.parse(summary.receipt.text));
+  assert.equal(receipt.multiParty!.hide, "shuffle");
+  checkMultiPartyReceipt(receipt, m2);
+});
+
 test("the enclave refuses bad approvals, each with its code, and never starts the job", async () => {
   const { h, a, b, manifest } = await setup();
   const m = manifest("jbad", { kind: "builtin", op: "sum", keyField: "account", valueField: "amount" });

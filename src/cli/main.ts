@@ -37,6 +37,7 @@ import { registerVerifierOps } from "./commands/verifier-ops.ts";
 import { VENDOR_FILES, SIM_DIR } from "../host/sim-vendor/provision.ts";
 import { printable } from "./printable.ts";
 import { registerRecovery } from "./commands/recover.ts";
+import { registerMultiParty } from "./commands/multi-party.ts";
 
 const program = new Command();
 program
@@ -584,6 +585,7 @@ followParent();
 
 registerUpload(program, (flag) => dataDirFrom(flag));
 registerRecovery(program);
+registerMultiParty(program);
 
 // Exit status everywhere: 0 success, 1 failure, 2 usage error (commander's own errors included).
 try {

@@ -18,6 +18,7 @@ import type { InboundSession } from "../runtime/sessions.ts";
 import { TaskLedger, type Phase, type TaskIdentity } from "./task-ledger.ts";
 import type { RecoveryBlock } from "../../protocol/recovery.ts";
 import { shufflePlanOf, type ShufflePlan } from "./shuffle-plan.ts";
+import { destroyMultiKeys, type MultiPartyState } from "./multi-party.ts";
 
 /**
  * Who ran a committed task: the attested identity of the worker session it went to (issue #14
@@ -62,6 +63,8 @@ export interface JobState {
    * policy's recovery owners hold it k-of-n): made at the first checkpoint, kept after a restore.
    */
   sealing?: Promise<StateSealing>;
+  /** A multi-party job (issue #17 part 2): its manifest, approvals and per-input split. */
+  multi?: MultiPartyState;
 }
 
 export interface StateSealing {
@@ -207,5 +210,6 @@ export function destroyKeys(job: JobState): void {
   for (const s of job.shards) s.key.destroy();
   for (const row of job.partitionKeys) for (const k of row) k.destroy();
   for (const k of job.outputKeys) k.destroy();
+  destroyMultiKeys(job.multi);
   void job.sealing?.then((s) => s.key.destroy(), () => {});
 }

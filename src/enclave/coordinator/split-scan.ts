@@ -30,6 +30,7 @@ import { DEFAULT_MAX_RECORD_BYTES, recordTooLargeHint } from "../records/csv-par
 export function splitFieldOf(spec: JobSpec): string | null {
   switch (spec.code.kind) {
     case "builtin":
+    case "join":
       return spec.code.keyField;
     case "extract-max":
       return null;

@@ -61,9 +61,10 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     mapIndex: m,
     shardObject: shard.objectId,
     wrappedShardKey: wrapKey(kek, shard.key.expose(), { recipient, purpose: "shard-key", objectId: shard.objectId }).toString("base64"),
-    format: job.spec.format,
-    header: job.header,
-    inputName: job.spec.inputName,
+    // A multi-party job's shards each come from one owner's input, with its own format and header.
+    format: job.multi ? job.multi.manifest.inputs[job.multi.shardInputs[m]!.input]!.format : job.spec.format,
+    header: job.multi ? job.multi.shardInputs[m]!.header : job.header,
+    inputName: job.multi ? job.multi.manifest.inputs[job.multi.shardInputs[m]!.input]!.inputName : job.spec.inputName,
     code: job.spec.code,
     jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS,
     // A local shuffle (shuffle-plan.ts): one partition, for reducer m; the worker's partitioning
@@ -74,6 +75,7 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     hide: job.spec.hide,
     sortBufferBytes: Math.round(job.spec.sortBufferMB * 1024 * 1024),
     maxRecordBytes: job.spec.maxRecordBytes,
+    ...(job.multi ? { source: { input: job.multi.shardInputs[m]!.input, owner: job.multi.manifest.inputs[job.multi.shardInputs[m]!.input]!.owner } } : {}),
     partitions: (local ? [m] : job.partitionKeys[m]!.map((_, r) => r)).map((r) => {
       const objectId = objectIds.partition(job.spec.jobId, m, r, attempt);
       return { objectId, wrappedKey: wrapKey(kek, job.partitionKeys[m]![r]!.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };

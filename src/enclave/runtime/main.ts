@@ -120,6 +120,7 @@ const handlers: Record<string, Handler> = {
         checkpoint: (x: unknown) => c.checkpoint(x),
         restoreJob: (x: unknown) => c.restoreJob(x),
         recoverShare: (x: unknown) => c.recoverShare(x),
+        approveJob: (x: unknown) => c.approveJob(x),
       });
     } else {
       const w = new WorkerEnclave(attester, store, claims);

@@ -6,6 +6,15 @@
  * digests). Not part of `npm test`.
  *
  *   node --import tsx bench/split.ts [--size 118MB] [--shards 2] [--repeat 3] [--only new] [--format jsonl]
+ *                                    [--threads 1,2] [--partition hash|range] [--main-crypto]
+ *
+ * `--main-crypto` adds, per thread count over 1, a run whose threads only split (the main thread
+ * decrypts, finds the cuts and encrypts the shards, as before the threads took that over).
+ *
+ * `--threads` lists the split thread counts to run the new split with (1: sequential; more: the
+ * parallel split, its threads started by a warm-up split before timing). Wall time, CPU time of
+ * the whole process (all threads) and the process's peak RSS so far are reported; run one
+ * configuration per process (`--only new --threads 2 --partition hash`) for a clean peak RSS.
  *
  * `--format jsonl` splits the CSV's records as JSON Lines (`{"key":…,"value":…,"note":…}`,
  * written to a temporary file first).
@@ -26,6 +35,8 @@ import { ensureDataset, parseSize } from "./dataset.ts";
 import { SecretKey } from "../src/crypto/secret.ts";
 import { EnclaveObjectStore } from "../src/enclave/runtime/object-store.ts";
 import { splitUpload } from "../src/enclave/coordinator/split-upload.ts";
+import { stopSplitThreads } from "../src/enclave/coordinator/split-thread-pool.ts";
+import { splitThreadCpu } from "../src/enclave/coordinator/split-thread-crypto.ts";
 import { splitUpload as referenceSplit } from "../test/helpers/split-upload-reference.ts";
 import { specOf, type SplitFn } from "../test/helpers/split-harness.ts";
 import type { JobSpec } from "../src/protocol/job.ts";
@@ -38,6 +49,9 @@ const { values } = parseArgs({
     only: { type: "string" },
     plaintext: { type: "boolean", default: false },
     format: { type: "string", default: "csv" },
+    threads: { type: "string", default: "1" },
+    partition: { type: "string" },
+    "main-crypto": { type: "boolean", default: false },
   },
 });
 const log = (l: string) => process.stderr.write(`bench-split: ${l}\n`);
@@ -66,14 +80,35 @@ await store.writeEncrypted("uploads/bench", uploadKey, createReadStream(inputPat
 const shards = Number(values.shards);
 const repeat = Number(values.repeat);
 
+let run = 0;
+/** Peaks of process.memoryUsage() (sampled every 20 ms while a split runs): where the RSS goes. */
+const peak = { rss: 0, heapTotal: 0, external: 0, arrayBuffers: 0 };
+function sample(): void {
+  const m = process.memoryUsage();
+  for (const k of Object.keys(peak) as (keyof typeof peak)[]) peak[k] = Math.max(peak[k], m[k]);
+}
+
 async function once(split: SplitFn, spec: JobSpec): Promise<{ seconds: number; digest: string; records: number[] }> {
-  const targets = Array.from({ length: shards }, (_, i) => ({ objectId: `jobs/bench/shards/${i}`, key: SecretKey.random("shard-key") }));
+  // Objects are written once: every run writes its own shard objects.
+  const r0 = run++;
+  const targets = Array.from({ length: shards }, (_, i) => ({ objectId: `jobs/bench-${r0}/shards/${i}`, key: SecretKey.random("shard-key") }));
   const t0 = performance.now();
   const c0 = process.cpuUsage();
-  const r = await split(spec, "uploads/bench", uploadKey, targets, store);
+  const m0c = process.threadCpuUsage();
+  const t0c = splitThreadCpu();
+  const sampler = setInterval(sample, 20);
+  const m0 = process.hrtime.bigint();
+  const r = await split(spec, "uploads/bench", uploadKey, targets, store).finally(() => clearInterval(sampler));
   const seconds = (performance.now() - t0) / 1000;
+  // The split's window on the monotonic clock in µs, as --cpu-prof's timestamps are: to profile the split alone.
+  if (process.execArgv.includes("--cpu-prof")) log(`split window ${m0 / 1000n}..${process.hrtime.bigint() / 1000n} µs`);
   const cu = process.cpuUsage(c0);
   cpu.push((cu.user + cu.system) / 1e6);
+  const mu = process.threadCpuUsage(m0c);
+  mainCpu.push((mu.user + mu.system) / 1e6);
+  const tc = splitThreadCpu();
+  // Only splits with thread crypto release (and so report) their threads' CPU.
+  if (tc.range > t0c.range) log(`  split threads' CPU: decrypt+cuts ${(tc.open - t0c.open).toFixed(3)} s, encrypt ${(tc.seal - t0c.seal).toFixed(3)} s, split ranges ${(tc.range - t0c.range).toFixed(3)} s`);
   // Plaintext digests of the shards, to check old and new wrote the same bytes.
   const h = createHash("sha256");
   // The reference split writes one object per shard; the product, sealed segments (shard-segments.ts).
@@ -81,20 +116,43 @@ async function once(split: SplitFn, spec: JobSpec): Promise<{ seconds: number; d
     const stream = store.exists(t.objectId) ? store.openDecrypted(t.objectId, t.key) : openShardSegments(store, t.objectId, t.key, { jobId: spec.jobId, shard: i }).stream;
     for await (const c of stream) h.update(c as Buffer);
   }
-  rmSync(store.path("jobs/bench/shards"), { recursive: true, force: true });
+  rmSync(store.path(`jobs/bench-${r0}`), { recursive: true, force: true });
   return { seconds, digest: h.digest("hex").slice(0, 16), records: r.shards.map((s) => s.records) };
 }
 
 let cpu: number[] = [];
+/** CPU of the main thread alone: what bounds the parallel split. */
+let mainCpu: number[] = [];
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 const results: Record<string, number> = {};
 log(`${format}: data ${inputPath} (${(statSync(inputPath).size / 1e6).toFixed(1)} MB, ${dataset.rows} rows), ${shards} shards, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-for (const partition of ["hash", "range"] as const) {
+const threadCounts = values.threads!.split(",").map(Number);
+const mib = (b: number) => (b / 1024 / 1024).toFixed(0);
+if (threadCounts.some((t) => t > 1)) {
+  // Start the split threads (they live as long as the process) outside the timed runs: a split
+  // of a 3 MB upload, so that it has ranges to hand to threads.
+  const warmRows = (format === "csv" ? "key,value,note\n" : "") + (format === "csv" ? "a,1,x\n" : '{"key":"a"}\n').repeat(300_000);
+  await store.writeEncrypted("uploads/warm", uploadKey, (async function* () {
+    yield warmRows;
+  })());
+  const t0 = performance.now();
+  const warm = specOf({ format, shards, code: { kind: "builtin", op: "max", keyField: "key", valueField: "value" } } as Partial<JobSpec> & Pick<JobSpec, "format" | "shards">);
+  await splitUpload(warm, "uploads/warm", uploadKey, [{ objectId: "jobs/warm/0", key: SecretKey.random("shard-key") }], store, store, { threads: Math.max(...threadCounts) });
+  log(`threads started in ${((performance.now() - t0) / 1000).toFixed(2)} s (from sources, through tsx)`);
+}
+for (const partition of values.partition ? [values.partition as "hash" | "range"] : (["hash", "range"] as const)) {
   const spec = specOf({ format, shards, partition, code: { kind: "builtin", op: "max", keyField: "key", valueField: "value" } } as Partial<JobSpec> & Pick<JobSpec, "format" | "shards">);
-  for (const [name, fn] of [["old", referenceSplit], ["new", splitUpload]] as const) {
-    if (values.only && values.only !== name) continue;
+  const runs: [string, SplitFn][] = [["old", referenceSplit]];
+  for (const t of threadCounts) {
+    runs.push([t === 1 ? "new" : `new threads=${t}`, (...a) => splitUpload(...a, undefined, { threads: t })]);
+    // The threads split, but decryption, cuts and shard encryption stay on the main thread (as before).
+    if (t > 1 && values["main-crypto"]) runs.push([`new threads=${t} main-crypto`, (...a) => splitUpload(...a, undefined, { threads: t, threadCrypto: false })]);
+  }
+  for (const [name, fn] of runs) {
+    if (values.only && !name.startsWith(values.only)) continue;
     const times: number[] = [];
     cpu = [];
+    mainCpu = [];
     let last = { digest: "", records: [] as number[] };
     for (let i = 0; i < repeat; i++) {
       const r = await once(fn, spec);
@@ -102,7 +160,7 @@ for (const partition of ["hash", "range"] as const) {
       last = r;
     }
     results[`${name} ${partition}`] = median(times);
-    log(`${name} ${partition}: median ${median(times).toFixed(3)} s of [${times.map((t) => t.toFixed(3)).join(", ")}] (CPU median ${median(cpu).toFixed(3)} s: the machine is shared); shards ${last.records.join("/")} records, plaintext sha256 ${last.digest}`);
+    log(`${name} ${partition}: median ${median(times).toFixed(3)} s of [${times.map((t) => t.toFixed(3)).join(", ")}] (CPU median ${median(cpu).toFixed(3)} s, main thread ${median(mainCpu).toFixed(3)} s: the machine is shared); shards ${last.records.join("/")} records, plaintext sha256 ${last.digest}; peak RSS so far ${mib(process.resourceUsage().maxRSS * 1024)} MiB (sampled during splits: rss ${mib(peak.rss)}, main heap ${mib(peak.heapTotal)}, external ${mib(peak.external)}, array buffers ${mib(peak.arrayBuffers)} MiB)`);
   }
 }
 for (const name of ["old", "new"]) {
@@ -112,4 +170,5 @@ for (const name of ["old", "new"]) {
 }
 if (results["old hash"] && results["new hash"]) log(`hash split speed-up ${(results["old hash"] / results["new hash"]).toFixed(2)}x`);
 log(`load at end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+await stopSplitThreads();
 rmSync(dir, { recursive: true, force: true });

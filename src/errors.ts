@@ -115,6 +115,11 @@ export const ERROR_CODES = [
   "CMR_RECOVERY_NOT_PENDING",
   /** A verification node whose group state waits for k owners' recovery shares (503). */
   "CMR_RECOVERY_AWAITING",
+  // --- multi-party jobs (issue #17 part 2): manifest, approvals, recipients
+  "CMR_MANIFEST_INVALID",
+  "CMR_APPROVAL_INVALID",
+  "CMR_APPROVAL_MISSING",
+  "CMR_NOT_RECIPIENT",
 ] as const;
 
 export type CmrErrorCode = (typeof ERROR_CODES)[number];

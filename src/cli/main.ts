@@ -37,6 +37,7 @@ import { registerVerifierOps } from "./commands/verifier-ops.ts";
 import { VENDOR_FILES, SIM_DIR } from "../host/sim-vendor/provision.ts";
 import { printable } from "./printable.ts";
 import { registerRecovery } from "./commands/recover.ts";
+import { registerMultiParty } from "./commands/multi-party.ts";
 
 const program = new Command();
 program
@@ -61,6 +62,12 @@ const shuffleModeOf = (receiptText: string): string => (JSON.parse(receiptText) 
 const int = (name: string) => (s: string) => {
   const n = Number(s);
   if (!Number.isInteger(n) || n < 0) throw new CmrError("CMR_USAGE", `${name} expects a whole number, got ${JSON.stringify(s)}`);
+  return n;
+};
+
+const splitThreads = (s: string): number => {
+  const n = int("--split-threads")(s);
+  if (n < 1 || n > 16) throw new CmrError("CMR_USAGE", `--split-threads expects 1 to 16, got ${n}`, { hint: "1 splits on the enclave's main thread; 2 suits a 2-core node" });
   return n;
 };
 
@@ -149,13 +156,14 @@ program
   .addOption(new Option("--isolation <mode>", "one enclave per client, per preset data type, or one shared enclave (seed [64-72])").choices(["client", "data-type", "shared"]).default("client"))
   .option("--vendor-dir <dir>", "provision this node's simulated platform under the vendor root of another data directory")
   .option("--max-enclaves <n>", "live enclaves on this node at most; idle ones are stopped (sealed state kept), new scopes beyond the cap wait 5 s, then get CMR_ENCLAVE_LIMIT", int("--max-enclaves"), 8)
+  .option("--split-threads <n>", "threads of a coordinator enclave that split an upload, 1 to 16 (default 1: sequential; 2 on a node with spare cores); shards are the same bytes either way", splitThreads)
   .addOption(dataDirOption())
-  .action(async (o: { port: number; host: string; storage: string; s3PathStyle?: boolean; verifier?: string; tee: "simulated" | "gramine-sgx" | "tsm" | "coco"; isolation: "client" | "data-type" | "shared"; vendorDir?: string; maxEnclaves: number; dataDir?: string }) => {
+  .action(async (o: { port: number; host: string; storage: string; s3PathStyle?: boolean; verifier?: string; tee: "simulated" | "gramine-sgx" | "tsm" | "coco"; isolation: "client" | "data-type" | "shared"; vendorDir?: string; maxEnclaves: number; splitThreads?: number; dataDir?: string }) => {
     const dataDir = dataDirFrom(o.dataDir);
     if (!process.env.CMR_QUIET_SIM) warnSimulated();
     assertDataDirUsable(dataDir);
     await initSimPlatform(dataDir, o.vendorDir);
-    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: await openStorage(o), programPath: enclaveProgramPath(), backend: o.tee, isolation: o.isolation, enclaves: { maxEnclaves: o.maxEnclaves }, ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
+    const c = await startCoordinator({ port: o.port, host: o.host, dataDir, store: await openStorage(o), programPath: enclaveProgramPath(), backend: o.tee, isolation: o.isolation, enclaves: { maxEnclaves: o.maxEnclaves }, ...(o.splitThreads ? { splitThreads: o.splitThreads } : {}), ...(o.verifier ? { verifierUrl: o.verifier.replace(/\/$/, "") } : {}), log: (l) => process.stderr.write(`${l}\n`) });
     // Handlers first: whoever waits for the line below may signal at once.
     const stop = () => void c.stop().then(() => process.exit(0));
     process.once("SIGTERM", stop);
@@ -577,6 +585,7 @@ followParent();
 
 registerUpload(program, (flag) => dataDirFrom(flag));
 registerRecovery(program);
+registerMultiParty(program);
 
 // Exit status everywhere: 0 success, 1 failure, 2 usage error (commander's own errors included).
 try {

@@ -41,7 +41,7 @@ export interface JobStatus {
   error?: { code: string; message: string; hint?: string };
   resumedFrom?: string;
   /** rows is absent for a job that hides counts (`--hide`): the sealed summary has them. */
-  result?: { resultObject: string; rows?: number; sealedSummary: string };
+  result?: { resultObject: string; rows?: number; sealedSummary: string; /** Multi-party jobs: the result sealed to each recipient (public ciphertext). */ recipients?: { recipient: string; ephemeral: string; sealed: string }[] };
   /** Split progress the coordinator enclave reported: records (absent at --hide) and bytes read. */
   split?: { records?: number; bytes?: number; at: string };
   createdAt?: string;

@@ -13,3 +13,8 @@ export { recoverVerifier, verifierRecoveryStatus } from "./sdk.ts";
 export type { VerifierRecoveryInfo, VerifierRecoveryProgress } from "./sdk.ts";
 export { CmrError, isCmrError, ERROR_CODES } from "../errors.ts";
 export type { CmrErrorCode } from "../errors.ts";
+// Multi-party jobs (docs/multi-party.md): manifests, owner and recipient keys.
+export { createManifest, checkMultiPartyReceipt } from "./multi-party.ts";
+export type { ManifestRequest } from "./multi-party.ts";
+export { generateOwnerKeyPair, parseManifest, manifestSha256 } from "../protocol/manifest.ts";
+export type { Manifest } from "../protocol/manifest.ts";

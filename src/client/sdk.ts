@@ -25,6 +25,9 @@ import { checkMaxRecordBytes } from "./record-limit.ts";
 import { fetchRecoveryInfo, fetchVerifierRecoveryInfo, sendRecoveryShare, sendVerifierRecoveryShare, type RecoveryInfo } from "./recovery.ts";
 import { loadRecoveryPrivateKey } from "../crypto/recovery-share.ts";
 import type { RecoveryProgress, VerifierRecoveryInfo, VerifierRecoveryProgress } from "../protocol/recovery.ts";
+import { loadOwnerPrivateKey, parseManifest, type Manifest } from "../protocol/manifest.ts";
+import type { Receipt } from "../protocol/receipt.ts";
+import { approveManifest, fetchRecipientResult, signAsOwner } from "./multi-party.ts";
 
 export type { Policy } from "../attestation/policy.ts";
 export type { JobStatus, WaitInfo } from "./client.ts";
@@ -305,6 +308,36 @@ export class Client {
    */
   async recover(jobId: string, recoveryKeyPem: string, o: { policy?: Policy } = {}): Promise<RecoveryProgress> {
     return sendRecoveryShare(this.url, jobId, o.policy ?? this.policy, loadRecoveryPrivateKey(recoveryKeyPem, "the recovery key"));
+  }
+
+  /**
+   * Multi-party jobs (docs/multi-party.md): approve a manifest as the owner whose key is
+   * `ownerKeyPem` (PKCS#8 PEM of an ECDSA P-256 key, `generateOwnerKeyPair`). Sent through this
+   * Client's attested session, which must be the one that uploaded this owner's input (name the
+   * same `clientName` as the other owners). `jobSource`: a custom job's module, sent by one owner.
+   * Resolves with how many owners have approved; the job starts at the last approval.
+   */
+  async approve(manifest: Manifest, ownerKeyPem: string, o: { jobSource?: string } = {}): Promise<{ jobId: string; state: string; approved: number[]; of: number }> {
+    const m = parseManifest(manifest);
+    const session = await sessionOf(this);
+    return approveManifest(this.url, session, m, signAsOwner(m, loadOwnerPrivateKey(ownerKeyPem, "the owner key")), this.policy, o.jobSource);
+  }
+
+  /**
+   * As a recipient of a multi-party job: wait for it, open the result sealed to `recipientKeyPem`
+   * (PKCS#8 PEM of an X25519 key), check the receipt against the manifest (its digest, every input
+   * digest and every owner's signature), and write the result to `out` (a path, written only after
+   * every check, or a stream). A key the manifest does not name: CMR_NOT_RECIPIENT, nothing written.
+   */
+  async recipientResult(manifest: Manifest, recipientKeyPem: string, out: string | Writable, o: WaitOptions = {}): Promise<{ rows: number; receipt: Receipt }> {
+    const m = parseManifest(manifest);
+    const s = await waitForJob(this.url, m.jobId, o.onProgress, o.pollMs ?? 100, o.patienceMs ?? 60_000, o.onWait);
+    if (s.state !== "succeeded") {
+      const err = s.error ?? { code: "CMR_JOB_FAILED", message: `job ${m.jobId} failed` };
+      throw new CmrError(err.code as never, err.message, { ...(err.hint ? { hint: err.hint } : {}), details: { jobId: m.jobId } });
+    }
+    const r = await fetchRecipientResult(this.url, await sessionOf(this), s, m, loadRecoveryPrivateKey(recipientKeyPem, "the recipient key"), out as NodeJS.WritableStream | string);
+    return { rows: r.summary.rows, receipt: r.receipt };
   }
 }
 

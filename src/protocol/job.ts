@@ -45,6 +45,17 @@ export const JobCodeSchema = z.discriminatedUnion("kind", [
      */
     mapKeepsSplitKey: z.boolean().optional(),
   }),
+  /**
+   * Multi-party inner join (issue #17 part 2): records of input 0 (left) and input 1 (right)
+   * grouped by `keyField`; a key on both sides gets `left.op` of the left records and `right.op`
+   * of the right records, as the value `"LEFT,RIGHT"`; a key on one side only gets no row.
+   */
+  z.object({
+    kind: z.literal("join"),
+    keyField: z.string().min(1),
+    left: z.object({ op: z.enum(BUILTIN_OPS), valueField: z.string().min(1).optional() }),
+    right: z.object({ op: z.enum(BUILTIN_OPS), valueField: z.string().min(1).optional() }),
+  }),
 ]);
 export type JobCode = z.infer<typeof JobCodeSchema>;
 
@@ -118,6 +129,8 @@ export interface MapTask {
   hide?: HideLevel;
   /** The job's record size limit (JobSpec.maxRecordBytes); absent in older tasks (the default). */
   maxRecordBytes?: number;
+  /** Multi-party jobs: which manifest input this shard holds (custom map sees it as its third argument). */
+  source?: { input: number; owner: string };
 }
 
 export interface MapResult {

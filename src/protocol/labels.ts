@@ -50,6 +50,9 @@ export const LABELS = {
   checkpointBody: "cmr/v1/coordinator/checkpoint-body",
   /** The verification node's sealed group state (PE state), recoverable k of n like checkpoints. */
   peStateBody: "cmr/v1/provisioning/state-body",
+  /** Multi-party jobs (issue #17 part 2, docs/protocol/manifest.md). */
+  manifest: "cmr/v1/manifest",
+  recipientKey: "cmr/v1/multi-party/recipient-key",
 } as const;
 
-export type Purpose = "shard-key" | "partition-key" | "result-key" | "job" | "task" | "task-result" | "recovery-share";
+export type Purpose = "shard-key" | "partition-key" | "result-key" | "job" | "task" | "task-result" | "recovery-share" | "approval" | "recipient-result";

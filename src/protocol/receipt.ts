@@ -12,6 +12,7 @@
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
 import { z } from "zod";
 import { LABELS } from "./labels.ts";
+import { MultiPartyReceiptSchema } from "./manifest.ts";
 
 export const RECEIPT_LABEL = LABELS.receipt;
 
@@ -25,7 +26,7 @@ export const ReceiptSchema = z.object({
   /** The coordinator enclave's isolation scope ("" = shared); every worker's must equal it. */
   coordinatorScope: z.string().optional(),
   /** builtin, extract-max or custom: a custom job's codeSha256 must be in the policy's jobCodeHashes. */
-  codeKind: z.enum(["builtin", "extract-max", "custom"]).optional(),
+  codeKind: z.enum(["builtin", "extract-max", "custom", "join"]).optional(),
   input: z.object({ name: z.string(), sha256: hex64, records: z.number().int(), badRecords: z.number().int() }),
   codeSha256: hex64,
   policySha256: hex64,
@@ -46,6 +47,8 @@ export const ReceiptSchema = z.object({
   hide: z.enum(["none", "sizes", "shuffle"]).optional(),
   /** Largest input record the job accepted, in bytes (it changes what a job accepts; absent in receipts before #16). */
   maxRecordBytes: z.number().int().optional(),
+  /** Multi-party jobs (issue #17 part 2): the manifest digest, every input digest and approval. */
+  multiParty: MultiPartyReceiptSchema.optional(),
 });
 export type Receipt = z.infer<typeof ReceiptSchema>;
 

@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runJob } from "../../src/cli/commands/run-job.ts";
@@ -29,4 +29,29 @@ test("a 120,000-record split reports records and bytes read on the job record", 
     await c.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("with --split-threads 2 the coordinator enclave splits in threads: the same answer, progress reported", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "cmr-split-threads-"));
+  const input = join(dir, "tx.csv");
+  writeCsv(input, makeRows(120_000, 5));
+  // Over a MiB: the parallel split hands ranges to its threads.
+  assert.ok(statSync(input).size > 2 * 1024 * 1024);
+  const outs: string[] = [];
+  for (const splitThreads of [1, 2]) {
+    const c = await startTestCluster([{ workerId: "w1" }], { splitThreads });
+    try {
+      const jobId = `jsplitthreads${splitThreads}`;
+      const out = join(dir, `out-${splitThreads}.csv`);
+      await runJob({ url: c.coordinator.url, policy: c.policy, input, format: "csv", code: { kind: "builtin", op: "sum", keyField: "key", valueField: "amount" }, shards: 3, reducers: 2, partition: "hash", onBadRecord: "fail", out, quiet: true, jobId });
+      const s = await getJson<{ split?: { records: number } }>(`${c.coordinator.url}/v1/jobs/${jobId}`);
+      assert.equal(s.split?.records, 100_000, JSON.stringify(s.split));
+      outs.push(readFileSync(out, "utf8"));
+    } finally {
+      await c.stop();
+    }
+  }
+  assert.ok(outs[0]!.split("\n").length > 3);
+  assert.equal(outs[1], outs[0]);
+  rmSync(dir, { recursive: true, force: true });
 });

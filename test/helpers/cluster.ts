@@ -20,12 +20,12 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startTestCluster(workerSpecs: { workerId: string; capabilities?: string[]; dataTypes?: string[] }[], opts: { onFrame?: (raw: Buffer, f: IpcFrame, scope?: string) => void; heartbeat?: { intervalMs: number; missedBeats: number }; tailUploads?: boolean } = {}): Promise<TestCluster> {
+export async function startTestCluster(workerSpecs: { workerId: string; capabilities?: string[]; dataTypes?: string[] }[], opts: { onFrame?: (raw: Buffer, f: IpcFrame, scope?: string) => void; heartbeat?: { intervalMs: number; missedBeats: number }; splitThreads?: number; tailUploads?: boolean } = {}): Promise<TestCluster> {
   const dataDir = mkdtempSync(join(tmpdir(), "cmr-e2e-data-"));
   const storageDir = mkdtempSync(join(tmpdir(), "cmr-e2e-store-"));
   const platform = await initSimPlatform(dataDir);
   const programPath = enclaveProgramPath();
-  const coordinator = await startCoordinator({ port: 0, dataDir, store: new LocalBlobStore(storageDir), programPath, backend: "simulated", ...(opts.onFrame ? { onFrame: opts.onFrame } : {}), ...(opts.heartbeat ? { heartbeat: opts.heartbeat } : {}), ...(opts.tailUploads !== undefined ? { tailUploads: opts.tailUploads } : {}) });
+  const coordinator = await startCoordinator({ port: 0, dataDir, store: new LocalBlobStore(storageDir), programPath, backend: "simulated", ...(opts.onFrame ? { onFrame: opts.onFrame } : {}), ...(opts.heartbeat ? { heartbeat: opts.heartbeat } : {}), ...(opts.splitThreads ? { splitThreads: opts.splitThreads } : {}), ...(opts.tailUploads !== undefined ? { tailUploads: opts.tailUploads } : {}) });
   const workers: RunningWorker[] = [];
   const addWorker = async (o: Partial<WorkerOptions> & { workerId: string }): Promise<RunningWorker> => {
     const w = await startWorker({

@@ -38,6 +38,7 @@ type Emit = (rec: string[] | Record<string, unknown>, line: number) => void;
 export function splitFieldOf(spec: JobSpec): string | null {
   switch (spec.code.kind) {
     case "builtin":
+    case "join":
       return spec.code.keyField;
     case "extract-max":
       return null;

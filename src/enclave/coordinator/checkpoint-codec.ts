@@ -24,6 +24,8 @@ import { parseSealedCheckpoint, SEALED_CHECKPOINT_FORMAT, type SealedCheckpoint 
 import { openStateBody, sealState, unsealStateKeyOf, type SealedStateKind } from "../runtime/sealed-state.ts";
 import { recoveryBlockFor } from "../runtime/recovery-state.ts";
 import { TaskLedger } from "./task-ledger.ts";
+import { ManifestSchema, MAX_MANIFEST_INPUTS } from "../../protocol/manifest.ts";
+import { PolicySchema } from "../../attestation/policy.ts";
 
 export const CHECKPOINT_LABEL = "cmr/v1/coordinator/job-checkpoint";
 export const CHECKPOINT_VERSION = 1;
@@ -53,6 +55,16 @@ export const CheckpointSchema = z.object({
   codeSha256: sha,
   attemptBase: z.number().int().min(0).max(1 << 30),
   receiptKey: z.string().max(4096),
+  /** A multi-party job (issue #17 part 2): manifest, approvals with each owner's upload key, per-input split. */
+  multi: z
+    .object({
+      manifest: ManifestSchema,
+      manifestSha256: keyHex,
+      approvals: z.array(z.object({ owner: z.number().int().min(0), signature: z.string().max(200), policy: PolicySchema, policySha256: keyHex, uploadKey: keyHex })).max(MAX_MANIFEST_INPUTS),
+      inputs: z.array(z.object({ sha256: sha, records: z.number().int().min(0), badRecords: z.number().int().min(0) })).max(MAX_MANIFEST_INPUTS),
+      shardInputs: z.array(z.object({ input: z.number().int().min(0), header: z.array(z.string()).nullable() })).max(1024),
+    })
+    .optional(),
 });
 export type Checkpoint = z.infer<typeof CheckpointSchema>;
 
@@ -80,6 +92,7 @@ export function encodeCheckpoint(job: JobState, scope: string): Checkpoint {
     codeSha256: job.codeSha256,
     attemptBase: job.attemptBase,
     receiptKey: job.receiptKey.export({ format: "pem", type: "pkcs8" }).toString(),
+    ...(job.multi ? { multi: { ...job.multi, approvals: job.multi.approvals.map((a) => ({ ...a, uploadKey: hex(a.uploadKey) })) } } : {}),
   };
 }
 
@@ -123,6 +136,7 @@ export function decodeCheckpoint(raw: unknown, scope: string): JobState {
     codeSha256: s.codeSha256,
     attemptBase: s.attemptBase + RESTORE_ATTEMPT_STEP,
     receiptKey: createPrivateKey(s.receiptKey),
+    ...(s.multi ? { multi: { ...s.multi, approvals: s.multi.approvals.map((a) => ({ ...a, uploadKey: key(a.uploadKey, LABELS.uploadKey) })) } } : {}),
   };
 }
 

@@ -45,6 +45,11 @@ import { recoveryObjectId, RecoveryShareMessageSchema, type RecoveryProgress } f
 import * as Calls from "./ecalls.ts";
 import { parseArgs } from "../runtime/ecall-args.ts";
 import type { z } from "zod";
+import { ApprovalCollector, otherPolicies, specFromManifest, splitInputs } from "./multi-party.ts";
+import { ApprovalSchema, parseManifest } from "../../protocol/manifest.ts";
+import { sealForRecipient } from "../../crypto/recipient-wrap.ts";
+import { appraiseAttestResponse } from "../../attestation/appraise.ts";
+import { AttestResponseSchema } from "../../protocol/evidence.ts";
 
 /** The attested identity of a worker session, as receipts and summaries name it. */
 function ranBy(w: OutboundSession): TaskRunner {
@@ -73,6 +78,8 @@ export class CoordinatorEnclave {
   readonly #pending = new Map<string, { handshake: Handshake; jobId: string; workerId: string; phase: Phase }>();
   readonly #jobs = new Map<string, JobState>();
   readonly #recovery = new RecoveryCollector();
+  /** Multi-party manifests waiting for their owners' approvals (issue #17 part 2). */
+  readonly #approvals = new ApprovalCollector();
 
   /** Signs job receipts; its public half is in the attested claims (claims.receiptKey). */
   readonly #receiptKey: KeyObject;
@@ -155,6 +162,42 @@ export class CoordinatorEnclave {
     };
   }
 
+  /**
+   * Multi-party jobs (issue #17 part 2, docs/multi-party.md): one owner's approval of a manifest,
+   * sealed under the session that owner attested this enclave with and uploaded on. The job is
+   * created only when every owner the manifest names has approved; until then the answer says
+   * how many have, and nothing is decrypted.
+   */
+  approveJob(raw: unknown): unknown {
+    const args = parseArgs(Calls.ApproveJob, "approveJob", raw);
+    const client = this.#clients.checkChallenge(args.sessionId, args.challenge);
+    const jobId = assertId(args.jobId, "job id");
+    if (this.#jobs.has(jobId)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${jobId} was already submitted`);
+    const opened = openEnvelope<unknown>(client.toEnclave.expose(), args.sealedApproval, { recipient: client.sessionId, purpose: "approval", objectId: jobId });
+    const parsed = ApprovalSchema.safeParse(opened);
+    if (!parsed.success) {
+      throw new CmrError("CMR_APPROVAL_INVALID", `the approval is malformed at ${parsed.error.issues.slice(0, 4).map((i) => i.path.join(".") || "(top)").join(", ")}`, { hint: "approve with `cmr approve` or the SDK's approve()" });
+    }
+    const approval = { ...parsed.data, manifest: parseManifest(parsed.data.manifest, "the approved manifest") };
+    if (approval.manifest.jobId !== jobId) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", "job id inside the sealed approval differs from the request");
+    const done = this.#approvals.add(approval, client, args.uploadId, args.uploadChallenge);
+    if (!("manifest" in done)) return { jobId, started: false, approved: done.approved, of: done.of };
+    const spec = specFromManifest(done.manifest, done.approvals, done.jobSource);
+    const codeSha256 = spec.code.kind === "custom" ? spec.code.sha256 : sha256Hex(canonicalJson(spec.code));
+    // The job's own copy of the last approver's session keys (JobState needs a client; a
+    // multi-party job's result goes to the manifest's recipients, never under these keys).
+    const ownClient = { ...client, toEnclave: client.toEnclave.copy(), fromEnclave: client.fromEnclave.copy() };
+    const job = newJob(spec, ownClient, codeSha256, this.#receiptKey);
+    job.multi = { manifest: done.manifest, manifestSha256: done.sha256, approvals: done.approvals, inputs: [], shardInputs: [] };
+    this.#jobs.set(jobId, job);
+    return { jobId, started: true, approved: done.approvals.map((a) => a.owner), of: done.approvals.length, shards: spec.shards, reducers: spec.reducers, dataType: null };
+  }
+
+  /** How many owners have approved a pending multi-party job (public: counts and indices only). */
+  approvalProgress(jobId: string): { approved: number[]; of: number } | undefined {
+    return this.#approvals.progress(jobId);
+  }
+
   /** S12: decrypt the upload with the key derived from the first key, split and encrypt shards. */
   async splitJob(raw: unknown): Promise<unknown> {
     const args = parseArgs(Calls.SplitJob, "splitJob", raw);
@@ -173,23 +216,30 @@ export class CoordinatorEnclave {
     const store = this.#store.withMode(spec.insecurePlaintext, hidden);
     // The upload itself is the client's unpadded stream; only what the split writes is padded.
     const input = args.live ? new EnclaveObjectStore(liveUploadStorage(), spec.insecurePlaintext) : store;
-    // Map tasks may be issued from here on (assignMap), once the header is known: they read each
-    // shard's segments as the split seals them (docs/protocol/shard-segments.md). A job that hides
-    // sizes writes each shard as one segment: a segment count would tell its size in steps.
-    let headerKnown!: () => void;
-    let headerFailed!: (e: unknown) => void;
-    const splitting = beginSplit(job, targets, new Promise((res, rej) => ((headerKnown = res), (headerFailed = rej))));
-    const onHeader = (h: string[] | null): void => {
-      splitting.header = h;
-      headerKnown();
-    };
-    const segmentBytes = hidden ? Number.MAX_SAFE_INTEGER : this.#segmentBytes;
-    let split;
-    try {
-      split = await hiding(hidden, () => splitUpload(spec, uploadObject, uploadKey, targets, store, input, { onHeader, ...(segmentBytes ? { segmentBytes } : {}) }));
-    } catch (e) {
-      headerFailed(e);
-      throw e;
+    // A multi-party job reads every owner's upload, each under that owner's upload key; its map
+    // tasks are issued only once that split committed (it still writes segmented shards).
+    let split: Awaited<ReturnType<typeof splitUpload>>;
+    if (job.multi) {
+      const multi = job.multi;
+      split = await hiding(hidden, () => splitInputs(spec, multi, targets, store));
+    } else {
+      // Map tasks may be issued from here on (assignMap), once the header is known: they read each
+      // shard's segments as the split seals them (docs/protocol/shard-segments.md). A job that hides
+      // sizes writes each shard as one segment: a segment count would tell its size in steps.
+      let headerKnown!: () => void;
+      let headerFailed!: (e: unknown) => void;
+      const splitting = beginSplit(job, targets, new Promise((res, rej) => ((headerKnown = res), (headerFailed = rej))));
+      const onHeader = (h: string[] | null): void => {
+        splitting.header = h;
+        headerKnown();
+      };
+      const segmentBytes = hidden ? Number.MAX_SAFE_INTEGER : this.#segmentBytes;
+      try {
+        split = await hiding(hidden, () => splitUpload(spec, uploadObject, uploadKey, targets, store, input, { onHeader, ...(segmentBytes ? { segmentBytes } : {}) }));
+      } catch (e) {
+        headerFailed(e);
+        throw e;
+      }
     }
     recordSplit(job, split, targets.map((t) => t.key));
     // At --hide sizes|shuffle counts stay in the enclave (the sealed summary and receipt carry them).
@@ -217,6 +267,12 @@ export class CoordinatorEnclave {
     this.#pending.delete(args.handshakeId);
     const job = this.#job(pending.jobId);
     const session = pending.handshake.complete(args.response, job.spec.policy);
+    // A multi-party job's workers must satisfy every owner's policy, not only the first's.
+    if (job.multi) {
+      const res = AttestResponseSchema.parse(args.response);
+      const expect = { purpose: pending.handshake.purpose, nonce: pending.handshake.nonce, relyingPartyPublicKey: Buffer.from(res.relyingPartyPublicKey, "hex"), role: pending.handshake.role };
+      for (const policy of otherPolicies(job.multi)) appraiseAttestResponse(res, expect, policy, new Date());
+    }
     const attestedAt = new Date().toISOString();
     this.#workers.set(session.sessionId, { ...session, workerId: pending.workerId, claims: session.claims, appraisal: session.appraisal, attestedAt });
     job.attestedFor.set(session.sessionId, pending.phase);
@@ -295,7 +351,8 @@ export class CoordinatorEnclave {
     const job = this.#job(parseArgs(Calls.JobRef, "finalize", raw).jobId);
     requireReduced(job);
     const resultObject = objectIds.result(job.spec.jobId);
-    const resultKey = deriveObjectKey(job.client.fromEnclave, LABELS.resultKey, job.spec.jobId);
+    // Multi-party: a fresh result key, wrapped below for each recipient the manifest names.
+    const resultKey = job.multi ? SecretKey.random("result-key") : deriveObjectKey(job.client.fromEnclave, LABELS.resultKey, job.spec.jobId);
     const inputs = job.reduces.map((rr, r) => ({ objectId: rr.output.objectId, sha256: rr.output.sha256, records: rr.outputRecords, key: job.outputKeys[r]! }));
     const hidden = hidesSizes(job.spec.hide);
     const { rows, sha256, plainSha256 } = await hiding(hidden, () => assembleResult(inputs, resultObject, resultKey, this.#store.withMode(job.spec.insecurePlaintext, hidden), () => duplicateKeyError(job)));
@@ -312,6 +369,15 @@ export class CoordinatorEnclave {
       attestations: job.attestations,
       receipt: signReceipt(job, buildReceipt(job, this.#measurement, this.#scope, { object: resultObject, sha256, plainSha256, rows })),
     };
+    if (job.multi) {
+      const m = job.multi;
+      // Hiding: each recipient's envelope is padded as the single owner's summary is.
+      const payload = { summary, resultKey: resultKey.expose().toString("base64") };
+      const recipients = m.manifest.recipients.map((r) => sealForRecipient(r.x25519, hidden ? padMessage(payload) : payload, job.spec.jobId, m.manifestSha256));
+      resultKey.destroy();
+      this.#forget(job);
+      return hidden ? { jobId: job.spec.jobId, resultObject, sealedSummary: "", recipients } : { jobId: job.spec.jobId, resultObject, rows, sealedSummary: "", recipients };
+    }
     // Hiding: the summary's size must not show the digits of its counts; the row count stays inside.
     const sealedSummary = sealEnvelope(job.client.fromEnclave.expose(), hidden ? padMessage(summary) : summary, { recipient: job.client.sessionId, purpose: "task-result", objectId: job.spec.jobId });
     this.#forget(job);

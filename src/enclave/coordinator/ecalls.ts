@@ -35,3 +35,15 @@ export const CompleteTask = z.object({ jobId, taskId: token, sealedResult: blob(
 export const RestoreJob = z.object({ sealed: blob() });
 /** One owner's recovery share (issue #17 part 3), with the checkpoint it recovers. */
 export const RecoverShare = z.object({ jobId, sealed: blob(), sessionId: token, challenge: token, sealedShare: blob(4096) });
+/**
+ * One owner's approval of a multi-party manifest (issue #17 part 2), sealed under the session
+ * that owner attested and uploaded on; `uploadChallenge` is what the host recorded for the upload.
+ */
+export const ApproveJob = z.object({
+  sessionId: token,
+  challenge: token,
+  jobId,
+  uploadId: z.string().min(1).max(128),
+  sealedApproval: blob(4 << 20),
+  uploadChallenge: z.string().max(200).nullable().optional(),
+});

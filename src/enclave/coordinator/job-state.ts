@@ -18,6 +18,7 @@ import type { InboundSession } from "../runtime/sessions.ts";
 import { TaskLedger, type Phase, type TaskIdentity } from "./task-ledger.ts";
 import type { RecoveryBlock } from "../../protocol/recovery.ts";
 import { shufflePlanOf, type ShufflePlan } from "./shuffle-plan.ts";
+import { destroyMultiKeys, type MultiPartyState } from "./multi-party.ts";
 
 /**
  * Who ran a committed task: the attested identity of the worker session it went to (issue #14
@@ -62,6 +63,8 @@ export interface JobState {
    * policy's recovery owners hold it k-of-n): made at the first checkpoint, kept after a restore.
    */
   sealing?: Promise<StateSealing>;
+  /** A multi-party job (issue #17 part 2): its manifest, approvals and per-input split. */
+  multi?: MultiPartyState;
   /**
    * While the split runs (pipelining, docs/protocol/shard-segments.md): the shard keys and the
    * partition keys it was started with, and the CSV header once read, so map tasks can be issued
@@ -105,7 +108,8 @@ export function mapInputOf(job: JobState, m: number): { objectId: string; key: S
     return { ...s.targets[m]!, partitionKeys: s.partitionKeys[m]!, header: s.header };
   }
   const shard = requireShard(job, m);
-  return { objectId: shard.objectId, key: shard.key, partitionKeys: job.partitionKeys[m]!, header: job.header };
+  // A multi-party job's shards each come from one owner's input, with its own header.
+  return { objectId: shard.objectId, key: shard.key, partitionKeys: job.partitionKeys[m]!, header: job.multi ? job.multi.shardInputs[m]!.header : job.header };
 }
 
 export interface StateSealing {
@@ -259,5 +263,6 @@ export function destroyKeys(job: JobState): void {
   for (const row of job.partitionKeys) for (const k of row) k.destroy();
   for (const k of job.outputKeys) k.destroy();
   abandonSplit(job);
+  destroyMultiKeys(job.multi);
   void job.sealing?.then((s) => s.key.destroy(), () => {});
 }

@@ -11,6 +11,7 @@ import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { DEFAULT_JOB_LIMITS } from "../../attestation/policy.ts";
 import { receiptSignedBytes, type Receipt, type SignedReceipt } from "../../protocol/receipt.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
+import { multiPartyReceipt } from "./multi-party.ts";
 import { partitionEdges, shuffleOf, type JobState } from "./job-state.ts";
 
 export function buildReceipt(job: JobState, coordinatorMeasurement: string, coordinatorScope: string, output: Receipt["output"], issuedAt = new Date()): Receipt {
@@ -35,6 +36,8 @@ export function buildReceipt(job: JobState, coordinatorMeasurement: string, coor
     hide: job.spec.hide,
     // The record size limit decides which inputs the job accepted at all.
     maxRecordBytes: job.spec.maxRecordBytes,
+    // A multi-party job: the manifest's digest, every input's digest and every owner's approval.
+    ...(job.multi ? { multiParty: multiPartyReceipt(job.multi) } : {}),
   };
 }
 

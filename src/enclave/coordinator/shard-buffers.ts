@@ -45,6 +45,13 @@ export class ShardBuffers {
     this.pos[s]! += b.write(text, this.pos[s]!);
   }
 
+  /** Append bytes made elsewhere (a split thread's output for one range), after what is buffered. */
+  append(s: number, bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.flush(s);
+    this.pending.push(this.writers[s]!.write(bytes));
+  }
+
   /** Hand shard `s`'s bytes to its writer and start a fresh buffer. */
   flush(s: number): void {
     const used = this.pos[s]!;
@@ -66,5 +73,37 @@ export class ShardBuffers {
   async close(): Promise<void> {
     for (let s = 0; s < this.writers.length; s++) this.flush(s);
     await this.drain();
+  }
+}
+
+/**
+ * Per-shard output of one range of the parallel split (in a split thread): buffers that grow
+ * instead of being flushed, each its own ArrayBuffer so it can be transferred to the main thread
+ * without a copy. Memory: about the range's size, plus the line numbers.
+ */
+export class RangeShardBuffers {
+  readonly buf: Buffer[];
+  readonly pos: number[];
+
+  constructor(shards: number, expectBytes: number) {
+    const each = Math.ceil((expectBytes * 1.25) / shards) + 1024;
+    this.buf = Array.from({ length: shards }, () => Buffer.allocUnsafeSlow(each));
+    this.pos = new Array<number>(shards).fill(0);
+  }
+
+  reserve(s: number, n: number): Buffer {
+    const b = this.buf[s]!;
+    const need = this.pos[s]! + n;
+    if (need <= b.length) return b;
+    const next = Buffer.allocUnsafeSlow(Math.max(need, b.length * 2));
+    b.copy(next, 0, 0, this.pos[s]!);
+    this.buf[s] = next;
+    return next;
+  }
+
+  writeString(s: number, text: string): void {
+    const n = Buffer.byteLength(text);
+    const b = this.reserve(s, n);
+    this.pos[s]! += b.write(text, this.pos[s]!);
   }
 }

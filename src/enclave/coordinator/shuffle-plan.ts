@@ -48,6 +48,7 @@ export function shufflePlanOf(spec: JobSpec): ShufflePlan {
     return full(code.kind === "extract-max" ? "extract-max splits records round-robin (it groups by field name, not by a record key)" : "the split has no key (a custom job without --key splits round-robin)");
   }
   let groups: string;
+  if (code.kind === "join") return full("a join reads both inputs' records of a key in one reducer");
   if (code.kind === "builtin") groups = `the ${code.op} groups by "${field}"`;
   else if (code.kind === "custom" && code.mapKeepsSplitKey === true) groups = `the custom job declares its map emits each record's "${field}" as key`;
   else return full(`the custom job may emit other keys than its split field "${field}" (it does not declare mapKeepsSplitKey)`);

@@ -65,9 +65,11 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     mapIndex: m,
     shardObject: shard.objectId,
     wrappedShardKey: wrapKey(kek, shard.key.expose(), { recipient, purpose: "shard-key", objectId: shard.objectId }).toString("base64"),
-    format: job.spec.format,
+    // A multi-party job's shards each come from one owner's input, with its own format and header
+    // (mapInputOf gives that header; multi-party maps are issued only once the split committed).
+    format: job.multi ? job.multi.manifest.inputs[job.multi.shardInputs[m]!.input]!.format : job.spec.format,
     header: shard.header,
-    inputName: job.spec.inputName,
+    inputName: job.multi ? job.multi.manifest.inputs[job.multi.shardInputs[m]!.input]!.inputName : job.spec.inputName,
     code: job.spec.code,
     jobLimits: job.spec.policy.jobLimits ?? DEFAULT_JOB_LIMITS,
     // A local shuffle (shuffle-plan.ts): one partition, for reducer m; the worker's partitioning
@@ -78,6 +80,7 @@ export function issueMapTask(job: JobState, m: number, w: OutboundSession, reque
     hide: job.spec.hide,
     sortBufferBytes: Math.round(job.spec.sortBufferMB * 1024 * 1024),
     maxRecordBytes: job.spec.maxRecordBytes,
+    ...(job.multi ? { source: { input: job.multi.shardInputs[m]!.input, owner: job.multi.manifest.inputs[job.multi.shardInputs[m]!.input]!.owner } } : {}),
     partitions: (local ? [m] : shard.partitionKeys.map((_, r) => r)).map((r) => {
       const objectId = objectIds.partition(job.spec.jobId, m, r, attempt);
       return { objectId, wrappedKey: wrapKey(kek, shard.partitionKeys[r]!.expose(), { recipient, purpose: "partition-key", objectId }).toString("base64") };

@@ -45,6 +45,8 @@ export interface RecordContext {
   format: "csv" | "jsonl";
   header: string[] | null;
   inputName: string;
+  /** Multi-party jobs: the input (manifest index and owner) the shard's records came from. */
+  source?: { input: number; owner: string };
 }
 
 export interface CompiledJob {
@@ -63,8 +65,8 @@ export interface CompiledJob {
   /** Custom combine over a group, when the job code has one (known after `ready`). */
   readonly combineGroups: ((groups: [string, unknown[]][]) => unknown[] | Promise<unknown[]>) | undefined;
   partitionOf(key: string, reducers: number): number;
-  /** Final values for a batch of key groups, as result-CSV value text. */
-  reduceGroups(groups: [string, unknown[]][]): string[] | Promise<string[]>;
+  /** Final values for a batch of key groups, as result-CSV value text; null: no row (inner join). */
+  reduceGroups(groups: [string, unknown[]][]): (string | null)[] | Promise<(string | null)[]>;
   /** Custom jobs: settles when the job's isolate has loaded the module (await before use). */
   readonly ready?: Promise<void>;
   /** Custom jobs: frees the job's isolate (call when the task ends, also on failure). */
@@ -193,6 +195,8 @@ export function compileJob(code: JobCode, ctx: RecordContext, limits: JobLimits 
         },
       };
     }
+    case "join":
+      return compileJoin(code, ctx);
     case "extract-max": {
       const fields = code.fields;
       const idx = fields.map((f) => index(f));
@@ -232,7 +236,7 @@ export function compileJob(code: JobCode, ctx: RecordContext, limits: JobLimits 
       // The isolate loads asynchronously (job code's module body runs under the time limit, off
       // this thread); `ready` settles when it has, and the job's calls wait for it.
       let job: SandboxedJob | undefined;
-      const ready = loadSandboxedJob(code.source, ctx.inputName, limits).then((j) => {
+      const ready = loadSandboxedJob(code.source, ctx.inputName, limits, ctx.source).then((j) => {
         job = j;
       });
       ready.catch(() => undefined); // the caller sees the failure when it awaits `ready`
@@ -271,4 +275,60 @@ export function compileJob(code: JobCode, ctx: RecordContext, limits: JobLimits 
       };
     }
   }
+}
+
+/**
+ * The multi-party inner join (issue #17 part 2): a map task reads one input's shard (ctx.source:
+ * input 0 is the left side, 1 the right) and runs that side's built-in op, tagging each partial
+ * with its side; the reducer splits a key's partials by side, reduces each with its side's op,
+ * and writes "LEFT,RIGHT" only when both sides have records (inner join).
+ */
+function compileJoin(code: Extract<JobCode, { kind: "join" }>, ctx: RecordContext): CompiledJob {
+  const sideJob = (s: 0 | 1): CompiledJob => {
+    const side = s === 0 ? code.left : code.right;
+    return compileJob({ kind: "builtin", op: side.op, keyField: code.keyField, ...(side.valueField ? { valueField: side.valueField } : {}) }, ctx);
+  };
+  // Reduce tasks have no source: they only need each side's reduce.
+  const side = ctx.source === undefined ? undefined : ctx.source.input === 0 ? 0 : ctx.source.input === 1 ? 1 : undefined;
+  if (ctx.source !== undefined && side === undefined) throw new CmrError("CMR_INTERNAL", `a join has two inputs; this shard is of input ${ctx.source.input}`);
+  const mapSide = side === undefined ? undefined : sideJob(side);
+  // Made only where a reduce runs: a map task's CSV header has its own side's columns only.
+  let bySide: readonly [CompiledJob, CompiledJob] | undefined;
+  const noMap = (): never => {
+    throw new CmrError("CMR_INTERNAL", "a join map task needs the input its shard came from");
+  };
+  return {
+    // Map-side combining per key, within this shard's side; the partial carries the side.
+    combineInto: (acc, v) => [side, (mapSide ?? noMap()).combineInto!((acc as [number, unknown] | undefined)?.[1], (v as [number, unknown])[1])],
+    serialize: (acc) => [(acc as [number, unknown])[0], (mapSide ?? noMap()).serialize((acc as [number, unknown])[1])],
+    mapBatch(batch, emit, onBad) {
+      return (mapSide ?? noMap()).mapBatch(batch, (k, v) => emit(k, [side, v]), onBad);
+    },
+    combineGroups: undefined,
+    partitionOf: (key, r) => fnv1a(key) % r,
+    async reduceGroups(groups) {
+      const sides: [[string, unknown[]][], [string, unknown[]][]] = [[], []];
+      const both: boolean[] = [];
+      for (const [k, partials] of groups) {
+        const l: unknown[] = [];
+        const r: unknown[] = [];
+        for (const p of partials as [number, unknown][]) (p[0] === 0 ? l : r).push(p[1]);
+        both.push(l.length > 0 && r.length > 0);
+        if (l.length > 0 && r.length > 0) {
+          sides[0].push([k, l]);
+          sides[1].push([k, r]);
+        }
+      }
+      bySide ??= [sideJob(0), sideJob(1)];
+      const left = await bySide[0].reduceGroups(sides[0]);
+      const right = await bySide[1].reduceGroups(sides[1]);
+      let j = 0;
+      return both.map((b) => {
+        if (!b) return null;
+        const v = `${left[j]},${right[j]}`;
+        j++;
+        return v;
+      });
+    },
+  };
 }

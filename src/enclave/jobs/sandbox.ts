@@ -62,13 +62,15 @@ const HARNESS = `(() => {
       job = { map: typeof m === "function" ? m : null, reduce: typeof r === "function" ? r : null, combine: typeof c === "function" ? c : null };
       return (job.map ? "m" : "") + (job.reduce ? "r" : "") + (job.combine ? "c" : "");
     },
-    map(json) {
+    map(json, src) {
       pos = -1;
+      // A multi-party job's map learns which input the records came from: map(record, emit, source).
+      const source = typeof src === "string" ? Object.freeze(parse(src)) : undefined;
       const recs = parse(json), n = recs.length, out = [];
       let k = 0;
       const map = job.map;
       const emit = (key, value) => { out[k++] = [toString(key), value === undefined ? null : value]; };
-      for (let i = 0; i < n; i++) { pos = i; map(recs[i], emit); }
+      for (let i = 0; i < n; i++) { pos = i; map(recs[i], emit, source); }
       pos = -1;
       return text(out);
     },
@@ -168,7 +170,7 @@ function loadEngine(): typeof IsolatedVm {
  * Load a job module into a new isolate. Throws CMR_JOB_CODE_REJECTED for a module without map
  * and reduce, or the fixed failure codes when its evaluation fails.
  */
-export async function loadSandboxedJob(source: string, inputName: string, limits: JobLimits = DEFAULT_JOB_LIMITS): Promise<SandboxedJob> {
+export async function loadSandboxedJob(source: string, inputName: string, limits: JobLimits = DEFAULT_JOB_LIMITS, recordSource?: { input: number; owner: string }): Promise<SandboxedJob> {
   const wrapped = wrapModule(source);
   const ivm = loadEngine();
   const isolate = new ivm.Isolate({ memoryLimit: Math.max(8, limits.memoryMB) });
@@ -305,7 +307,7 @@ export async function loadSandboxedJob(source: string, inputName: string, limits
       hasCombine: has.includes("c"),
       async mapBatch(records, lineOf) {
         const pos = positionIn(records.length);
-        const text = await invoke(mapFn, [JSON.stringify(records)], "map", async () => {
+        const text = await invoke(mapFn, recordSource ? [JSON.stringify(records), JSON.stringify(recordSource)] : [JSON.stringify(records)], "map", async () => {
           const p = await pos();
           return p === undefined ? undefined : lineOf(p);
         });

@@ -97,13 +97,36 @@ export class CsvRecordScanner {
   private okFrom = 0;
   private okTo = -1;
 
-  constructor(opts: { source: string; maxRecordBytes?: number; onHeader: (h: string[]) => void }) {
+  /**
+   * `resume`: start mid-input, at a record start on `line` whose header is known (a range of the
+   * parallel split, coordinator/split-threads.ts): no header row and no BOM are looked for.
+   */
+  constructor(opts: { source: string; maxRecordBytes?: number; onHeader: (h: string[]) => void; resume?: { header: string[]; line: number } }) {
     const max = opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`maxRecordBytes must be a positive integer, got ${String(max)}`);
     this.source = opts.source;
     this.max = max;
     this.pend = new Carry(max);
     this.onHeader = opts.onHeader;
+    if (opts.resume !== undefined) {
+      this.hdr = Object.freeze([...opts.resume.header]) as string[];
+      this.line = this.recLine = opts.resume.line;
+      this.bom.flush(); // a BOM is only looked for at the very start of the input
+    }
+  }
+
+  /** The line the next record starts on. */
+  get nextRecordLine(): number {
+    return this.line;
+  }
+
+  /**
+   * True when everything fed so far ends exactly at the start of a record, with nothing pending
+   * (no partial record, no skipped or oversized record being discarded, no blank lines held
+   * back, header known): a scanner made with `resume` at this point would continue identically.
+   */
+  atRecordStart(): boolean {
+    return !this.closed && this.hdr !== undefined && this.st === S_FIELD && this.nf === 0 && this.recStart === 0 && !this.discarding && this.blankLines.length === 0;
   }
 
   get header(): string[] | undefined {

@@ -63,13 +63,28 @@ export class JsonlRecordScanner {
   private readonly keyStarts: number[][] = [];
   private readonly keyEnds: number[][] = [];
 
-  constructor(opts: { source: string; field: string | null; maxRecordBytes?: number }) {
+  /** `resume`: start mid-input, at the start of `line` (a range of the parallel split): no BOM is looked for. */
+  constructor(opts: { source: string; field: string | null; maxRecordBytes?: number; resume?: { line: number } }) {
     const max = opts.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
     if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`maxRecordBytes must be a positive integer, got ${String(max)}`);
     this.source = opts.source;
     this.max = max;
     this.pend = new Carry(max);
     this.fieldJson = opts.field === null ? null : Buffer.from(JSON.stringify(opts.field));
+    if (opts.resume !== undefined) {
+      this.line = opts.resume.line;
+      this.bom.flush();
+    }
+  }
+
+  /** The line the next record starts on. */
+  get nextRecordLine(): number {
+    return this.line;
+  }
+
+  /** True when everything fed so far ends exactly at the start of a line, with nothing pending or being skipped. */
+  atRecordStart(): boolean {
+    return !this.closed && this.recStart === 0 && !this.skipping && this.pend.len === 0;
   }
 
   feed(chunk: Uint8Array, sink: JsonlRecordSink, onBad?: OnBadRecord): void {

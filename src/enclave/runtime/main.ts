@@ -23,6 +23,8 @@ import { CoordinatorEnclave } from "../coordinator/coordinator-enclave.ts";
 import { WorkerEnclave } from "../worker/worker-enclave.ts";
 import { AttesterCalls, parseArgs, ProvisioningCalls, WorkerCalls } from "./ecall-args.ts";
 import type { EnclaveClaims } from "../../protocol/evidence.ts";
+import { isSplitThread, runSplitThread } from "../coordinator/split-thread-main.ts";
+import { MAX_SPLIT_THREADS, setSplitThreads } from "../coordinator/split-upload.ts";
 
 const InitSchema = z.object({
   role: z.enum(["coordinator", "worker", "provisioning"]),
@@ -39,6 +41,8 @@ const InitSchema = z.object({
   sealedMember: z.string().max(1 << 16).optional(),
   /** Provisioning enclave: measurements of the enclave builds allowed to join its group. */
   joinMeasurements: z.array(z.string().regex(/^[0-9a-f]{64,96}$/)).max(64).optional(),
+  /** Coordinator: threads that split an upload (1, the default: sequential). */
+  splitThreads: z.number().int().min(1).max(MAX_SPLIT_THREADS).optional(),
 });
 
 
@@ -99,6 +103,7 @@ const handlers: Record<string, Handler> = {
       ...(a.scope ? { scope: a.scope } : {}),
     };
     if (a.role === "coordinator") {
+      if (a.splitThreads !== undefined) setSplitThreads(a.splitThreads);
       const c = new CoordinatorEnclave(attester, store, claims, receiptKeys!.privateKey, tee.measurement().toString("hex"), tee, segmentOptionsFromEnv(process.env.CMR_SHARD_SEGMENT_BYTES));
       Object.assign(handlers, {
         attest: (x: unknown) => c.attest(x),
@@ -115,6 +120,7 @@ const handlers: Record<string, Handler> = {
         checkpoint: (x: unknown) => c.checkpoint(x),
         restoreJob: (x: unknown) => c.restoreJob(x),
         recoverShare: (x: unknown) => c.recoverShare(x),
+        approveJob: (x: unknown) => c.approveJob(x),
       });
     } else {
       const w = new WorkerEnclave(attester, store, claims);
@@ -129,12 +135,18 @@ const handlers: Record<string, Handler> = {
   measurement: () => ({ measurement: tee?.measurement().toString("hex") ?? null }),
 };
 
-// A stray rejected promise (from job code, say) must not take the enclave down with it.
-process.on("unhandledRejection", () => {
-  process.stderr.write("[enclave] ignored an unhandled promise rejection\n");
-});
+if (isSplitThread()) {
+  // A split thread of this same program (coordinator/split-thread-pool.ts): it serves its parent
+  // thread only, never the host.
+  runSplitThread();
+} else {
+  // A stray rejected promise (from job code, say) must not take the enclave down with it.
+  process.on("unhandledRejection", () => {
+    process.stderr.write("[enclave] ignored an unhandled promise rejection\n");
+  });
 
-serveEcalls(handlers);
+  serveEcalls(handlers);
+}
 
 /**
  * Shard segment size (docs/protocol/shard-segments.md) from the environment the host started

@@ -77,8 +77,12 @@ export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "ab
   /** Called after each segment is committed (the split's progress events). */
   onSealed?: (shard: number, segment: number) => void;
 
-  constructor(store: EnclaveObjectStore, shardObject: string, key: SecretKey, jobId: string, shard: number, segmentBytes = SEGMENT_BYTES) {
+  /** Opens one segment's writer (default: the store's own; the split threads seal segments themselves). */
+  readonly #open: (objectId: string) => EncryptedWriter;
+
+  constructor(store: EnclaveObjectStore, shardObject: string, key: SecretKey, jobId: string, shard: number, segmentBytes = SEGMENT_BYTES, open?: (objectId: string) => EncryptedWriter) {
     this.#store = store;
+    this.#open = open ?? ((objectId) => store.createEncryptedWriter(objectId, key));
     this.#shardObject = shardObject;
     this.#key = key;
     this.#jobId = jobId;
@@ -104,7 +108,7 @@ export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "ab
 
   async #write(data: Buffer | string): Promise<void> {
     if (this.#current === null) {
-      this.#current = this.#store.createEncryptedWriter(segmentObjectId(this.#shardObject, this.#digests.length), this.#key);
+      this.#current = this.#open(segmentObjectId(this.#shardObject, this.#digests.length));
       this.#currentBytes = 0;
     }
     await this.#current.write(data);
@@ -127,7 +131,7 @@ export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "ab
    */
   async end(records: number): Promise<{ sha256: string; segments: number }> {
     await this.#chain;
-    if (this.#current === null && this.#digests.length === 0) this.#current = this.#store.createEncryptedWriter(segmentObjectId(this.#shardObject, 0), this.#key);
+    if (this.#current === null && this.#digests.length === 0) this.#current = this.#open(segmentObjectId(this.#shardObject, 0));
     if (this.#current !== null) await this.#seal();
     const trailer: ShardTrailer = { format: SHARD_TRAILER_FORMAT, jobId: this.#jobId, shard: this.#shard, segments: this.#digests.length, records, segmentSha256: this.#digests };
     const w = this.#store.createEncryptedWriter(trailerObjectId(this.#shardObject), this.#key);

@@ -154,7 +154,7 @@ interface MapOutput {
 export async function runMapTask(task: MapTask, shardKey: SecretKey, partitionKeys: SecretKey[], store: EnclaveObjectStore, opts: { engine?: MapEngine; segments?: SegmentReadOptions } = {}): Promise<MapResult> {
   // CSV shards carry the input line number as their first column (see split-upload.ts).
   const header = task.format === "csv" ? [SHARD_LINE_COLUMN, ...(task.header ?? [])] : null;
-  const job = compileJob(task.code, { format: task.format, header, inputName: task.inputName }, task.jobLimits);
+  const job = compileJob(task.code, { format: task.format, header, inputName: task.inputName, ...(task.source ? { source: task.source } : {}) }, task.jobLimits);
   try {
     await job.ready;
     const fused = opts.engine === "generic" ? undefined : planFusedMap(task, job, header);

@@ -49,8 +49,12 @@ export async function runReduceTask(task: ReduceTask, inputKeys: SecretKey[], ou
     if (!groups.length) return;
     const values = await job.reduceGroups(groups);
     let text = "";
-    groups.forEach(([k], i) => (text += JSON.stringify([k, values[i]]) + "\n"));
-    outputRecords += groups.length;
+    // null: no row for this key (an inner join's key found on one side only).
+    groups.forEach(([k], i) => {
+      if (values[i] === null) return;
+      text += JSON.stringify([k, values[i]]) + "\n";
+      outputRecords++;
+    });
     groups = [];
     await writer.write(text);
   };

@@ -58,6 +58,8 @@ export interface CoordinatorOptions {
   operatorToken?: string;
   /** Bounds on this node's enclaves (default at most 8 live; `--max-enclaves`). */
   enclaves?: PoolLimits;
+  /** Threads of a coordinator enclave that split an upload (`--split-threads`; default the enclave's). */
+  splitThreads?: number;
   /**
    * Split an `x-cmr-tail` upload while it streams in (docs/protocol/live-upload.md). Default:
    * only with remote storage, where the enclave reads the upload through OCALLs anyway; with a
@@ -109,6 +111,8 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
   const programSha256 = fileSha256(opts.programPath);
   // Before the first enclave starts: its events (split progress) are attributed to these jobs.
   const jobs = new JobTable();
+  /** Multi-party jobs waiting for owners' approvals (public: owner indices only), bounded. */
+  const awaitingApprovals = new Map<string, { approved: number[]; of: number }>();
   const jobScopes = new Map<string, string>();
   // Uploads a job's split reads while they stream in (x-cmr-tail; live-upload.ts).
   const live = new LiveUploads();
@@ -129,7 +133,7 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
     try {
       const { init, join, revocations } = await initEnrolled<{ measurement: string; backend: string; simulated: boolean; enrolledGroup?: string | null }>(
         enclave,
-        { role: "coordinator", backend: opts.backend, dataDir: opts.dataDir, ...storage.init, enclaveId: `coordinator/${scope}`, scope },
+        { role: "coordinator", backend: opts.backend, dataDir: opts.dataDir, ...storage.init, enclaveId: `coordinator/${scope}`, scope, ...(opts.splitThreads ? { splitThreads: opts.splitThreads } : {}) },
         { verifierUrl: opts.verifierUrl, dataDir: opts.dataDir, programSha256 },
       );
       if (join) log(`attester of enclave ${scope} ${join.reused ? "reuses its sealed" : "joined and sealed a"} member credential of group ${join.gvcertId.slice(0, 16)}…`);
@@ -287,8 +291,47 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       void runner.run().finally(() => (unpin(), streaming?.close())).then(() => log(`job ${jobId} ${runner.record.state}${runner.record.error ? `: ${runner.record.error.code}` : ""}`));
       sendJson(res, 202, { jobId, state: runner.record.state });
     })
+    .on("POST", "/v1/jobs/:jobId/approvals", async (req, res, p) => {
+      // Multi-party jobs (issue #17 part 2): one owner's sealed approval of a manifest, on the
+      // session that owner uploaded on. The enclave starts the job only at the last approval.
+      const jobId = assertId(p.jobId, "job id");
+      const body = (await readJson(req)) as { sessionId?: unknown; challenge?: unknown; uploadId?: unknown; sealedApproval?: unknown };
+      if (jobs.has(jobId) || state.job(jobId)) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `job ${jobId} exists`);
+      const e = pool.forSession(body.sessionId);
+      const recorded = typeof body.uploadId === "string" ? state.uploadChallenge(body.uploadId) : undefined;
+      const answer = await e.enclave.call<{ started: boolean; approved: number[]; of: number; reducers?: number; dataType?: string | null }>("approveJob", {
+        sessionId: body.sessionId,
+        challenge: body.challenge,
+        jobId,
+        uploadId: body.uploadId,
+        sealedApproval: body.sealedApproval,
+        uploadChallenge: recorded ?? null,
+      });
+      if (!answer.started) {
+        // Public: which owners (by index) have approved. Bounded: the oldest entry goes.
+        if (awaitingApprovals.size >= 256 && !awaitingApprovals.has(jobId)) awaitingApprovals.delete(awaitingApprovals.keys().next().value!);
+        awaitingApprovals.set(jobId, { approved: answer.approved, of: answer.of });
+        log(`job ${jobId}: ${answer.approved.length} of ${answer.of} approvals`);
+        return sendJson(res, 202, { jobId, state: "awaiting-approvals", approved: answer.approved, of: answer.of });
+      }
+      awaitingApprovals.delete(jobId);
+      const plan = { reducers: answer.reducers!, dataType: answer.dataType ?? null };
+      const runner = startRunner(jobId, e, plan);
+      state.saveJob(runner.record, e.scope, plan);
+      log(`multi-party job ${jobId} approved by all ${answer.of} owners, accepted in enclave ${e.scope}`);
+      const unpin = pool.pin(e.scope);
+      void runner.run().finally(unpin).then(() => log(`job ${jobId} ${runner.record.state}${runner.record.error ? `: ${runner.record.error.code}` : ""}`));
+      sendJson(res, 202, { jobId, state: runner.record.state, approved: answer.approved, of: answer.of });
+    })
     .on("GET", "/v1/jobs/:jobId", (_q, res, p) => {
       const j = jobs.get(p.jobId!) ?? state.job(p.jobId!);
+      const waiting = j ? undefined : awaitingApprovals.get(p.jobId!);
+      if (waiting) {
+        throw new CmrError("CMR_APPROVAL_MISSING", `job ${p.jobId} has not started: ${waiting.approved.length} of ${waiting.of} owners have approved its manifest`, {
+          hint: "the job starts when every owner the manifest names has approved it (`cmr approve`)",
+          details: { approved: waiting.approved, of: waiting.of },
+        });
+      }
       if (!j) throw new CmrError("CMR_JOB_NOT_FOUND", `no job ${p.jobId}`);
       sendJson(res, 200, j);
     })

@@ -67,7 +67,7 @@ export interface JobRecord {
   /** Set when the job was resumed after a coordinator restart. */
   resumedFrom?: CheckpointStage;
   /** rows is absent for a job that hides counts (`--hide`). */
-  result?: { resultObject: string; rows?: number; sealedSummary: string };
+  result?: { resultObject: string; rows?: number; sealedSummary: string; /** Multi-party jobs: the result sealed to each recipient (public ciphertext). */ recipients?: { recipient: string; ephemeral: string; sealed: string }[] };
   /** Split progress the coordinator enclave reported (records read, and bytes when it says; bytes only at --hide). */
   split?: { records?: number; bytes?: number; at: string };
   /** When `cmr gc` deleted this finished job's storage objects. */

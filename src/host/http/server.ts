@@ -62,6 +62,9 @@ export function statusFor(code: CmrErrorCode): number {
   if (code === "CMR_RECOVERY_AWAITING") return 503;
   if (code.startsWith("CMR_RECOVERY_")) return code === "CMR_RECOVERY_NOT_PENDING" || code === "CMR_RECOVERY_SHARE_DUPLICATE" ? 409 : 422;
   if (code === "CMR_ENCLAVE_LIMIT") return 503;
+  if (code === "CMR_MANIFEST_INVALID" || code === "CMR_APPROVAL_INVALID") return 422;
+  if (code === "CMR_APPROVAL_MISSING") return 409;
+  if (code === "CMR_NOT_RECIPIENT") return 403;
   if (code === "CMR_INTEGRITY" || code.startsWith("CMR_STREAM_") || code === "CMR_UNWRAP_FAILED") return 422;
   return 500;
 }

@@ -8,7 +8,7 @@
  * @module
  */
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync } from "node:fs";
+import { createReadStream, createWriteStream, mkdirSync, renameSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { PassThrough, Transform, type Readable } from "node:stream";
@@ -16,6 +16,7 @@ import { CmrError } from "../errors.ts";
 import { Handshake, type VerifiedSession } from "../attestation/relying-party.ts";
 import type { Policy } from "../attestation/policy.ts";
 import { DecryptStream, EncryptStream } from "../crypto/aead-stream.ts";
+import { deliverResult } from "./deliver-result.ts";
 import { deriveObjectKey } from "../crypto/handshake.ts";
 import { openEnvelope, sealEnvelope } from "../crypto/key-wrap.ts";
 import { LABELS } from "../protocol/labels.ts";
@@ -272,25 +273,7 @@ export async function fetchResult(url: string, session: VerifiedSession, status:
   });
   const dec = opts.insecurePlaintext ? new PassThrough() : new DecryptStream(key.expose(), { streamId: summary.resultObject });
   try {
-    if (typeof out === "string") {
-      mkdirSync(dirname(out), { recursive: true });
-      const tmp = `${out}.tmp-${randomBytes(4).toString("hex")}`;
-      try {
-        await pipeline(res.body, tap, dec, plainTap, createWriteStream(tmp));
-        renameSync(tmp, out);
-      } catch (e) {
-        rmSync(tmp, { force: true });
-        throw e;
-      }
-    } else {
-      // Buffer the plaintext so that a failure mid-stream prints nothing partial to stdout.
-      const chunks: Buffer[] = [];
-      // biome-ignore lint/correctness/useYield: the last stage of a pipeline is a sink; it yields nothing
-      await pipeline(res.body, tap, dec, plainTap, async function* (src) {
-        for await (const c of src) chunks.push(c as Buffer);
-      });
-      out.write(Buffer.concat(chunks));
-    }
+    await deliverResult(res.body, [tap, dec, plainTap], out);
   } finally {
     key.destroy();
   }

@@ -9,14 +9,12 @@
  * @module
  */
 import { createHash, createPublicKey, randomBytes, type KeyObject } from "node:crypto";
-import { createWriteStream, mkdirSync, renameSync, rmSync } from "node:fs";
-import { dirname } from "node:path";
 import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { CmrError } from "../errors.ts";
 import type { Policy } from "../attestation/policy.ts";
 import type { VerifiedSession } from "../attestation/relying-party.ts";
 import { DecryptStream } from "../crypto/aead-stream.ts";
+import { deliverResult } from "./deliver-result.ts";
 import { sealEnvelope } from "../crypto/key-wrap.ts";
 import { openForRecipient, type RecipientSealed } from "../crypto/recipient-wrap.ts";
 import { x25519PublicHex } from "../crypto/recovery-share.ts";
@@ -133,24 +131,7 @@ export async function fetchRecipientResult(url: string, session: VerifiedSession
   const plainTap = tap(plainHash, () => (plainHash.digest("hex") === receipt.output.plainSha256 ? null : receiptError("the decrypted result is not the output the receipt names")));
   const dec = new DecryptStream(key.expose(), { streamId: summary.resultObject });
   try {
-    if (typeof out === "string") {
-      mkdirSync(dirname(out), { recursive: true });
-      const tmp = `${out}.tmp-${randomBytes(4).toString("hex")}`;
-      try {
-        await pipeline(res.body, cipherTap, dec, plainTap, createWriteStream(tmp));
-        renameSync(tmp, out);
-      } catch (e) {
-        rmSync(tmp, { force: true });
-        throw e;
-      }
-    } else {
-      const chunks: Buffer[] = [];
-      // biome-ignore lint/correctness/useYield: the last stage of a pipeline is a sink; it yields nothing
-      await pipeline(res.body, cipherTap, dec, plainTap, async function* (src) {
-        for await (const c of src) chunks.push(c as Buffer);
-      });
-      out.write(Buffer.concat(chunks));
-    }
+    await deliverResult(res.body, [cipherTap, dec, plainTap], out);
   } finally {
     key.destroy();
   }

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createHash } from "node:crypto";
+import { X509Certificate, createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -125,4 +125,82 @@ test("an AA without the REST API, an unparsable answer and a non-loopback URL fa
   assert.throws(() => new CocoTee(CONFIG, { aaUrl: "http://10.0.0.5:8006" }), { code: "CMR_CONFIG_INVALID" });
   await assert.rejects(new CocoTee(CONFIG, { aaUrl: "http://127.0.0.1:9" }).ready(), (e: { code?: string; message?: string }) => e.code === "CMR_TEE_UNAVAILABLE" && /127\.0\.0\.1:9/.test(e.message ?? ""));
   await assert.rejects(new CocoTee(CONFIG, { aaUrl: url }).seal(Buffer.alloc(1), "x"), { code: "CMR_TEE_UNAVAILABLE" });
+});
+
+describe("AA answers that are not usable evidence are refused with CMR_TEE_UNAVAILABLE", { skip }, () => {
+  const refused = (body: unknown, re: RegExp) =>
+    assert.throws(() => parseAaEvidence(Buffer.from(JSON.stringify(body))), (e: { code?: string; message?: string }) => e.code === "CMR_TEE_UNAVAILABLE" && re.test(e.message ?? ""));
+
+  test("JSON that is neither TDX nor SNP names the keys it found", () => {
+    refused({ token: "x", evidence: "y" }, /neither TDX.*keys token, evidence/);
+  });
+
+  test("a quote that does not parse, and an SGX quote where a TD quote is expected, are refused", () => {
+    refused({ quote: Buffer.alloc(100, 1).toString("base64") }, /does not parse/);
+    refused({ quote: load("sgx-dcap/dcap-qvl-sgx-v3.quote.bin").toString("base64") }, /does not parse: .*SGX body/);
+  });
+
+  test("an SNP report that does not parse is refused", () => {
+    refused({ attestation_report: Buffer.alloc(10).toString("base64") }, /does not parse/);
+  });
+
+  test("cert_chain entries that are not certificates are skipped; a non-VCEK certificate comes after the VCEK", () => {
+    const vcek = load("sev-snp/go-sev-guest-milan.vcek.der");
+    const ark = readFileSync(join(VECTORS, "roots/amd-milan-ark.pem"), "utf8");
+    const arkDer = Buffer.from(ark.replace(/-----[^-]+-----|\s/g, ""), "base64");
+    const p = parseAaEvidence(
+      Buffer.from(
+        JSON.stringify({
+          attestation_report: load("sev-snp/go-sev-guest-milan-v2.report.bin").toString("base64"),
+          cert_chain: [null, { data: 7 }, { data: [1, 300] }, { data: Buffer.from("not a cert").toString("base64") }, { data: arkDer.toString("base64") }, { data: [...vcek] }],
+        }),
+      ),
+    );
+    assert.equal(p.certificates.length, 2, "only the two real certificates");
+    assert.equal(new X509Certificate(p.certificates[0]!).subject.includes("SEV-VCEK"), true, "the VCEK first");
+    assert.match(new X509Certificate(p.certificates[1]!).subject, /CN=ARK-Milan/);
+  });
+
+  test("cert_chain that is not an array yields no certificates", () => {
+    const p = parseAaEvidence(Buffer.from(JSON.stringify({ attestation_report: load("sev-snp/go-sev-guest-milan-v2.report.bin").toString("base64"), cert_chain: { data: "x" } })));
+    assert.deepEqual(p.certificates, []);
+  });
+});
+
+describe("CocoTee endpoint checks and misuse", () => {
+  test("the AA URL must be a loopback http URL: not-a-URL, https and other hosts are refused; ::1 and localhost are accepted", () => {
+    assert.throws(() => new CocoTee(CONFIG, { aaUrl: "not a url" }), (e: { code?: string; message?: string }) => e.code === "CMR_CONFIG_INVALID" && /is not a URL/.test(e.message ?? ""));
+    assert.throws(() => new CocoTee(CONFIG, { aaUrl: "https://127.0.0.1:8006" }), (e: { code?: string; message?: string }) => e.code === "CMR_CONFIG_INVALID" && /loopback http/.test(e.message ?? ""));
+    assert.throws(() => new CocoTee(CONFIG, { aaUrl: "http://127.example.com:8006" }), { code: "CMR_CONFIG_INVALID" });
+    assert.doesNotThrow(() => new CocoTee(CONFIG, { aaUrl: "http://[::1]:8006" }));
+    assert.doesNotThrow(() => new CocoTee(CONFIG, { aaUrl: "http://localhost:8006" }));
+  });
+
+  test("a 403 and a 500 from the AA carry their own hints; control bytes in the body are masked", async () => {
+    answer = () => ({ status: 403, body: "forbidden\x01" });
+    await assert.rejects(new CocoTee(CONFIG, { aaUrl: url }).ready(), (e: { code?: string; message?: string; hint?: string }) => e.code === "CMR_TEE_UNAVAILABLE" && /loopback clients/.test(e.hint ?? "") && /403: forbidden\?/.test(e.message ?? ""));
+    answer = () => ({ status: 500, body: "boom" });
+    await assert.rejects(new CocoTee(CONFIG, { aaUrl: url }).ready(), (e: { code?: string; hint?: string }) => e.code === "CMR_TEE_UNAVAILABLE" && /Confidential Containers pod/.test(e.hint ?? ""));
+  });
+
+  test("an AA answer larger than 1 MiB is refused, not buffered", async () => {
+    answer = () => ({ status: 200, body: "x".repeat((1 << 20) + 1) });
+    await assert.rejects(new CocoTee(CONFIG, { aaUrl: url }).ready(), (e: { code?: string; message?: string }) => e.code === "CMR_TEE_UNAVAILABLE" && /exceeds 1048576 bytes/.test(e.message ?? ""));
+  });
+
+  test("measurement() before ready() is an internal error; quote() wants exactly 64 bytes; unseal is refused", async () => {
+    const tee = new CocoTee(CONFIG, { aaUrl: url });
+    assert.throws(() => tee.measurement(), { code: "CMR_INTERNAL" });
+    await assert.rejects(tee.quote(new Uint8Array(32)), RangeError);
+    await assert.rejects(tee.unseal(Buffer.alloc(1), "state"), (e: { code?: string; message?: string }) => e.code === "CMR_TEE_UNAVAILABLE" && /"state"/.test(e.message ?? ""));
+  });
+
+  test("ready() asks the AA once", { skip }, async () => {
+    answer = () => ({ status: 200, body: JSON.stringify({ quote: load("tdx/dcap-qvl-tdx-v4.quote.bin").toString("base64") }) });
+    asked.length = 0;
+    const tee = new CocoTee(CONFIG, { aaUrl: url });
+    await tee.ready();
+    await tee.ready();
+    assert.equal(asked.length, 1);
+  });
 });

@@ -123,7 +123,7 @@ export class CocoTee implements TeeBackend {
       throw new CmrError("CMR_CONFIG_INVALID", `CMR_COCO_AA_URL=${url.slice(0, 80)} is not a URL`, { hint: `the attestation agent listens on ${DEFAULT_AA_URL} in a CoCo pod` });
     }
     const host = u.hostname.replace(/^\[|\]$/g, "");
-    if (u.protocol !== "http:" || !(/^127\./.test(host) || host === "::1" || host === "localhost")) {
+    if (u.protocol !== "http:" || !(/^127(\.\d{1,3}){3}$/.test(host) || host === "::1" || host === "localhost")) {
       throw new CmrError("CMR_CONFIG_INVALID", `CMR_COCO_AA_URL=${url.slice(0, 80)} is not a loopback http URL`, { hint: "the attestation agent is inside the pod's guest and only answers on loopback" });
     }
     this.#base = `${u.protocol}//${u.host}`;

@@ -226,3 +226,61 @@ describe("ConfigfsTsmTee: clear errors when the interface is missing", () => {
     assert.throws(() => new ConfigfsTsmTee(CONFIG, { root: tree().root, reportName: "../x" }), RangeError);
   });
 });
+
+describe("ConfigfsTsmTee: more refusals and untrusted auxblob entries", () => {
+  test("a report directory that cannot be created names the path and the right it needs", () => {
+    const root = join(work, `t${n++}`);
+    mkdirSync(join(root, TSM_REPORT_DIR, ".."), { recursive: true });
+    writeFileSync(join(root, TSM_REPORT_DIR), "a file where configfs should be a directory");
+    const r = failure(() => new ConfigfsTsmTee(CONFIG, { root, reportName: NAME }));
+    assert.equal(r.code, "CMR_TEE_UNAVAILABLE");
+    assert.match(r.message, /cannot create the report directory .*cmr-test: ENOTDIR/);
+    assert.match(r.hint, /needs root/);
+  });
+
+  test("a generation attribute that is not a counter is refused, quoting it", () => {
+    for (const g of ["abc\n", "-1\n", "99999999999999999999\n"]) {
+      const r = failure(() => new ConfigfsTsmTee(CONFIG, { root: tree({ outblob: new Uint8Array(8), generation: g }).root, reportName: NAME }));
+      assert.equal(r.code, "CMR_TEE_UNAVAILABLE", g);
+      assert.match(r.message, /generation holds ".*", not a counter/, g);
+    }
+  });
+
+  test("a sev_guest outblob that cannot be read points at the SNP firmware, a tdx_guest one at the QGS", () => {
+    assert.match(failure(() => new ConfigfsTsmTee(CONFIG, { root: tree({ provider: "sev_guest", outblob: false }).root, reportName: NAME })).hint, /SEV-SNP firmware/);
+    assert.match(failure(() => new ConfigfsTsmTee(CONFIG, { root: tree({ provider: "tdx_guest", outblob: false }).root, reportName: NAME })).hint, /Quote Generation Service/);
+  });
+
+  test("a provider attribute with NULs and blanks is read as its name", () => {
+    const r = failure(() => new ConfigfsTsmTee(CONFIG, { root: tree({ provider: "\0 sev_guest \0", outblob: new Uint8Array(8) }).root, reportName: NAME }));
+    assert.match(r.message, /is not a SEV-SNP report \(8 bytes\)/, "the provider was recognised; the 8-byte outblob was not");
+  });
+
+  test("auxblob entries that are empty, out of range or not certificates are skipped; at most 8 entries are read", { skip }, async () => {
+    const rec = vector("snp-go-sev-guest-milan")?.record;
+    const vcek = load("sev-snp/go-sev-guest-milan.vcek.der");
+    const entry = (start: number, len: number): Buffer => {
+      const e = Buffer.alloc(24, 0xab);
+      e.writeUInt32LE(start, 16);
+      e.writeUInt32LE(len, 20);
+      return e;
+    };
+    // 12 entries, no terminator: empty, past the end, junk, then 9 VCEKs of which the cap keeps 8.
+    const header = 24 * 12;
+    const junkAt = header;
+    const vcekAt = header + 16;
+    const entries = [entry(0, 0), entry(vcekAt, 1 << 20), entry(junkAt, 16), entry(vcekAt, vcek.length)];
+    for (let i = 0; i < 8; i++) entries.push(entry(vcekAt, vcek.length));
+    const aux = Buffer.concat([...entries, Buffer.alloc(16, 0x55), vcek]);
+    const { root } = tree({ provider: "sev_guest", outblob: load("sev-snp/go-sev-guest-milan-v2.report.bin"), auxblob: aux });
+    const tee = new ConfigfsTsmTee(CONFIG, { root, reportName: NAME });
+    const ev = await tee.quote(Buffer.from(rec.report.report_data, "hex"));
+    assert.equal(ev.certificates.length, 8, "skipped entries do not count; the 9th VCEK is past the cap of 8");
+    for (const c of ev.certificates) assert.match(c, /BEGIN CERTIFICATE/);
+  });
+
+  test("quote() wants exactly 64 bytes of report data", { skip }, async () => {
+    const tee = new ConfigfsTsmTee(CONFIG, { root: tree({ outblob: load("tdx/dcap-qvl-tdx-v4.quote.bin") }).root, reportName: NAME });
+    await assert.rejects(tee.quote(new Uint8Array(63)), RangeError);
+  });
+});

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SecretKey } from "../../../src/crypto/secret.ts";
 import { EnclaveObjectStore } from "../../../src/enclave/runtime/object-store.ts";
-import { openShardSegments, SegmentedShardWriter, segmentObjectId, trailerObjectId, writeShard } from "../../../src/enclave/runtime/shard-segments.ts";
+import { abortObjectId, openShardSegments, SegmentedShardWriter, segmentObjectId, trailerObjectId, writeShard } from "../../../src/enclave/runtime/shard-segments.ts";
 
 let dir: string;
 let store: EnclaveObjectStore;
@@ -179,5 +179,95 @@ describe("shard segments: tampering (the host only moves objects)", () => {
     b[b.length - 40]! ^= 1;
     writeFileSync(p, b);
     await assert.rejects(readAll(s.id, s.key), integrity);
+  });
+});
+
+describe("shard segments: trailers the reader refuses, a stopped job, plaintext mode, writer failures", () => {
+  const reason = (r: string) => (e: Error & { code?: string; details?: Record<string, unknown> }) => e.code === "CMR_INTEGRITY" && e.details?.reason === r;
+
+  /** A one-segment shard whose trailer is replaced by `trailer` (sealed under the shard key, so only its content is wrong). */
+  async function withTrailer(trailer: string | Buffer): Promise<{ id: string; key: SecretKey }> {
+    const s = await written(10);
+    rmSync(path(trailerObjectId(s.id)));
+    const w = store.createEncryptedWriter(trailerObjectId(s.id), s.key);
+    await w.write(Buffer.from(trailer));
+    await w.end();
+    return { id: s.id, key: s.key };
+  }
+
+  it("a trailer that is not JSON is CMR_INTEGRITY", async () => {
+    const s = await withTrailer("{not json");
+    await assert.rejects(readAll(s.id, s.key), reason("trailer not JSON"));
+  });
+
+  it("a trailer larger than MAX_SEGMENTS digests could make is refused without being kept", async () => {
+    const s = await withTrailer(Buffer.alloc(256 + 131_072 * 67 + 1, 0x20));
+    await assert.rejects(readAll(s.id, s.key), reason("trailer too large"));
+  });
+
+  it("malformed trailers are CMR_INTEGRITY: null, wrong format, zero segments, fractional records, digests not strings, count mismatch", async () => {
+    const good = { format: "cmr-shard-segments/v1", jobId: "job1", shard: 0, segments: 1, records: 10, segmentSha256: ["x"] };
+    for (const bad of [null, { ...good, format: "cmr-shard-segments/v0" }, { ...good, segments: 0, segmentSha256: [] }, { ...good, records: 1.5 }, { ...good, segmentSha256: [7] }, { ...good, segmentSha256: ["x", "y"] }]) {
+      const s = await withTrailer(JSON.stringify(bad));
+      await assert.rejects(readAll(s.id, s.key), reason("trailer names another job or shard, or is malformed"), JSON.stringify(bad));
+    }
+  });
+
+  it("a shard read for another job is refused by its trailer", async () => {
+    const s = await written(10);
+    const { stream, summary } = openShardSegments(store, s.id, s.key, { jobId: "job2", shard: 0 }, { pollMs: [1, 20] });
+    await assert.rejects((async () => { for await (const _ of stream); })(), reason("trailer names another job or shard, or is malformed"));
+    await assert.rejects(summary, { code: "CMR_INTEGRITY" });
+  });
+
+  it("a missing segment while a later one exists but no trailer yet is CMR_INTEGRITY naming it", async () => {
+    const s = await written();
+    rmSync(path(trailerObjectId(s.id)));
+    rmSync(path(segmentObjectId(s.id, 0)));
+    await assert.rejects(readAll(s.id, s.key), (e: Error & { code?: string; details?: Record<string, unknown> }) => e.code === "CMR_INTEGRITY" && e.details?.reason === "segment 0 of 2 missing");
+  });
+
+  it("the coordinator's abort marker stops a waiting reader with CMR_JOB_INTERRUPTED", async () => {
+    const id = `jobs/job1/shards/0a${++serial}`;
+    const key = SecretKey.random("shard-key");
+    const w = new SegmentedShardWriter(store, id, key, "job1", 0, SEG);
+    for (const p of records(100)) await w.write(p);
+    const { stream } = openShardSegments(store, id, key, { jobId: "job1", shard: 0 }, { pollMs: [1, 20], idleTimeoutMs: 60_000 });
+    const reading = (async () => { for await (const _ of stream); })();
+    await store.createEncryptedWriter(abortObjectId(id), key).end();
+    await assert.rejects(reading, (e: Error & { code?: string }) => e.code === "CMR_JOB_INTERRUPTED" && e.message.includes("segment 0"));
+    w.abort();
+    w.abort();
+  });
+
+  it("plaintext mode: string pieces, onSealed per segment, empty digests in the trailer, and the reader gets the bytes back", async () => {
+    const plain = store.withMode(true);
+    const id = `jobs/job1/shards/0p${++serial}`;
+    const key = SecretKey.random("shard-key");
+    const w = new SegmentedShardWriter(plain, id, key, "job1", 0, 1000);
+    const sealed: number[] = [];
+    w.onSealed = (shard, seg) => sealed.push(shard * 100 + seg);
+    const text = Array.from({ length: 30 }, (_, i) => `line ${i} é\n`.padEnd(100, "-")).join("");
+    for (let i = 0; i < text.length; i += 250) await w.write(text.slice(i, i + 250));
+    const { segments, sha256 } = await w.end(30);
+    assert.equal(sha256, "");
+    assert.deepEqual(sealed, Array.from({ length: segments }, (_, k) => k));
+    assert.ok(segments >= 3, `segments ${segments}`);
+    const { stream, summary } = openShardSegments(plain, id, key, { jobId: "job1", shard: 0 }, { pollMs: [1, 20] });
+    const parts: Buffer[] = [];
+    for await (const c of stream) parts.push(c as Buffer);
+    assert.equal(Buffer.concat(parts).toString("utf8"), text);
+    assert.deepEqual((await summary).trailer.segmentSha256, Array(segments).fill(""));
+  });
+
+  it("a failing piece source aborts the writer and leaves no trailer", async () => {
+    const id = `jobs/job1/shards/0f${++serial}`;
+    const key = SecretKey.random("shard-key");
+    async function* pieces() {
+      yield Buffer.alloc(SEG * 2, 0x61);
+      throw new Error("source broke");
+    }
+    await assert.rejects(writeShard(store, id, key, { jobId: "job1", shard: 0 }, pieces(), SEG), /source broke/);
+    assert.ok(!store.exists(trailerObjectId(id)), "no trailer: readers never accept a partial shard");
   });
 });

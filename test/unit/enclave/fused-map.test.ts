@@ -257,6 +257,60 @@ describe("fused map path vs the generic path", () => {
     assert.equal(failures, 4); // all but the CRLF shard, which the CSV parser accepts
   });
 
+  it("hand-written JSON Lines the split never writes (spaces, escaped names, odd numbers, nesting, extra elements) map as the generic path maps them", async () => {
+    // Each line is valid JSON, so the fused scanner must either read it or hand it to the generic code.
+    const lines = [
+      '[1,{"key":"a","value":5}]',
+      '[2, {"key":"a","value":6}]', // a space: not the split's shape
+      '[3,{"k\\u0065y":"a","value":7}]', // an escaped member name
+      '[4,{"key":"a","value":"1e2"}]', // a number in a string, in exponent form
+      '[5,{"key":"a","value":-0.5}]', // (the split writes JSON.stringify's numbers: never "-0.50", whose trailing zero the fused path would keep)
+      '[6,{"key":"a","value":1E+1}]',
+      '[7,{"key":"b\\"q","value":1}]', // an escape in the key
+      '[8,{"key":true,"value":2}]',
+      '[9,{"key":12.5,"value":3}]',
+      '[10,{"value":3,"key":"c","deep":{"a":[1,{"b":"}]\\""}]},"arr":[[],[{}]]}]',
+      '[11,{}]',
+      '[12,{"key":"d","value":4},"extra"]',
+      '[13,{"key":"d","value":4}',
+      '["14",{"key":"d","value":4}]',
+      '[15,{"key":null,"value":4}]',
+      '[16,{"key":"d","value":null}]',
+      '[17,{"key":{"nested":1},"value":4}]',
+      '[18,{"key":"d","value":[4]}]',
+      '[19,{"key":"e","value":"\\u0035"}]', // "5" spelled with an escape
+      "",
+      '[21,{"note":"x","key":"e","value":8}]',
+      '[22,{"key":"e","value":8,"note":"no end"',
+    ];
+    // Line 22 (no closing brackets) and line 13 are not JSON: the fused scanner declines the shard.
+    const valid = lines.filter((l) => !/^\[(13|22),/.test(l));
+    let oks = 0;
+    for (const op of OPS) {
+      for (const skip of [true, false]) {
+        const out = await sameBothWays(valid.join("\n") + "\n", { format: "jsonl", op, skip, reducers: 2, sortBufferBytes: 1 << 20 });
+        if (out.ok) {
+          oks++;
+          assert.equal(out.inputRecords, valid.filter((l) => l !== "").length, "a blank line is not a record");
+        }
+      }
+    }
+    assert.ok(oks >= OPS.length, `every op succeeded at least in skip mode (${oks})`);
+    for (const bad of ['[13,{"key":"d","value":4}', '[22,{"key":"e","value":8,"note":"no end"']) {
+      const shard = await writeShard(`[1,{"key":"a","value":5}]\n${bad}\n`);
+      const o = { format: "jsonl" as const, op: "sum" as const, skip: true, reducers: 1, sortBufferBytes: 1 << 20 };
+      await assert.rejects(mapWith("fused", shard, o), FusedBailout);
+      assert.deepEqual(await mapWith("auto", shard, o), await mapWith("generic", shard, o));
+    }
+  });
+
+  it("a JSON Lines shard with invalid UTF-8 in its unterminated last line goes to the generic path", async () => {
+    const shard = await writeShard(Buffer.concat([Buffer.from('[1,{"key":"a","value":5}]\n[2,{"key":"'), Buffer.from([0xc3, 0x28]), Buffer.from('","value":1}]')]));
+    const o = { format: "jsonl" as const, op: "count" as const, skip: false, reducers: 1, sortBufferBytes: 1 << 20 };
+    await assert.rejects(mapWith("fused", shard, o), (e: Error) => e instanceof FusedBailout && /UTF-8/.test(e.message));
+    assert.deepEqual(await mapWith("auto", shard, o), await mapWith("generic", shard, o));
+  });
+
   it("custom-looking jobs and headers with special column names stay on the generic path", async () => {
     const shard = await writeShard(csvLine(SHARD_LINE_COLUMN, ["key", "val,ue"]) + '1,a,"5"\n');
     const o = { format: "csv" as const, op: "count" as const, skip: false, reducers: 1, sortBufferBytes: 1 << 20, header: ["key", "val,ue"] };

@@ -58,3 +58,49 @@ test("readChunks and openDecrypted through the host give what a directory gives"
   // 3 MiB each way, twice, plus the chunk reads: the ciphertext went as binary frames.
   assert.ok(binaryFrames >= 16, `${binaryFrames} binary frames`);
 });
+
+test("missing objects, a swapped ciphertext and local-only calls fail clearly, through the host and on a directory", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "cmr-host-store-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const server = storageOcalls(new LocalBlobStore(dir));
+  const ocall = async (op: string, args: Record<string, unknown>, bytes?: Buffer) => {
+    const answer = await server.handle(op, args, bytes);
+    return { result: answer.result, bytes: answer.bytes ? Buffer.concat(answer.bytes) : undefined };
+  };
+  const viaHost = new EnclaveObjectStore(new HostStorage(ocall));
+  const direct = new EnclaveObjectStore(dir);
+  const key = SecretKey.random("k");
+  // Local-only helpers refuse remote storage instead of guessing a path.
+  assert.throws(() => viaHost.path("a"), { code: "CMR_INTERNAL" });
+  assert.throws(() => viaHost.exists("a"), (e: Error & { code?: string }) => e.code === "CMR_INTERNAL" && /use has\(\)/.test(e.message));
+  // A missing object: not found, naming it, on both kinds of storage and for every way of reading.
+  const notFound = (e: Error & { code?: string }) => e.code === "CMR_STORAGE_NOT_FOUND" && e.message.includes("jobs/j/none");
+  await assert.rejects(direct.readChunks("jobs/j/none", key, () => [0]), notFound);
+  await assert.rejects(viaHost.readChunks("jobs/j/none", key, () => [0]), notFound);
+  await assert.rejects(viaHost.digest("jobs/j/none"), notFound);
+  await assert.rejects(direct.digest("jobs/j/none"), notFound);
+  for (const store of [direct.withMode(true), direct]) {
+    await assert.rejects((async () => { for await (const _ of store.openDecrypted("jobs/j/none", key)); })(), notFound);
+  }
+  // An authentic object read where another digest was declared (an older attempt's, say): CMR_INTEGRITY.
+  const a = await direct.writeEncrypted("jobs/j/a", key, Readable.from([Buffer.from("attempt 1")]));
+  const b = await direct.writeEncrypted("jobs/j/b", key, Readable.from([Buffer.from("attempt 2")]));
+  const read = async (sha: string) => {
+    let s = "";
+    for await (const c of direct.openDecrypted("jobs/j/a", key, sha)) s += (c as Buffer).toString();
+    return s;
+  };
+  assert.equal(await read(a.sha256), "attempt 1");
+  await assert.rejects(read(b.sha256), (e: Error & { code?: string; details?: Record<string, unknown> }) => e.code === "CMR_INTEGRITY" && e.details?.reason === "digest");
+  assert.equal(await viaHost.digest("jobs/j/a"), a.sha256);
+  // Plaintext-mode chunks on a directory are 1 MiB pieces of the file.
+  const plain = direct.withMode(true);
+  const data = randomBytes(2 * 1024 * 1024 + 5);
+  await plain.writeEncrypted("jobs/j/p", key, Readable.from([data]));
+  const [last] = await plain.readChunks("jobs/j/p", key, (n) => [n - 1]);
+  assert.deepEqual(last, data.subarray(2 * 1024 * 1024));
+  // Removal through the host finishes in the background.
+  viaHost.remove("jobs/j/b");
+  for (let i = 0; i < 100 && (await viaHost.has("jobs/j/b")); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(await viaHost.has("jobs/j/b"), false);
+});

@@ -229,6 +229,30 @@ describe("split threads decrypt the upload and encrypt the shards (real encrypte
     assert.equal(splitThreadStats().busy, 0);
   });
 
+  test("a padded upload (stream version 2, --hide) and an empty upload split with threads as without", async () => {
+    const key = SecretKey.random("upload-key");
+    const id = `u${++serial}/upload`;
+    const padded = new EnclaveObjectStore(root, false, true);
+    await padded.writeEncrypted(id, key, (async function* () {
+      for (let p = 0; p < input.length; p += 300_000) yield input.subarray(p, p + 300_000);
+    })());
+    // The control: the upload really is a padded stream (a different version byte than the plain upload's).
+    const plainId = await upload(input, key);
+    assert.notEqual(readFileSync(store.path(id))[4], readFileSync(store.path(plainId))[4]);
+    const seq = await split(id, key, 1);
+    const par = await split(id, key, 2);
+    assert.ok(seq.ok && par.ok, JSON.stringify([seq.ok || seq.message, par.ok || par.message]));
+    assert.deepEqual(par.plain, seq.plain);
+    assert.equal(par.r.inputSha256, seq.r.inputSha256);
+    assert.equal(par.r.shards.reduce((n, s) => n + s.records, 0), 90_000);
+    const empty = await upload(Buffer.from("k,v,note\n"), key);
+    const e1 = await split(empty, key, 1);
+    const e2 = await split(empty, key, 2);
+    assert.ok(e1.ok && e2.ok, JSON.stringify([e1.ok || e1.message, e2.ok || e2.message]));
+    assert.deepEqual(e2.plain, e1.plain);
+    assert.equal(e2.r.inputRecords, 0);
+  });
+
   test("a modified, truncated or swapped upload fails as in the sequential split (same code), with no shard left", async () => {
     const key = SecretKey.random("upload-key");
     const id = await upload(input, key);

@@ -43,6 +43,17 @@ interface AwsError {
   $metadata?: { httpStatusCode?: number };
 }
 
+/** Milliseconds to open a connection to the S3 endpoint. */
+export const S3_CONNECT_TIMEOUT_MS = 10_000;
+/** Milliseconds a request's socket may send and receive nothing before the request fails. */
+export const S3_IDLE_TIMEOUT_MS = 20_000;
+
+/** The idle bound: CMR_S3_IDLE_TIMEOUT_MS (milliseconds, 100..600000) or the default. */
+function idleTimeoutMs(): number {
+  const v = Number(process.env.CMR_S3_IDLE_TIMEOUT_MS);
+  return Number.isInteger(v) && v >= 100 && v <= 600_000 ? v : S3_IDLE_TIMEOUT_MS;
+}
+
 export class S3BlobStore implements BlobStore {
   readonly localRoot = undefined;
   readonly description: string;
@@ -60,6 +71,10 @@ export class S3BlobStore implements BlobStore {
         // Some S3 servers (radosgw) refuse the SDK's default streamed trailing checksum with 411.
         requestChecksumCalculation: spec.requestChecksum,
         responseChecksumValidation: "WHEN_REQUIRED",
+        // A transfer whose socket sits idle (a lossy link in TCP backoff) fails after this long
+        // instead of holding its task for minutes: the SDK retries a request that has not started
+        // answering, and a stalled body fails the read or write with a typed storage error.
+        requestHandler: { connectionTimeout: S3_CONNECT_TIMEOUT_MS, socketTimeout: idleTimeoutMs() },
         ...(spec.endpoint ? { endpoint: spec.endpoint } : {}),
         // A local S3 server has no region of its own; AWS itself needs the configured one.
         ...(region ? { region } : spec.endpoint ? { region: "us-east-1" } : {}),

@@ -27,6 +27,17 @@ export function shape(v: unknown): unknown {
   return v;
 }
 
+/**
+ * Two hosts saw the same IPC frame shapes: first as sets (so a failure names the frames only one
+ * side saw), then, unless `multiset` is false, with multiplicity.
+ */
+export function assertSameFrames(a: string[], b: string[], multiset = true): void {
+  const onlyA = a.filter((f) => !b.includes(f));
+  const onlyB = b.filter((f) => !a.includes(f));
+  assert.deepEqual({ onlyA, onlyB }, { onlyA: [], onlyB: [] }, "IPC frames (as shapes)");
+  if (multiset) assert.deepEqual(a, b, "IPC frames, with multiplicity");
+}
+
 /** Same byte size, different shape: A = 3000 records over 300 keys; B = 2000 records, one key. */
 export function smallPair(dir: string): { a: string; b: string } {
   const head = "account,amount,note\n";

@@ -11,7 +11,7 @@
 
 import { AttestationError, type CmrErrorCode } from "../../errors.ts";
 
-const HINTS: Partial<Record<CmrErrorCode, string>> = {
+const HINTS: FailureHints = {
   CMR_EVIDENCE_PARSE: "the certificate bytes are truncated, corrupted or not DER/PEM; fetch the certificate again from its issuer",
   CMR_EVIDENCE_CHAIN: "the certificates do not form a valid path (issuer, signature or CA constraints); supply the issuing chain that belongs to this certificate",
   CMR_EVIDENCE_UNTRUSTED_ROOT: "the chain does not end at a pinned vendor root; check the `roots` option",
@@ -23,12 +23,23 @@ const HINTS: Partial<Record<CmrErrorCode, string>> = {
   CMR_EVIDENCE_COLLATERAL_EXPIRED: "the CRL is outside its thisUpdate..nextUpdate window; fetch a fresh CRL or check the clock",
 };
 
-/** Build (not throw) the error, so call sites read `throw certFail(...)`. */
-export function certFail(code: CmrErrorCode, message: string, details?: Record<string, unknown>, cause?: unknown): AttestationError {
-  const hint = HINTS[code];
-  return new AttestationError(code, message, {
-    ...(hint === undefined ? {} : { hint }),
-    ...(details === undefined ? {} : { details }),
-    ...(cause === undefined ? {} : { cause }),
-  });
+/** Hints by code: a verifier's own, with its vendor's wording. */
+export type FailureHints = Partial<Record<CmrErrorCode, string>>;
+
+/**
+ * An error builder with `hints`: it builds (not throws) the error, so call sites read
+ * `throw fail(...)` and control flow stays visible.
+ */
+export function failureBuilder(hints: FailureHints): (code: CmrErrorCode, message: string, details?: Record<string, unknown>, cause?: unknown) => AttestationError {
+  return (code, message, details, cause) => {
+    const hint = hints[code];
+    return new AttestationError(code, message, {
+      ...(hint === undefined ? {} : { hint }),
+      ...(details === undefined ? {} : { details }),
+      ...(cause === undefined ? {} : { cause }),
+    });
+  };
 }
+
+/** The certificate module's errors, with hints that hold for every vendor. */
+export const certFail = failureBuilder(HINTS);

@@ -8,9 +8,9 @@
  * @module
  */
 
-import { AttestationError, type CmrErrorCode } from "../../errors.ts";
+import { type FailureHints, failureBuilder } from "../_x509/fail.ts";
 
-const HINTS: Partial<Record<CmrErrorCode, string>> = {
+const HINTS: FailureHints = {
   CMR_EVIDENCE_PARSE: "the quote or collateral is truncated or malformed; obtain it again from the quoting enclave or the PCS/PCCS",
   CMR_EVIDENCE_UNSUPPORTED: "only Intel ECDSA-P256 quotes v3/v4/v5 with PCK certificate chains (certification data 5/6) are supported",
   CMR_EVIDENCE_SIGNATURE: "the quote was modified after the quoting enclave signed it; do not trust it",
@@ -29,12 +29,5 @@ const HINTS: Partial<Record<CmrErrorCode, string>> = {
   CMR_EVIDENCE_QE_IDENTITY: "the quoting enclave is not the Intel QE the collateral describes; the quote comes from an unknown quoting enclave",
 };
 
-/** Build (not throw) the error, so call sites read `throw fail(...)` and control flow stays visible. */
-export function fail(code: CmrErrorCode, message: string, details?: Record<string, unknown>, cause?: unknown): AttestationError {
-  const hint = HINTS[code];
-  return new AttestationError(code, message, {
-    ...(hint === undefined ? {} : { hint }),
-    ...(details === undefined ? {} : { details }),
-    ...(cause === undefined ? {} : { cause }),
-  });
-}
+/** Build (not throw) an Intel verifier error with its hint. */
+export const fail = failureBuilder(HINTS);

@@ -20,7 +20,7 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startTestCluster(workerSpecs: { workerId: string; capabilities?: string[]; dataTypes?: string[] }[], opts: { onFrame?: (raw: Buffer, f: IpcFrame, scope?: string) => void; heartbeat?: { intervalMs: number; missedBeats: number }; splitThreads?: number; tailUploads?: boolean } = {}): Promise<TestCluster> {
+export async function startTestCluster(workerSpecs: { workerId: string; capabilities?: string[]; dataTypes?: string[] }[], opts: { onFrame?: (raw: Buffer, f: IpcFrame, scope?: string) => void; heartbeat?: { intervalMs: number; missedBeats: number; taskIdleMs?: number }; splitThreads?: number; tailUploads?: boolean } = {}): Promise<TestCluster> {
   const dataDir = mkdtempSync(join(tmpdir(), "cmr-e2e-data-"));
   const storageDir = mkdtempSync(join(tmpdir(), "cmr-e2e-store-"));
   const platform = await initSimPlatform(dataDir);

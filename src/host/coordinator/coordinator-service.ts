@@ -25,6 +25,7 @@ import { JobRunner, type CheckpointStage, type JobRecord } from "./job-runner.ts
 import { CoordinatorStateStore } from "./state-store.ts";
 import { join } from "node:path";
 import { WorkerRegistry } from "./worker-registry.ts";
+import { taskIdleTimeoutMs } from "./task-call.ts";
 import { JobTable } from "./job-table.ts";
 import { assertDataDirUsable, lockDir, type DirLock } from "../node-start.ts";
 import { addOperatorRoutes } from "../console/operator-api.ts";
@@ -50,8 +51,11 @@ export interface CoordinatorOptions {
   isolation?: Isolation;
   onFrame?: (raw: Buffer, frame: IpcFrame, scope: string) => void;
   log?: (line: string) => void;
-  /** How a busy worker is watched: a /v1/health probe every intervalMs; lost after missedBeats misses. */
-  heartbeat?: { intervalMs: number; missedBeats: number };
+  /**
+   * How a busy worker is watched: a /v1/health probe every intervalMs; lost after missedBeats
+   * misses; a task connection silent for taskIdleMs is stalled (default CMR_TASK_IDLE_TIMEOUT_MS).
+   */
+  heartbeat?: { intervalMs: number; missedBeats: number; taskIdleMs?: number };
   /** SQLite file for job, worker and upload state (default <dataDir>/coordinator/state.db). */
   statePath?: string;
   /** Operator token for admin endpoints (default: <dataDir>/coordinator/operator-token, made on first start). */
@@ -93,6 +97,8 @@ interface EnclaveInfo {
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<RunningCoordinator> {
   assertDataDirUsable(opts.dataDir);
+  // A bad CMR_TASK_IDLE_TIMEOUT_MS stops the start, not the first job.
+  if (opts.heartbeat?.taskIdleMs === undefined) taskIdleTimeoutMs();
   // One coordinator per state: a second one would "resume" the first one's running jobs.
   const lock = lockDir(dirname(opts.statePath ?? join(opts.dataDir, "coordinator", "state.db")), "coordinator.lock", "coordinator");
   const undo: (() => unknown)[] = [() => lock.release()];

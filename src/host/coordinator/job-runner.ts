@@ -14,6 +14,7 @@ import { Readable } from "node:stream";
 import { CmrError, isCmrError } from "../../errors.ts";
 import { stageIndex, type JobStage } from "../../protocol/job-stages.ts";
 import { getJson, postJson } from "../http/client.ts";
+import { postTask, taskIdleTimeoutMs } from "./task-call.ts";
 import type { EnclaveProcess } from "../ipc/enclave-process.ts";
 import type { BlobStore } from "../storage/blob-store.ts";
 import type { WorkerEntry, WorkerRegistry } from "./worker-registry.ts";
@@ -97,6 +98,8 @@ export class JobRunner {
   /** Shards the job has (from the enclave's answer to submitJob); known: map tasks start during the split. */
   readonly #shards: number | undefined;
   readonly #heartbeat: { intervalMs: number; missedBeats: number };
+  /** Longest silence on a task connection before it counts as stalled (task-call.ts). */
+  readonly #taskIdleMs: number;
   readonly #hooks: RunnerHooks;
 
   constructor(
@@ -105,7 +108,7 @@ export class JobRunner {
     workers: WorkerRegistry,
     store: BlobStore,
     plan: { dataType: string | null; reducers: number; shards?: number },
-    heartbeat = { intervalMs: 1000, missedBeats: 3 },
+    heartbeat: { intervalMs: number; missedBeats: number; taskIdleMs?: number } = { intervalMs: 1000, missedBeats: 3 },
     hooks: RunnerHooks = {},
     previous?: JobRecord,
   ) {
@@ -127,6 +130,7 @@ export class JobRunner {
     this.#reducers = plan.reducers;
     this.#shards = plan.shards;
     this.#heartbeat = heartbeat;
+    this.#taskIdleMs = heartbeat.taskIdleMs ?? taskIdleTimeoutMs();
     this.#hooks = hooks;
     if (previous) Object.assign(this.record, { ...previous, error: undefined });
   }
@@ -413,8 +417,17 @@ export class JobRunner {
           const a = await this.#coordinator<{ taskId: string; sealedTask: string }>(assign, { jobId: this.record.jobId, ...idx, sessionId: w.sessionId, attempt: t.attempt });
           taskId = a.taskId;
           const startedAt = new Date().toISOString();
+          // Bounded twice: heartbeats catch a worker host that stops answering, the idle bound a
+          // task connection that stalls while heartbeats still get through.
           const out = await this.#withHeartbeat(w.entry, (signal) =>
-            postJson<{ taskId: string; sealedResult: string }>(`${w.entry.url}/v1/tasks/${phase}`, { sessionId: w.sessionId, challenge: w.challenge, taskId: a.taskId, sealedTask: a.sealedTask }, undefined, signal),
+            postTask<{ taskId: string; sealedResult: string }>({
+              url: `${w.entry.url}/v1/tasks/${phase}`,
+              body: { sessionId: w.sessionId, challenge: w.challenge, taskId: a.taskId, sealedTask: a.sealedTask },
+              workerId: w.entry.workerId,
+              task: taskId,
+              idleMs: this.#taskIdleMs,
+              signal,
+            }),
           );
           // A map task started during the split reports once the split has committed.
           if (committedAfter !== undefined) await committedAfter;

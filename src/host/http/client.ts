@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { request } from "node:http";
+import { request, type IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import { CmrError, errorFromJSON } from "../../errors.ts";
 
@@ -15,7 +15,13 @@ export interface RequestOptions {
   method?: string;
   headers?: Record<string, string>;
   body?: Buffer | string | Readable;
+  /**
+   * Milliseconds the connection may send and receive nothing before the request fails: while
+   * waiting for the answer's head and while its body streams (a peer whose answer stalls).
+   */
   timeoutMs?: number;
+  /** The error a timeout fails with; `answered`: the head had come (default CMR_UNREACHABLE). */
+  onTimeout?: (answered: boolean) => CmrError;
   /** Abort the request (e.g. when the peer stopped answering its heartbeat). */
   signal?: AbortSignal;
 }
@@ -46,11 +52,31 @@ class StaleSocketError extends Error {
 
 function requestOnce(url: string, opts: RequestOptions): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
+    let answer: IncomingMessage | undefined;
     const req = request(url, { method: opts.method ?? "GET", headers: opts.headers ?? {}, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => {
+      answer = res;
       resolve({ status: res.statusCode ?? 0, body: res, headers: res.headers });
     });
+    // Once the head has come, destroying the request alone makes the body fail with Node's
+    // untyped "aborted": the body gets the typed reason, so its reader sees why.
+    const fail = (err: CmrError): void => {
+      if (answer !== undefined && !answer.complete) answer.destroy(err);
+      req.destroy(err);
+    };
     if (opts.timeoutMs) {
-      req.setTimeout(opts.timeoutMs, () => req.destroy(new CmrError("CMR_UNREACHABLE", `${opts.method ?? "GET"} ${url} timed out after ${opts.timeoutMs} ms`)));
+      const ms = opts.timeoutMs;
+      req.setTimeout(ms, () => {
+        const answered = answer !== undefined;
+        fail(opts.onTimeout?.(answered) ?? new CmrError("CMR_UNREACHABLE", answered ? `${opts.method ?? "GET"} ${url}: the answer stalled (nothing for ${ms} ms)` : `${opts.method ?? "GET"} ${url} timed out after ${ms} ms`));
+      });
+    }
+    if (opts.signal) {
+      const signal = opts.signal;
+      const onAbort = (): void => {
+        if (answer !== undefined && !answer.complete && signal.reason instanceof CmrError) answer.destroy(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      req.once("close", () => signal.removeEventListener("abort", onAbort));
     }
     req.on("error", (e) => {
       const err = e instanceof CmrError ? e : opts.signal?.aborted && opts.signal.reason instanceof CmrError ? opts.signal.reason : new CmrError("CMR_UNREACHABLE", `cannot reach ${url}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { hint: "is the service running and the URL right?" });

@@ -19,6 +19,7 @@ import { assertDataDirUsable } from "../node-start.ts";
 import { EnclavePool, SCOPE_PATTERN, type PoolLimits } from "../ipc/enclave-pool.ts";
 import { LocalBlobStore, type BlobStore } from "../storage/blob-store.ts";
 import { enclaveStorage } from "../storage/enclave-storage.ts";
+import { answerWithProgress, progressRequested } from "./task-answer.ts";
 
 export interface WorkerOptions {
   /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
@@ -113,7 +114,11 @@ async function startWorkerUndoable(opts: WorkerOptions, undo: (() => unknown)[])
       hung = true;
       return;
     }
-    sendJson(res, 200, await e.enclave.call(phase === "map" ? "runMap" : "runReduce", body));
+    const work = e.enclave.call(phase === "map" ? "runMap" : "runReduce", body);
+    // A coordinator that bounds silent task connections asks for progress (task-answer.ts).
+    const progressMs = progressRequested(req);
+    if (progressMs === undefined) sendJson(res, 200, await work);
+    else await answerWithProgress(res, progressMs, work);
   };
   let hung = false;
   const router = new Router()

@@ -31,6 +31,8 @@ interface StallProxy {
   stalled: number;
   healthPassed: number;
   target: number | undefined;
+  /** The whole link goes dark once a task connection stalled: health probes get no answer either. */
+  dark: boolean;
   close(): Promise<void>;
 }
 
@@ -38,9 +40,9 @@ interface StallProxy {
  * Forward 127.0.0.1:<own port> to 127.0.0.1:<target>; on the first connection that carries a
  * `POST /v1/tasks/<phase>` request, pass back `passBytes` bytes of the worker's answer, then none.
  */
-async function stallProxy(phase: "map" | "reduce", passBytes: number): Promise<StallProxy> {
+async function stallProxy(phase: "map" | "reduce", passBytes: number, dark = false): Promise<StallProxy> {
   const sockets = new Set<Socket>();
-  const p: StallProxy = { url: "", stalled: 0, healthPassed: 0, target: undefined, close: async () => undefined };
+  const p: StallProxy = { url: "", stalled: 0, healthPassed: 0, target: undefined, dark, close: async () => undefined };
   const server: Server = createServer((client) => {
     const upstream = createConnection({ host: "127.0.0.1", port: p.target! });
     sockets.add(client).add(upstream);
@@ -48,7 +50,8 @@ async function stallProxy(phase: "map" | "reduce", passBytes: number): Promise<S
     let passed = 0;
     client.on("data", (c: Buffer) => {
       const text = c.toString("latin1");
-      if (text.includes("GET /v1/health")) p.healthPassed++;
+      if (p.dark && p.stalled > 0) stalling = true;
+      if (text.includes("GET /v1/health") && !stalling) p.healthPassed++;
       if (!stalling && p.stalled === 0 && text.includes(`POST /v1/tasks/${phase}`)) {
         stalling = true;
         p.stalled++;
@@ -81,10 +84,11 @@ async function stallProxy(phase: "map" | "reduce", passBytes: number): Promise<S
   return p;
 }
 
-async function jobWithStalledTask(phase: "map" | "reduce", passBytes: number) {
-  const taskIdleMs = 1500;
+async function jobWithStalledTask(phase: "map" | "reduce", passBytes: number, dark = false) {
+  // A dark link must be caught by heartbeats well before this bound.
+  const taskIdleMs = dark ? 60_000 : 1500;
   const c = await startTestCluster([{ workerId: "steady-1" }, { workerId: "steady-2" }], { heartbeat: { intervalMs: 200, missedBeats: 3, taskIdleMs } });
-  const proxy = await stallProxy(phase, passBytes);
+  const proxy = await stallProxy(phase, passBytes, dark);
   try {
     // The coordinator reaches this worker only through the proxy (its advertised URL).
     const w = await c.addWorker({ workerId: "stalled", advertiseUrl: proxy.url });
@@ -122,3 +126,14 @@ for (const [phase, passBytes, what] of [
 }
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test("a worker's link goes dark mid-task after the answer's head (heartbeats fail too): lost by heartbeats, typed, same answer", { timeout: 120_000 }, async (t) => {
+  const { r, out, ms, proxy } = await jobWithStalledTask("map", 200, true);
+  assert.equal(proxy.stalled, 1, "a task connection was stalled");
+  assert.equal(readFileSync(out, "utf8"), expectedCsv(rows, "sum"));
+  const lost = r.status.assignments.filter((a) => a.outcome === "worker-lost");
+  assert.equal(lost.length, 1, JSON.stringify(r.status.assignments));
+  assert.equal(lost[0]!.worker, "stalled");
+  assert.ok(!r.status.assignments.some((a) => a.outcome === "failed"), JSON.stringify(r.status.assignments));
+  assertWithin(ms, 30_000, "a job whose worker's link went dark mid-task", t);
+});

@@ -80,6 +80,9 @@ function requestOnce(url: string, opts: RequestOptions): Promise<HttpAnswer> {
     }
     req.on("error", (e) => {
       const err = e instanceof CmrError ? e : opts.signal?.aborted && opts.signal.reason instanceof CmrError ? opts.signal.reason : new CmrError("CMR_UNREACHABLE", `cannot reach ${url}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { hint: "is the service running and the URL right?" });
+      // A socket error after the head (EHOSTUNREACH, ETIMEDOUT on a cut link) reaches the body as
+      // Node's untyped "aborted" unless it gets the typed error first.
+      if (answer !== undefined && !answer.complete) answer.destroy(err);
       reject(req.reusedSocket && (e as NodeJS.ErrnoException).code === "ECONNRESET" ? new StaleSocketError(err) : err);
     });
     const body = opts.body;
@@ -98,13 +101,20 @@ export const MAX_JSON_RESPONSE = 16 * 1024 * 1024;
 async function readAll(body: Readable, max: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const c of body) {
-    n += (c as Buffer).length;
-    if (n > max) {
-      body.destroy();
-      throw new CmrError("CMR_HTTP", `the server's answer exceeds ${max} bytes`, { hint: "is the URL a cmr service?" });
+  try {
+    for await (const c of body) {
+      n += (c as Buffer).length;
+      if (n > max) {
+        body.destroy();
+        throw new CmrError("CMR_HTTP", `the server's answer exceeds ${max} bytes`, { hint: "is the URL a cmr service?" });
+      }
+      chunks.push(c as Buffer);
     }
-    chunks.push(c as Buffer);
+  } catch (e) {
+    // The peer closed or reset the connection mid-answer (a host that died, a cut link): the
+    // peer is unreachable, which callers handle, not an internal error.
+    if (e instanceof CmrError) throw e;
+    throw new CmrError("CMR_UNREACHABLE", `the answer was cut off after ${n} bytes (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { hint: "did the service stop, or the network between us fail?" });
   }
   return Buffer.concat(chunks);
 }

@@ -167,3 +167,20 @@ test("CMR_TASK_IDLE_TIMEOUT_MS: default, a valid value, and a bad one refused wi
     assert.throws(() => taskIdleTimeoutMs({ CMR_TASK_IDLE_TIMEOUT_MS: bad }), (e: unknown) => isCmrError(e) && e.code === "CMR_CONFIG_INVALID" && /CMR_TASK_IDLE_TIMEOUT_MS/.test(e.message) && /unset it/.test(e.hint ?? ""));
   }
 });
+
+for (const how of ["closes", "resets"] as const) {
+  test(`a worker host that ${how} the connection after the answer's head (it died mid-task): CMR_UNREACHABLE, a worker failure`, async () => {
+    const s = await serve((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write(" ");
+      setTimeout(() => (how === "resets" ? res.socket?.resetAndDestroy() : res.socket?.destroy()), 100);
+    });
+    try {
+      const e = await codeOf(postTask({ url: s.url, body: {}, workerId: "w1", task: "map-0", idleMs: 10_000 }));
+      assert.equal(e.code, "CMR_UNREACHABLE");
+      assert.match(e.message, how === "resets" ? /ECONNRESET/ : /the answer was cut off after \d+ bytes \(ECONNRESET\)/);
+    } finally {
+      await s.close();
+    }
+  });
+}

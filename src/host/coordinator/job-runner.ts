@@ -236,6 +236,9 @@ export class JobRunner {
       this.#set("succeeded");
     } catch (e) {
       const err = isCmrError(e) ? e : e instanceof RangeError ? new CmrError("CMR_JOB_INTERRUPTED", `cannot resume job ${jobId}: ${e.message}`) : new CmrError("CMR_INTERNAL", "internal error in the job runner");
+      // The host's own bug: its stack goes to the operator's log (the host holds no plaintext).
+      if (!isCmrError(e) && !(e instanceof RangeError)) process.stderr.write(`[cmr host] internal error in the job runner (job ${jobId}): ${(e as Error)?.stack ?? String(e)}
+`);
       this.record.error = { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) };
       await this.#enclave.call("abortJob", { jobId }).catch(() => undefined);
       await this.#cleanup(true);

@@ -125,7 +125,6 @@ for (const [phase, passBytes, what] of [
   });
 }
 
-test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 test("a worker's link goes dark mid-task after the answer's head (heartbeats fail too): lost by heartbeats, typed, same answer", { timeout: 120_000 }, async (t) => {
   const { r, out, ms, proxy } = await jobWithStalledTask("map", 200, true);
@@ -137,3 +136,5 @@ test("a worker's link goes dark mid-task after the answer's head (heartbeats fai
   assert.ok(!r.status.assignments.some((a) => a.outcome === "failed"), JSON.stringify(r.status.assignments));
   assertWithin(ms, 30_000, "a job whose worker's link went dark mid-task", t);
 });
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));

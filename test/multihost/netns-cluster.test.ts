@@ -207,7 +207,8 @@ test("20% packet loss and a bandwidth cap on a worker: the job finishes right or
   let dropped = 0;
   try {
     // Budget: a storage transfer stalled in TCP backoff fails after 20 s idle (S3_IDLE_TIMEOUT_MS)
-    // and is retried or fails the job; several such stalls in one run fit in 170 s. One CI run at
+    // and is retried or fails the job, a task connection to w2 after 30 s (CMR_TASK_IDLE_TIMEOUT_MS)
+    // and its task moves to another worker; several such stalls in one run fit in 170 s. One CI run at
     // 110 s, before that bound existed, saw a run still going.
     r = await cmrRun(out, { timeoutMs: 170_000 });
     dropped = lab!.dropped("w2");

@@ -2,8 +2,9 @@
  * The coordinator host's scheduler for one job: split (S12), attest map workers, place map tasks
  * (S13), attest reduce workers, place reduce tasks, finalize. The host chooses *who* to ask;
  * the coordinator enclave decides whether a worker may receive keys (attested for this job and
- * phase, with the capability and data type in its evidence). A worker that cannot be reached
- * loses its task to another attested worker; any other failure fails the job, and its
+ * phase, with the capability and data type in its evidence). A worker that cannot be reached,
+ * misses heartbeats, or whose task connection stalls (task-call.ts) loses its task to another
+ * attested worker; any other failure fails the job, and its
  * intermediate objects are deleted so no partial output remains.
  *
  * Trust zone: UNTRUSTED (host).

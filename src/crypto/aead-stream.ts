@@ -274,15 +274,57 @@ function plainOf(d: ReturnType<typeof createDecipheriv>, sealed: Buffer): Buffer
   return rest.length === 0 ? body : Buffer.concat([body, rest]);
 }
 
-/** Streaming decryptor: `header || chunk*` in, plaintext out. Fails with IntegrityError(streamId). */
+/**
+ * The first `n` bytes of `parts` (which hold at least n), split off without copying: returns
+ * them as a list of views and leaves the rest in `parts`.
+ */
+/**
+ * Pieces below this size are copied into a staging buffer of STAGE_BYTES instead of being kept
+ * as views: a host may cut reads as it likes, and a view per tiny piece would let it grow the
+ * list of a chunk's pieces (and the decipher calls) without bound. Storage reads (64 KiB to
+ * 1 MiB) stay views; each byte is copied at most once either way.
+ */
+const SMALL_PIECE = 16 * 1024;
+const STAGE_BYTES = 64 * 1024;
+
+function takeFront(parts: Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = [];
+  while (n > 0) {
+    const p = parts[0]!;
+    if (p.length <= n) {
+      out.push(p);
+      parts.shift();
+      n -= p.length;
+    } else {
+      out.push(p.subarray(0, n));
+      parts[0] = p.subarray(n);
+      n = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * Streaming decryptor: `header || chunk*` in, plaintext out. Fails with IntegrityError(streamId).
+ *
+ * The bytes of a sealed chunk arrive in pieces (storage reads do not line up with chunks): they
+ * are kept as received and fed to the decipher piece by piece, never joined (issue #12: joining
+ * them copied every byte once more, in every process that decrypts). The plaintext of a chunk is
+ * held back until final() has checked its tag, then pushed as the decipher gave it.
+ */
 export class DecryptStream extends Transform {
   readonly #masterKey: Buffer;
   readonly #expectedId: string;
   #header: StreamHeader | undefined;
   #key: Buffer | undefined;
-  #buf: Buffer = Buffer.alloc(0);
+  /** Before the header is complete: the bytes so far (small: at most the header's 1084 bytes and what came with them). */
+  #head: Buffer = Buffer.alloc(0);
+  /** After it: received bytes of the chunks not yet opened, as received, and how many. */
   #parts: Buffer[] = [];
   #partsLen = 0;
+  /** Small pieces copied together (see SMALL_PIECE); logically after #parts. */
+  #stage: Buffer | undefined;
+  #staged = 0;
   #index = 0;
   #failed = false;
 
@@ -297,34 +339,72 @@ export class DecryptStream extends Transform {
     return this.#header;
   }
 
-  #open(sealed: Buffer, final: boolean): Buffer {
+  /** Keep received bytes (views of large pieces, copies of small ones), in order. */
+  #receive(chunk: Buffer): void {
+    this.#partsLen += chunk.length;
+    if (chunk.length >= SMALL_PIECE) {
+      this.#unstage();
+      this.#parts.push(chunk);
+      return;
+    }
+    let off = 0;
+    while (off < chunk.length) {
+      this.#stage ??= Buffer.allocUnsafe(STAGE_BYTES);
+      const n = chunk.copy(this.#stage, this.#staged, off);
+      this.#staged += n;
+      off += n;
+      if (this.#staged === STAGE_BYTES) this.#unstage();
+    }
+  }
+
+  /** Move the staged bytes to the end of #parts (the stage buffer is then theirs: a new one is taken). */
+  #unstage(): void {
+    if (this.#staged === 0) return;
+    this.#parts.push(this.#stage!.subarray(0, this.#staged));
+    this.#stage = undefined;
+    this.#staged = 0;
+  }
+
+  /**
+   * Open the sealed chunk held in `sealed` (views, in order, `len` bytes in all) and push its
+   * plaintext; nothing is pushed unless the tag verifies.
+   */
+  #open(sealed: Buffer[], len: number, final: boolean): void {
+    if (len < TAG) throw new IntegrityError(this.#expectedId);
     const h = this.#header!;
     const d = createDecipheriv("aes-256-gcm", this.#key!, chunkNonce(this.#index, final));
     d.setAAD(h.raw);
-    d.setAuthTag(sealed.subarray(sealed.length - TAG));
-    let out: Buffer;
+    // The tag is the last 16 bytes; they may straddle pieces (then 16 bytes are copied).
+    const body = takeFront(sealed, len - TAG);
+    d.setAuthTag(sealed.length === 1 ? sealed[0]! : Buffer.concat(sealed, TAG));
+    const out: Buffer[] = [];
     try {
-      out = plainOf(d, sealed);
+      for (const piece of body) {
+        const plain = d.update(piece);
+        if (plain.length > 0) out.push(plain);
+      }
+      const rest = d.final();
+      if (rest.length > 0) out.push(rest);
     } catch {
       throw new IntegrityError(this.#expectedId);
     }
     this.#index++;
-    return h.version === STREAM_VERSION_PADDED ? unpad(out, h.chunkSize, this.#expectedId) : out;
+    if (h.version === STREAM_VERSION_PADDED) {
+      // Padded streams (--hide): the length prefix and fill are checked on the whole chunk.
+      const data = unpad(out.length === 1 ? out[0]! : Buffer.concat(out), h.chunkSize, this.#expectedId);
+      if (data.length > 0) this.push(data);
+      return;
+    }
+    for (const plain of out) this.push(plain);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     if (this.#failed) return cb();
     try {
-      // Gather input without re-copying it on every write; join only when a chunk is complete.
-      this.#parts.push(chunk);
-      this.#partsLen += chunk.length;
-      const need = this.#header === undefined ? FIXED_HEADER + 1024 : this.#header.chunkSize + TAG + 1;
-      if (this.#buf.length + this.#partsLen < need && this.#header !== undefined) return cb();
-      this.#buf = Buffer.concat([this.#buf, ...this.#parts]);
-      this.#parts = [];
-      this.#partsLen = 0;
       if (this.#header === undefined) {
-        const h = decodeHeader(this.#buf, this.#expectedId);
+        // The header is small: gather it contiguously.
+        this.#head = this.#head.length === 0 ? chunk : Buffer.concat([this.#head, chunk]);
+        const h = decodeHeader(this.#head, this.#expectedId);
         if (h === undefined) return cb();
         if (!h.keyId.equals(keyIdOf(this.#masterKey))) {
           throw new CmrError("CMR_STREAM_KEY_MISMATCH", `${this.#expectedId} was encrypted under another key (key id ${h.keyId.toString("hex")}, expected ${keyIdOf(this.#masterKey).toString("hex")})`, {
@@ -334,13 +414,17 @@ export class DecryptStream extends Transform {
         if (h.streamId !== this.#expectedId) throw new IntegrityError(this.#expectedId, { details: { foundStreamId: h.streamId } });
         this.#header = h;
         this.#key = subkey(this.#masterKey, h.raw);
-        this.#buf = this.#buf.subarray(h.raw.length);
+        chunk = this.#head.subarray(h.raw.length);
+        this.#head = Buffer.alloc(0);
+        if (chunk.length === 0) return cb();
       }
+      this.#receive(chunk);
       const sealedSize = this.#header.chunkSize + TAG;
       // A full-size chunk is non-final only if more bytes follow it; keep it until we know.
-      while (this.#buf.length > sealedSize) {
-        this.push(this.#open(this.#buf.subarray(0, sealedSize), false));
-        this.#buf = this.#buf.subarray(sealedSize);
+      if (this.#partsLen > sealedSize) this.#unstage();
+      while (this.#partsLen > sealedSize) {
+        this.#partsLen -= sealedSize;
+        this.#open(takeFront(this.#parts, sealedSize), sealedSize, false);
       }
       cb();
     } catch (e) {
@@ -352,13 +436,14 @@ export class DecryptStream extends Transform {
   override _flush(cb: TransformCallback): void {
     if (this.#failed) return cb();
     try {
-      this.#buf = Buffer.concat([this.#buf, ...this.#parts]);
-      this.#parts = [];
       if (this.#header === undefined) {
-        throw new CmrError("CMR_STREAM_FORMAT", `${this.#expectedId} is truncated: ${this.#buf.length} bytes, no complete stream header`);
+        throw new CmrError("CMR_STREAM_FORMAT", `${this.#expectedId} is truncated: ${this.#head.length} bytes, no complete stream header`);
       }
-      if (this.#buf.length < TAG) throw new IntegrityError(this.#expectedId);
-      this.push(this.#open(this.#buf, true));
+      this.#unstage();
+      const parts = this.#parts;
+      this.#parts = [];
+      this.#open(parts, this.#partsLen, true);
+      this.#partsLen = 0;
       // Authenticated already (index and final flag are in every nonce); a count that is not a
       // power of two would be a writer that broke the format, never let through.
       if (this.#header.version === STREAM_VERSION_PADDED && this.#index !== nextPowerOfTwo(this.#index)) throw new IntegrityError(this.#expectedId);

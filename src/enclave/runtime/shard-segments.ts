@@ -188,6 +188,71 @@ function openHashed(store: EnclaveObjectStore, objectId: string, key: SecretKey)
   return { stream: src.pipe(dec), digest: () => h.digest("hex") };
 }
 
+/** Buffers a piece reader holds before it pauses its source (a few MiB: chunks are 1 MiB at most). */
+const PIECES_AHEAD = 4;
+
+/**
+ * Every Buffer `stream` pushes, as it was pushed. A byte-mode stream's own async iterator joins
+ * whatever it has buffered into one new Buffer on each read (a copy of every byte: issue #12,
+ * the decryptor pushes a chunk's plaintext in the pieces the decipher gave); this one reads in
+ * flowing mode, holding at most PIECES_AHEAD pieces before it pauses the source. An error is
+ * thrown after the pieces that came before it; returning early destroys the stream.
+ */
+export async function* piecesOf(stream: Readable): AsyncGenerator<Buffer> {
+  const queue: Buffer[] = [];
+  let ended = false;
+  let failure: { e: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const signal = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const onData = (c: Buffer): void => {
+    queue.push(c);
+    if (queue.length >= PIECES_AHEAD) stream.pause();
+    signal();
+  };
+  const onEnd = (): void => {
+    ended = true;
+    signal();
+  };
+  const onError = (e: unknown): void => {
+    failure ??= { e };
+    signal();
+  };
+  // A stream destroyed without an error and without 'end' (premature close) is a failure too.
+  const onClose = (): void => {
+    if (!ended) failure ??= { e: new CmrError("CMR_INTERNAL", "stream closed before its end") };
+    signal();
+  };
+  stream.on("data", onData);
+  stream.on("end", onEnd);
+  stream.on("error", onError);
+  stream.on("close", onClose);
+  try {
+    for (;;) {
+      const c = queue.shift();
+      if (c !== undefined) {
+        if (queue.length === 0 && !ended && failure === undefined) stream.resume();
+        yield c;
+        continue;
+      }
+      if (failure !== undefined) throw failure.e;
+      if (ended) return;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+  } finally {
+    stream.off("data", onData);
+    stream.off("end", onEnd);
+    stream.off("error", onError);
+    stream.off("close", onClose);
+    if (!ended) stream.destroy();
+  }
+}
+
 async function readTrailer(store: EnclaveObjectStore, shardObject: string, key: SecretKey, jobId: string, shard: number): Promise<{ trailer: ShardTrailer; sha256: string }> {
   const id = trailerObjectId(shardObject);
   const maxBytes = 256 + MAX_SEGMENTS * 67;
@@ -255,7 +320,7 @@ export function openShardSegments(store: EnclaveObjectStore, shardObject: string
       const have = await store.has(seg);
       if (have) {
         const { stream, digest } = openHashed(store, seg, key);
-        for await (const c of stream) yield c as Buffer;
+        yield* piecesOf(stream);
         digests.push(digest());
         continue;
       }
@@ -281,7 +346,8 @@ export function openShardSegments(store: EnclaveObjectStore, shardObject: string
         throw e;
       }
     })(),
-    { objectMode: false, highWaterMark: 1024 * 1024 },
+    // One Buffer per read, as the decryptor gave it (a byte-mode stream joins what it buffered).
+    { objectMode: true, highWaterMark: PIECES_AHEAD },
   );
   return { stream, summary };
 }

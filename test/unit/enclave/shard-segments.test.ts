@@ -8,9 +8,10 @@ import assert from "node:assert/strict";
 import { copyFileSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable, Transform } from "node:stream";
 import { SecretKey } from "../../../src/crypto/secret.ts";
 import { EnclaveObjectStore } from "../../../src/enclave/runtime/object-store.ts";
-import { abortObjectId, openShardSegments, SegmentedShardWriter, segmentObjectId, trailerObjectId, writeShard } from "../../../src/enclave/runtime/shard-segments.ts";
+import { abortObjectId, openShardSegments, piecesOf, SegmentedShardWriter, segmentObjectId, trailerObjectId, writeShard } from "../../../src/enclave/runtime/shard-segments.ts";
 
 let dir: string;
 let store: EnclaveObjectStore;
@@ -269,5 +270,67 @@ describe("shard segments: trailers the reader refuses, a stopped job, plaintext 
     }
     await assert.rejects(writeShard(store, id, key, { jobId: "job1", shard: 0 }, pieces(), SEG), /source broke/);
     assert.ok(!store.exists(trailerObjectId(id)), "no trailer: readers never accept a partial shard");
+  });
+});
+
+describe("piecesOf: a stream's Buffers as pushed (issue #12: no join per read)", () => {
+  /** A transform that pushes each input as three pieces in one go, as the decryptor pushes a chunk. */
+  const threeWay = (): Transform =>
+    new Transform({
+      transform(c: Buffer, _e, cb) {
+        this.push(c.subarray(0, 1));
+        this.push(c.subarray(1, 2));
+        this.push(c.subarray(2));
+        cb();
+      },
+    });
+
+  it("yields the very Buffers pushed, in order; a byte stream's own iterator joins them (control)", async () => {
+    const inputs = [Buffer.from("abcdef"), Buffer.from("ghijkl")];
+    const got: Buffer[] = [];
+    for await (const c of piecesOf(Readable.from(inputs).pipe(threeWay()))) got.push(c);
+    assert.deepEqual(got.map((c) => c.toString()), ["a", "b", "cdef", "g", "h", "ijkl"]);
+    const joined: Buffer[] = [];
+    for await (const c of Readable.from(inputs).pipe(threeWay())) joined.push(c as Buffer);
+    assert.ok(joined.length < got.length, `control: the plain iterator gave ${joined.length} reads`);
+    assert.equal(Buffer.concat(joined).toString(), Buffer.concat(got).toString());
+  });
+
+  it("holds few pieces ahead of its reader (the source is paused)", async () => {
+    let produced = 0;
+    const src = new Readable({
+      read() {
+        produced++;
+        this.push(produced > 1000 ? null : Buffer.alloc(1024, 0x61));
+      },
+      highWaterMark: 1,
+    });
+    let read = 0;
+    for await (const c of piecesOf(src)) {
+      read++;
+      assert.equal(c.length, 1024);
+      // Wait a few turns: an unpaused source would run far ahead of this reader.
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      assert.ok(produced - read <= 16, `produced ${produced}, read ${read}`);
+    }
+    assert.equal(read, 1000);
+  });
+
+  it("an error comes after the pieces before it; leaving early destroys the source", async () => {
+    const failing = new Readable({ read() {} });
+    failing.push(Buffer.from("one"));
+    failing.push(Buffer.from("two"));
+    setImmediate(() => failing.destroy(new Error("storage broke")));
+    const got: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const c of piecesOf(failing)) got.push(c.toString());
+      })(),
+      /storage broke/,
+    );
+    assert.equal(got.join(""), "onetwo");
+    const endless = new Readable({ read() { this.push(Buffer.from("x")); } });
+    for await (const _ of piecesOf(endless)) break;
+    assert.ok(endless.destroyed, "the source was destroyed");
   });
 });

@@ -8,7 +8,8 @@
  * per record, `<input line>,<fields>`, LF-terminated, fields quoted only when they hold `"`, `,`,
  * CR or LF. What the scanner does not take on itself it leaves to the generic code:
  *   - per record (same answer, same error, same skip count): a value that is not a plain decimal
- *     (empty, bad, exponent, `+`, more than 15 digits), a quoted value, a key with `""` in it;
+ *     (empty, bad, exponent, `+`, more than 15 digits), a quoted value (a key with `""` in it is
+ *     unescaped into a scratch buffer and looked up by its bytes, as any other key);
  *     the record's fields are decoded and passed to the compiled job's mapBatch;
  *   - for the whole shard (FusedBailout; the generic path reruns the task from the start, so
  *     that it reports its own error): invalid UTF-8, a CR or quote where RFC 4180 has none, a
@@ -60,6 +61,8 @@ export class FusedCsvScanner {
   #carry: Buffer[] | undefined;
   #carried = 0;
   #headerDone = false;
+  /** Unescaped bytes of the current key, when it had `""` in it. */
+  #scratch = Buffer.allocUnsafe(256);
   records = 0;
 
   constructor(o: FusedCsvOptions, table: ByteKeyTable) {
@@ -161,8 +164,9 @@ export class FusedCsvScanner {
           let q = p + 1;
           let esc = false;
           for (;;) {
-            q = buf.indexOf(QUOTE, q);
-            if (q < 0 || q + 1 >= end) return rec;
+            // A loop, not indexOf: quoted fields are short, and the native call cost more than the search.
+            while (q < end && buf[q] !== QUOTE) q++;
+            if (q + 1 >= end) return rec;
             if (buf[q + 1] !== QUOTE) break;
             esc = true;
             q += 2;
@@ -172,7 +176,7 @@ export class FusedCsvScanner {
             fe[col] = q;
             fq[col] = esc ? 2 : 1;
           }
-          if (col === vi || (esc && col === ki)) slow = true;
+          if (col === vi) slow = true;
           p = q + 1;
           c = buf[p]!;
           if (c !== COMMA && c !== LF) throw new FusedBailout("text after a closing quote");
@@ -196,9 +200,26 @@ export class FusedCsvScanner {
       if (p - rec > this.#o.maxRecordBytes) throw new FusedBailout("record too large");
       this.records++;
       if (slow || (vi >= 0 && !parsePlainDecimal(buf, fs[vi]!, fe[vi]!))) this.#slowRecord(buf as FastBuffer);
-      else foldParsed(table, table.find(buf, fs[ki]!, fe[ki]!), op);
+      else foldParsed(table, fq[ki] === 2 ? this.#findUnescaped(buf, fs[ki]!, fe[ki]!) : table.find(buf, fs[ki]!, fe[ki]!), op);
     }
     return p;
+  }
+
+  /**
+   * The table entry of a quoted key with `""` in it: its bytes with each `""` made `"`, which
+   * decode to the string the CSV parser gives (`"` is ASCII, never inside a UTF-8 sequence).
+   */
+  #findUnescaped(buf: Buffer, s: number, e: number): number {
+    if (this.#scratch.length < e - s) this.#scratch = Buffer.allocUnsafe(Math.max(e - s, 2 * this.#scratch.length));
+    const out = this.#scratch;
+    let n = 0;
+    // Inside the quotes every `"` is doubled (the scan ended the field at the first single one).
+    for (let i = s; i < e; i++) {
+      const c = buf[i]!;
+      out[n++] = c;
+      if (c === QUOTE) i++;
+    }
+    return this.#table.find(out, 0, n);
   }
 
   /** The record's fields as the CSV parser would decode them, through the generic job code. */

@@ -212,6 +212,18 @@ describe("fused map path vs the generic path", () => {
     assert.ok(out.ok && out.inputRecords === 60_000);
   });
 
+  it("keys with doubled quotes are looked up unescaped: one entry with the same key from a generic-path record", async () => {
+    // Each key once with a plain value (fused: unescaped bytes) and once with `1e1` (the generic
+    // record path, keyed by the parser's string): both must land in one table entry.
+    const keys = ['"', '""', 'a"b', '"x"', 'Zoë "Z" Ørsted', 'q"",\n"', 'a""b'];
+    const rows: Row[] = [];
+    for (const [i, key] of keys.entries()) rows.push({ key, value: `${i}.5`, note: i % 2 ? 'say "hi"' : "" }, { key, value: "1e1", note: "" });
+    for (const op of ["count", "sum", "max", "avg"] as const) {
+      const out = await sameBothWays(csvShard(rows, 1), { format: "csv", op, skip: false, reducers: 1, sortBufferBytes: 64 << 20 });
+      assert.ok(out.ok && out.counts[0] === keys.length, `${op}: ${JSON.stringify(out)}`);
+    }
+  });
+
   it("many distinct keys (the key table grows several times) give the same answer", async () => {
     const many: Row[] = [];
     for (let i = 0; i < 12_000; i++) many.push({ key: i % 3 === 0 ? `ключ-${(i * 7919) % 6000}` : `k${(i * 7919) % 6000}`, value: `${i % 977}.${i % 10}`, note: "" });

@@ -40,3 +40,10 @@ test("dist/enclave.mjs imports only Node built-ins", () => {
   const builtins = new Set(builtinModules.flatMap((b) => [b, `node:${b}`]));
   assert.deepEqual(imported.filter((m) => !builtins.has(m)), []);
 });
+
+test("dist/enclave.mjs carries zod's English messages only (issue #12: less to parse at every enclave start)", () => {
+  // esbuild names each bundled file in a comment; the other ~60 locales were half of zod's bytes.
+  assert.ok(whole.includes("node_modules/zod/v4/locales/en.js"), "zod's English locale is in the bundle");
+  const others = [...whole.matchAll(/node_modules\/zod\/v4\/locales\/([\w-]+)\.js/g)].map((m) => m[1]).filter((l) => l !== "en");
+  assert.deepEqual(others, []);
+});

@@ -159,6 +159,88 @@ export function paddedStreamLength(dataBytes: number, chunkSize: number, headerB
   return headerBytes + chunks * (chunkSize + TAG);
 }
 
+/**
+ * Pieces below this size are copied into a staging buffer of STAGE_BYTES instead of being kept
+ * as views: a host may cut reads as it likes (and a writer may write a byte at a time), and a
+ * view per tiny piece would grow the list of a chunk's pieces (and the cipher calls) without
+ * bound. Storage reads and the split's buffers (64 KiB to 1 MiB) stay views; each byte is
+ * copied at most once either way.
+ */
+const SMALL_PIECE = 16 * 1024;
+const STAGE_BYTES = 64 * 1024;
+
+/**
+ * Bytes received in pieces, taken from the front in runs of any length without joining them
+ * (issue #12: joining the pieces of every 1 MiB chunk copied every byte once more, in every
+ * process that encrypts or decrypts). Large pieces are kept as views, small ones staged.
+ */
+class PieceQueue {
+  #parts: Buffer[] = [];
+  #length = 0;
+  /** Small pieces copied together; logically after #parts. */
+  #stage: Buffer | undefined;
+  #staged = 0;
+
+  get length(): number {
+    return this.#length;
+  }
+
+  push(chunk: Buffer): void {
+    this.#length += chunk.length;
+    if (chunk.length >= SMALL_PIECE) {
+      this.#unstage();
+      this.#parts.push(chunk);
+      return;
+    }
+    let off = 0;
+    while (off < chunk.length) {
+      this.#stage ??= Buffer.allocUnsafe(STAGE_BYTES);
+      const n = chunk.copy(this.#stage, this.#staged, off);
+      this.#staged += n;
+      off += n;
+      if (this.#staged === STAGE_BYTES) this.#unstage();
+    }
+  }
+
+  /** The first `n` bytes (n <= length), as views in order. */
+  take(n: number): Buffer[] {
+    this.#unstage();
+    this.#length -= n;
+    const parts = this.#parts;
+    const out: Buffer[] = [];
+    while (n > 0) {
+      const p = parts[0]!;
+      if (p.length <= n) {
+        out.push(p);
+        parts.shift();
+        n -= p.length;
+      } else {
+        out.push(p.subarray(0, n));
+        parts[0] = p.subarray(n);
+        n = 0;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Copy what is left when it is a view of a piece larger than `limit` bytes, so that piece (one
+   * large write) is not kept alive by a small remainder until the next chunk.
+   */
+  compact(limit: number): void {
+    const last = this.#parts.length === 1 ? this.#parts[0]! : undefined;
+    if (last !== undefined && last.buffer.byteLength > limit && last.length < limit) this.#parts[0] = Buffer.from(last);
+  }
+
+  /** Move the staged bytes to the end of #parts (the stage buffer is then theirs: a new one is taken). */
+  #unstage(): void {
+    if (this.#staged === 0) return;
+    this.#parts.push(this.#stage!.subarray(0, this.#staged));
+    this.#stage = undefined;
+    this.#staged = 0;
+  }
+}
+
 /** Streaming encryptor: plaintext in, `header || chunk*` out. */
 export class EncryptStream extends Transform {
   readonly #key: Buffer;
@@ -167,8 +249,8 @@ export class EncryptStream extends Transform {
   /** Data bytes per chunk: the chunk size, less the length prefix when padded. */
   readonly #dataPerChunk: number;
   readonly #padded: boolean;
-  #pending: Buffer[] = [];
-  #pendingLen = 0;
+  /** Plaintext not yet sealed, in the pieces written (PieceQueue: never joined). */
+  readonly #pending = new PieceQueue();
   #index = 0;
   /** Padded streams: pad as if at least this many data bytes had been written. */
   #padToBytes = 0;
@@ -200,59 +282,49 @@ export class EncryptStream extends Transform {
   }
 
   /**
-   * Seal one chunk and push it as the ciphertext, then the tag (GCM's final() is empty). Pushed
-   * in two pieces rather than joined: the join copied every chunk once more, and those copies
-   * were a good part of the short-lived 1 MiB Buffers that made enclaves' RSS swing (issue #12).
-   * The byte stream is the same; only where 'data' events split it differs.
+   * Seal one chunk (`data`: its plaintext in pieces) and push its ciphertext as the cipher gives
+   * it for each piece, then the tag (GCM's final() is empty). Never joined: the joins copied
+   * every chunk once more, and those copies were a good part of the short-lived 1 MiB Buffers
+   * that made enclaves' RSS swing (issue #12). The byte stream is the same; only where 'data'
+   * events split it differs.
    */
-  #seal(data: Buffer, final: boolean): void {
+  #seal(data: Buffer[], final: boolean): void {
     const c = createCipheriv("aes-256-gcm", this.#key, chunkNonce(this.#index++, final));
     c.setAAD(this.#header);
-    let plain = data;
     if (this.#padded) {
       // u32 data length || data || zero fill: every sealed chunk has the same size.
-      plain = Buffer.alloc(this.#chunkSize);
-      plain.writeUInt32BE(data.length, 0);
-      data.copy(plain, PADDED_LENGTH_PREFIX);
+      const plain = Buffer.alloc(this.#chunkSize);
+      let off = PADDED_LENGTH_PREFIX;
+      for (const piece of data) off += piece.copy(plain, off);
+      plain.writeUInt32BE(off - PADDED_LENGTH_PREFIX, 0);
+      data = [plain];
     }
-    const body = c.update(plain);
+    for (const piece of data) {
+      const body = c.update(piece);
+      if (body.length > 0) this.push(body);
+    }
     const rest = c.final();
-    if (body.length > 0) this.push(body);
     this.push(rest.length === 0 ? c.getAuthTag() : Buffer.concat([rest, c.getAuthTag()]));
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#pending.push(chunk);
-    this.#pendingLen += chunk.length;
     // Keep at least one byte back: the final chunk must be known to be final when sealed.
     const per = this.#dataPerChunk;
-    if (this.#pendingLen > per) {
-      // Join once and walk it by offset: re-joining the rest after every chunk made one large
-      // write cost O(n^2 / chunkSize) copying.
-      const all = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingLen);
-      let off = 0;
-      while (all.length - off > per) {
-        this.#seal(all.subarray(off, off + per), false);
-        off += per;
-      }
-      // Copy the tail so a large write's buffer is not kept alive by a small remainder.
-      const rest = Buffer.from(all.subarray(off));
-      this.#pending = [rest];
-      this.#pendingLen = rest.length;
-    }
+    while (this.#pending.length > per) this.#seal(this.#pending.take(per), false);
+    this.#pending.compact(2 * per);
     cb();
   }
 
   override _flush(cb: TransformCallback): void {
-    const rest = Buffer.concat(this.#pending);
+    const rest = this.#pending.take(this.#pending.length);
     if (!this.#padded) this.#seal(rest, true);
     else {
       // The data ends in chunk #index; pad with empty chunks up to a power of two in all.
       const total = nextPowerOfTwo(Math.max(this.#index + 1, Math.ceil(this.#padToBytes / this.#dataPerChunk)));
       this.#seal(rest, this.#index + 1 === total);
-      while (this.#index < total) this.#seal(Buffer.alloc(0), this.#index + 1 === total);
+      while (this.#index < total) this.#seal([], this.#index + 1 === total);
     }
-    this.#pending = [];
     this.#key.fill(0);
     cb();
   }
@@ -279,32 +351,6 @@ function plainOf(d: ReturnType<typeof createDecipheriv>, sealed: Buffer): Buffer
  * them as a list of views and leaves the rest in `parts`.
  */
 /**
- * Pieces below this size are copied into a staging buffer of STAGE_BYTES instead of being kept
- * as views: a host may cut reads as it likes, and a view per tiny piece would let it grow the
- * list of a chunk's pieces (and the decipher calls) without bound. Storage reads (64 KiB to
- * 1 MiB) stay views; each byte is copied at most once either way.
- */
-const SMALL_PIECE = 16 * 1024;
-const STAGE_BYTES = 64 * 1024;
-
-function takeFront(parts: Buffer[], n: number): Buffer[] {
-  const out: Buffer[] = [];
-  while (n > 0) {
-    const p = parts[0]!;
-    if (p.length <= n) {
-      out.push(p);
-      parts.shift();
-      n -= p.length;
-    } else {
-      out.push(p.subarray(0, n));
-      parts[0] = p.subarray(n);
-      n = 0;
-    }
-  }
-  return out;
-}
-
-/**
  * Streaming decryptor: `header || chunk*` in, plaintext out. Fails with IntegrityError(streamId).
  *
  * The bytes of a sealed chunk arrive in pieces (storage reads do not line up with chunks): they
@@ -319,12 +365,8 @@ export class DecryptStream extends Transform {
   #key: Buffer | undefined;
   /** Before the header is complete: the bytes so far (small: at most the header's 1084 bytes and what came with them). */
   #head: Buffer = Buffer.alloc(0);
-  /** After it: received bytes of the chunks not yet opened, as received, and how many. */
-  #parts: Buffer[] = [];
-  #partsLen = 0;
-  /** Small pieces copied together (see SMALL_PIECE); logically after #parts. */
-  #stage: Buffer | undefined;
-  #staged = 0;
+  /** After it: received bytes of the chunks not yet opened. */
+  readonly #queue = new PieceQueue();
   #index = 0;
   #failed = false;
 
@@ -339,44 +381,19 @@ export class DecryptStream extends Transform {
     return this.#header;
   }
 
-  /** Keep received bytes (views of large pieces, copies of small ones), in order. */
-  #receive(chunk: Buffer): void {
-    this.#partsLen += chunk.length;
-    if (chunk.length >= SMALL_PIECE) {
-      this.#unstage();
-      this.#parts.push(chunk);
-      return;
-    }
-    let off = 0;
-    while (off < chunk.length) {
-      this.#stage ??= Buffer.allocUnsafe(STAGE_BYTES);
-      const n = chunk.copy(this.#stage, this.#staged, off);
-      this.#staged += n;
-      off += n;
-      if (this.#staged === STAGE_BYTES) this.#unstage();
-    }
-  }
-
-  /** Move the staged bytes to the end of #parts (the stage buffer is then theirs: a new one is taken). */
-  #unstage(): void {
-    if (this.#staged === 0) return;
-    this.#parts.push(this.#stage!.subarray(0, this.#staged));
-    this.#stage = undefined;
-    this.#staged = 0;
-  }
-
   /**
-   * Open the sealed chunk held in `sealed` (views, in order, `len` bytes in all) and push its
-   * plaintext; nothing is pushed unless the tag verifies.
+   * Open the sealed chunk that is the first `len` bytes of the queue and push its plaintext;
+   * nothing is pushed unless the tag verifies.
    */
-  #open(sealed: Buffer[], len: number, final: boolean): void {
+  #open(len: number, final: boolean): void {
     if (len < TAG) throw new IntegrityError(this.#expectedId);
     const h = this.#header!;
     const d = createDecipheriv("aes-256-gcm", this.#key!, chunkNonce(this.#index, final));
     d.setAAD(h.raw);
     // The tag is the last 16 bytes; they may straddle pieces (then 16 bytes are copied).
-    const body = takeFront(sealed, len - TAG);
-    d.setAuthTag(sealed.length === 1 ? sealed[0]! : Buffer.concat(sealed, TAG));
+    const body = this.#queue.take(len - TAG);
+    const tag = this.#queue.take(TAG);
+    d.setAuthTag(tag.length === 1 ? tag[0]! : Buffer.concat(tag, TAG));
     const out: Buffer[] = [];
     try {
       for (const piece of body) {
@@ -418,14 +435,10 @@ export class DecryptStream extends Transform {
         this.#head = Buffer.alloc(0);
         if (chunk.length === 0) return cb();
       }
-      this.#receive(chunk);
+      this.#queue.push(chunk);
       const sealedSize = this.#header.chunkSize + TAG;
       // A full-size chunk is non-final only if more bytes follow it; keep it until we know.
-      if (this.#partsLen > sealedSize) this.#unstage();
-      while (this.#partsLen > sealedSize) {
-        this.#partsLen -= sealedSize;
-        this.#open(takeFront(this.#parts, sealedSize), sealedSize, false);
-      }
+      while (this.#queue.length > sealedSize) this.#open(sealedSize, false);
       cb();
     } catch (e) {
       this.#failed = true;
@@ -439,11 +452,7 @@ export class DecryptStream extends Transform {
       if (this.#header === undefined) {
         throw new CmrError("CMR_STREAM_FORMAT", `${this.#expectedId} is truncated: ${this.#head.length} bytes, no complete stream header`);
       }
-      this.#unstage();
-      const parts = this.#parts;
-      this.#parts = [];
-      this.#open(parts, this.#partsLen, true);
-      this.#partsLen = 0;
+      this.#open(this.#queue.length, true);
       // Authenticated already (index and final flag are in every nonce); a count that is not a
       // power of two would be a writer that broke the format, never let through.
       if (this.#header.version === STREAM_VERSION_PADDED && this.#index !== nextPowerOfTwo(this.#index)) throw new IntegrityError(this.#expectedId);

@@ -499,6 +499,26 @@ describe("decrypting from pieces that straddle chunks and tags", async () => {
     assert.ok(r.out.equals(plain));
   });
 
+  test("the encryptor gives the same ciphertext for pieces of 1..100 bytes and 16..200 KiB, padded or not", async () => {
+    const salt = randomBytes(32);
+    const rnd = prng(SEED + 7);
+    const big = randomBytes(5 * C + 333);
+    const list: Buffer[] = [];
+    for (let pos = 0, small = true; pos < big.length; small = !small) {
+      const n = small ? 1 + Math.floor(rnd() * 100) : 16384 + Math.floor(rnd() * 184 * 1024);
+      list.push(big.subarray(pos, pos + n));
+      pos += n;
+    }
+    for (const padded of [false, true]) {
+      const opts = { streamId: ID, chunkSize: C, salt, padded };
+      const whole = await encryptBuffer(key, big, opts);
+      const out: Buffer[] = [];
+      await pipeline(Readable.from(list), new EncryptStream(key, opts), new Writable({ write(c: Buffer, _e, cb) { out.push(c); cb(); } }));
+      assert.ok(Buffer.concat(out).equals(whole), `padded ${padded}, seed ${SEED + 7}`);
+      assert.ok((await decryptBuffer(key, whole, { streamId: ID })).equals(big));
+    }
+  });
+
   test("one-byte pieces decrypt back", async () => {
     const small = randomBytes(2 * C + 5);
     const sct = await encryptBuffer(key, small, { streamId: ID, chunkSize: C });

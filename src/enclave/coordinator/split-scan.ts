@@ -25,6 +25,7 @@ import { fieldIndex } from "../records/fields.ts";
 import { fnv1a } from "../jobs/hash.ts";
 import { SHARD_LINE_COLUMN, SHARD_RECORD_SLACK } from "../jobs/compile-job.ts";
 import { DEFAULT_MAX_RECORD_BYTES, recordTooLargeHint } from "../records/csv-parser.ts";
+import { LINE_PREFIX_MAX, LineDigits, PlainCsvSplit, plainSplitStats } from "./plain-csv-split.ts";
 
 /** The field records are split by, or null for round-robin (jobs with no single key). */
 export function splitFieldOf(spec: JobSpec): string | null {
@@ -114,6 +115,9 @@ const COMMA = 0x2c;
  * parallel split rotates its shards by the records before the range.
  */
 export class ShardRouter {
+  readonly shards: number;
+  /** How a key picks its shard: ofBytes/ofString hash it, compare it with boundaries, or take turns. */
+  readonly kind: "hash" | "range" | "round-robin";
   private readonly n: number;
   private readonly field: string | null;
   private readonly boundaries: string[] | null;
@@ -127,6 +131,13 @@ export class ShardRouter {
     this.field = field;
     this.boundaries = boundaries;
     this.boundaryBytes = boundaries === null ? null : boundaries.map((b) => Buffer.from(b, "utf8"));
+    this.shards = n;
+    this.kind = field === null ? "round-robin" : boundaries !== null ? "range" : "hash";
+  }
+
+  /** The shard roundRobin() will return next (the fast path takes its turn only once a record is taken). */
+  peekTurn(): number {
+    return this.next;
   }
 
   /** Round-robin (no key): the record's turn. */
@@ -150,41 +161,6 @@ export class ShardRouter {
 }
 
 /**
- * A line number as decimal digits. Lines mostly go up by one, so the digits are incremented in
- * place rather than recomputed with divisions for every record.
- */
-class LineDigits {
-  private readonly d = new Uint8Array(24);
-  /** The digits are d[24 - len, 24). */
-  private len = 1;
-  private value = 0;
-
-  constructor() {
-    this.d[23] = 0x30;
-  }
-
-  /** Write `line`'s digits at b[p]; returns the position after them. */
-  write(b: Uint8Array, p: number, line: number): number {
-    const d = this.d;
-    if (line === this.value + 1) {
-      let k = 23;
-      while (k >= 24 - this.len && d[k] === 0x39) d[k--] = 0x30;
-      if (k < 24 - this.len) {
-        d[k] = 0x31;
-        this.len++;
-      } else d[k]!++;
-    } else {
-      const s = String(line);
-      this.len = s.length;
-      for (let k = 0; k < s.length; k++) d[24 - s.length + k] = s.charCodeAt(k);
-    }
-    this.value = line;
-    for (let k = 24 - this.len; k < 24; k++) b[p++] = d[k]!;
-    return p;
-  }
-}
-
-/**
  * Copy src[from, to) to b[p]; returns the position after it. Records are short: a byte loop beats
  * Buffer#copy, whose per-call view allocation was a large part of the split's garbage.
  */
@@ -196,9 +172,6 @@ function copyBytes(src: Uint8Array, from: number, to: number, b: Uint8Array, p: 
   for (let i = from; i < to; i++) b[p++] = src[i]!;
   return p;
 }
-
-/** Room for a line number and its separators in front of a record. */
-const LINE_PREFIX_MAX = 20;
 
 /** Where a splitter starts: the input's start, or a record start inside it. */
 export type SplitStart = { resume: false } | { resume: true; line: number; header: string[] | null };
@@ -230,10 +203,17 @@ function csvSplitter({ spec, router, out, counts: c, start: at, onHeader }: Spli
       header = h;
       onHeader?.(h);
       if (field !== null) scanner.keyColumn = h.indexOf(field);
+      plainFrom(h);
     },
     ...(at.resume ? { resume: { header: at.header!, line: at.line } } : {}),
   });
   if (at.resume && field !== null) scanner.keyColumn = header.indexOf(field);
+  // Plain records take the fast path (plain-csv-split.ts) once the header is known to hold the
+  // split field; before that, and for every other record, the sink below.
+  const plainFrom = (h: string[]): void => {
+    if (plainSplitStats.enabled && (field === null || h.includes(field))) scanner.plainTaker = new PlainCsvSplit({ router, out, counts: c, digits }, h.length, scanner.keyColumn, scanner.max);
+  };
+  if (at.resume) plainFrom(header);
   const sink = (src: FastBuffer, start: number, end: number, line: number, sc: CsvRecordScanner): void => {
     // A column missing from the CSV header is never a skippable bad record.
     if (!keyChecked) {

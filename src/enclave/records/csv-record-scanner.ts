@@ -40,6 +40,25 @@ const EMPTY = Buffer.alloc(0) as FastBuffer;
  */
 export type CsvRecordSink = (src: FastBuffer, start: number, end: number, line: number, scanner: CsvRecordScanner) => void;
 
+/**
+ * An optional consumer of plain records that does the sink's work itself, in one pass over the
+ * bytes (the split's: coordinator/plain-csv-split.ts). The scanner offers it the chunk from a
+ * record start `start` inside a span it has checked to be valid UTF-8 and that ends with the LF
+ * at `limit`. It takes records in order, from `start`, and stops before the first one it does
+ * not take; it may take a record only if the sink would have been given exactly that record by
+ * this scanner: ended by an LF, not blank, no `"` and no CR in it, as many fields as the header
+ * (`header.length`), fewer than `maxRecordBytes` bytes before the LF. It returns the position
+ * after the LF of the last record it took (`start` if none) and counts them in `taken`; their
+ * lines are `line`, `line + 1`, ... Whatever it leaves, the scanner handles as usual.
+ */
+export interface PlainRecordTaker {
+  take(src: FastBuffer, start: number, limit: number, line: number): number;
+  taken: number;
+}
+
+/** After the taker declines a record: records to leave to the scanner before offering it the next (doubling, up to this). */
+const TAKER_BACKOFF_MAX = 64;
+
 export class CsvRecordScanner {
   /** Column whose span is reported (set by the caller once the header is known); -1 for none. */
   keyColumn = -1;
@@ -51,9 +70,11 @@ export class CsvRecordScanner {
   stripCount = 0;
   readonly stripOpen: number[] = [];
   readonly stripClose: number[] = [];
+  /** See PlainRecordTaker; set by the caller, used once the header is known. */
+  plainTaker: PlainRecordTaker | undefined;
 
   private readonly source: string;
-  private readonly max: number;
+  readonly max: number;
   private readonly bom = new BomStripper();
   private readonly pend: Carry;
   private hdr: string[] | undefined;
@@ -96,6 +117,9 @@ export class CsvRecordScanner {
   private okBuf: Uint8Array = EMPTY;
   private okFrom = 0;
   private okTo = -1;
+  /** Records to leave to simpleRecords before offering plainTaker the next one, and the next such pause. */
+  private takerSkip = 0;
+  private takerBackoff = 1;
 
   /**
    * `resume`: start mid-input, at a record start on `line` whose header is known (a range of the
@@ -337,8 +361,24 @@ export class CsvRecordScanner {
     const okTo = this.okTo;
     const stripOpen = this.stripOpen;
     const stripClose = this.stripClose;
+    const taker = this.plainTaker;
     const start0 = i;
     record: for (;;) {
+      if (taker !== undefined && i >= okFrom && i < okTo) {
+        if (this.takerSkip === 0) {
+          const next = taker.take(buf, i, okTo, this.line);
+          if (next !== i) {
+            this.line += taker.taken;
+            this.takerBackoff = 1;
+            i = next;
+            continue;
+          }
+          // Declined (a quoted field, say): leave this record and a few more to the loop below,
+          // so that input where few records are plain does not pay for offering each one.
+          this.takerSkip = this.takerBackoff;
+          if (this.takerBackoff < TAKER_BACKOFF_MAX) this.takerBackoff *= 2;
+        } else this.takerSkip--;
+      }
       const stop = i + max < end ? i + max : end;
       let j = i;
       let col = 0;

@@ -6,10 +6,14 @@
  * digests). Not part of `npm test`.
  *
  *   node --import tsx bench/split.ts [--size 118MB] [--shards 2] [--repeat 3] [--only new] [--format jsonl]
- *                                    [--threads 1,2] [--partition hash|range] [--main-crypto]
+ *                                    [--threads 1,2] [--partition hash|range] [--main-crypto] [--no-fast-path]
  *
  * `--main-crypto` adds, per thread count over 1, a run whose threads only split (the main thread
  * decrypts, finds the cuts and encrypts the shards, as before the threads took that over).
+ *
+ * `--no-fast-path` adds, per thread count, a run without the CSV split's fast path
+ * (coordinator/plain-csv-split.ts; threads=1 only: split threads keep their own setting), so
+ * that its effect is measured side by side.
  *
  * `--threads` lists the split thread counts to run the new split with (1: sequential; more: the
  * parallel split, its threads started by a warm-up split before timing). Wall time, CPU time of
@@ -39,6 +43,7 @@ import { stopSplitThreads } from "../src/enclave/coordinator/split-thread-pool.t
 import { splitThreadCpu } from "../src/enclave/coordinator/split-thread-crypto.ts";
 import { splitUpload as referenceSplit } from "../test/helpers/split-upload-reference.ts";
 import { specOf, type SplitFn } from "../test/helpers/split-harness.ts";
+import { plainSplitStats } from "../src/enclave/coordinator/plain-csv-split.ts";
 import type { JobSpec } from "../src/protocol/job.ts";
 
 const { values } = parseArgs({
@@ -52,6 +57,7 @@ const { values } = parseArgs({
     threads: { type: "string", default: "1" },
     partition: { type: "string" },
     "main-crypto": { type: "boolean", default: false },
+    "no-fast-path": { type: "boolean", default: false },
   },
 });
 const log = (l: string) => process.stderr.write(`bench-split: ${l}\n`);
@@ -146,6 +152,20 @@ for (const partition of values.partition ? [values.partition as "hash" | "range"
   for (const t of threadCounts) {
     runs.push([t === 1 ? "new" : `new threads=${t}`, (...a) => splitUpload(...a, undefined, { threads: t })]);
     // The threads split, but decryption, cuts and shard encryption stay on the main thread (as before).
+    // The same split without the CSV fast path (plain-csv-split.ts): before and after in one run.
+    if (values["no-fast-path"]) {
+      runs.push([
+        t === 1 ? "new no-fast-path" : `new threads=${t} no-fast-path`,
+        async (...a) => {
+          plainSplitStats.enabled = false;
+          try {
+            return await splitUpload(...a, undefined, { threads: t });
+          } finally {
+            plainSplitStats.enabled = true;
+          }
+        },
+      ]);
+    }
     if (t > 1 && values["main-crypto"]) runs.push([`new threads=${t} main-crypto`, (...a) => splitUpload(...a, undefined, { threads: t, threadCrypto: false })]);
   }
   for (const [name, fn] of runs) {

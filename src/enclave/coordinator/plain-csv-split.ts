@@ -18,13 +18,15 @@
  */
 import type { FastBuffer } from "../records/csv-parser.ts";
 import type { PlainRecordTaker } from "../records/csv-record-scanner.ts";
-import { fnv1aUtf8 } from "../records/key-bytes.ts";
+import { fnv1aUtf8, hashShard } from "../records/key-bytes.ts";
 import type { ShardOutput, ShardRouter, SplitCounts } from "./split-scan.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
 const QUOTE = 0x22;
 const COMMA = 0x2c;
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
 
 /** Room for a line number, its comma and the LF in front of and after a record. */
 export const LINE_PREFIX_MAX = 20;
@@ -105,28 +107,36 @@ export class PlainCsvSplit implements PlainRecordTaker {
     const n = router.shards;
     const width = this.width;
     const kc = this.keyColumn;
+    const maxLen = this.maxLen;
     const pos = out.pos;
     const shardCounts = c.counts;
     let i = start;
     let taken = 0;
-    // Every record from `start` ends with an LF at or before `limit` (so the loops below end);
-    // only a long record needs `stop`, checked before each byte is read.
+    // Every record from `start` ends with an LF at or before `limit`, so the loops below end
+    // without a bound; a record found too long at its end is declined. Until then its bytes may
+    // run past the room reserved for it, into bytes of the shard buffer that are not yet used
+    // (or past its end, where typed-array writes are dropped): nothing is committed until a
+    // record is taken.
     record: while (i < limit) {
-      const stop = i + this.maxLen;
       let j = i;
       let col = 0;
       let c0 = 0;
       let ks = i;
       let ke = i;
       let kesc = false;
+      // No quoted field up to the key's: those bytes are copied as they are.
+      let plain = true;
+      // FNV-1a of the current unquoted field, inline (key-bytes.ts for a quoted or non-ASCII key).
+      let h = FNV_OFFSET;
+      let high = 0;
       // 1. The fields up to the key's: only scanned (the shard is not known yet).
       if (kc >= 0) {
         for (;;) {
           if (buf[j] === QUOTE) {
+            plain = false;
             const fs = ++j;
             let esc = false;
             for (;;) {
-              if (j > stop) break record;
               c0 = buf[j]!;
               if (c0 === QUOTE) {
                 if (buf[j + 1] !== QUOTE) break;
@@ -145,13 +155,20 @@ export class PlainCsvSplit implements PlainRecordTaker {
             if (buf[++j] !== COMMA) break record;
           } else {
             const fs = j;
+            h = FNV_OFFSET;
+            high = 0;
             for (;;) {
-              if (j > stop) break record;
               c0 = buf[j]!;
-              if (c0 > COMMA) j++;
-              else if (c0 === COMMA || c0 === LF) break;
+              if (c0 > COMMA) {
+                h = Math.imul(h ^ c0, FNV_PRIME);
+                high |= c0;
+                j++;
+              } else if (c0 === COMMA || c0 === LF) break;
               else if (c0 === QUOTE || c0 === CR) break record;
-              else j++;
+              else {
+                h = Math.imul(h ^ c0, FNV_PRIME);
+                j++;
+              }
             }
             if (col === kc) {
               ks = fs;
@@ -165,42 +182,39 @@ export class PlainCsvSplit implements PlainRecordTaker {
         }
       }
       let shard: number;
-      if (kind === "hash") {
-        // FNV-1a of the key, inline for ASCII keys without escapes (key-bytes.ts for the others).
-        let h = 0x811c9dc5;
-        let k = ks;
-        if (!kesc) {
-          for (; k < ke; k++) {
-            const b = buf[k]!;
-            if (b >= 0x80) break;
-            h = Math.imul(h ^ b, 0x01000193);
-          }
-        }
-        shard = (k === ke && !kesc ? h >>> 0 : fnv1aUtf8(buf, ks, ke, kesc)) % n;
-      } else shard = kind === "range" ? router.ofBytes(buf, ks, ke, kesc) : router.peekTurn();
-      // 2. The whole record, copied while it is checked. Room for the row is reserved before its
-      // length is known (maxLen bounds it); nothing is committed (pos, counts, turn) unless the
-      // record is taken.
-      const b = out.reserve(shard, LINE_PREFIX_MAX + this.maxLen + 4);
+      if (kind === "hash") shard = hashShard(plain && high < 0x80 ? h : fnv1aUtf8(buf, ks, ke, kesc), n);
+      else shard = kind === "range" ? router.ofBytes(buf, ks, ke, kesc) : router.peekTurn();
+      // 2. The record copied while it is checked: `line,`, then from the record's start (or,
+      // after plain fields, from the delimiter after the key) field by field.
+      const b = out.reserve(shard, LINE_PREFIX_MAX + maxLen + 4);
       let p = digits.write(b, pos[shard]!, line);
       b[p++] = COMMA;
-      j = i;
-      col = 0;
+      if (plain && kc >= 0) {
+        for (let k = i; k <= j; k++) b[p++] = buf[k]!;
+        c0 = buf[j]!;
+      } else {
+        // As if after a comma before the first field.
+        j = i - 1;
+        col = -1;
+        c0 = COMMA;
+      }
       for (;;) {
+        // At the comma or LF after a field (copied).
+        if (c0 === LF) break;
+        if (++col === width) break record;
+        j++;
         if (buf[j] === QUOTE) {
           // A quoted field: its quotes are dropped unless it holds `"`, `,`, CR (or LF: left to
           // the scanner, which counts the lines), as the sink does. A hole is left for the
           // opening quote until that is known.
           const hole = p++;
-          let esc = false;
           let special = false;
           j++;
           for (;;) {
-            if (j > stop) break record;
             c0 = buf[j]!;
             if (c0 === QUOTE) {
               if (buf[j + 1] !== QUOTE) break;
-              esc = true;
+              special = true;
               b[p++] = QUOTE;
               b[p++] = QUOTE;
               j += 2;
@@ -215,7 +229,7 @@ export class PlainCsvSplit implements PlainRecordTaker {
           }
           c0 = buf[++j]!;
           if (c0 !== COMMA && c0 !== LF) break record;
-          if (esc || special) {
+          if (special) {
             b[hole] = QUOTE;
             b[p++] = QUOTE;
           } else {
@@ -225,7 +239,6 @@ export class PlainCsvSplit implements PlainRecordTaker {
           b[p++] = c0;
         } else {
           for (;;) {
-            if (j > stop) break record;
             c0 = buf[j]!;
             b[p++] = c0;
             if (c0 > COMMA) j++;
@@ -234,13 +247,9 @@ export class PlainCsvSplit implements PlainRecordTaker {
             else j++;
           }
         }
-        // At the comma or LF after the field.
-        if (c0 === LF) break;
-        if (++col === width) break record;
-        j++;
       }
-      // A blank line, the wrong width or too long a record (its LF past `stop`): left to the scanner.
-      if (j === i || j > stop || col + 1 !== width) break;
+      // A blank line, too long a record or the wrong width: left to the scanner.
+      if (j === i || j - i > maxLen || col + 1 !== width) break;
       pos[shard] = p;
       shardCounts[shard]!++;
       if (kind === "round-robin") router.roundRobin();

@@ -17,7 +17,7 @@
 import type { FastBuffer } from "../records/csv-parser.ts";
 import { CsvRecordScanner } from "../records/csv-record-scanner.ts";
 import { JsonlRecordScanner, KEY_ABSENT, KEY_NESTED, KEY_STRING } from "../records/jsonl-record-scanner.ts";
-import { fnv1aUtf8, rangeIndexUtf8 } from "../records/key-bytes.ts";
+import { fnv1aUtf8, hashShard, rangeIndexUtf8 } from "../records/key-bytes.ts";
 import { CmrError } from "../../errors.ts";
 import type { JobSpec } from "../../protocol/job.ts";
 import { compareKeys } from "../records/csv-writer.ts";
@@ -150,13 +150,13 @@ export class ShardRouter {
   /** Shard of the key whose UTF-8 bytes are src[start, end) (`csvEsc`: with `""` escapes). */
   ofBytes(src: Uint8Array, start: number, end: number, csvEsc: boolean): number {
     if (this.field === null) return this.roundRobin();
-    return this.boundaryBytes !== null ? rangeIndexUtf8(this.boundaryBytes, src, start, end, csvEsc) : fnv1aUtf8(src, start, end, csvEsc) % this.n;
+    return this.boundaryBytes !== null ? rangeIndexUtf8(this.boundaryBytes, src, start, end, csvEsc) : hashShard(fnv1aUtf8(src, start, end, csvEsc), this.n);
   }
 
   /** Shard of a key string (the slow path). */
   ofString(k: string): number {
     if (this.field === null) return this.roundRobin();
-    return this.boundaries !== null ? rangeIndex(this.boundaries, k) : fnv1a(k) % this.n;
+    return this.boundaries !== null ? rangeIndex(this.boundaries, k) : hashShard(fnv1a(k), this.n);
   }
 }
 

@@ -180,7 +180,7 @@ for (const partition of values.partition ? [values.partition as "hash" | "range"
       last = r;
     }
     results[`${name} ${partition}`] = median(times);
-    log(`${name} ${partition}: median ${median(times).toFixed(3)} s of [${times.map((t) => t.toFixed(3)).join(", ")}] (CPU median ${median(cpu).toFixed(3)} s, main thread ${median(mainCpu).toFixed(3)} s: the machine is shared); shards ${last.records.join("/")} records, plaintext sha256 ${last.digest}; peak RSS so far ${mib(process.resourceUsage().maxRSS * 1024)} MiB (sampled during splits: rss ${mib(peak.rss)}, main heap ${mib(peak.heapTotal)}, external ${mib(peak.external)}, array buffers ${mib(peak.arrayBuffers)} MiB)`);
+    log(`${name} ${partition}: median ${median(times).toFixed(3)} s of [${times.map((t) => t.toFixed(3)).join(", ")}] (CPU median ${median(cpu).toFixed(3)} s, main thread ${median(mainCpu).toFixed(3)} s, least ${Math.min(...mainCpu).toFixed(3)} s: the machine is shared); shards ${last.records.join("/")} records, plaintext sha256 ${last.digest}; peak RSS so far ${mib(process.resourceUsage().maxRSS * 1024)} MiB (sampled during splits: rss ${mib(peak.rss)}, main heap ${mib(peak.heapTotal)}, external ${mib(peak.external)}, array buffers ${mib(peak.arrayBuffers)} MiB)`);
   }
 }
 for (const name of ["old", "new"]) {

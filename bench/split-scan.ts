@@ -5,7 +5,10 @@
  * run (medians of --repeat) and a digest of the shard bytes, so a change to the scan can be
  * measured in isolation from the crypto and checked not to change a byte. Not part of `npm test`.
  *
- *   node --import tsx bench/split-scan.ts [--size 118MB] [--shards 2] [--repeat 5] [--partition hash|range|none] [--format csv|jsonl]
+ *   node --import tsx bench/split-scan.ts [--size 118MB] [--shards 2] [--repeat 5] [--partition hash|range|none] [--format csv|jsonl] [--no-fast-path]
+ *
+ * `--no-fast-path` also runs the split without the CSV fast path (plain-csv-split.ts), the runs
+ * of the two interleaved so that both see the same load.
  *
  * Trust zone: none (development tooling; the data is synthetic).
  *
@@ -21,6 +24,7 @@ import { makeSplitter, newCounts, ShardRouter } from "../src/enclave/coordinator
 import { ShardBuffers } from "../src/enclave/coordinator/shard-buffers.ts";
 import { CsvParser } from "../src/enclave/records/csv-parser.ts";
 import { specOf } from "../test/helpers/split-harness.ts";
+import { plainSplitStats } from "../src/enclave/coordinator/plain-csv-split.ts";
 import type { JobSpec } from "../src/protocol/job.ts";
 
 const { values } = parseArgs({
@@ -30,6 +34,7 @@ const { values } = parseArgs({
     repeat: { type: "string", default: "5" },
     partition: { type: "string", default: "hash" },
     format: { type: "string", default: "csv" },
+    "no-fast-path": { type: "boolean", default: false },
   },
 });
 const log = (l: string) => process.stderr.write(`bench-split-scan: ${l}\n`);
@@ -70,13 +75,23 @@ function once(): { cpu: number; digest: string; counts: number[] } {
 }
 
 log(`${format} ${partition}: ${(input.length / 1e6).toFixed(1)} MB, ${shards} shards, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-const cpus: number[] = [];
-let last = { digest: "", counts: [] as number[] };
+const variants = values["no-fast-path"] ? [true, false] : [true];
+const cpus = new Map<boolean, number[]>(variants.map((v) => [v, []]));
+const last = new Map<boolean, { digest: string; counts: number[] }>();
 for (let i = 0; i < Number(values.repeat); i++) {
-  const r = once();
-  cpus.push(r.cpu);
-  last = r;
+  for (const fast of variants) {
+    plainSplitStats.enabled = fast;
+    const r = once();
+    cpus.get(fast)!.push(r.cpu);
+    last.set(fast, r);
+  }
 }
-const median = [...cpus].sort((a, b) => a - b)[Math.floor(cpus.length / 2)]!;
-// On a shared machine the least of several runs is the steadiest figure (others' load only adds).
-log(`main thread CPU median ${median.toFixed(3)} s, least ${Math.min(...cpus).toFixed(3)} s of [${cpus.map((c) => c.toFixed(3)).join(", ")}]; shards ${last.counts.join("/")} records, sha256 ${last.digest}; load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+plainSplitStats.enabled = true;
+for (const fast of variants) {
+  const c = cpus.get(fast)!;
+  const median = [...c].sort((a, b) => a - b)[Math.floor(c.length / 2)]!;
+  const l = last.get(fast)!;
+  // On a shared machine the least of several runs is the steadiest figure (others' load only adds).
+  log(`${fast ? "fast path" : "no fast path"}: main thread CPU median ${median.toFixed(3)} s, least ${Math.min(...c).toFixed(3)} s of [${c.map((x) => x.toFixed(3)).join(", ")}]; shards ${l.counts.join("/")} records, sha256 ${l.digest}`);
+}
+log(`load at end ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);

@@ -1,9 +1,10 @@
 /**
- * The CSV split's fast path (issue #12): plain records (no quotes, no CR, valid UTF-8, the
- * header's width) are found, routed and copied into their shard in one pass over their bytes,
- * instead of a scan that reports each record to a sink that then reads its bytes twice more (the
- * key's hash, the copy). On the bench's 2.96M records of ~40 bytes the split's per-record work
- * is that of a byte loop, so passes over the bytes are what it costs: bench/split-scan.ts.
+ * The CSV split's fast path (issue #12): plain records (LF-ended, the header's width, no CR
+ * outside quotes, no line break inside them, in a span checked to be valid UTF-8) are found,
+ * routed and copied into their shard in one pass over their bytes, instead of a scan that hands
+ * each record to a sink that then reads its bytes twice more (the key's hash, the copy). On the
+ * bench's 2.96M records of ~40 bytes the split's work is that of byte loops, so passes over the
+ * bytes are what it costs (bench/split-scan.ts measures it alone).
  *
  * It is a PlainRecordTaker (records/csv-record-scanner.ts): the scanner offers it records inside
  * a span it has checked, and it declines any record it is not sure the scanner would hand to the
@@ -81,7 +82,7 @@ export interface PlainTarget {
 
 /**
  * Records taken by every PlainCsvSplit of this thread (tests check that the fast path ran), and
- * whether splitters made from now on use it (tests and bench/split-scan.ts compare with it off).
+ * whether splitters made from now on use it (tests, and bench/split.ts --no-fast-path, compare with it off).
  */
 export const plainSplitStats = { taken: 0, enabled: true };
 

@@ -3,7 +3,9 @@
  * threads (split-thread-main.ts): a record scanner finds each record and its key field's bytes,
  * the key picks a shard (hash, range or round-robin), and the record's raw bytes, behind its input
  * line, are copied into that shard's output. No string or array is made per record; a JSON line
- * not already in JSON.stringify's form is parsed and re-serialised.
+ * not already in JSON.stringify's form is parsed and re-serialised. Plain CSV records (nearly all
+ * of them) skip the sink: plain-csv-split.ts finds, routes and copies each in one pass, and leaves
+ * any record it is not sure of to the scanner and the sink below.
  *
  * A splitter can start at the very beginning of the input (BOM, CSV header row) or `resume` at a
  * record start whose line (and CSV header) is known: a range of the parallel split. Fed the same

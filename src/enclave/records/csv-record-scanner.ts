@@ -45,11 +45,12 @@ export type CsvRecordSink = (src: FastBuffer, start: number, end: number, line: 
  * bytes (the split's: coordinator/plain-csv-split.ts). The scanner offers it the chunk from a
  * record start `start` inside a span it has checked to be valid UTF-8 and that ends with the LF
  * at `limit`. It takes records in order, from `start`, and stops before the first one it does
- * not take; it may take a record only if the sink would have been given exactly that record by
- * this scanner: ended by an LF, not blank, no `"` and no CR in it, as many fields as the header
- * (`header.length`), fewer than `maxRecordBytes` bytes before the LF. It returns the position
- * after the LF of the last record it took (`start` if none) and counts them in `taken`; their
- * lines are `line`, `line + 1`, ... Whatever it leaves, the scanner handles as usual.
+ * not take; it may take a record only if simpleRecords below would deliver it to the sink: ended
+ * by an LF, not blank, as many fields as the header, quotes only around whole fields, no line
+ * break inside them and no CR outside them, fewer than `maxRecordBytes` bytes before the LF;
+ * and it must do with it what the sink would. It returns the position after the LF of the last
+ * record it took (`start` if none) and counts them in `taken`; their lines are `line`,
+ * `line + 1`, ... Whatever it leaves, the scanner handles as usual.
  */
 export interface PlainRecordTaker {
   take(src: FastBuffer, start: number, limit: number, line: number): number;

@@ -7,8 +7,9 @@
  * are skipped without being parsed.
  *
  * Left to the generic code, per record (JSON.parse of the line, then the compiled job): a key or
- * value that is missing, null, nested, or has an escape in it; a value that is not a plain
- * decimal; a member name with an escape; any line not in the expected shape. Left to the generic
+ * value that is missing, null, nested, or has an escape in it; a key or value number not in
+ * JSON.stringify's form (the split never writes one, a hand-made shard may); a value that is not
+ * a plain decimal; a member name with an escape; any line not in the expected shape. Left to the generic
  * path for the whole shard (FusedBailout): invalid UTF-8 (its decoder would replace it), a line
  * JSON.parse refuses, a line over the parser's size limit.
  *
@@ -177,8 +178,13 @@ export class FusedJsonlScanner {
         } else {
           const ls = p;
           while (p < e && buf[p] !== COMMA && buf[p] !== RBRACE) p++;
-          // null is a missing field; numbers, true and false are their JSON text.
-          if (!(p - ls === 4 && buf[ls] === 0x6e)) {
+          // null is a missing field; true, false and numbers in JSON.stringify's form are their
+          // JSON text. Other number text ("-0.50", "1.0", "-0", "1e2") is not what String(value)
+          // gives the generic code (its key text and sum scale differ), so it reads that record.
+          const c0 = buf[ls]!;
+          const numeric = c0 === 0x2d || (c0 >= 0x30 && c0 <= 0x39);
+          if (numeric && (isKey || isValue) && !stringifiedNumber(buf, ls, p)) return false;
+          if (!(p - ls === 4 && c0 === 0x6e)) {
             vs = ls;
             ve = p;
           }
@@ -213,6 +219,37 @@ export class FusedJsonlScanner {
     }
     this.#o.job.mapBatch({ records: [tuple[1]], lineOf: () => tuple[0] }, this.#emit, this.#o.onBad);
   }
+}
+
+/**
+ * True when buf[s, e) is a number exactly as JSON.stringify (and String) prints its value: no
+ * exponent, no leading zeros, no trailing fraction zeros, not -0, at most 15 significant digits
+ * and at most 5 zeros after `0.` (the rule of jsonl-record-scanner.ts `number`, which decides
+ * what the split copies as it is). False may also mean "not a number": the caller then reads the
+ * record the generic way.
+ */
+export function stringifiedNumber(buf: Uint8Array, s: number, e: number): boolean {
+  let i = s;
+  if (buf[i] === 0x2d) i++;
+  const intStart = i;
+  while (i < e && buf[i]! >= 0x30 && buf[i]! <= 0x39) i++;
+  const intDigits = i - intStart;
+  if (intDigits === 0 || (intDigits > 1 && buf[intStart] === 0x30)) return false;
+  const zeroInt = intDigits === 1 && buf[intStart] === 0x30;
+  let sig = zeroInt ? 0 : intDigits;
+  if (i < e && buf[i] === 0x2e) {
+    i++;
+    const fracStart = i;
+    while (i < e && buf[i]! >= 0x30 && buf[i]! <= 0x39) i++;
+    if (i === fracStart || buf[i - 1] === 0x30) return false;
+    if (zeroInt) {
+      let z = fracStart;
+      while (buf[z] === 0x30) z++;
+      if (z - fracStart > 5) return false;
+      sig = i - z;
+    } else sig += i - fracStart;
+  } else if (zeroInt && buf[s] === 0x2d) return false;
+  return i === e && sig <= 15;
 }
 
 function sameBytes(buf: Uint8Array, s: number, e: number, name: Buffer): boolean {

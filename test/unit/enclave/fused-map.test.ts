@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { writeShard as writeShardSegments } from "../../../src/enclave/runtime/shard-segments.ts";
+import { openShardSegments, writeShard as writeShardSegments } from "../../../src/enclave/runtime/shard-segments.ts";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,6 +24,7 @@ import { splitUpload } from "../../../src/enclave/coordinator/split-upload.ts";
 import { runMapTask, type MapEngine } from "../../../src/enclave/worker/map-task.ts";
 import { runReduceTask } from "../../../src/enclave/worker/reduce-task.ts";
 import { FusedBailout } from "../../../src/enclave/worker/fused-ops.ts";
+import { stringifiedNumber } from "../../../src/enclave/worker/fused-jsonl.ts";
 import { ExactSum } from "../../../src/enclave/jobs/exact-sum.ts";
 import { SHARD_LINE_COLUMN } from "../../../src/enclave/jobs/compile-job.ts";
 
@@ -276,7 +277,7 @@ describe("fused map path vs the generic path", () => {
       '[2, {"key":"a","value":6}]', // a space: not the split's shape
       '[3,{"k\\u0065y":"a","value":7}]', // an escaped member name
       '[4,{"key":"a","value":"1e2"}]', // a number in a string, in exponent form
-      '[5,{"key":"a","value":-0.5}]', // (the split writes JSON.stringify's numbers: never "-0.50", whose trailing zero the fused path would keep)
+      '[5,{"key":"a","value":-0.5}]', // numbers not in JSON.stringify's form: the next test
       '[6,{"key":"a","value":1E+1}]',
       '[7,{"key":"b\\"q","value":1}]', // an escape in the key
       '[8,{"key":true,"value":2}]',
@@ -316,6 +317,51 @@ describe("fused map path vs the generic path", () => {
     }
   });
 
+  // The split re-serialises numbers that are not in JSON.stringify's form (jsonl-record-scanner.ts
+  // `number`), so real shards hold "-0.5", never "-0.50"; a shard written by hand can, and the
+  // fused path must then read it as the generic path does: String(value), whose scale and key
+  // text lose trailing fraction zeros, -0, long digit runs and tiny values' plain form.
+  const oddNumbers = [
+    '[1,{"key":"a","value":-0.50}]',
+    '[2,{"key":"a","value":1.0}]',
+    '[3,{"key":"b","value":100.000}]',
+    '[4,{"key":"b","value":-0}]',
+    '[5,{"key":"b","value":-0.0}]',
+    '[6,{"key":1.50,"value":2.25}]',
+    '[7,{"key":-0,"value":0.10}]',
+    '[8,{"key":0.0000001,"value":3}]',
+    '[9,{"key":12345678901234567890,"value":4}]',
+    '[10,{"key":10.0,"value":0.000001}]',
+    '[11,{"key":"c","value":0.0000010}]',
+  ];
+
+  it("JSON numbers not in JSON.stringify's form (trailing fraction zeros, -0, long, tiny) map as the generic path maps them", async () => {
+    for (const op of OPS) {
+      const out = await sameBothWays(oddNumbers.join("\n") + "\n", { format: "jsonl", op, skip: false, reducers: 1, sortBufferBytes: 1 << 20 });
+      assert.ok(out.ok, `${op}: ${JSON.stringify(out)}`);
+      // Keys are String(value): 1.50 is "1.5", -0 is "0", 0.0000001 is "1e-7".
+      for (const key of ['"1.5"', '"0"', '"1e-7"', '"12345678901234567000"', '"10"']) assert.ok(out.reduced[0]!.includes(key), `${op}: key ${key} in ${out.reduced[0]}`);
+    }
+  });
+
+  it("through the real split those numbers reach the map in JSON.stringify's form, and both paths agree", async () => {
+    // The records as a user's file holds them: the object of each line above.
+    const input = oddNumbers.map((l) => l.slice(l.indexOf("{"), l.lastIndexOf("]"))).join("\n") + "\n";
+    const uploadKey = SecretKey.random("upload");
+    await store.writeEncrypted("t/split-jsonl/upload", uploadKey, once(Buffer.from(input)));
+    const target = { objectId: "t/split-jsonl/shards/0", key: SecretKey.random("shard") };
+    const spec = { jobId: "t", uploadId: "u", inputName: "in.jsonl", format: "jsonl", code: { kind: "builtin", op: "sum", keyField: "key", valueField: "value" }, partition: "hash", shards: 1, reducers: 1, onBadRecord: "fail" } as unknown as JobSpec;
+    await splitUpload(spec, "t/split-jsonl/upload", uploadKey, [target], store);
+    let shard = "";
+    for await (const c of openShardSegments(store, target.objectId, target.key, { jobId: "t", shard: 0 }).stream) shard += (c as Buffer).toString("utf8");
+    const want = input.trim().split("\n").map((obj, i) => JSON.stringify([i + 1, JSON.parse(obj)]));
+    assert.deepEqual(shard.trim().split("\n").sort(), want.sort());
+    for (const op of OPS) {
+      const o = { format: "jsonl" as const, op, skip: false, reducers: 1, sortBufferBytes: 1 << 20 };
+      assert.deepEqual(await mapWith("fused", target, o), await mapWith("generic", target, o));
+    }
+  });
+
   it("a JSON Lines shard with invalid UTF-8 in its unterminated last line goes to the generic path", async () => {
     const shard = await writeShard(Buffer.concat([Buffer.from('[1,{"key":"a","value":5}]\n[2,{"key":"'), Buffer.from([0xc3, 0x28]), Buffer.from('","value":1}]')]));
     const o = { format: "jsonl" as const, op: "count" as const, skip: false, reducers: 1, sortBufferBytes: 1 << 20 };
@@ -329,6 +375,26 @@ describe("fused map path vs the generic path", () => {
     const fused = await mapWith("fused", shard, o);
     assert.ok(!fused.ok && /no fused map path/.test(fused.message));
     assert.deepEqual(await mapWith("auto", shard, o), await mapWith("generic", shard, o));
+  });
+});
+
+describe("stringifiedNumber (fused-jsonl.ts)", () => {
+  it("accepts number text only when it is what JSON.stringify prints for its value", () => {
+    const text = fc.oneof(fc.stringMatching(/^-?\d{1,18}(\.\d{1,12})?$/), fc.double({ noNaN: true, noDefaultInfinity: true }).map((d) => JSON.stringify(d)));
+    let yes = 0;
+    fc.assert(
+      fc.property(text, (t) => {
+        const b = Buffer.from(t);
+        const ok = stringifiedNumber(b, 0, b.length);
+        if (ok) {
+          yes++;
+          assert.equal(JSON.stringify(JSON.parse(t)), t);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    assert.ok(yes > 100, `accepted ${yes}`);
+    for (const t of ["-0.50", "1.0", "-0", "-0.0", "0.0000001", "1e2", "01", "12345678901234567890"]) assert.equal(stringifiedNumber(Buffer.from(t), 0, t.length), false, t);
   });
 });
 

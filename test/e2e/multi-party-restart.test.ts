@@ -7,14 +7,15 @@
  * independent computation gives, sealed for each recipient, with the multi-party receipt naming
  * both inputs; the non-recipient owner still gets nothing. Recipients verify with sessions they
  * attested before the restart; one attested after it gets CMR_RECEIPT_INVALID (a limit, see
- * docs/multi-party.md "Costs and limits").
+ * docs/multi-party.md "Costs and limits"). A restart between two approvals drops the pending
+ * manifest and the upload sessions (enclave memory only): the late approval fails typed.
  */
 import { startListening } from "../helpers/node-process.ts";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createPrivateKey } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { attestCoordinator, uploadFile, waitForJob, type JobStatus } from "../../src/client/client.ts";
@@ -51,12 +52,21 @@ function expectedUnion(rows: [string, string][]): string {
   return `key,value\n${keys.map((k) => `${k},${fmt(sums.get(k)!)}`).join("\n")}\n`;
 }
 
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => join(d.parentPath, d.name));
+}
+
 /** The result with each value written without trailing fraction zeros (the job keeps the inputs' scale). */
 function normalize(csv: string): string {
   return csv.replace(/^([^,\n]+),(-?\d+)\.(\d*?)0*$/gm, (_, k: string, i: string, f: string) => `${k},${i}${f ? `.${f}` : ""}`);
 }
 
-test("a coordinator killed while a two-owner job is mapping restarts, resumes it, and every recipient gets the verified union sum", async () => {
+/**
+ * A coordinator process on port 0 (the restart reuses its port), two workers whose map tasks
+ * wait 1.5 s until `fast()` (so a kill lands between split and finalize), and two owners who
+ * attested one clean room and uploaded; recipient C attests now too.
+ */
+async function setup() {
   const root = mkdtempSync(join(tmpdir(), "cmr-mp-restart-"));
   const dataDir = join(root, "data");
   const storage = join(root, "store");
@@ -66,10 +76,14 @@ test("a coordinator killed while a two-owner job is mapping restarts, resumes it
   const port = first.port;
   const url = `http://127.0.0.1:${port}`;
   const workers: RunningWorker[] = [];
+  const stop = async () => {
+    coordinator.kill("SIGKILL");
+    for (const w of workers) await w.stop();
+    rmSync(root, { recursive: true, force: true });
+  };
   try {
     const m0 = (await getJson<{ measurement: string }>(`${url}/v1/health`)).measurement;
     const policy = parsePolicy({ version: 1, allowSimulated: true, trustedRoots: { simulated: [platform.vendorRootPem] }, measurements: { coordinator: [m0], worker: [m0] } });
-    // Map tasks wait before the restart, so the kill lands between split and finalize.
     let slow = true;
     const operatorToken = readFileSync(join(dataDir, "coordinator", "operator-token"), "utf8").trim();
     for (const id of ["w1", "w2"]) {
@@ -103,20 +117,44 @@ test("a coordinator killed while a two-owner job is mapping restarts, resumes it
     const sessC = await attestCoordinator(url, policy, undefined, { client: "room1" });
     const upA = await uploadFile(url, sessA, fileA);
     const upB = await uploadFile(url, sessB, fileB);
-    const m = createManifest({
-      jobId: "jmp-restart",
-      inputs: [
-        { owner: "bankA", publicKey: ownerA.publicKey, uploadId: upA.uploadId, sha256: upA.sha256, inputName: "bankA.csv" },
-        { owner: "bankB", publicKey: ownerB.publicKey, uploadId: upB.uploadId, sha256: upB.sha256, inputName: "bankB.jsonl" },
-      ],
-      job: { kind: "builtin", op: "sum", keyField: "account", valueField: "amount" },
-      recipients: [
-        { name: "bankA", x25519: recipA.publicHex },
-        { name: "analystC", x25519: recipC.publicHex },
-      ],
-      shardsPerInput: 2,
-      reducers: 2,
-    });
+    const m = (jobId: string) =>
+      createManifest({
+        jobId,
+        inputs: [
+          { owner: "bankA", publicKey: ownerA.publicKey, uploadId: upA.uploadId, sha256: upA.sha256, inputName: "bankA.csv" },
+          { owner: "bankB", publicKey: ownerB.publicKey, uploadId: upB.uploadId, sha256: upB.sha256, inputName: "bankB.jsonl" },
+        ],
+        job: { kind: "builtin", op: "sum", keyField: "account", valueField: "amount" },
+        recipients: [
+          { name: "bankA", x25519: recipA.publicHex },
+          { name: "analystC", x25519: recipC.publicHex },
+        ],
+        shardsPerInput: 2,
+        reducers: 2,
+      });
+    return {
+      root, storage, url, policy, rowsA, rowsB, ownerA, ownerB, recipA, recipB, recipC, sessA, sessB, sessC, upA, upB, manifest: m, stop,
+      fast: () => (slow = false),
+      async kill() {
+        const died = new Promise((r) => coordinator.once("exit", r));
+        coordinator.kill("SIGKILL");
+        await died;
+      },
+      async restart() {
+        coordinator = (await startCoordinatorProcess(port, dataDir, storage)).child;
+      },
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+test("a coordinator killed while a two-owner job is mapping restarts, resumes it, and every recipient gets the verified union sum", async () => {
+  const t = await setup();
+  const { url, policy, rowsA, rowsB, ownerA, ownerB, recipA, recipB, recipC, sessA, sessB, sessC, upA, upB, root } = t;
+  try {
+    const m = t.manifest("jmp-restart");
     await approveManifest(url, sessA, m, signAsOwner(m, createPrivateKey(ownerA.privatePem)), policy);
     assert.equal((await approveManifest(url, sessB, m, signAsOwner(m, createPrivateKey(ownerB.privatePem)), policy)).of, 2);
 
@@ -126,11 +164,9 @@ test("a coordinator killed while a two-owner job is mapping restarts, resumes it
       if (s.state === "mapping") break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    const died = new Promise((r) => coordinator.once("exit", r));
-    coordinator.kill("SIGKILL");
-    await died;
-    slow = false;
-    coordinator = (await startCoordinatorProcess(port, dataDir, storage)).child;
+    await t.kill();
+    t.fast();
+    await t.restart();
 
     const status = await waitForJob(url, m.jobId);
     assert.equal(status.state, "succeeded", JSON.stringify(status.error));
@@ -162,8 +198,27 @@ test("a coordinator killed while a two-owner job is mapping restarts, resumes it
     // Bank B approved but is no recipient.
     assert.equal(await code(() => fetchRecipientResult(url, sessB, status, m, createPrivateKey(recipB.privatePem), join(root, "b.csv"))), "CMR_NOT_RECIPIENT");
   } finally {
-    coordinator.kill("SIGKILL");
-    for (const w of workers) await w.stop();
-    rmSync(root, { recursive: true, force: true });
+    await t.stop();
+  }
+});
+
+test("a coordinator restart between two approvals drops the pending manifest: the second approval fails typed, the job never runs", async () => {
+  const t = await setup();
+  const { url, policy, ownerA, ownerB, sessB } = t;
+  try {
+    const m = t.manifest("jmp-pending");
+    assert.equal((await approveManifest(url, t.sessA, m, signAsOwner(m, createPrivateKey(ownerA.privatePem)), policy)).state, "awaiting-approvals");
+    await t.kill();
+    t.fast();
+    await t.restart();
+    // Pending approvals and the sessions uploads were made on live in the enclave's memory only:
+    // bank B's session is gone, and a fresh session is not the one its upload came on.
+    assert.equal(await code(() => approveManifest(url, sessB, m, signAsOwner(m, createPrivateKey(ownerB.privatePem)), policy)), "CMR_PROTOCOL_UNKNOWN_SESSION");
+    const fresh = await attestCoordinator(url, policy, undefined, { client: "room1" });
+    assert.equal(await code(() => approveManifest(url, fresh, m, signAsOwner(m, createPrivateKey(ownerB.privatePem)), policy)), "CMR_PROTOCOL_CHALLENGE");
+    assert.equal(await code(() => getJson(`${url}/v1/jobs/${m.jobId}`)), "CMR_JOB_NOT_FOUND");
+    assert.ok(!filesUnder(t.storage).some((f) => f.includes(m.jobId)), "no object of the job");
+  } finally {
+    await t.stop();
   }
 });

@@ -52,6 +52,11 @@ export interface LocalCluster {
   pids: number[];
   /** Resolves when every worker registered with the coordinator (at once unless deferWorkers). */
   workersReady: Promise<void>;
+  /**
+   * In-process cluster only: the storage its hosts use, so a client in this process can write
+   * its upload there directly (the S11 storage path) rather than through loopback HTTP.
+   */
+  store?: BlobStore;
   stop(): Promise<void>;
 }
 
@@ -144,7 +149,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   // token (registration is an admin action) is the coordinator's, read or made here first.
   const operatorToken = loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
   // An embedded cluster lives for one command: its job state goes with its temporary storage.
-  const coordinatorStart = startCoordinator({ port: 0, dataDir: opts.dataDir, store, programPath, backend: "simulated", log, operatorToken, ...(ownStorage ? { statePath: join(storageDir, ".state", "state.db") } : {}) });
+  const coordinatorStart = startCoordinator({ port: 0, dataDir: opts.dataDir, store, programPath, backend: "simulated", log, operatorToken, ...(ownStorage ? { statePath: join(storageDir, ".state", "state.db"), ephemeralState: true } : {}) });
   const coordinatorUrl = coordinatorStart.then((c) => c.url);
   coordinatorUrl.catch(() => undefined);
   // Every start is kept, so stop() can stop the ones that came up even when another failed.
@@ -206,6 +211,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     // With deferred workers, only the coordinator's enclaves are known at return.
     pids: opts.deferWorkers ? (await c.pool.all()).map((e) => e.enclave.pid!) : await enclavePids(),
     workersReady,
+    store,
     stop,
   };
 }

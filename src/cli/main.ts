@@ -353,6 +353,8 @@ program
       const { summary, status, coordinator } = await runJob({
         jobId,
         ...(cluster ? { clusterReady: cluster.workersReady } : {}),
+        // The embedded cluster's hosts run in this process: write the upload to its storage.
+        ...(cluster?.store ? { viaStore: cluster.store } : {}),
         ...(delimiter !== undefined && delimiter !== 0x2c ? { delimiter } : {}),
         url: cluster?.url ?? String(o.coordinator),
         policy,

@@ -14,6 +14,7 @@ import { CmrError } from "../../errors.ts";
 import { bar, Progress } from "../common.ts";
 import { formatBytes, formatRate, throttle } from "../output.ts";
 import type { AppraisalResult } from "../../attestation/appraise.ts";
+import type { BlobStore } from "../../host/storage/blob-store.ts";
 
 /** A job on a local file: its settings (job-settings.ts), where the input and output are, and how to run. */
 export interface RunJobOptions extends JobSettings {
@@ -22,6 +23,13 @@ export interface RunJobOptions extends JobSettings {
   format: "csv" | "jsonl";
   out: string | NodeJS.WritableStream;
   viaStorageDir?: string;
+  /**
+   * The storage of an embedded cluster this process runs: the client writes the ciphertext
+   * there itself and notifies the coordinator (the S11 storage path), instead of sending it over
+   * loopback HTTP to a host in its own process, which then writes the same bytes (that detour
+   * cost the `cmr run` process about 0.5 CPU s per 118 MB; docs/benchmarks.md).
+   */
+  viaStore?: BlobStore;
   quiet?: boolean;
   /** The data owner's name: selects its own enclave on a per-client coordinator (seed [64-72]). */
   client?: string;
@@ -82,13 +90,14 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
   };
   // Pipelining: the coordinator splits the upload as it streams in, unless the upload goes to
   // storage first or the split must sample range boundaries from the stored upload.
-  const tail = o.pipeline !== false && !o.viaStorageDir && canTailUpload(spec);
+  const tail = o.pipeline !== false && !o.viaStorageDir && !o.viaStore && canTailUpload(spec);
   // A tailing job is submitted as the upload starts, so the cluster must be ready by then.
   if (tail) await clusterReady();
   const t0 = Date.now();
   const tick = throttle(progress.tty ? 200 : 2000);
   const uploadOpts = {
     ...(o.viaStorageDir ? { viaStorageDir: o.viaStorageDir } : {}),
+    ...(o.viaStore ? { viaStore: o.viaStore } : {}),
     insecurePlaintext: o.insecurePlaintext === true,
     ...(o.delimiter !== undefined ? { delimiter: o.delimiter } : {}),
     onProgress: (n: number) => tick(n === total) && say(`upload ${formatBytes(n)} of ${formatBytes(total)} (${total ? Math.floor((n / total) * 100) : 100}%)  ${formatRate(n, t0, Date.now(), "bytes")}  encrypting under the first key${tail ? "; the coordinator splits as it arrives" : ""}`),

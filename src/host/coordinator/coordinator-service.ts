@@ -58,6 +58,8 @@ export interface CoordinatorOptions {
   heartbeat?: { intervalMs: number; missedBeats: number; taskIdleMs?: number };
   /** SQLite file for job, worker and upload state (default <dataDir>/coordinator/state.db). */
   statePath?: string;
+  /** The state lives no longer than this process (an embedded cluster's): not synced to disk. */
+  ephemeralState?: boolean;
   /** Operator token for admin endpoints (default: <dataDir>/coordinator/operator-token, made on first start). */
   operatorToken?: string;
   /** Bounds on this node's enclaves (default at most 8 live; `--max-enclaves`). */
@@ -154,7 +156,7 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
   // Start one enclave now: it proves the program runs and gives /v1/health its measurement.
   const first = await pool.get(isolation === "shared" ? "shared" : isolation === "client" ? "client:default" : "type:default");
   const workers = new WorkerRegistry();
-  const state = new CoordinatorStateStore(opts.statePath ?? join(opts.dataDir, "coordinator", "state.db"));
+  const state = new CoordinatorStateStore(opts.statePath ?? join(opts.dataDir, "coordinator", "state.db"), { durable: opts.ephemeralState !== true });
   undo.push(() => state.close());
   const operatorToken = opts.operatorToken ?? loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
   const admin = (req: IncomingMessage): void => requireBearer(req, operatorToken);

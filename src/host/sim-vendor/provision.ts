@@ -10,11 +10,21 @@
  *
  * @module
  */
-import "reflect-metadata";
 import { webcrypto, randomBytes, X509Certificate } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import * as x509 from "@peculiar/x509";
+
+/**
+ * The certificate builder, loaded only when a certificate is made (first start of a data
+ * directory): evaluating @peculiar/x509 and its ASN.1 schemas took ~100 ms of every cmr
+ * command's start, and an existing platform needs only node:crypto to read its files.
+ */
+async function x509Lib(): Promise<typeof import("@peculiar/x509")> {
+  await import("reflect-metadata");
+  const x509 = await import("@peculiar/x509");
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  return x509;
+}
 
 export const SIM_DIR = "sim";
 export const VENDOR_FILES = { rootKey: "vendor-root-key.pem", rootCert: "vendor-root-cert.pem" } as const;
@@ -35,7 +45,7 @@ export interface SimPlatformInfo {
 }
 
 async function createVendorRoot(dir: string): Promise<void> {
-  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+  const x509 = await x509Lib();
   const keys = await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"]);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomBytes(8).toString("hex"),
@@ -52,7 +62,6 @@ async function createVendorRoot(dir: string): Promise<void> {
 
 /** Create (or keep) the simulated vendor root and this platform's attestation key. */
 export async function initSimPlatform(dataDir: string, vendorDir?: string): Promise<SimPlatformInfo> {
-  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
   const dir = join(dataDir, SIM_DIR);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const vdir = vendorDir ? join(vendorDir, SIM_DIR) : dir;
@@ -64,6 +73,7 @@ export async function initSimPlatform(dataDir: string, vendorDir?: string): Prom
   }
   if (vdir !== dir) writeFileSync(join(dir, VENDOR_FILES.rootCert), readFileSync(join(vdir, VENDOR_FILES.rootCert)));
   if (!existsSync(join(dir, PLATFORM_FILES.cert))) {
+    const x509 = await x509Lib();
     const rootKeyPem = readFileSync(join(vdir, VENDOR_FILES.rootKey), "utf8");
     const rootKey = await webcrypto.subtle.importKey("pkcs8", Buffer.from(rootKeyPem.replace(/-----[^-]+-----|\s/g, ""), "base64"), alg, false, ["sign"]);
     const rootCert = new x509.X509Certificate(readFileSync(join(vdir, VENDOR_FILES.rootCert), "utf8"));

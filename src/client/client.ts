@@ -173,12 +173,21 @@ export async function uploadAndSubmit(url: string, session: VerifiedSession, inp
   return done;
 }
 
-export async function waitForJob(url: string, jobId: string, onProgress?: (s: JobStatus) => void, pollMs = 100, patienceMs = 60_000, onWait?: (w: WaitInfo) => void): Promise<JobStatus> {
+/**
+ * Follow a job until it succeeded or failed. After the first answer each request names the state
+ * seen and asks the host to hold its answer until the state changes, up to `holdMs` (the
+ * coordinator's status-waits.ts): stage changes and the job's end arrive at once, with a few
+ * requests per job. A host that answers at once (an older one) is asked at most every `pollMs`.
+ */
+export async function waitForJob(url: string, jobId: string, onProgress?: (s: JobStatus) => void, pollMs = 100, patienceMs = 60_000, onWait?: (w: WaitInfo) => void, holdMs = 1000): Promise<JobStatus> {
   let unreachableSince: number | undefined;
+  let seen: string | undefined;
   for (;;) {
     let s: JobStatus;
+    const askedAt = Date.now();
     try {
-      s = await getJson<JobStatus>(`${url}/v1/jobs/${jobId}`);
+      const hold = seen !== undefined && holdMs > 0 ? `?state=${encodeURIComponent(seen)}&waitMs=${holdMs}` : "";
+      s = await getJson<JobStatus>(`${url}/v1/jobs/${jobId}${hold}`, 10_000 + holdMs);
       unreachableSince = undefined;
     } catch (e) {
       // A coordinator that restarts resumes its jobs: keep asking for a while.
@@ -195,7 +204,9 @@ export async function waitForJob(url: string, jobId: string, onProgress?: (s: Jo
     if (s.jobId !== jobId) throw new CmrError("CMR_PROTOCOL_BAD_MESSAGE", `the coordinator answered with the status of job ${String(s.jobId).slice(0, 64)} for job ${jobId}`, { hint: "the host substituted another job's answer; do not trust it" });
     onProgress?.(s);
     if (s.state === "succeeded" || s.state === "failed") return s;
-    await new Promise((r) => setTimeout(r, pollMs));
+    seen = typeof s.state === "string" && /^[a-z-]{1,32}$/.test(s.state) ? s.state : undefined;
+    const rest = pollMs - (Date.now() - askedAt);
+    if (rest > 0) await new Promise((r) => setTimeout(r, rest));
   }
 }
 

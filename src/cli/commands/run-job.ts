@@ -143,6 +143,9 @@ export async function runJob(o: RunJobOptions): Promise<RunJobResult> {
     100,
     60_000,
     (w) => waitTick() && say(`waiting: ${w.reason}; retrying for up to ${Math.round(w.patienceMs / 1000)} s (${Math.round(w.waitedMs / 1000)} s so far)`),
+    // Held status answers: a stage change arrives at once; a terminal's progress line still
+    // refreshes four times a second, a log's far less often anyway.
+    progress.tty ? 250 : 1000,
   );
   progress.done();
   if (status.state !== "succeeded") {

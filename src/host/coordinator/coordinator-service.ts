@@ -34,6 +34,7 @@ import { addConsoleRoutes } from "../console/console-routes.ts";
 import { addRecoveryRoutes, awaitingRecovery, type AwaitingRecovery } from "./recovery-routes.ts";
 import { liveUploadOcalls, LiveUploads, type LiveUpload } from "./live-upload.ts";
 import { pipeline as pipelineCb, type Readable } from "node:stream";
+import { heldStatusQuery, StatusWaits } from "./status-waits.ts";
 
 export interface CoordinatorOptions {
   /** Timeouts and connection limits for slow or greedy peers (defaults: DEFAULT_HTTP_LIMITS). */
@@ -161,12 +162,15 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
   const operatorToken = opts.operatorToken ?? loadOrCreateToken(join(opts.dataDir, "coordinator", "operator-token"));
   const admin = (req: IncomingMessage): void => requireBearer(req, operatorToken);
   for (const w of state.workers()) workers.register(w);
+  // Status answers held until a job's state changes (`?state=S&waitMs=N`; status-waits.ts).
+  const statusWaits = new StatusWaits();
   const startRunner = (jobId: string, e: { enclave: EnclaveProcess; scope: string }, plan: { reducers: number; dataType: string | null; shards?: number }, previous?: JobRecord, liveUpload?: LiveUpload): JobRunner => {
     const runner = new JobRunner(jobId, e.enclave, workers, opts.store, plan, opts.heartbeat, {
       ...(liveUpload ? { splitSource: () => splitSourceOf(liveUpload) } : {}),
       onChange: (r) => {
         state.saveJob(r, e.scope, plan);
         if (r.state === "succeeded" || r.state === "failed") state.clearCheckpoint(jobId);
+        statusWaits.changed(jobId);
       },
       onCheckpoint: (stage, sealed) => state.saveCheckpoint(jobId, stage, sealed),
     }, previous);
@@ -331,8 +335,14 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
       void runner.run().finally(unpin).then(() => log(`job ${jobId} ${runner.record.state}${runner.record.error ? `: ${runner.record.error.code}` : ""}`));
       sendJson(res, 202, { jobId, state: runner.record.state, approved: answer.approved, of: answer.of });
     })
-    .on("GET", "/v1/jobs/:jobId", (_q, res, p) => {
-      const j = jobs.get(p.jobId!) ?? state.job(p.jobId!);
+    .on("GET", "/v1/jobs/:jobId", async (q, res, p) => {
+      const hold = heldStatusQuery(new URL(q.url ?? "/", "http://localhost").searchParams);
+      let j = jobs.get(p.jobId!) ?? state.job(p.jobId!);
+      // Held while the job (running here) is still in the state the client has seen.
+      if (hold && j && j.state === hold.state && jobs.has(p.jobId!) && j.state !== "succeeded" && j.state !== "failed") {
+        await statusWaits.wait(p.jobId!, hold.waitMs, res);
+        j = jobs.get(p.jobId!) ?? j;
+      }
       const waiting = j ? undefined : awaitingApprovals.get(p.jobId!);
       if (waiting) {
         throw new CmrError("CMR_APPROVAL_MISSING", `job ${p.jobId} has not started: ${waiting.approved.length} of ${waiting.of} owners have approved its manifest`, {
@@ -383,6 +393,7 @@ async function startLocked(opts: CoordinatorOptions, lock: DirLock, undo: (() =>
     pool,
     jobs,
     stop: async () => {
+      statusWaits.close();
       await closeServer(server);
       await pool.stop();
       state.close();

@@ -2,7 +2,8 @@
  * `cmr verify-receipt`: check a job receipt offline. The bundle holds the signed receipt and the
  * coordinator's attestation answer from the run; we check that the attestation is genuine under
  * the policy (as of the quote's own time: the receipt may be checked long after), that its
- * report data binds the claims holding the receipt key, that the receipt verifies with that key,
+ * report data binds the claims holding the receipt key, that the receipt verifies with that key
+ * (or, for a job restored after a coordinator restart, with a key that key endorsed for the job),
  * and that the input and result files are the ones the receipt names.
  *
  * @module

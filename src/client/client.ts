@@ -26,7 +26,7 @@ import { getJson, httpRequest, postJson, expectJson } from "../host/http/client.
 import type { BlobStore } from "../host/storage/blob-store.ts";
 import { canonicalJson } from "../crypto/canonical-json.ts";
 import { delimitedToCsvStream } from "./delimited.ts";
-import { ReceiptSchema, receiptAccountingProblem, receiptKeyFromClaims, verifyReceiptSignature, type Receipt, type SignedReceipt } from "../protocol/receipt.ts";
+import { ReceiptSchema, receiptAccountingProblem, receiptVerification, type Receipt, type SignedReceipt } from "../protocol/receipt.ts";
 import { scopeCheck } from "../protocol/receipt-policy.ts";
 
 export interface JobStatus {
@@ -235,7 +235,8 @@ function receiptError(why: string): CmrError {
 /** Check a receipt against the attested coordinator key and what the client itself knows. */
 export function checkReceipt(doc: SignedReceipt, receiptKeySpki: string | undefined, expect: ReceiptExpectations & { jobId: string; resultSha256: string }): Receipt {
   if (!receiptKeySpki) throw receiptError("the attested coordinator has no receipt key in its claims");
-  if (!verifyReceiptSignature(doc, receiptKeyFromClaims(receiptKeySpki))) throw receiptError("its signature does not verify with the attested coordinator's receipt key");
+  // Signed with the attested key, or (a job restored after a restart) with a key the attested key endorsed for this job.
+  if (receiptVerification(doc, receiptKeySpki, expect.jobId) === undefined) throw receiptError("its signature does not verify with the attested coordinator's receipt key, nor with a key it endorsed for this job");
   let r: Receipt;
   try {
     r = ReceiptSchema.parse(JSON.parse(doc.text));

@@ -179,5 +179,5 @@ export interface JobSummary {
   codeSha256: string;
   attestations: { worker: string; phase: "map" | "reduce"; measurement: string; at: string; simulated: boolean }[];
   /** The signed job receipt (protocol/receipt.ts). */
-  receipt: { text: string; signature: string };
+  receipt: { text: string; signature: string; /** A restored job: the current receipt key endorses the job's key (protocol/receipt.ts). */ endorsement?: { receiptKey: string; signature: string } | undefined };
 }

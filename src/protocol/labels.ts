@@ -53,6 +53,8 @@ export const LABELS = {
   /** Multi-party jobs (issue #17 part 2, docs/protocol/manifest.md). */
   manifest: "cmr/v1/manifest",
   recipientKey: "cmr/v1/multi-party/recipient-key",
+  /** A restarted coordinator's current receipt key vouching for a restored job's key (docs/protocol/receipt.md). */
+  receiptKeyEndorsement: "cmr/v1/receipt-key-endorsement",
 } as const;
 
 export type Purpose = "shard-key" | "partition-key" | "result-key" | "job" | "task" | "task-result" | "recovery-share" | "approval" | "recipient-result";

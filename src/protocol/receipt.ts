@@ -10,6 +10,7 @@
  * @module
  */
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
+import { canonicalJson } from "../crypto/canonical-json.ts";
 import { z } from "zod";
 import { LABELS } from "./labels.ts";
 import { MultiPartyReceiptSchema } from "./manifest.ts";
@@ -52,8 +53,23 @@ export const ReceiptSchema = z.object({
 });
 export type Receipt = z.infer<typeof ReceiptSchema>;
 
-export const SignedReceiptSchema = z.object({ text: z.string().max(16 << 20), signature: z.string().max(512) });
+/**
+ * A restored job's receipt is signed with the key its client saw attested before a restart (K1);
+ * the restarted enclave's own key (K2, in its claims now) endorses K1 for that one job, so a
+ * session attested after the restart can verify too.
+ */
+export const ReceiptKeyEndorsementSchema = z.object({ receiptKey: z.string().max(1024), signature: z.string().max(512) });
+export type ReceiptKeyEndorsement = z.infer<typeof ReceiptKeyEndorsementSchema>;
+
+export const SignedReceiptSchema = z.object({ text: z.string().max(16 << 20), signature: z.string().max(512), endorsement: ReceiptKeyEndorsementSchema.optional() });
 export type SignedReceipt = z.infer<typeof SignedReceiptSchema>;
+
+export const RECEIPT_KEY_ENDORSEMENT_LABEL = LABELS.receiptKeyEndorsement;
+
+/** label || 0x00 || canonical JSON {jobId, receiptKey}: what the current key signs to endorse a restored job's key. */
+export function endorsementSignedBytes(jobId: string, receiptKeySpki: string): Buffer {
+  return Buffer.concat([Buffer.from(RECEIPT_KEY_ENDORSEMENT_LABEL, "utf8"), Buffer.from([0]), Buffer.from(canonicalJson({ jobId, receiptKey: receiptKeySpki }), "utf8")]);
+}
 
 export function receiptSignedBytes(text: string): Buffer {
   return Buffer.concat([Buffer.from(RECEIPT_LABEL, "utf8"), Buffer.from([0]), Buffer.from(text, "utf8")]);
@@ -68,6 +84,29 @@ export function verifyReceiptSignature(doc: SignedReceipt, key: KeyObject): bool
     return verify("sha256", receiptSignedBytes(doc.text), key, Buffer.from(doc.signature, "base64"));
   } catch {
     return false;
+  }
+}
+
+/**
+ * How a signed receipt verifies with the attested receipt key of a coordinator, for job `jobId`:
+ * "direct", signed with that key; "endorsed", that key endorsed another key for this job and the
+ * receipt is signed with the endorsed key (a job restored after a restart); undefined otherwise.
+ */
+export function receiptVerification(doc: SignedReceipt, attestedSpki: string, jobId: string): "direct" | "endorsed" | undefined {
+  let attested: KeyObject;
+  try {
+    attested = receiptKeyFromClaims(attestedSpki);
+  } catch {
+    return undefined;
+  }
+  if (verifyReceiptSignature(doc, attested)) return "direct";
+  const e = doc.endorsement;
+  if (e === undefined) return undefined;
+  try {
+    if (!verify("sha256", endorsementSignedBytes(jobId, e.receiptKey), attested, Buffer.from(e.signature, "base64"))) return undefined;
+    return verifyReceiptSignature(doc, receiptKeyFromClaims(e.receiptKey)) ? "endorsed" : undefined;
+  } catch {
+    return undefined;
   }
 }
 

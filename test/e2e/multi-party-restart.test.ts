@@ -6,8 +6,9 @@
  * carries the manifest, both approvals and both upload keys sealed) and end with the answer an
  * independent computation gives, sealed for each recipient, with the multi-party receipt naming
  * both inputs; the non-recipient owner still gets nothing. Recipients verify with sessions they
- * attested before the restart; one attested after it gets CMR_RECEIPT_INVALID (a limit, see
- * docs/multi-party.md "Costs and limits"). A restart between two approvals drops the pending
+ * attested before the restart, and with one attested after it (the restarted enclave's receipt
+ * key endorses the restored job's key: docs/protocol/receipt.md); `cmr verify-receipt` accepts
+ * both bundles and refuses the receipt stripped of its endorsement. A restart between two approvals drops the pending
  * manifest and the upload sessions (enclave memory only): the late approval fails typed.
  */
 import { startListening } from "../helpers/node-process.ts";
@@ -15,7 +16,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { createPrivateKey } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { attestCoordinator, uploadFile, waitForJob, type JobStatus } from "../../src/client/client.ts";
@@ -28,6 +29,7 @@ import { enclaveProgramPath } from "../../src/host/config.ts";
 import { parsePolicy } from "../../src/attestation/policy.ts";
 import { getJson } from "../../src/host/http/client.ts";
 import { code } from "../helpers/outcome.ts";
+import { verifyReceiptCommand } from "../../src/cli/commands/verify-receipt.ts";
 
 async function startCoordinatorProcess(port: number, dataDir: string, storage: string): Promise<{ child: ChildProcess; port: number }> {
   const started = await startListening(["coordinator", "--port", String(port), "--data-dir", dataDir, "--storage", storage]);
@@ -50,6 +52,24 @@ function expectedUnion(rows: [string, string][]): string {
   };
   const keys = [...sums.keys()].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
   return `key,value\n${keys.map((k) => `${k},${fmt(sums.get(k)!)}`).join("\n")}\n`;
+}
+
+/** `cmr verify-receipt --policy P --result R --json` on a bundle: exit code, failed checks, the signature check's detail. */
+function verifyOffline(file: string, policyFile: string, result: string): { exit: number; failed: string[]; signature: string } {
+  const out: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  const ewrite = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stderr.write;
+  let exit: number;
+  try {
+    exit = verifyReceiptCommand(file, { policy: policyFile, result, json: true });
+  } finally {
+    process.stdout.write = write;
+    process.stderr.write = ewrite;
+  }
+  const checks = (JSON.parse(out.join("")) as { checks: { check: string; ok: boolean; detail: string }[] }).checks;
+  return { exit, failed: checks.filter((c) => !c.ok).map((c) => c.check), signature: checks.find((c) => c.check === "signature")?.detail ?? "" };
 }
 
 function filesUnder(dir: string): string[] {
@@ -182,14 +202,32 @@ test("a coordinator killed while a two-owner job is mapping restarts, resumes it
     await fetchRecipientResult(url, sessC, status, m, createPrivateKey(recipC.privatePem), outC);
     assert.equal(normalize(readFileSync(outA, "utf8")), want);
     assert.equal(normalize(readFileSync(outC, "utf8")), want);
-    // The limit today (docs/multi-party.md): the restarted enclave attests a new receipt key, so a
-    // session made after the restart cannot verify this job's receipt; it fails cleanly, typed,
-    // and writes nothing.
+    // The restarted enclave attests a new receipt key; a session made after the restart still
+    // verifies: the receipt carries that new key's endorsement of the job's (restored) key.
     const after = await attestCoordinator(url, policy, undefined, { client: "room1" });
     assert.notEqual(after.claims.receiptKey, sessA.claims.receiptKey);
     const outLate = join(root, "late.csv");
-    assert.equal(await code(() => fetchRecipientResult(url, after, status, m, createPrivateKey(recipA.privatePem), outLate)), "CMR_RECEIPT_INVALID");
-    assert.ok(!existsSync(outLate), "nothing written for a receipt that does not verify");
+    const late = await fetchRecipientResult(url, after, status, m, createPrivateKey(recipA.privatePem), outLate);
+    assert.equal(normalize(readFileSync(outLate, "utf8")), want);
+    assert.equal(late.summary.receipt.endorsement?.receiptKey, sessA.claims.receiptKey, "the endorsed key is the one attested before the restart");
+
+    // Offline, `cmr verify-receipt --policy` accepts the receipt with either attestation answer,
+    // and refuses it with the new one once the endorsement is stripped.
+    const policyFile = join(root, "policy.json");
+    writeFileSync(policyFile, JSON.stringify(policy));
+    const offline = (name: string, receipt: unknown, attestation: unknown) => {
+      const file = join(root, name);
+      writeFileSync(file, JSON.stringify({ format: "cmr/receipt-bundle/v1", inputName: "bankA.csv", receipt, attestation }));
+      return verifyOffline(file, policyFile, outLate);
+    };
+    const { endorsement: _dropped, ...bare } = late.summary.receipt;
+    const before = offline("before.receipt.json", late.summary.receipt, sessA.response);
+    const endorsed = offline("after.receipt.json", late.summary.receipt, after.response);
+    const stripped = offline("stripped.receipt.json", bare, after.response);
+    assert.deepEqual([before.exit, before.failed], [0, []]);
+    assert.deepEqual([endorsed.exit, endorsed.failed], [0, []]);
+    assert.match(endorsed.signature, /endorsed/);
+    assert.deepEqual([stripped.exit, stripped.failed], [1, ["signature"]]);
     const mp = ra.receipt.multiParty!;
     assert.equal(mp.manifestSha256, manifestSha256(m));
     assert.deepEqual(mp.inputs.map((i) => i.sha256), [upA.sha256, upB.sha256]);

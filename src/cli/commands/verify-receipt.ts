@@ -2,7 +2,8 @@
  * `cmr verify-receipt`: check a job receipt offline. The bundle holds the signed receipt and the
  * coordinator's attestation answer from the run; we check that the attestation is genuine under
  * the policy (as of the quote's own time: the receipt may be checked long after), that its
- * report data binds the claims holding the receipt key, that the receipt verifies with that key,
+ * report data binds the claims holding the receipt key, that the receipt verifies with that key
+ * (or, for a job restored after a coordinator restart, with a key that key endorsed for the job),
  * and that the input and result files are the ones the receipt names.
  *
  * @module
@@ -12,7 +13,7 @@ import { readFileSync } from "node:fs";
 import { isCmrError } from "../../errors.ts";
 import { appraiseAttestResponse } from "../../attestation/appraise.ts";
 import { AttestResponseSchema } from "../../protocol/evidence.ts";
-import { ReceiptSchema, SignedReceiptSchema, receiptAccountingProblem, receiptKeyFromClaims, verifyReceiptSignature, type Receipt } from "../../protocol/receipt.ts";
+import { ReceiptSchema, SignedReceiptSchema, receiptAccountingProblem, receiptVerification, type Receipt } from "../../protocol/receipt.ts";
 import { loadPolicyFile } from "../common.ts";
 import { basename } from "node:path";
 import { delimitedToCsv, parseDelimiter } from "../../client/delimited.ts";
@@ -80,8 +81,11 @@ export function verifyReceiptCommand(file: string, o: { input?: string; result?:
     // Without a policy nothing says the signing key belongs to a genuine, approved enclave.
     fail("attestation", "NOT checked: give --policy FILE to verify the coordinator's evidence and measurement (without it the receipt proves nothing)");
   }
-  if (!verifyReceiptSignature(signed.data, receiptKeyFromClaims(res.claims.receiptKey ?? ""))) fail("signature", "the receipt does not verify with the receipt key in the attested claims");
-  else pass("signature", "signed by the attested coordinator enclave's receipt key");
+  // The job id the endorsement must name is the receipt's own (its signature binds it to the text).
+  const how = receiptVerification(signed.data, res.claims.receiptKey ?? "", receipt?.jobId ?? "");
+  if (how === undefined) fail("signature", "the receipt does not verify with the receipt key in the attested claims, nor with a key that key endorsed for this job");
+  else if (how === "direct") pass("signature", "signed by the attested coordinator enclave's receipt key");
+  else pass("signature", "signed by the receipt key the job was submitted under (before a coordinator restart), which the attested coordinator enclave's receipt key endorsed for this job");
   if (receipt) {
     if (o.input) {
       const d = fileSha256(o.input, typeof bundle.inputDelimiter === "string" ? bundle.inputDelimiter : undefined);

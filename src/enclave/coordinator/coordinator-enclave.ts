@@ -367,7 +367,7 @@ export class CoordinatorEnclave {
       reducers: job.reduces.map((rr, r) => ({ reduceIndex: r, records: rr.outputRecords, worker: rr.worker, measurement: rr.measurement })),
       codeSha256: job.codeSha256,
       attestations: job.attestations,
-      receipt: signReceipt(job, buildReceipt(job, this.#measurement, this.#scope, { object: resultObject, sha256, plainSha256, rows })),
+      receipt: signReceipt(job, buildReceipt(job, this.#measurement, this.#scope, { object: resultObject, sha256, plainSha256, rows }), this.#receiptKey),
     };
     if (job.multi) {
       const m = job.multi;

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { sign } from "node:crypto";
+import { createPublicKey, sign, type KeyObject } from "node:crypto";
 import { canonicalJson } from "../../crypto/canonical-json.ts";
 import { DEFAULT_JOB_LIMITS } from "../../attestation/policy.ts";
-import { receiptSignedBytes, type Receipt, type SignedReceipt } from "../../protocol/receipt.ts";
+import { endorsementSignedBytes, receiptSignedBytes, type Receipt, type SignedReceipt } from "../../protocol/receipt.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
 import { multiPartyReceipt } from "./multi-party.ts";
 import { partitionEdges, shuffleOf, type JobState } from "./job-state.ts";
@@ -41,7 +41,20 @@ export function buildReceipt(job: JobState, coordinatorMeasurement: string, coor
   };
 }
 
-export function signReceipt(job: JobState, receipt: Receipt): SignedReceipt {
+function spkiBase64(key: KeyObject): string {
+  return createPublicKey(key).export({ format: "der", type: "spki" }).toString("base64");
+}
+
+/**
+ * Sign with the job's receipt key (the one its client saw attested). When that is not this
+ * enclave's own current key (the job was restored after a restart), the current key, which is
+ * the one attested now, endorses the job's key for this job id, so a session attested after the
+ * restart (a multi-party recipient) can verify the receipt as well.
+ */
+export function signReceipt(job: JobState, receipt: Receipt, currentKey: KeyObject): SignedReceipt {
   const text = canonicalJson(receipt);
-  return { text, signature: sign("sha256", receiptSignedBytes(text), job.receiptKey).toString("base64") };
+  const signature = sign("sha256", receiptSignedBytes(text), job.receiptKey).toString("base64");
+  const jobKey = spkiBase64(job.receiptKey);
+  if (jobKey === spkiBase64(currentKey)) return { text, signature };
+  return { text, signature, endorsement: { receiptKey: jobKey, signature: sign("sha256", endorsementSignedBytes(receipt.jobId, jobKey), currentKey).toString("base64") } };
 }

@@ -35,7 +35,7 @@ import type { RunningWorker } from "../../src/host/worker/worker-service.ts";
 import type { JobCode, JobSummary } from "../../src/protocol/job.ts";
 import type { SignedReceipt } from "../../src/protocol/receipt.ts";
 import { writeReceiptBundle } from "../../src/cli/commands/run-job.ts";
-import { verifyReceiptCommand } from "../../src/cli/commands/verify-receipt.ts";
+import { verifyOffline } from "../helpers/verify-offline.ts";
 import { expectedCsv, makeRows, writeCsv, type Row } from "../helpers/data.ts";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.ts";
 import {
@@ -1088,28 +1088,10 @@ describe("receipt bundle", () => {
     writeFileSync(policyFile, JSON.stringify(c.policy));
   });
 
-  function verifyOffline(file: string): { exit: number; failed: string[] } {
-    const out: string[] = [];
-    const write = process.stdout.write.bind(process.stdout);
-    const ewrite = process.stderr.write.bind(process.stderr);
-    process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
-    process.stderr.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stderr.write;
-    let exit: number;
-    try {
-      exit = verifyReceiptCommand(file, { input: CSV_OF.small, result: resultFile, policy: policyFile, json: true });
-    } finally {
-      process.stdout.write = write;
-      process.stderr.write = ewrite;
-    }
-    const text = out.join("");
-    let failed: string[];
-    try {
-      failed = (JSON.parse(text) as { checks: { check: string; ok: boolean }[] }).checks.filter((x) => !x.ok).map((x) => x.check);
-    } catch {
-      failed = [text.trim().slice(0, 120)];
-    }
+  const verifyOfflineFile = (file: string): { exit: number; failed: string[] } => {
+    const { exit, failed } = verifyOffline(file, { input: CSV_OF.small, result: resultFile, policy: policyFile });
     return { exit, failed };
-  }
+  };
 
   function check(doc: SignedReceipt): Observed & { offline?: { exit: number; failed: string[] } } {
     try {
@@ -1123,7 +1105,7 @@ describe("receipt bundle", () => {
 
   test("control: the untouched bundle verifies, online and offline", () => {
     assert.equal(check(summary.receipt).accepted, true);
-    const off = verifyOffline(bundleFile);
+    const off = verifyOfflineFile(bundleFile);
     assert.deepEqual(off, { exit: 0, failed: [] });
   });
 
@@ -1170,7 +1152,7 @@ describe("receipt bundle", () => {
       const file = join(dir, `bundle-${col}.json`);
       writeFileSync(file, JSON.stringify(bundle));
       const online = check(bundle.receipt);
-      const offline = verifyOffline(file);
+      const offline = verifyOfflineFile(file);
       assert.equal(offline.exit, 1, `cmr verify-receipt must refuse it (${offline.failed.join(", ")})`);
       return { ...online, note: `cmr verify-receipt: exit 1, failed ${offline.failed.join(", ")}` };
     });

@@ -29,7 +29,7 @@ import { enclaveProgramPath } from "../../src/host/config.ts";
 import { parsePolicy } from "../../src/attestation/policy.ts";
 import { getJson } from "../../src/host/http/client.ts";
 import { code } from "../helpers/outcome.ts";
-import { verifyReceiptCommand } from "../../src/cli/commands/verify-receipt.ts";
+import { verifyOffline } from "../helpers/verify-offline.ts";
 
 async function startCoordinatorProcess(port: number, dataDir: string, storage: string): Promise<{ child: ChildProcess; port: number }> {
   const started = await startListening(["coordinator", "--port", String(port), "--data-dir", dataDir, "--storage", storage]);
@@ -52,24 +52,6 @@ function expectedUnion(rows: [string, string][]): string {
   };
   const keys = [...sums.keys()].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
   return `key,value\n${keys.map((k) => `${k},${fmt(sums.get(k)!)}`).join("\n")}\n`;
-}
-
-/** `cmr verify-receipt --policy P --result R --json` on a bundle: exit code, failed checks, the signature check's detail. */
-function verifyOffline(file: string, policyFile: string, result: string): { exit: number; failed: string[]; signature: string } {
-  const out: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  const ewrite = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stderr.write;
-  let exit: number;
-  try {
-    exit = verifyReceiptCommand(file, { policy: policyFile, result, json: true });
-  } finally {
-    process.stdout.write = write;
-    process.stderr.write = ewrite;
-  }
-  const checks = (JSON.parse(out.join("")) as { checks: { check: string; ok: boolean; detail: string }[] }).checks;
-  return { exit, failed: checks.filter((c) => !c.ok).map((c) => c.check), signature: checks.find((c) => c.check === "signature")?.detail ?? "" };
 }
 
 function filesUnder(dir: string): string[] {
@@ -218,7 +200,7 @@ test("a coordinator killed while a two-owner job is mapping restarts, resumes it
     const offline = (name: string, receipt: unknown, attestation: unknown) => {
       const file = join(root, name);
       writeFileSync(file, JSON.stringify({ format: "cmr/receipt-bundle/v1", inputName: "bankA.csv", receipt, attestation }));
-      return verifyOffline(file, policyFile, outLate);
+      return verifyOffline(file, { policy: policyFile, result: outLate });
     };
     const { endorsement: _dropped, ...bare } = late.summary.receipt;
     const before = offline("before.receipt.json", late.summary.receipt, sessA.response);
@@ -226,7 +208,7 @@ test("a coordinator killed while a two-owner job is mapping restarts, resumes it
     const stripped = offline("stripped.receipt.json", bare, after.response);
     assert.deepEqual([before.exit, before.failed], [0, []]);
     assert.deepEqual([endorsed.exit, endorsed.failed], [0, []]);
-    assert.match(endorsed.signature, /endorsed/);
+    assert.match(endorsed.details.get("signature") ?? "", /endorsed/);
     assert.deepEqual([stripped.exit, stripped.failed], [1, ["signature"]]);
     const mp = ra.receipt.multiParty!;
     assert.equal(mp.manifestSha256, manifestSha256(m));

@@ -347,10 +347,6 @@ function plainOf(d: ReturnType<typeof createDecipheriv>, sealed: Buffer): Buffer
 }
 
 /**
- * The first `n` bytes of `parts` (which hold at least n), split off without copying: returns
- * them as a list of views and leaves the rest in `parts`.
- */
-/**
  * Streaming decryptor: `header || chunk*` in, plaintext out. Fails with IntegrityError(streamId).
  *
  * The bytes of a sealed chunk arrive in pieces (storage reads do not line up with chunks): they

@@ -19,6 +19,7 @@
  */
 import type { FastBuffer } from "../records/csv-parser.ts";
 import type { PlainRecordTaker } from "../records/csv-record-scanner.ts";
+import { FNV_OFFSET, FNV_PRIME } from "../jobs/hash.ts";
 import { fnv1aUtf8, hashShard } from "../records/key-bytes.ts";
 import type { ShardOutput, ShardRouter, SplitCounts } from "./split-scan.ts";
 
@@ -26,8 +27,6 @@ const LF = 0x0a;
 const CR = 0x0d;
 const QUOTE = 0x22;
 const COMMA = 0x2c;
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
 
 /** Room for a line number, its comma and the LF in front of and after a record. */
 export const LINE_PREFIX_MAX = 20;

@@ -120,7 +120,6 @@ export class ShardRouter {
   readonly shards: number;
   /** How a key picks its shard: ofBytes/ofString hash it, compare it with boundaries, or take turns. */
   readonly kind: "hash" | "range" | "round-robin";
-  private readonly n: number;
   private readonly field: string | null;
   private readonly boundaries: string[] | null;
   private readonly boundaryBytes: Buffer[] | null;
@@ -128,7 +127,6 @@ export class ShardRouter {
 
   /** `firstTurn`: the shard of the first record for round-robin. */
   constructor(n: number, field: string | null, boundaries: string[] | null, firstTurn = 0) {
-    this.n = n;
     this.next = firstTurn;
     this.field = field;
     this.boundaries = boundaries;
@@ -145,20 +143,20 @@ export class ShardRouter {
   /** Round-robin (no key): the record's turn. */
   roundRobin(): number {
     const s = this.next;
-    this.next = s + 1 === this.n ? 0 : s + 1;
+    this.next = s + 1 === this.shards ? 0 : s + 1;
     return s;
   }
 
   /** Shard of the key whose UTF-8 bytes are src[start, end) (`csvEsc`: with `""` escapes). */
   ofBytes(src: Uint8Array, start: number, end: number, csvEsc: boolean): number {
     if (this.field === null) return this.roundRobin();
-    return this.boundaryBytes !== null ? rangeIndexUtf8(this.boundaryBytes, src, start, end, csvEsc) : hashShard(fnv1aUtf8(src, start, end, csvEsc), this.n);
+    return this.boundaryBytes !== null ? rangeIndexUtf8(this.boundaryBytes, src, start, end, csvEsc) : hashShard(fnv1aUtf8(src, start, end, csvEsc), this.shards);
   }
 
   /** Shard of a key string (the slow path). */
   ofString(k: string): number {
     if (this.field === null) return this.roundRobin();
-    return this.boundaries !== null ? rangeIndex(this.boundaries, k) : hashShard(fnv1a(k), this.n);
+    return this.boundaries !== null ? rangeIndex(this.boundaries, k) : hashShard(fnv1a(k), this.shards);
   }
 }
 

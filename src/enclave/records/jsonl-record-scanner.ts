@@ -15,6 +15,7 @@
 import { isUtf8 } from "node:buffer";
 import { CmrError } from "../../errors.ts";
 import { BomStripper, Carry, DEFAULT_MAX_RECORD_BYTES, recordTooLargeHint, decodeUtf8, toFastBuffer, type FastBuffer, type OnBadRecord } from "./csv-parser.ts";
+import { stringifiedNumberEnd } from "./json-number.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -317,32 +318,7 @@ export class JsonlRecordScanner {
    * same digits) and at most 5 zeros after `0.` (smaller values print with an exponent).
    */
   private number(i: number): number {
-    const src = this.src;
-    const end = this.lineEnd;
-    const s = i;
-    if (src[i] === 0x2d) i++;
-    const intStart = i;
-    while (i < end && src[i]! >= 0x30 && src[i]! <= 0x39) i++;
-    const intDigits = i - intStart;
-    if (intDigits === 0 || (intDigits > 1 && src[intStart] === 0x30)) return -1;
-    const zeroInt = intDigits === 1 && src[intStart] === 0x30;
-    let sig = zeroInt ? 0 : intDigits;
-    if (src[i] === 0x2e) {
-      i++;
-      const fracStart = i;
-      while (i < end && src[i]! >= 0x30 && src[i]! <= 0x39) i++;
-      if (i === fracStart || src[i - 1] === 0x30) return -1;
-      if (zeroInt) {
-        let z = fracStart;
-        while (src[z] === 0x30) z++;
-        if (z - fracStart > 5) return -1;
-        sig = i - z;
-      } else sig += i - fracStart;
-    } else if (zeroInt && src[s] === 0x2d) return -1;
-    if (sig > 15) return -1;
-    const c = src[i];
-    if (c === 0x65 || c === 0x45) return -1;
-    return i;
+    return stringifiedNumberEnd(this.src, i, this.lineEnd);
   }
 
   private report(code: "CMR_RECORD_MALFORMED" | "CMR_RECORD_TOO_LARGE", reason: string, onBad: OnBadRecord | undefined): void {

@@ -14,27 +14,29 @@
  * @module
  */
 
+import { FNV_OFFSET, FNV_PRIME } from "../jobs/hash.ts";
+
 const QUOTE = 0x22;
 
 /** FNV-1a (32-bit) over the UTF-16 code units of the UTF-8 text `src[start, end)`. */
 export function fnv1aUtf8(src: Uint8Array, start: number, end: number, csvEsc: boolean): number {
-  let h = 0x811c9dc5;
+  let h = FNV_OFFSET;
   let i = start;
   while (i < end) {
     const b = src[i]!;
     if (b < 0x80) {
-      h = Math.imul(h ^ b, 0x01000193);
+      h = Math.imul(h ^ b, FNV_PRIME);
       i += b === QUOTE && csvEsc ? 2 : 1;
     } else if (b < 0xe0) {
-      h = Math.imul(h ^ (((b & 0x1f) << 6) | (src[i + 1]! & 0x3f)), 0x01000193);
+      h = Math.imul(h ^ (((b & 0x1f) << 6) | (src[i + 1]! & 0x3f)), FNV_PRIME);
       i += 2;
     } else if (b < 0xf0) {
-      h = Math.imul(h ^ (((b & 0x0f) << 12) | ((src[i + 1]! & 0x3f) << 6) | (src[i + 2]! & 0x3f)), 0x01000193);
+      h = Math.imul(h ^ (((b & 0x0f) << 12) | ((src[i + 1]! & 0x3f) << 6) | (src[i + 2]! & 0x3f)), FNV_PRIME);
       i += 3;
     } else {
       const cp = (((b & 0x07) << 18) | ((src[i + 1]! & 0x3f) << 12) | ((src[i + 2]! & 0x3f) << 6) | (src[i + 3]! & 0x3f)) - 0x10000;
-      h = Math.imul(h ^ (0xd800 + (cp >> 10)), 0x01000193);
-      h = Math.imul(h ^ (0xdc00 + (cp & 0x3ff)), 0x01000193);
+      h = Math.imul(h ^ (0xd800 + (cp >> 10)), FNV_PRIME);
+      h = Math.imul(h ^ (0xdc00 + (cp & 0x3ff)), FNV_PRIME);
       i += 4;
     }
   }

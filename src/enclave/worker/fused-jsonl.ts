@@ -21,6 +21,7 @@ import { isUtf8 } from "node:buffer";
 import type { CmrError } from "../../errors.ts";
 import type { CompiledJob, InputRecord } from "../jobs/compile-job.ts";
 import type { FastBuffer } from "../records/csv-parser.ts";
+import { stringifiedNumberEnd } from "../records/json-number.ts";
 import { foldParsed, FusedBailout, parsePlainDecimal } from "./fused-ops.ts";
 import type { ByteKeyTable } from "./key-table.ts";
 
@@ -222,34 +223,12 @@ export class FusedJsonlScanner {
 }
 
 /**
- * True when buf[s, e) is a number exactly as JSON.stringify (and String) prints its value: no
- * exponent, no leading zeros, no trailing fraction zeros, not -0, at most 15 significant digits
- * and at most 5 zeros after `0.` (the rule of jsonl-record-scanner.ts `number`, which decides
- * what the split copies as it is). False may also mean "not a number": the caller then reads the
- * record the generic way.
+ * True when buf[s, e) is a number exactly as JSON.stringify (and String) prints its value, by the
+ * rule that decides what the split copies as it is (records/json-number.ts). False may also mean
+ * "not a number": the caller then reads the record the generic way.
  */
 export function stringifiedNumber(buf: Uint8Array, s: number, e: number): boolean {
-  let i = s;
-  if (buf[i] === 0x2d) i++;
-  const intStart = i;
-  while (i < e && buf[i]! >= 0x30 && buf[i]! <= 0x39) i++;
-  const intDigits = i - intStart;
-  if (intDigits === 0 || (intDigits > 1 && buf[intStart] === 0x30)) return false;
-  const zeroInt = intDigits === 1 && buf[intStart] === 0x30;
-  let sig = zeroInt ? 0 : intDigits;
-  if (i < e && buf[i] === 0x2e) {
-    i++;
-    const fracStart = i;
-    while (i < e && buf[i]! >= 0x30 && buf[i]! <= 0x39) i++;
-    if (i === fracStart || buf[i - 1] === 0x30) return false;
-    if (zeroInt) {
-      let z = fracStart;
-      while (buf[z] === 0x30) z++;
-      if (z - fracStart > 5) return false;
-      sig = i - z;
-    } else sig += i - fracStart;
-  } else if (zeroInt && buf[s] === 0x2d) return false;
-  return i === e && sig <= 15;
+  return stringifiedNumberEnd(buf, s, e) === e;
 }
 
 function sameBytes(buf: Uint8Array, s: number, e: number, name: Buffer): boolean {

@@ -15,6 +15,7 @@
  */
 import { compareKeys } from "../records/csv-writer.ts";
 import type { FastBuffer } from "../records/csv-parser.ts";
+import { FNV_OFFSET, FNV_PRIME } from "../jobs/hash.ts";
 
 /** Rough per-entry overhead, as the generic path's estimate (map-task.ts). */
 const ENTRY_BYTES = 80;
@@ -52,8 +53,8 @@ export class ByteKeyTable {
    * when it is new: the caller then pushes its first accumulator onto `accs`.
    */
   find(buf: Uint8Array, start: number, end: number): number {
-    let h = 0x811c9dc5 | 0;
-    for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    let h = FNV_OFFSET | 0;
+    for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, FNV_PRIME);
     const len = end - start;
     const arena = this.#arena;
     const slots = this.#slots;

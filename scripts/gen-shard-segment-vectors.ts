@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { encryptBuffer } from "../src/crypto/aead-stream.ts";
+import { refTagDigest } from "../test/helpers/stream-reference.ts";
 import { SHARD_TRAILER_FORMAT, segmentObjectId, trailerObjectId } from "../src/enclave/runtime/shard-segments.ts";
 
 const key = Buffer.from("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", "hex");
@@ -17,9 +18,12 @@ const segments = [];
 for (const [k, p] of plaintexts.entries()) {
   const objectId = segmentObjectId(shardObject, k);
   const ct = await encryptBuffer(key, Buffer.from(p), { streamId: objectId, chunkSize, salt: Buffer.alloc(32, 0xa0 + k) });
-  segments.push({ objectId, plaintext: p, ciphertextHex: ct.toString("hex"), sha256: createHash("sha256").update(ct).digest("hex") });
+  // Tag digest (stream-format.md §7) from the stored bytes: one chunk each, so the tag is the last 16 bytes.
+  const headerLength = 60 + ct.readUInt16BE(58);
+  const tagDigest = refTagDigest(ct.subarray(0, headerLength), [ct.subarray(ct.length - 16)]).toString("hex");
+  segments.push({ objectId, plaintext: p, ciphertextHex: ct.toString("hex"), tagDigest });
 }
-const trailer = { format: SHARD_TRAILER_FORMAT, jobId: "jvec", shard: 1, segments: segments.length, records: 3, segmentSha256: segments.map((s) => s.sha256) };
+const trailer = { format: SHARD_TRAILER_FORMAT, jobId: "jvec", shard: 1, segments: segments.length, records: 3, segmentDigest: segments.map((s) => s.tagDigest) };
 const trailerText = JSON.stringify(trailer);
 const trailerCt = await encryptBuffer(key, Buffer.from(trailerText), { streamId: trailerObjectId(shardObject), chunkSize, salt: Buffer.alloc(32, 0xee) });
 const out = {

@@ -22,9 +22,9 @@ import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { encryptBuffer } from "../src/crypto/aead-stream.ts";
+import { EncryptStream, encryptBuffer } from "../src/crypto/aead-stream.ts";
 import { openEnvelope, unwrapKey } from "../src/crypto/key-wrap.ts";
-import { patternBytes, refEncrypt, refSeal, refWrapAad } from "../test/helpers/stream-reference.ts";
+import { patternBytes, refEncrypt, refSeal, refTagDigest, refWrapAad } from "../test/helpers/stream-reference.ts";
 
 /** Plaintexts over this size are stored as a generator description, ciphertexts as a digest. */
 const INLINE_LIMIT = 4096;
@@ -52,6 +52,8 @@ export interface StreamVector {
   ciphertextHex?: string;
   /** Present otherwise: the first 200 bytes. */
   ciphertextPrefixHex?: string;
+  /** The stream's tag digest (docs §7): SHA-256 of its label, u32 header length, header and every tag. */
+  tagDigestHex: string;
 }
 
 export interface WrapVector {
@@ -91,7 +93,11 @@ async function streamVector(v: { name: string; description: string; key: Buffer;
   const ct = await encryptBuffer(v.key, plain, { streamId: v.streamId, chunkSize: v.chunkSize, salt: v.salt, padded: v.padded === true });
   const ref = refEncrypt(v.key, plain, { chunkSize: v.chunkSize, salt: v.salt, streamId: v.streamId, padded: v.padded === true });
   if (!ref.ciphertext.equals(ct)) throw new Error(`${v.name}: src/crypto/aead-stream.ts and the reference disagree; not writing vectors`);
-  const out: StreamVector = {
+  const tagDigest = refTagDigest(ref.header, ref.chunks.map((c) => c.tag)).toString("hex");
+  if ((await tagDigestOf(v.key, plain, { streamId: v.streamId, chunkSize: v.chunkSize, salt: v.salt, padded: v.padded === true })) !== tagDigest) {
+    throw new Error(`${v.name}: the tag digests of src/crypto/aead-stream.ts and the reference disagree; not writing vectors`);
+  }
+  const out: Omit<StreamVector, "tagDigestHex"> = {
     name: v.name,
     description: v.description,
     keyHex: hex(v.key),
@@ -110,7 +116,18 @@ async function streamVector(v: { name: string; description: string; key: Buffer;
   };
   if (ct.length <= INLINE_LIMIT) out.ciphertextHex = hex(ct);
   else out.ciphertextPrefixHex = hex(ct.subarray(0, 200));
-  return out;
+  return { ...out, tagDigestHex: tagDigest };
+}
+
+/** EncryptStream's own tag digest of the stream it writes. */
+function tagDigestOf(key: Buffer, plain: Buffer, opts: { streamId: string; chunkSize: number; salt: Buffer; padded: boolean }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const enc = new EncryptStream(key, opts);
+    enc.on("data", () => undefined);
+    enc.on("error", reject);
+    enc.on("end", () => resolve(enc.tagDigest));
+    enc.end(plain);
+  });
 }
 
 export async function buildStreamVectors(): Promise<StreamVectorFile> {

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, type Hash } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
 import { CmrError, IntegrityError } from "../errors.ts";
 import { LABELS } from "../protocol/labels.ts";
@@ -130,6 +130,41 @@ function chunkNonce(index: number, final: boolean): Buffer {
   n.writeUIntBE(index, 5, 6);
   n[11] = final ? 1 : 0;
   return n;
+}
+
+/**
+ * The stream's tag digest (docs/protocol/stream-format.md §7):
+ * `SHA-256(label || u32(H) || header || tag_0 || ... || tag_{n-1})`, every chunk's GCM tag in
+ * order, the final chunk's included. Under a key only enclaves hold it identifies the stream's
+ * bytes as well as a SHA-256 of all of them (another stream with the same header and tags would
+ * be a GCM forgery), at 16 hashed bytes per chunk instead of every byte (issue #12). A holder of
+ * the key can make other ciphertext with the same tags, so where a party outside the enclaves
+ * holds the key (uploads, results) the SHA-256 of the stored bytes stays the digest.
+ */
+class TagDigest {
+  readonly #hash: Hash;
+  #hex: string | undefined;
+
+  constructor(header: Buffer) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(header.length, 0);
+    this.#hash = createHash("sha256").update(LABELS.streamTagDigest).update(len).update(header);
+  }
+
+  /** Called with each chunk's tag once it is sealed, or once it verified. */
+  add(tag: Buffer): void {
+    this.#hash.update(tag);
+  }
+
+  finish(): void {
+    this.#hex = this.#hash.digest("hex");
+  }
+
+  /** The hex digest; only once the whole stream was sealed or opened. */
+  get hex(): string {
+    if (this.#hex === undefined) throw new CmrError("CMR_INTERNAL", "the stream's tag digest was asked for before the stream ended");
+    return this.#hex;
+  }
 }
 
 export interface EncryptOptions {
@@ -254,6 +289,7 @@ export class EncryptStream extends Transform {
   #index = 0;
   /** Padded streams: pad as if at least this many data bytes had been written. */
   #padToBytes = 0;
+  #digest: TagDigest;
 
   constructor(key: Uint8Array, opts: EncryptOptions) {
     super();
@@ -267,7 +303,13 @@ export class EncryptStream extends Transform {
     this.#dataPerChunk = this.#padded ? chunkSize - PADDED_LENGTH_PREFIX : chunkSize;
     this.#header = encodeHeader({ chunkSize, keyId: keyIdOf(key), salt: opts.salt ?? randomBytes(32), streamId: opts.streamId, padded: this.#padded });
     this.#key = subkey(key, this.#header);
+    this.#digest = new TagDigest(this.#header);
     this.push(this.#header);
+  }
+
+  /** The stream's tag digest (TagDigest), once it ended ('end' or 'finish' was emitted). */
+  get tagDigest(): string {
+    return this.#digest.hex;
   }
 
   /**
@@ -304,7 +346,9 @@ export class EncryptStream extends Transform {
       if (body.length > 0) this.push(body);
     }
     const rest = c.final();
-    this.push(rest.length === 0 ? c.getAuthTag() : Buffer.concat([rest, c.getAuthTag()]));
+    const tag = c.getAuthTag();
+    this.#digest.add(tag);
+    this.push(rest.length === 0 ? tag : Buffer.concat([rest, tag]));
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -325,6 +369,7 @@ export class EncryptStream extends Transform {
       this.#seal(rest, this.#index + 1 === total);
       while (this.#index < total) this.#seal([], this.#index + 1 === total);
     }
+    this.#digest.finish();
     this.#key.fill(0);
     cb();
   }
@@ -365,6 +410,7 @@ export class DecryptStream extends Transform {
   readonly #queue = new PieceQueue();
   #index = 0;
   #failed = false;
+  #digest: TagDigest | undefined;
 
   constructor(key: Uint8Array, opts: DecryptOptions) {
     super();
@@ -375,6 +421,15 @@ export class DecryptStream extends Transform {
 
   get header(): StreamHeader | undefined {
     return this.#header;
+  }
+
+  /**
+   * The stream's tag digest (TagDigest) over the tags that verified, once the whole stream was
+   * opened ('end' was emitted); throws before that, and after a failure.
+   */
+  get tagDigest(): string {
+    if (this.#digest === undefined) throw new CmrError("CMR_INTERNAL", "the stream's tag digest was asked for before the stream ended");
+    return this.#digest.hex;
   }
 
   /**
@@ -389,7 +444,8 @@ export class DecryptStream extends Transform {
     // The tag is the last 16 bytes; they may straddle pieces (then 16 bytes are copied).
     const body = this.#queue.take(len - TAG);
     const tag = this.#queue.take(TAG);
-    d.setAuthTag(tag.length === 1 ? tag[0]! : Buffer.concat(tag, TAG));
+    const tagBytes = tag.length === 1 ? tag[0]! : Buffer.concat(tag, TAG);
+    d.setAuthTag(tagBytes);
     const out: Buffer[] = [];
     try {
       for (const piece of body) {
@@ -401,6 +457,7 @@ export class DecryptStream extends Transform {
     } catch {
       throw new IntegrityError(this.#expectedId);
     }
+    this.#digest!.add(tagBytes);
     this.#index++;
     if (h.version === STREAM_VERSION_PADDED) {
       // Padded streams (--hide): the length prefix and fill are checked on the whole chunk.
@@ -427,6 +484,7 @@ export class DecryptStream extends Transform {
         if (h.streamId !== this.#expectedId) throw new IntegrityError(this.#expectedId, { details: { foundStreamId: h.streamId } });
         this.#header = h;
         this.#key = subkey(this.#masterKey, h.raw);
+        this.#digest = new TagDigest(h.raw);
         chunk = this.#head.subarray(h.raw.length);
         this.#head = Buffer.alloc(0);
         if (chunk.length === 0) return cb();
@@ -452,6 +510,7 @@ export class DecryptStream extends Transform {
       // Authenticated already (index and final flag are in every nonce); a count that is not a
       // power of two would be a writer that broke the format, never let through.
       if (this.#header.version === STREAM_VERSION_PADDED && this.#index !== nextPowerOfTwo(this.#index)) throw new IntegrityError(this.#expectedId);
+      this.#digest!.finish();
       this.#masterKey.fill(0);
       this.#key!.fill(0);
       cb();

@@ -55,6 +55,8 @@ export const LABELS = {
   recipientKey: "cmr/v1/multi-party/recipient-key",
   /** A restarted coordinator's current receipt key vouching for a restored job's key (docs/protocol/receipt.md). */
   receiptKeyEndorsement: "cmr/v1/receipt-key-endorsement",
+  /** The encrypted stream's tag digest (docs/protocol/stream-format.md §7): shard segments' digest. */
+  streamTagDigest: "cmr/v1/stream/tag-digest",
 } as const;
 
 export type Purpose = "shard-key" | "partition-key" | "result-key" | "job" | "task" | "task-result" | "recovery-share" | "approval" | "recipient-result";

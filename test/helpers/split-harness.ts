@@ -69,7 +69,8 @@ export function memoryStore(input: Uint8Array, cuts: number[], sampleChunk = 64 
         },
         async end() {
           const all = Buffer.concat(parts);
-          return { sha256: createHash("sha256").update(all).digest("hex"), bytes: all.length };
+          // A plaintext store: no tag digest, as the real store in plaintext mode ("").
+          return { sha256: createHash("sha256").update(all).digest("hex"), bytes: all.length, tagDigest: "" };
         },
         abort(): void {
           aborted++;

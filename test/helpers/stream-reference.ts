@@ -50,6 +50,16 @@ export function refNonce(index: number, final: boolean): Buffer {
   return n;
 }
 
+/**
+ * Tag digest (stream-format.md §7): SHA-256("cmr/v1/stream/tag-digest" || u32(H) || header ||
+ * tag_0 || ... || tag_{n-1}), written from the document (@noble/hashes' SHA-256).
+ */
+export function refTagDigest(header: Uint8Array, tags: Uint8Array[]): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(header.length);
+  return Buffer.from(sha256(Buffer.concat([utf8("cmr/v1/stream/tag-digest"), len, header, ...tags])));
+}
+
 export interface RefChunk {
   index: number;
   final: boolean;

@@ -1,8 +1,10 @@
 /**
  * The shard segment vectors (test/vectors/shard-segments.json, docs/protocol/shard-segments.md):
  * the stored bytes, put in a storage directory, read back through the map task's reader to the
- * shard's plaintext, with the trailer's digest as the shard's; the writer's trailer for the same
- * shard has the same fields. Changed bytes or names are refused.
+ * shard's plaintext, with the trailer's digest as the shard's; each segment's digest in the trailer
+ * is its stream tag digest (stream-format.md §7), recomputed here from the stored header and tag
+ * and by the decryptor; the writer's trailer for the same shard has the same fields. Changed
+ * bytes or names are refused.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -10,16 +12,18 @@ import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { DecryptStream } from "../../src/crypto/aead-stream.ts";
 import { SecretKey } from "../../src/crypto/secret.ts";
 import { EnclaveObjectStore } from "../../src/enclave/runtime/object-store.ts";
-import { openShardSegments, writeShard, type ShardTrailer } from "../../src/enclave/runtime/shard-segments.ts";
+import { openShardSegments, SHARD_TRAILER_FORMAT, writeShard, type ShardTrailer } from "../../src/enclave/runtime/shard-segments.ts";
+import { refTagDigest } from "../helpers/stream-reference.ts";
 
 interface Vector {
   keyHex: string;
   jobId: string;
   shard: number;
   shardObject: string;
-  segments: { objectId: string; plaintext: string; ciphertextHex: string; sha256: string }[];
+  segments: { objectId: string; plaintext: string; ciphertextHex: string; tagDigest: string }[];
   trailer: { objectId: string; plaintext: string; ciphertextHex: string; sha256: string };
   shardPlaintext: string;
 }
@@ -45,10 +49,23 @@ async function read(store: EnclaveObjectStore, shard = v.shard): Promise<{ text:
 }
 
 describe("shard segment vectors", () => {
-  it("the vector's objects read back as the shard's plaintext; the trailer names every segment's digest", async () => {
-    for (const s of v.segments) assert.equal(createHash("sha256").update(Buffer.from(s.ciphertextHex, "hex")).digest("hex"), s.sha256);
+  it("the vector's objects read back as the shard's plaintext; the trailer names every segment's tag digest", async () => {
+    for (const s of v.segments) {
+      const ct = Buffer.from(s.ciphertextHex, "hex");
+      // One chunk each: header (60 + id length bytes), then the chunk whose tag is the last 16 bytes.
+      const header = ct.subarray(0, 60 + ct.readUInt16BE(58));
+      assert.equal(refTagDigest(header, [ct.subarray(ct.length - 16)]).toString("hex"), s.tagDigest);
+      assert.notEqual(createHash("sha256").update(ct).digest("hex"), s.tagDigest, "not the SHA-256 of the stored bytes");
+      const dec = new DecryptStream(Buffer.from(v.keyHex, "hex"), { streamId: s.objectId });
+      const parts: Buffer[] = [];
+      dec.on("data", (c: Buffer) => parts.push(c));
+      await new Promise((res, rej) => dec.on("end", res).on("error", rej).end(ct));
+      assert.equal(Buffer.concat(parts).toString("utf8"), s.plaintext);
+      assert.equal(dec.tagDigest, s.tagDigest, "the decryptor's digest");
+    }
     const t = JSON.parse(v.trailer.plaintext) as ShardTrailer;
-    assert.deepEqual(t.segmentSha256, v.segments.map((s) => s.sha256));
+    assert.equal(t.format, SHARD_TRAILER_FORMAT);
+    assert.deepEqual(t.segmentDigest, v.segments.map((s) => s.tagDigest));
     assert.equal(v.shardPlaintext, v.segments.map((s) => s.plaintext).join(""));
     const { store, dir } = storeWith([...v.segments, v.trailer]);
     try {
@@ -91,7 +108,8 @@ describe("shard segment vectors", () => {
       const parts: Buffer[] = [];
       for await (const c of stream) parts.push(c as Buffer);
       const got = JSON.parse(Buffer.concat(parts).toString("utf8")) as ShardTrailer;
-      assert.deepEqual({ ...got, segmentSha256: [] }, { ...want, segmentSha256: [] });
+      assert.deepEqual({ ...got, segmentDigest: [] }, { ...want, segmentDigest: [] });
+      assert.equal(got.segmentDigest.length, 2);
       assert.equal(Object.keys(got).join(), Object.keys(want).join(), "same fields, same order");
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -22,7 +22,7 @@ import { DecryptStream, EncryptStream, decodeHeader, decryptBuffer, encryptBuffe
 import { openEnvelope, unwrapKey } from "../../src/crypto/key-wrap.ts";
 import { isCmrError } from "../../src/errors.ts";
 import type { PlaintextSpec, StreamVectorFile } from "../../scripts/gen-vectors.ts";
-import { patternBytes, refEncrypt, refNonce, refSeal, refSubkey, refWrapAad } from "../helpers/stream-reference.ts";
+import { patternBytes, refEncrypt, refNonce, refSeal, refSubkey, refTagDigest, refWrapAad } from "../helpers/stream-reference.ts";
 
 const file: StreamVectorFile = JSON.parse(readFileSync(new URL("../vectors/stream.json", import.meta.url), "utf8"));
 const hex = (s: string): Buffer => Buffer.from(s, "hex");
@@ -121,6 +121,21 @@ for (const v of file.stream) {
         assert.equal(v.chunks.length & (v.chunks.length - 1), 0, "chunk count is a power of two");
         assert.equal(hex(v.headerHex)[4], 2, "version 2");
       }
+    });
+
+    test("tag digest (§7): the encryptor, the decryptor and the reference (from the recorded header and tags) give the vector's", async () => {
+      assert.match(v.tagDigestHex, /^[0-9a-f]{64}$/);
+      assert.equal(refTagDigest(hex(v.headerHex), v.chunks.map((c) => hex(c.tagHex))).toString("hex"), v.tagDigestHex);
+      for (const piece of [7, 4099]) {
+        const enc = new EncryptStream(key, opts);
+        const ct = await through(enc, plain, piece);
+        assert.equal(enc.tagDigest, v.tagDigestHex, `encryptor, ${piece}-byte pieces`);
+        const dec = new DecryptStream(key, { streamId: v.streamId });
+        await through(dec, ct, piece);
+        assert.equal(dec.tagDigest, v.tagDigestHex, `decryptor, ${piece}-byte pieces`);
+      }
+      // It is not the SHA-256 of the stored bytes (that is ciphertextSha256).
+      assert.notEqual(v.tagDigestHex, v.ciphertextSha256);
     });
 
     test("differential: node's hkdfSync gives the same subkey where its info limit allows", (t) => {

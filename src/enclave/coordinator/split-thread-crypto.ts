@@ -12,7 +12,8 @@
  *
  * Writing: each shard's EncryptStream lives in one split thread (shard i in thread i mod
  * threads); the main thread passes it the shard's plaintext in order and writes the ciphertext
- * it returns to storage, hashing it for the receipt. The stream format is the one every object
+ * it returns to storage; the thread's stream gives the segment's tag digest at its end (no
+ * SHA-256 pass over the ciphertext: docs/protocol/shard-segments.md). The stream format is the one every object
  * uses (docs/protocol/stream-format.md); only the salt, random anyway, differs from a
  * sequential split's shard.
  *
@@ -26,7 +27,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { PassThrough } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -179,15 +179,15 @@ async function* readCiphertext(src: AsyncIterable<unknown>, objectId: string): A
 
 /**
  * A writer of shard `shard` whose encryption runs in split thread `slot`: the same interface as
- * the store's encrypted writer (plaintext in; `end` gives the ciphertext's SHA-256).
+ * the store's encrypted writer made with `sha256: false` (plaintext in; `end` gives the
+ * stream's tag digest, and no SHA-256: shard segments only).
  */
 export function threadShardWriter(store: EnclaveObjectStore, objectId: string, key: SecretKey, o: { slot: number; token: number; shard: number; aheadBytes: number }): EncryptedWriter {
   const target = store.backend.openWrite(objectId);
-  const hash = createHash("sha256");
   let bytes = 0;
+  let tagDigest: string | undefined;
   const ct = new PassThrough({ highWaterMark: 1024 * 1024 });
   ct.on("data", (d: Buffer) => {
-    hash.update(d);
     bytes += d.length;
   });
   const done = pipeline(ct, target.sink);
@@ -228,6 +228,7 @@ export function threadShardWriter(store: EnclaveObjectStore, objectId: string, k
     queued -= q.len;
     if (!r.ok) throw errorFromJSON(r.error);
     stats.sealed++;
+    if (r.tagDigest !== undefined) tagDigest = r.tagDigest;
     if (r.sealed === null || failure !== undefined) return;
     if (!ct.write(Buffer.from(r.sealed, 0, r.len))) {
       await Promise.race([once(ct, "drain"), done.then(() => undefined, (e: unknown) => Promise.reject(storageError(e, objectId, "write")))]);
@@ -243,7 +244,7 @@ export function threadShardWriter(store: EnclaveObjectStore, objectId: string, k
       while (queued > o.aheadBytes && failure === undefined) await writing.catch(() => undefined);
       if (failure !== undefined) throw failure;
     },
-    async end(): Promise<{ sha256: string; bytes: number }> {
+    async end(): Promise<{ sha256: string; bytes: number; tagDigest: string }> {
       if (failure !== undefined) throw failure;
       seal(null, true);
       try {
@@ -255,7 +256,8 @@ export function threadShardWriter(store: EnclaveObjectStore, objectId: string, k
         target.abort();
         throw e instanceof CmrError ? e : storageError(e, objectId, "write");
       }
-      return { sha256: hash.digest("hex"), bytes };
+      if (tagDigest === undefined) throw new CmrError("CMR_INTERNAL", `${objectId}: the split thread ended the stream without its tag digest`);
+      return { sha256: "", bytes, tagDigest };
     },
     abort(): void {
       ct.destroy();

@@ -97,7 +97,7 @@ export interface SealTask {
   end: boolean;
 }
 
-export type SealResult = { id: number; ok: true; sealed: ArrayBuffer | null; len: number } | { id: number; ok: false; error: ThreadError };
+export type SealResult = { id: number; ok: true; sealed: ArrayBuffer | null; len: number; /** With `end`: the stream's tag digest. */ tagDigest?: string } | { id: number; ok: false; error: ThreadError };
 
 /** Forget a split's openers and unfinished shard streams (wiping their keys). */
 export interface ReleaseTask {
@@ -246,7 +246,7 @@ async function sealPiece(m: SealTask): Promise<[SealResult, ArrayBuffer[]]> {
       await done;
       const all = Buffer.concat(parts);
       const ab = copied(all);
-      return [{ id: m.id, ok: true, sealed: ab, len: all.length }, [ab]];
+      return [{ id: m.id, ok: true, sealed: ab, len: all.length, tagDigest: enc.tagDigest }, [ab]];
     }
     const out = enc.read() as Buffer | null;
     if (out === null) return [{ id: m.id, ok: true, sealed: null, len: 0 }, []];

@@ -22,8 +22,13 @@ import { open } from "node:fs/promises";
 export interface EncryptedWriter {
   readonly objectId: string;
   write(data: Buffer | string): Promise<void>;
-  /** `padToBytes` (padded stores, `--hide shuffle`): the object is as large as one of that much data. */
-  end(opts?: { padToBytes?: number }): Promise<{ sha256: string; bytes: number }>;
+  /**
+   * `padToBytes` (padded stores, `--hide shuffle`): the object is as large as one of that much
+   * data. `sha256`: of the stored bytes ("" in plaintext mode, or when the writer was made with
+   * `sha256: false`); `tagDigest`: the stream's tag digest (aead-stream.ts TagDigest; "" in
+   * plaintext mode), given by writers that know it.
+   */
+  end(opts?: { padToBytes?: number }): Promise<{ sha256: string; bytes: number; tagDigest?: string }>;
   abort(): void;
 }
 import type { SecretKey } from "../../crypto/secret.ts";
@@ -207,16 +212,18 @@ export class EnclaveObjectStore {
    * A writer that encrypts into `objectId`. `write` resolves when the bytes are accepted
    * (waiting on back-pressure, so memory stays bounded); `end` resolves with the SHA-256 of the
    * ciphertext (what receipts name) once the object is in place; `abort` leaves nothing behind.
+   * `sha256: false` skips that pass over every byte (shard segments, whose key only enclaves
+   * hold, are named by the stream's tag digest instead: docs/protocol/shard-segments.md).
    */
-  createEncryptedWriter(objectId: string, key: SecretKey): EncryptedWriter {
+  createEncryptedWriter(objectId: string, key: SecretKey, opts: { sha256?: boolean } = {}): EncryptedWriter {
     const target = this.backend.openWrite(objectId);
-    const hash = createHash("sha256");
+    const hash = opts.sha256 === false ? undefined : createHash("sha256");
     let bytes = 0;
     const plaintext = this.plaintext;
     const padded = this.padded;
     const enc = plaintext ? new PassThrough() : new EncryptStream(key.expose(), { streamId: objectId, padded: this.padded });
     enc.on("data", (d: Buffer) => {
-      if (!plaintext) hash.update(d);
+      if (!plaintext) hash?.update(d);
       bytes += d.length;
     });
     const done = pipeline(enc, target.sink);
@@ -234,7 +241,7 @@ export class EnclaveObjectStore {
           done.catch((e: unknown) => reject(storageError(e, objectId, "write")));
         });
       },
-      async end(opts: { padToBytes?: number } = {}): Promise<{ sha256: string; bytes: number }> {
+      async end(opts: { padToBytes?: number } = {}): Promise<{ sha256: string; bytes: number; tagDigest: string }> {
         if (opts.padToBytes !== undefined && enc instanceof EncryptStream && padded) enc.padToAtLeast(opts.padToBytes);
         enc.end();
         try {
@@ -244,7 +251,7 @@ export class EnclaveObjectStore {
           target.abort();
           throw storageError(e, objectId, "write");
         }
-        return { sha256: plaintext ? "" : hash.digest("hex"), bytes };
+        return { sha256: plaintext || hash === undefined ? "" : hash.digest("hex"), bytes, tagDigest: enc instanceof EncryptStream ? enc.tagDigest : "" };
       },
       abort(): void {
         enc.destroy();

@@ -6,7 +6,9 @@
  * `S/(n-1)`, each its own CMRS stream (own salt, own final-chunk check) whose stream id names the
  * job, the shard and the segment index, all under the shard key; then `S/end`, an encrypted JSON
  * trailer naming the job, the shard, the number of segments n, the shard's record count and the
- * SHA-256 of every segment's ciphertext. The concatenated plaintext of the segments is exactly
+ * tag digest of every segment (aead-stream.ts TagDigest: a SHA-256 over the stream's header and
+ * chunk tags, not over every byte: issue #12; why that suffices under a key only enclaves hold,
+ * docs/protocol/shard-segments.md §1.1). The concatenated plaintext of the segments is exactly
  * the shard's plaintext as one stream held before.
  *
  * Readers take segments in order as they appear and finish only on an authentic trailer whose
@@ -32,8 +34,11 @@ import { storageError } from "../../protocol/storage-errors.ts";
  */
 export const SEGMENT_BYTES = 8 * 1024 * 1024;
 
-/** The trailer's `format` value; any other is refused. */
-export const SHARD_TRAILER_FORMAT = "cmr-shard-segments/v1";
+/**
+ * The trailer's `format` value; any other is refused. v1 named segments by the SHA-256 of their
+ * stored bytes (`segmentSha256`); v2 by their tag digest (`segmentDigest`).
+ */
+export const SHARD_TRAILER_FORMAT = "cmr-shard-segments/v2";
 
 /** Most segments a trailer may name (a 1 TiB shard at the default size); bounds what a reader keeps. */
 export const MAX_SEGMENTS = 131_072;
@@ -53,8 +58,8 @@ export interface ShardTrailer {
   shard: number;
   segments: number;
   records: number;
-  /** SHA-256 (hex) of each segment's ciphertext, in order; "" each in --plaintext mode. */
-  segmentSha256: string[];
+  /** Each segment's stream tag digest (hex, aead-stream.ts TagDigest), in order; "" each in --plaintext mode. */
+  segmentDigest: string[];
 }
 
 /**
@@ -82,7 +87,8 @@ export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "ab
 
   constructor(store: EnclaveObjectStore, shardObject: string, key: SecretKey, jobId: string, shard: number, segmentBytes = SEGMENT_BYTES, open?: (objectId: string) => EncryptedWriter) {
     this.#store = store;
-    this.#open = open ?? ((objectId) => store.createEncryptedWriter(objectId, key));
+    // No SHA-256 pass over the segment's bytes: its tag digest names it (the key is enclaves' only).
+    this.#open = open ?? ((objectId) => store.createEncryptedWriter(objectId, key, { sha256: false }));
     this.#shardObject = shardObject;
     this.#key = key;
     this.#jobId = jobId;
@@ -119,8 +125,9 @@ export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "ab
   async #seal(): Promise<void> {
     const w = this.#current!;
     this.#current = null;
-    const { sha256 } = await w.end();
-    this.#digests.push(sha256);
+    const { tagDigest } = await w.end();
+    if (tagDigest === undefined) throw new CmrError("CMR_INTERNAL", `${w.objectId}: its writer gave no tag digest`);
+    this.#digests.push(tagDigest);
     this.onSealed?.(this.#shard, this.#digests.length - 1);
   }
 
@@ -133,7 +140,7 @@ export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "ab
     await this.#chain;
     if (this.#current === null && this.#digests.length === 0) this.#current = this.#open(segmentObjectId(this.#shardObject, 0));
     if (this.#current !== null) await this.#seal();
-    const trailer: ShardTrailer = { format: SHARD_TRAILER_FORMAT, jobId: this.#jobId, shard: this.#shard, segments: this.#digests.length, records, segmentSha256: this.#digests };
+    const trailer: ShardTrailer = { format: SHARD_TRAILER_FORMAT, jobId: this.#jobId, shard: this.#shard, segments: this.#digests.length, records, segmentDigest: this.#digests };
     const w = this.#store.createEncryptedWriter(trailerObjectId(this.#shardObject), this.#key);
     let sha256: string;
     try {
@@ -175,16 +182,19 @@ function missingSegment(shardObject: string, k: number, n: number): IntegrityErr
 }
 
 /**
- * An object's plaintext, with the SHA-256 of its stored bytes (one read: the ciphertext is hashed
- * on its way into the decryptor). `digest()` is valid once the stream has ended; "" in plaintext mode.
+ * An object's plaintext, with a digest of it valid once the stream has ended ("" in plaintext
+ * mode): `sha256`, of its stored bytes (one read: the ciphertext is hashed on its way into the
+ * decryptor; the trailer, whose digest the receipt names); `tags`, the stream's tag digest,
+ * from the tags the decryptor verified (segments: no pass over their bytes).
  */
-function openHashed(store: EnclaveObjectStore, objectId: string, key: SecretKey): { stream: Readable; digest: () => string } {
+function openHashed(store: EnclaveObjectStore, objectId: string, key: SecretKey, kind: "sha256" | "tags"): { stream: Readable; digest: () => string } {
   if (store.plaintext) return { stream: store.openDecrypted(objectId, key), digest: () => "" };
-  const h = createHash("sha256");
   const src = store.backend.openRead(objectId);
   const dec = new DecryptStream(key.expose(), { streamId: objectId });
-  src.on("data", (d) => h.update(d as Buffer));
   src.on("error", (e) => dec.destroy(storageError(e, objectId, "read")));
+  if (kind === "tags") return { stream: src.pipe(dec), digest: () => dec.tagDigest };
+  const h = createHash("sha256");
+  src.on("data", (d) => h.update(d as Buffer));
   return { stream: src.pipe(dec), digest: () => h.digest("hex") };
 }
 
@@ -256,7 +266,7 @@ export async function* piecesOf(stream: Readable): AsyncGenerator<Buffer> {
 async function readTrailer(store: EnclaveObjectStore, shardObject: string, key: SecretKey, jobId: string, shard: number): Promise<{ trailer: ShardTrailer; sha256: string }> {
   const id = trailerObjectId(shardObject);
   const maxBytes = 256 + MAX_SEGMENTS * 67;
-  const { stream, digest } = openHashed(store, id, key);
+  const { stream, digest } = openHashed(store, id, key, "sha256");
   const parts: Buffer[] = [];
   let n = 0;
   for await (const c of stream) {
@@ -273,10 +283,18 @@ async function readTrailer(store: EnclaveObjectStore, shardObject: string, key: 
   } catch {
     throw new IntegrityError(id, { details: { reason: "trailer not JSON" } });
   }
+  // An authentic trailer of another format (v1, written by an older cmr under this key): refused
+  // by name, never read with this format's rules.
+  const format = t !== null && typeof t === "object" ? (t as { format?: unknown }).format : undefined;
+  if (typeof format === "string" && format.startsWith("cmr-shard-segments/") && format !== SHARD_TRAILER_FORMAT) {
+    throw new CmrError("CMR_STREAM_FORMAT", `${id}: shard trailer format ${format.slice(0, 40)}; this cmr reads ${SHARD_TRAILER_FORMAT}`, {
+      hint: "the shard was written by another cmr version; run the job again with one version on the coordinator and the workers",
+    });
+  }
   const ok =
     t !== null && typeof t === "object" && t.format === SHARD_TRAILER_FORMAT && t.jobId === jobId && t.shard === shard &&
     Number.isInteger(t.segments) && t.segments >= 1 && t.segments <= MAX_SEGMENTS && Number.isInteger(t.records) && t.records >= 0 &&
-    Array.isArray(t.segmentSha256) && t.segmentSha256.length === t.segments && t.segmentSha256.every((d) => typeof d === "string");
+    Array.isArray(t.segmentDigest) && t.segmentDigest.length === t.segments && t.segmentDigest.every((d) => typeof d === "string");
   if (!ok) throw new IntegrityError(id, { details: { reason: "trailer names another job or shard, or is malformed" } });
   return { trailer: t, sha256: digest() };
 }
@@ -319,7 +337,7 @@ export function openShardSegments(store: EnclaveObjectStore, shardObject: string
       }
       const have = await store.has(seg);
       if (have) {
-        const { stream, digest } = openHashed(store, seg, key);
+        const { stream, digest } = openHashed(store, seg, key, "tags");
         yield* piecesOf(stream);
         digests.push(digest());
         continue;
@@ -330,7 +348,7 @@ export function openShardSegments(store: EnclaveObjectStore, shardObject: string
       if (trailer.segments > k) throw missingSegment(shardObject, k, trailer.segments);
       if (trailer.segments < k) throw new IntegrityError(segmentObjectId(shardObject, trailer.segments), { details: { reason: "segment past the end" } });
       for (let i = 0; i < k; i++) {
-        if (!store.plaintext && trailer.segmentSha256[i] !== digests[i]) throw new IntegrityError(segmentObjectId(shardObject, i), { details: { reason: "digest" } });
+        if (!store.plaintext && trailer.segmentDigest[i] !== digests[i]) throw new IntegrityError(segmentObjectId(shardObject, i), { details: { reason: "digest" } });
       }
       settle({ trailer, trailerSha256: sha256 });
       return;

@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { SecretKey } from "../../../src/crypto/secret.ts";
 import { EnclaveObjectStore } from "../../../src/enclave/runtime/object-store.ts";
-import { abortObjectId, openShardSegments, piecesOf, SegmentedShardWriter, segmentObjectId, trailerObjectId, writeShard } from "../../../src/enclave/runtime/shard-segments.ts";
+import { abortObjectId, openShardSegments, piecesOf, SegmentedShardWriter, segmentObjectId, SHARD_TRAILER_FORMAT, trailerObjectId, writeShard } from "../../../src/enclave/runtime/shard-segments.ts";
+import { DecryptStream } from "../../../src/crypto/aead-stream.ts";
 
 let dir: string;
 let store: EnclaveObjectStore;
@@ -60,6 +61,21 @@ describe("shard segments", () => {
     assert.equal(r.text, s.text);
     assert.equal(r.trailerSha256, s.sha256);
     assert.equal(r.segments, s.segments);
+  });
+
+  it("the trailer names each segment by its stream tag digest, as a decryptor of the stored segment computes it", async () => {
+    const s = await written();
+    const { stream, summary } = openShardSegments(store, s.id, s.key, { jobId: "job1", shard: 0 }, { pollMs: [1, 20] });
+    for await (const _ of stream);
+    const t = (await summary).trailer;
+    assert.equal(t.format, "cmr-shard-segments/v2");
+    assert.equal(t.segmentDigest.length, s.segments);
+    for (let k = 0; k < s.segments; k++) {
+      const dec = new DecryptStream(s.key.expose(), { streamId: segmentObjectId(s.id, k) });
+      for await (const _ of (await import("node:fs")).createReadStream(path(segmentObjectId(s.id, k))).pipe(dec));
+      assert.equal(t.segmentDigest[k], dec.tagDigest, `segment ${k}`);
+      assert.notEqual(t.segmentDigest[k], await store.digest(segmentObjectId(s.id, k)), "not the SHA-256 of its bytes");
+    }
   });
 
   it("an empty shard is one empty segment and a trailer", async () => {
@@ -196,6 +212,13 @@ describe("shard segments: trailers the reader refuses, a stopped job, plaintext 
     return { id: s.id, key: s.key };
   }
 
+  it("an authentic trailer of the older format (v1, segmentSha256) is refused by name, CMR_STREAM_FORMAT, not read", async () => {
+    const s = await written(10);
+    const v1 = { format: "cmr-shard-segments/v1", jobId: "job1", shard: 0, segments: 1, records: 10, segmentSha256: [await store.digest(segmentObjectId(s.id, 0))] };
+    const t = await withTrailer(JSON.stringify(v1));
+    await assert.rejects(readAll(t.id, t.key), (e: Error & { code?: string }) => e.code === "CMR_STREAM_FORMAT" && e.message.includes("cmr-shard-segments/v1") && e.message.includes(SHARD_TRAILER_FORMAT));
+  });
+
   it("a trailer that is not JSON is CMR_INTEGRITY", async () => {
     const s = await withTrailer("{not json");
     await assert.rejects(readAll(s.id, s.key), reason("trailer not JSON"));
@@ -207,8 +230,8 @@ describe("shard segments: trailers the reader refuses, a stopped job, plaintext 
   });
 
   it("malformed trailers are CMR_INTEGRITY: null, wrong format, zero segments, fractional records, digests not strings, count mismatch", async () => {
-    const good = { format: "cmr-shard-segments/v1", jobId: "job1", shard: 0, segments: 1, records: 10, segmentSha256: ["x"] };
-    for (const bad of [null, { ...good, format: "cmr-shard-segments/v0" }, { ...good, segments: 0, segmentSha256: [] }, { ...good, records: 1.5 }, { ...good, segmentSha256: [7] }, { ...good, segmentSha256: ["x", "y"] }]) {
+    const good = { format: SHARD_TRAILER_FORMAT, jobId: "job1", shard: 0, segments: 1, records: 10, segmentDigest: ["x"] };
+    for (const bad of [null, { ...good, format: "another-format/v2" }, { ...good, segments: 0, segmentDigest: [] }, { ...good, records: 1.5 }, { ...good, segmentDigest: [7] }, { ...good, segmentDigest: ["x", "y"] }, { ...good, segmentDigest: undefined, segmentSha256: ["x"] }]) {
       const s = await withTrailer(JSON.stringify(bad));
       await assert.rejects(readAll(s.id, s.key), reason("trailer names another job or shard, or is malformed"), JSON.stringify(bad));
     }
@@ -258,7 +281,7 @@ describe("shard segments: trailers the reader refuses, a stopped job, plaintext 
     const parts: Buffer[] = [];
     for await (const c of stream) parts.push(c as Buffer);
     assert.equal(Buffer.concat(parts).toString("utf8"), text);
-    assert.deepEqual((await summary).trailer.segmentSha256, Array(segments).fill(""));
+    assert.deepEqual((await summary).trailer.segmentDigest, Array(segments).fill(""));
   });
 
   it("a failing piece source aborts the writer and leaves no trailer", async () => {

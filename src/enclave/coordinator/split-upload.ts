@@ -70,16 +70,22 @@ export interface SplitOptions {
 export const MIN_SEGMENT_BYTES = 1024 * 1024;
 
 /**
- * Segment sizes for a split whose input size is known: SEGMENT_BYTES while much input is left,
- * then half of what each shard may still get (at least MIN_SEGMENT_BYTES), so the last segments
- * are small. Map tasks read a segment only once it is sealed: the shard's last segment is all
- * they still have to map when the split ends, which puts it on the job's critical path (issue #12:
- * 8 MiB last segments left the maps 0.25-0.6 s behind the split). A size hint that is wrong (a
- * host can lie about an object's size) changes only where segments end, never what they hold.
+ * Segment sizes (plaintext bytes after which a shard's segment k is sealed). Map tasks read a
+ * segment only once it is sealed, so small segments at both ends keep the maps close behind the
+ * split: the first ones grow from MIN_SEGMENT_BYTES (1, 2, 4, 8 MiB), so maps start while the
+ * split is young and use the core the split leaves idle; when the input's size is known, the
+ * last ones shrink to half of what each shard may still get (at least MIN_SEGMENT_BYTES), since a
+ * shard's last segment is all its map task still has to read when the split ends, on the job's
+ * critical path (issue #12: fixed 8 MiB segments left the maps 0.25-0.6 s behind the split).
+ * A size hint that is wrong (a host can lie about an object's size) changes only where segments
+ * end, never what they hold or how they are checked.
  */
-export function segmentSizer(inputBytes: number | undefined, shards: number, readSoFar: () => number): number | (() => number) {
-  if (inputBytes === undefined) return SEGMENT_BYTES;
-  return () => Math.min(SEGMENT_BYTES, Math.max(MIN_SEGMENT_BYTES, Math.floor((inputBytes - readSoFar()) / shards / 2)));
+export function segmentSizer(inputBytes: number | undefined, shards: number, readSoFar: () => number): (segment: number) => number {
+  return (k) => {
+    const start = k < 3 ? MIN_SEGMENT_BYTES << k : SEGMENT_BYTES;
+    if (inputBytes === undefined) return start;
+    return Math.min(start, Math.max(MIN_SEGMENT_BYTES, Math.floor((inputBytes - readSoFar()) / shards / 2)));
+  };
 }
 
 /** The stored size of the upload when the enclave reads it from a local directory (the rest: unknown). */

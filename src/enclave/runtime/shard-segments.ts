@@ -74,7 +74,7 @@ export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "ab
   readonly #key: SecretKey;
   readonly #jobId: string;
   readonly #shard: number;
-  readonly #segmentBytes: number | (() => number);
+  readonly #segmentBytes: number | ((segment: number) => number);
   #current: EncryptedWriter | null = null;
   #currentBytes = 0;
   readonly #digests: string[] = [];
@@ -87,10 +87,10 @@ export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "ab
   readonly #open: (objectId: string) => EncryptedWriter;
 
   /**
-   * `segmentBytes` is a size, or a function asked after each write (the split shrinks segments
-   * as its input runs out: segmentSizer in split-upload.ts).
+   * `segmentBytes` is a size, or a function of the open segment's index asked after each write
+   * (the split's segments grow at first and shrink as its input runs out: segmentSizer in split-upload.ts).
    */
-  constructor(store: EnclaveObjectStore, shardObject: string, key: SecretKey, jobId: string, shard: number, segmentBytes: number | (() => number) = SEGMENT_BYTES, open?: (objectId: string) => EncryptedWriter) {
+  constructor(store: EnclaveObjectStore, shardObject: string, key: SecretKey, jobId: string, shard: number, segmentBytes: number | ((segment: number) => number) = SEGMENT_BYTES, open?: (objectId: string) => EncryptedWriter) {
     this.#store = store;
     // No SHA-256 pass over the segment's bytes: its tag digest names it (the key is enclaves' only).
     this.#open = open ?? ((objectId) => store.createEncryptedWriter(objectId, key, { sha256: false }));
@@ -124,7 +124,7 @@ export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "ab
     }
     await this.#current.write(data);
     this.#currentBytes += typeof data === "string" ? Buffer.byteLength(data) : data.length;
-    const limit = typeof this.#segmentBytes === "number" ? this.#segmentBytes : this.#segmentBytes();
+    const limit = typeof this.#segmentBytes === "number" ? this.#segmentBytes : this.#segmentBytes(this.#digests.length);
     if (this.#currentBytes >= limit) await this.#seal();
   }
 

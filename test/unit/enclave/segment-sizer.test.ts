@@ -1,7 +1,8 @@
 /**
- * Segment sizes as the split's input runs out (split-upload.ts segmentSizer): full segments while
- * much is left, then smaller ones, so a shard's last segment (what map tasks still have to read
- * when the split ends) is small; the shards' bytes do not depend on where segments end.
+ * Segment sizes (split-upload.ts segmentSizer): small first segments that grow, so maps start
+ * early, and, when the input's size is known, segments that shrink as it runs out, so a shard's
+ * last segment (what its map task still has to read when the split ends) is small; the shards'
+ * bytes do not depend on where segments end.
  */
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
@@ -17,15 +18,18 @@ import { memoryStore, specOf } from "../../helpers/split-harness.ts";
 const MiB = 1024 * 1024;
 
 describe("segmentSizer", () => {
-  test("an input of unknown size: the fixed size", () => assert.equal(segmentSizer(undefined, 2, () => 0), SEGMENT_BYTES));
-  test("full segments while much is left, half of each shard's share of the rest near the end, never under the floor", () => {
+  test("an input of unknown size: 1, 2, 4 MiB, then the full size", () => {
+    const size = segmentSizer(undefined, 2, () => 0);
+    assert.deepEqual([0, 1, 2, 3, 4, 50].map(size), [MiB, 2 * MiB, 4 * MiB, SEGMENT_BYTES, SEGMENT_BYTES, SEGMENT_BYTES]);
+  });
+  test("a known size: full segments while much is left, half of each shard's share of the rest near the end, never under the floor", () => {
     let read = 0;
     const size = segmentSizer(200 * MiB, 2, () => read);
-    assert.equal(typeof size, "function");
-    const at = (r: number): number => {
+    const at = (r: number, k = 5): number => {
       read = r;
-      return (size as () => number)();
+      return size(k);
     };
+    assert.equal(at(0, 0), MiB, "the first segment is small whatever is left");
     assert.equal(at(0), SEGMENT_BYTES);
     assert.equal(at(160 * MiB), SEGMENT_BYTES, "40 MiB left: 20 MiB per shard, half of it is over the cap");
     assert.equal(at(190 * MiB), 2.5 * MiB, "10 MiB left: 5 MiB per shard, half of it");
@@ -34,7 +38,7 @@ describe("segmentSizer", () => {
   });
 });
 
-describe("the split with a local upload of known size", () => {
+describe("the split", () => {
   const root = mkdtempSync(join(tmpdir(), "cmr-segment-sizer-"));
   after(() => rmSync(root, { recursive: true, force: true }));
   const store = new EnclaveObjectStore(root);
@@ -73,17 +77,23 @@ describe("the split with a local upload of known size", () => {
       assert.ok(s.length > 3, `several segments: ${s.join(", ")}`);
       // A segment is sealed at the first buffer boundary past its limit (shard buffers: 256 KiB at most).
       assert.ok(s.at(-1)! <= MIN_SEGMENT_BYTES + 512 * 1024, `last segment ${s.at(-1)} bytes`);
-      assert.ok(s[0]! > 2 * MiB, `first segment ${s[0]} bytes`);
-      for (let k = 1; k < s.length - 1; k++) assert.ok(s[k]! <= s[k - 1]! + 512 * 1024, `sizes do not grow: ${s.join(", ")}`);
+      assert.ok(s[0]! <= MIN_SEGMENT_BYTES + 512 * 1024, `first segment ${s[0]} bytes`);
+      assert.ok(Math.max(...s) > 2 * MiB, `the middle ones are larger: ${s.join(", ")}`);
     }
     // With the fixed size, each shard is one or two segments and the last may be most of it.
     for (const s of fixed.sizes) assert.ok(s.length <= 2);
   });
 
-  test("an upload the split cannot size (not a local file): the fixed segment size", async () => {
+  test("an upload the split cannot size (not a local file): segments grow to the full size and stay there", async () => {
     const { store: mem, written } = memoryStore(input, [MiB]);
     const targets = [0, 1].map((i) => ({ objectId: `m${i}`, key: SecretKey.random("shard-key") }));
     await splitUpload(specOf({ format: "csv", shards: 2 }), "upload-object", SecretKey.random("upload-key"), targets, mem, mem, { threads: 1 });
-    for (const t of targets) assert.ok(written.has(`${t.objectId}/0`) && !written.has(`${t.objectId}/2`), "at most two segments of up to SEGMENT_BYTES each");
+    for (const t of targets) {
+      const sizes: number[] = [];
+      for (let k = 0; written.has(`${t.objectId}/${k}`); k++) sizes.push(Buffer.concat(written.get(`${t.objectId}/${k}`)!).length);
+      // ~10 MiB per shard: 1 + 2 + 4 MiB (each sealed at the first buffer past its size), then the rest.
+      assert.equal(sizes.length, 4, sizes.join(", "));
+      for (const [k, want] of [MiB, 2 * MiB, 4 * MiB].entries()) assert.ok(sizes[k]! >= want && sizes[k]! < want + 512 * 1024, sizes.join(", "));
+    }
   });
 });

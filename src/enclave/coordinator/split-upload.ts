@@ -21,6 +21,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
 import { ShardBuffers } from "./shard-buffers.ts";
 import { CmrError } from "../../errors.ts";
 import { hidesSizes, type JobSpec } from "../../protocol/job.ts";
@@ -32,7 +33,8 @@ import { sampleBoundaries } from "./range-sample.ts";
 import { csvHeaderLine, makeSplitter, newCounts, routeFieldOf, ShardRouter, splitFieldOf, type SplitCounts } from "./split-scan.ts";
 import { ParallelSplit } from "./parallel-split.ts";
 import { decryptOnThreads, newSplitToken, releaseSplit, sealAheadBytes, threadShardWriter } from "./split-thread-crypto.ts";
-import { SegmentedShardWriter } from "../runtime/shard-segments.ts";
+import { SEGMENT_BYTES, SegmentedShardWriter } from "../runtime/shard-segments.ts";
+import { DirectoryStorage } from "../runtime/storage-backends.ts";
 
 export { splitFieldOf } from "./split-scan.ts";
 
@@ -59,8 +61,41 @@ export interface SplitOptions {
   /** The CSV header row, as soon as it is read (JSON Lines: null, at once), so map tasks can be issued before the split ends. */
   onHeader?: (header: string[] | null) => void;
   /** Plaintext bytes per shard segment (tests pick small ones; --hide: one segment per shard). */
-  segmentBytes?: number;  /** The job's index of shardTargets[0] (a multi-party job splits each input into its own slice of shards). */
+  segmentBytes?: number;
+  /** The job's index of shardTargets[0] (a multi-party job splits each input into its own slice of shards). */
   firstShard?: number;
+}
+
+/** Smallest segment the sizer makes (below it, per-segment costs outweigh the shorter wait). */
+export const MIN_SEGMENT_BYTES = 1024 * 1024;
+
+/**
+ * Segment sizes (plaintext bytes after which a shard's segment k is sealed). Map tasks read a
+ * segment only once it is sealed, so small segments at both ends keep the maps close behind the
+ * split: the first ones grow from MIN_SEGMENT_BYTES (1, 2, 4, 8 MiB), so maps start while the
+ * split is young and use the core the split leaves idle; when the input's size is known, the
+ * last ones shrink to half of what each shard may still get (at least MIN_SEGMENT_BYTES), since a
+ * shard's last segment is all its map task still has to read when the split ends, on the job's
+ * critical path (issue #12: fixed 8 MiB segments left the maps 0.25-0.6 s behind the split).
+ * A size hint that is wrong (a host can lie about an object's size) changes only where segments
+ * end, never what they hold or how they are checked.
+ */
+export function segmentSizer(inputBytes: number | undefined, shards: number, readSoFar: () => number): (segment: number) => number {
+  return (k) => {
+    const start = k < 3 ? MIN_SEGMENT_BYTES << k : SEGMENT_BYTES;
+    if (inputBytes === undefined) return start;
+    return Math.min(start, Math.max(MIN_SEGMENT_BYTES, Math.floor((inputBytes - readSoFar()) / shards / 2)));
+  };
+}
+
+/** The stored size of the upload when the enclave reads it from a local directory (the rest: unknown). */
+function inputBytesOf(input: EnclaveObjectStore, objectId: string): number | undefined {
+  if (!(input.backend instanceof DirectoryStorage)) return undefined;
+  try {
+    return statSync(input.path(objectId)).size;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The most split threads a job may ask for. */
@@ -120,12 +155,13 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   // appear; with threads, each segment is a stream the shard's thread seals (a thread starts a
   // new stream under the segment's id once the previous one ended).
   const inThreads = token !== 0 && !store.plaintext && !store.padded;
+  let bytes = 0;
+  const segmentBytes = opts.segmentBytes ?? segmentSizer(inputBytesOf(input, uploadObject), n, () => bytes);
   const writers = shardTargets.map(
     (t, i) =>
-      new SegmentedShardWriter(store, t.objectId, t.key, spec.jobId, (opts.firstShard ?? 0) + i, opts.segmentBytes, inThreads ? (objectId) => threadShardWriter(store, objectId, t.key, { slot: i % threads, token, shard: i, aheadBytes: sealAheadBytes(n) }) : undefined),
+      new SegmentedShardWriter(store, t.objectId, t.key, spec.jobId, (opts.firstShard ?? 0) + i, segmentBytes, inThreads ? (objectId) => threadShardWriter(store, objectId, t.key, { slot: i % threads, token, shard: i, aheadBytes: sealAheadBytes(n) }) : undefined),
   );
   const out = new ShardBuffers(writers);
-  let bytes = 0;
   // `--hide sizes|shuffle` (docs/leakage.md): events carry plaintext bytes read, never records,
   // at every HIDDEN_PROGRESS_BYTES of input (the host knows the upload's size: this says only how far).
   const hidden = hidesSizes(spec.hide);

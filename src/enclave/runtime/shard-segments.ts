@@ -27,6 +27,7 @@ import type { SecretKey } from "../../crypto/secret.ts";
 import type { EncryptedWriter, EnclaveObjectStore } from "./object-store.ts";
 import { DecryptStream } from "../../crypto/aead-stream.ts";
 import { storageError } from "../../protocol/storage-errors.ts";
+import { DirectoryStorage } from "./storage-backends.ts";
 
 /**
  * Plaintext bytes after which the split seals a shard's current segment (at the next buffer
@@ -73,7 +74,7 @@ export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "ab
   readonly #key: SecretKey;
   readonly #jobId: string;
   readonly #shard: number;
-  readonly #segmentBytes: number;
+  readonly #segmentBytes: number | ((segment: number) => number);
   #current: EncryptedWriter | null = null;
   #currentBytes = 0;
   readonly #digests: string[] = [];
@@ -85,7 +86,11 @@ export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "ab
   /** Opens one segment's writer (default: the store's own; the split threads seal segments themselves). */
   readonly #open: (objectId: string) => EncryptedWriter;
 
-  constructor(store: EnclaveObjectStore, shardObject: string, key: SecretKey, jobId: string, shard: number, segmentBytes = SEGMENT_BYTES, open?: (objectId: string) => EncryptedWriter) {
+  /**
+   * `segmentBytes` is a size, or a function of the open segment's index asked after each write
+   * (the split's segments grow at first and shrink as its input runs out: segmentSizer in split-upload.ts).
+   */
+  constructor(store: EnclaveObjectStore, shardObject: string, key: SecretKey, jobId: string, shard: number, segmentBytes: number | ((segment: number) => number) = SEGMENT_BYTES, open?: (objectId: string) => EncryptedWriter) {
     this.#store = store;
     // No SHA-256 pass over the segment's bytes: its tag digest names it (the key is enclaves' only).
     this.#open = open ?? ((objectId) => store.createEncryptedWriter(objectId, key, { sha256: false }));
@@ -119,7 +124,8 @@ export class SegmentedShardWriter implements Pick<EncryptedWriter, "write" | "ab
     }
     await this.#current.write(data);
     this.#currentBytes += typeof data === "string" ? Buffer.byteLength(data) : data.length;
-    if (this.#currentBytes >= this.#segmentBytes) await this.#seal();
+    const limit = typeof this.#segmentBytes === "number" ? this.#segmentBytes : this.#segmentBytes(this.#digests.length);
+    if (this.#currentBytes >= limit) await this.#seal();
   }
 
   async #seal(): Promise<void> {
@@ -312,7 +318,10 @@ export function openShardSegments(store: EnclaveObjectStore, shardObject: string
   });
   summary.catch(() => undefined);
   const idle = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-  const [pollMin, pollMax] = opts.pollMs ?? [5, 200];
+  // A local directory answers a poll with one stat: poll it often, so a map task sees the last
+  // segment and the trailer soon after the split wrote them (they are on the job's critical path).
+  // Remote storage answers through the host with a request each: poll it less.
+  const [pollMin, pollMax] = opts.pollMs ?? (store.backend instanceof DirectoryStorage ? [5, 40] : [5, 200]);
   async function* segments(): AsyncGenerator<Buffer> {
     const digests: string[] = [];
     for (let k = 0; ; k++) {

@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -67,4 +67,31 @@ test("`cmr --help` loads no package from node_modules; an S3 store loads the AWS
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("bin/cmr.mjs keeps V8's compiled code of the CLI bundle next to its checkout, unless CMR_NO_COMPILE_CACHE=1; an enclave process has no compile cache", () => {
+  // A copy of the checkout's layout (bin/, dist/ -> the real bundle) so the cache directory is the test's own.
+  const dir = mkdtempSync(join(tmpdir(), "cmr-compile-cache-"));
+  try {
+    mkdirSync(join(dir, "bin"));
+    copyFileSync(join(root, "bin", "cmr.mjs"), join(dir, "bin", "cmr.mjs"));
+    symlinkSync(join(root, "dist"), join(dir, "dist"));
+    const cache = join(dir, "node_modules", ".cache", "cmr-compile");
+    const run = (env: Record<string, string>): void => {
+      const r = spawnSync(process.execPath, [join(dir, "bin", "cmr.mjs"), "--help"], { encoding: "utf8", env: { ...process.env, ...env } });
+      assert.equal(r.status, 0, r.stderr);
+    };
+    run({ CMR_NO_COMPILE_CACHE: "1" });
+    assert.equal(existsSync(cache), false, "no cache when switched off");
+    run({});
+    const entries = readdirSync(cache, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    assert.ok(entries.length > 0, "the first run writes the cache");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  // Enclaves are started as `node dist/enclave.mjs` by the host (never through bin/cmr.mjs), and
+  // a compile cache is not inherited by a child process.
+  const child = spawnSync(process.execPath, ["-e", `const m = require("node:module"); m.enableCompileCache(${JSON.stringify(join(tmpdir(), "cmr-cc-parent"))}); process.stdout.write(String(require("node:child_process").execFileSync(process.execPath, ["-p", "require('node:module').getCompileCacheDir()"])))`], { encoding: "utf8" });
+  assert.equal(child.status, 0, child.stderr);
+  assert.equal(child.stdout.trim(), "undefined");
 });

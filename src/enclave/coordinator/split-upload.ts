@@ -62,6 +62,8 @@ export interface SplitOptions {
   onHeader?: (header: string[] | null) => void;
   /** Plaintext bytes per shard segment (tests pick small ones; --hide: one segment per shard). */
   segmentBytes?: number;
+  /** Smallest upload whose segments are sized (segmentSizer; tests use small uploads). */
+  sizedInputBytes?: number;
   /** The job's index of shardTargets[0] (a multi-party job splits each input into its own slice of shards). */
   firstShard?: number;
 }
@@ -69,21 +71,25 @@ export interface SplitOptions {
 /** Smallest segment the sizer makes (below it, per-segment costs outweigh the shorter wait). */
 export const MIN_SEGMENT_BYTES = 1024 * 1024;
 
+/** Smallest input whose segments are sized (below it the split is short, and fixed segments are fine). */
+export const SIZED_INPUT_BYTES = 8 * SEGMENT_BYTES;
+
 /**
- * Segment sizes (plaintext bytes after which a shard's segment k is sealed). Map tasks read a
- * segment only once it is sealed, so small segments at both ends keep the maps close behind the
- * split: the first ones grow from MIN_SEGMENT_BYTES (1, 2, 4, 8 MiB), so maps start while the
- * split is young and use the core the split leaves idle; when the input's size is known, the
- * last ones shrink to half of what each shard may still get (at least MIN_SEGMENT_BYTES), since a
- * shard's last segment is all its map task still has to read when the split ends, on the job's
- * critical path (issue #12: fixed 8 MiB segments left the maps 0.25-0.6 s behind the split).
- * A size hint that is wrong (a host can lie about an object's size) changes only where segments
- * end, never what they hold or how they are checked.
+ * Segment sizes (plaintext bytes after which a shard's segment k is sealed) for an upload of
+ * known size, at least SIZED_INPUT_BYTES; any other upload gets fixed SEGMENT_BYTES segments.
+ * Map tasks read a segment only once it is sealed, so small segments at both ends keep the maps
+ * close behind the split: the first ones grow from MIN_SEGMENT_BYTES (1, 2, 4, then 8 MiB), so
+ * maps start while the split is young and use the core the split leaves idle; the last ones
+ * shrink to half of what each shard may still get (at least MIN_SEGMENT_BYTES), since a shard's
+ * last segment is all its map task still has to read when the split ends, on the job's critical
+ * path (issue #12: fixed 8 MiB segments left the maps 0.25-0.6 s behind the split). A size that
+ * is wrong (a host can lie about an object's size) changes only where segments end, never what
+ * they hold or how they are checked.
  */
-export function segmentSizer(inputBytes: number | undefined, shards: number, readSoFar: () => number): (segment: number) => number {
+export function segmentSizer(inputBytes: number | undefined, shards: number, readSoFar: () => number, sizedFrom = SIZED_INPUT_BYTES): number | ((segment: number) => number) {
+  if (inputBytes === undefined || inputBytes < sizedFrom) return SEGMENT_BYTES;
   return (k) => {
     const start = k < 3 ? MIN_SEGMENT_BYTES << k : SEGMENT_BYTES;
-    if (inputBytes === undefined) return start;
     return Math.min(start, Math.max(MIN_SEGMENT_BYTES, Math.floor((inputBytes - readSoFar()) / shards / 2)));
   };
 }
@@ -156,7 +162,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
   // new stream under the segment's id once the previous one ended).
   const inThreads = token !== 0 && !store.plaintext && !store.padded;
   let bytes = 0;
-  const segmentBytes = opts.segmentBytes ?? segmentSizer(inputBytesOf(input, uploadObject), n, () => bytes);
+  const segmentBytes = opts.segmentBytes ?? segmentSizer(inputBytesOf(input, uploadObject), n, () => bytes, opts.sizedInputBytes);
   const writers = shardTargets.map(
     (t, i) =>
       new SegmentedShardWriter(store, t.objectId, t.key, spec.jobId, (opts.firstShard ?? 0) + i, segmentBytes, inThreads ? (objectId) => threadShardWriter(store, objectId, t.key, { slot: i % threads, token, shard: i, aheadBytes: sealAheadBytes(n) }) : undefined),

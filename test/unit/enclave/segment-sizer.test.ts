@@ -1,8 +1,8 @@
 /**
- * Segment sizes (split-upload.ts segmentSizer): small first segments that grow, so maps start
- * early, and, when the input's size is known, segments that shrink as it runs out, so a shard's
+ * Segment sizes (split-upload.ts segmentSizer) for an upload of known size: small first segments
+ * that grow, so maps start early, and segments that shrink as the input runs out, so a shard's
  * last segment (what its map task still has to read when the split ends) is small; the shards'
- * bytes do not depend on where segments end.
+ * bytes do not depend on where segments end. Other uploads: fixed segments.
  */
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SecretKey } from "../../../src/crypto/secret.ts";
-import { MIN_SEGMENT_BYTES, segmentSizer, splitUpload } from "../../../src/enclave/coordinator/split-upload.ts";
+import { MIN_SEGMENT_BYTES, SIZED_INPUT_BYTES, segmentSizer, splitUpload } from "../../../src/enclave/coordinator/split-upload.ts";
 import { EnclaveObjectStore } from "../../../src/enclave/runtime/object-store.ts";
 import { openShardSegments, SEGMENT_BYTES, segmentObjectId } from "../../../src/enclave/runtime/shard-segments.ts";
 import { memoryStore, specOf } from "../../helpers/split-harness.ts";
@@ -18,18 +18,19 @@ import { memoryStore, specOf } from "../../helpers/split-harness.ts";
 const MiB = 1024 * 1024;
 
 describe("segmentSizer", () => {
-  test("an input of unknown size: 1, 2, 4 MiB, then the full size", () => {
-    const size = segmentSizer(undefined, 2, () => 0);
-    assert.deepEqual([0, 1, 2, 3, 4, 50].map(size), [MiB, 2 * MiB, 4 * MiB, SEGMENT_BYTES, SEGMENT_BYTES, SEGMENT_BYTES]);
+  test("an input of unknown size, or under SIZED_INPUT_BYTES: the fixed size", () => {
+    assert.equal(segmentSizer(undefined, 2, () => 0), SEGMENT_BYTES);
+    assert.equal(segmentSizer(SIZED_INPUT_BYTES - 1, 2, () => 0), SEGMENT_BYTES);
+    assert.equal(typeof segmentSizer(SIZED_INPUT_BYTES, 2, () => 0), "function");
   });
   test("a known size: full segments while much is left, half of each shard's share of the rest near the end, never under the floor", () => {
     let read = 0;
-    const size = segmentSizer(200 * MiB, 2, () => read);
+    const size = segmentSizer(200 * MiB, 2, () => read) as (k: number) => number;
     const at = (r: number, k = 5): number => {
       read = r;
       return size(k);
     };
-    assert.equal(at(0, 0), MiB, "the first segment is small whatever is left");
+    assert.deepEqual([0, 1, 2, 3, 4].map((k) => at(0, k)), [MiB, 2 * MiB, 4 * MiB, SEGMENT_BYTES, SEGMENT_BYTES], "the first segments grow whatever is left");
     assert.equal(at(0), SEGMENT_BYTES);
     assert.equal(at(160 * MiB), SEGMENT_BYTES, "40 MiB left: 20 MiB per shard, half of it is over the cap");
     assert.equal(at(190 * MiB), 2.5 * MiB, "10 MiB left: 5 MiB per shard, half of it");
@@ -54,7 +55,8 @@ describe("the split", () => {
     })());
     const spec = specOf({ format: "csv", shards: 2 });
     const targets = [0, 1].map((i) => ({ objectId: `${id}.shard${i}`, key: SecretKey.random("shard-key") }));
-    const r = await splitUpload(spec, id, key, targets, store, store, { threads: 1, ...(segmentBytes ? { segmentBytes } : {}) });
+    // The sizer's threshold lowered to this small upload (the real one: SIZED_INPUT_BYTES).
+    const r = await splitUpload(spec, id, key, targets, store, store, { threads: 1, sizedInputBytes: MiB, ...(segmentBytes ? { segmentBytes } : {}) });
     assert.equal(r.inputRecords, rows.length);
     const plain: string[] = [];
     const sizes: number[][] = [];
@@ -84,16 +86,16 @@ describe("the split", () => {
     for (const s of fixed.sizes) assert.ok(s.length <= 2);
   });
 
-  test("an upload the split cannot size (not a local file): segments grow to the full size and stay there", async () => {
+  test("an upload the split cannot size (not a local file): fixed segments", async () => {
     const { store: mem, written } = memoryStore(input, [MiB]);
     const targets = [0, 1].map((i) => ({ objectId: `m${i}`, key: SecretKey.random("shard-key") }));
-    await splitUpload(specOf({ format: "csv", shards: 2 }), "upload-object", SecretKey.random("upload-key"), targets, mem, mem, { threads: 1 });
+    await splitUpload(specOf({ format: "csv", shards: 2 }), "upload-object", SecretKey.random("upload-key"), targets, mem, mem, { threads: 1, sizedInputBytes: MiB });
     for (const t of targets) {
       const sizes: number[] = [];
       for (let k = 0; written.has(`${t.objectId}/${k}`); k++) sizes.push(Buffer.concat(written.get(`${t.objectId}/${k}`)!).length);
-      // ~10 MiB per shard: 1 + 2 + 4 MiB (each sealed at the first buffer past its size), then the rest.
-      assert.equal(sizes.length, 4, sizes.join(", "));
-      for (const [k, want] of [MiB, 2 * MiB, 4 * MiB].entries()) assert.ok(sizes[k]! >= want && sizes[k]! < want + 512 * 1024, sizes.join(", "));
+      // ~10 MiB per shard: one full segment, then the rest.
+      assert.equal(sizes.length, 2, sizes.join(", "));
+      assert.ok(sizes[0]! >= SEGMENT_BYTES, sizes.join(", "));
     }
   });
 });

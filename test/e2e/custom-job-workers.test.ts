@@ -99,7 +99,7 @@ test("only workers without custom job support: a custom job fails CMR_NO_MATCHIN
   try {
     await c.addWorker({ workerId: "builtin-only", customJobs: false });
     const out = join(dir, "refused.csv");
-    await assert.rejects(job(c.coordinator.url, c.policy, custom, out), (e: { code: string; message: string }) => e.code === "CMR_NO_MATCHING_WORKER" && /builtin-only: .*started without custom job support/.test(e.message));
+    await assert.rejects(job(c.coordinator.url, c.policy, custom, out), (e: { code: string; message: string; hint?: string }) => e.code === "CMR_NO_MATCHING_WORKER" && /builtin-only: .*started without custom job support/.test(e.message) && /without --no-custom-jobs/.test(String(e.hint)));
     assert.equal(existsSync(out), false);
     const ok = join(dir, "builtin.csv");
     await job(c.coordinator.url, c.policy, builtin, ok);

@@ -323,7 +323,7 @@ export class JobRunner {
     if (attested.length === 0) {
       const registered = this.#workers.list().map((w) => `${w.workerId}: ${why.get(w.workerId) ?? "not usable"}`);
       throw new CmrError("CMR_NO_MATCHING_WORKER", `no attested worker offers capability "${phase}"${this.#dataType ? ` for data type "${this.#dataType}"` : ""} (registered: ${registered.join("; ") || "none"})`, {
-        hint: `start one with: cmr worker --coordinator URL --capabilities ${phase}${this.#dataType ? ` --data-types ${this.#dataType}` : ""}, or check the workers named above`,
+        hint: `start one with: cmr worker --coordinator URL --capabilities ${phase}${this.#dataType ? ` --data-types ${this.#dataType}` : ""}${[...why.values()].some((r) => r.includes("without custom job support")) ? " (without --no-custom-jobs: this job runs custom code)" : ""}, or check the workers named above`,
         details: { workers: Object.fromEntries(this.#workers.list().map((w) => [w.workerId, why.get(w.workerId) ?? "not usable"])) },
       });
     }

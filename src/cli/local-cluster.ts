@@ -23,6 +23,12 @@ export interface WorkerSpec {
   workerId: string;
   capabilities: string[];
   dataTypes?: string[];
+  /**
+   * May it run custom job code (default true)? An embedded cluster started for a built-in job
+   * says false: its worker enclaves then start from Node's startup snapshot, which is cheaper
+   * (worker-service.ts `customJobs`).
+   */
+  customJobs?: boolean;
 }
 
 export interface LocalClusterOptions {
@@ -118,6 +124,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       for (const w of opts.workers) {
         const args = ["worker", "--coordinator", coord.url, "--id", w.workerId, "--capabilities", w.capabilities.join(","), "--port", "0", ...nodeDir(w.workerId), "--storage", storageDir, ...vArgs];
         if (w.dataTypes?.length) args.push("--data-types", w.dataTypes.join(","));
+        if (w.customJobs === false) args.push("--no-custom-jobs");
         children.push((await spawnNode(args, log, { CMR_OPERATOR_TOKEN: token })).child);
       }
       const health = (await (await fetch(`${coord.url}/v1/health`)).json()) as { measurement: string };
@@ -164,6 +171,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       coordinatorUrl,
       capabilities: w.capabilities,
       dataTypes: w.dataTypes ?? [],
+      ...(w.customJobs === false ? { customJobs: false } : {}),
       port: 0,
       dataDir: opts.dataDir,
       store,

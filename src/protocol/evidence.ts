@@ -20,6 +20,12 @@ export const EnclaveClaimsSchema = z.object({
   scope: z.string().min(1).max(200).optional(),
   /** Coordinator: its job-receipt signing key (SPKI DER, base64), bound into the attestation. */
   receiptKey: z.string().max(400).optional(),
+  /**
+   * Worker: whether this enclave can run custom job code, decided by the enclave from its own
+   * command line (started with --no-node-snapshot, which the job sandbox needs). Absent counts
+   * as false: a custom job's keys go only to workers whose evidence vouches for true.
+   */
+  customJobs: z.boolean().optional(),
 });
 export type EnclaveClaims = z.infer<typeof EnclaveClaimsSchema>;
 

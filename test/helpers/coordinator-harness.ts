@@ -103,7 +103,7 @@ export async function coordinatorHarness(opts: { scope?: string; platform?: Awai
     async attestWorker(jobId, phase, extra = {}, workerId = `w-${phase}`) {
       const begin = enclave.beginAttestWorker({ jobId, workerId, phase }) as { handshakeId: string; request: unknown };
       const sessions = new SessionTable<InboundSession>();
-      const workerClaims: EnclaveClaims = { role: "worker", enclaveId: workerId, capabilities: ["map", "reduce"], ...extra };
+      const workerClaims: EnclaveClaims = { role: "worker", enclaveId: workerId, capabilities: ["map", "reduce"], customJobs: true, ...extra };
       const response = await answerAttestRequest(begin.request, platform.tee, workerClaims, sessions);
       const done = enclave.completeAttestWorker({ handshakeId: begin.handshakeId, response }) as { sessionId: string };
       return { workerId, sessionId: done.sessionId, session: sessions.get(done.sessionId) };

@@ -26,10 +26,11 @@ export async function demo(opts: { dataDir?: string }): Promise<void> {
     dataDir,
     separateProcesses: true,
     withVerifier: true,
+    // The demo runs built-in jobs only: its workers start from Node's snapshot (--no-custom-jobs).
     workers: [
-      { workerId: "worker-1", capabilities: ["map", "reduce"] },
-      { workerId: "worker-2", capabilities: ["map", "reduce"] },
-      { workerId: "worker-3", capabilities: ["map", "reduce"], dataTypes: ["transaction"] },
+      { workerId: "worker-1", capabilities: ["map", "reduce"], customJobs: false },
+      { workerId: "worker-2", capabilities: ["map", "reduce"], customJobs: false },
+      { workerId: "worker-3", capabilities: ["map", "reduce"], dataTypes: ["transaction"], customJobs: false },
     ],
     log: (l) => process.stderr.write(`${l}\n`),
   });

@@ -37,7 +37,7 @@ import { assembleResult } from "./assemble-result.ts";
 import { sha256Hex } from "../jobs/compile-job.ts";
 import type { Phase, TaskIdentity } from "./task-ledger.ts";
 import { beginSplit, commitMap, commitReduce, destroyKeys, jobStage, newJob, recordSplit, requireMapped, requireReduced, requireReducer, requireShard, shuffleOf, type JobState, type TaskRunner } from "./job-state.ts";
-import { authorizeWorker, issueMapTask, issueReduceTask, type IssuedTask } from "./task-issuer.ts";
+import { authorizeWorker, issueMapTask, issueReduceTask, requireCustomJobSupport, type IssuedTask } from "./task-issuer.ts";
 import { buildReceipt, signReceipt } from "./receipt-signer.ts";
 import { readSealedCheckpoint, restoredJob, sealCheckpoint, unsealCheckpoint } from "./checkpoint-codec.ts";
 import { policySha256, RecoveryCollector } from "../runtime/recovery-state.ts";
@@ -267,6 +267,9 @@ export class CoordinatorEnclave {
     this.#pending.delete(args.handshakeId);
     const job = this.#job(pending.jobId);
     const session = pending.handshake.complete(args.response, job.spec.policy);
+    // Custom job code runs only on workers that attest they can run it (started without Node's
+    // startup snapshot; evidence.ts customJobs): refused here, before the worker holds a session.
+    requireCustomJobSupport(job, session.claims, pending.workerId);
     // A multi-party job's workers must satisfy every owner's policy, not only the first's.
     if (job.multi) {
       const res = AttestResponseSchema.parse(args.response);

@@ -14,6 +14,7 @@ import { objectIds } from "../../protocol/object-ids.ts";
 import { hidesSizes, type MapTask, type ReduceTask } from "../../protocol/job.ts";
 import { padMessage } from "../runtime/hide.ts";
 import type { OutboundSession } from "../runtime/sessions.ts";
+import type { EnclaveClaims } from "../../protocol/evidence.ts";
 import { mapInputOf, reducerInputs, shuffleOf, requireMapped, requireReducer, type JobState } from "./job-state.ts";
 import type { Phase } from "./task-ledger.ts";
 
@@ -39,7 +40,19 @@ export function authorizeWorker(job: JobState, workers: ReadonlyMap<string, Outb
   if (dt !== undefined && types.length > 0 && !types.includes(dt)) {
     throw new CmrError("CMR_NO_MATCHING_WORKER", `worker ${w.workerId} is not attested for data type "${dt}" (its evidence vouches for: ${types.join(", ")})`);
   }
+  requireCustomJobSupport(job, w.claims, w.workerId);
   return w;
+}
+
+/**
+ * A custom job's keys go only to a worker whose evidence says `customJobs: true` (the enclave
+ * decides that from its own command line, node-snapshot.ts); built-in jobs run on any worker.
+ */
+export function requireCustomJobSupport(job: JobState, claims: EnclaveClaims, workerId: string): void {
+  if (job.spec.code.kind !== "custom" || claims.customJobs === true) return;
+  throw new CmrError("CMR_NO_MATCHING_WORKER", `worker ${workerId} was started without custom job support (its enclave runs from Node's startup snapshot, e.g. \`cmr worker --no-custom-jobs\`), and job ${job.spec.jobId} runs custom job code`, {
+    hint: "start a worker without --no-custom-jobs (its enclave then starts with --no-node-snapshot), or run a built-in op",
+  });
 }
 
 /** Host-chosen attempt numbers are shifted past every number used before a restore. */

@@ -135,6 +135,19 @@ type Ref = IsolatedVm.Reference<unknown>;
 let engine: typeof IsolatedVm | undefined;
 
 /**
+ * Set by the enclave program at start (runtime/main.ts) from its own command line
+ * (node-snapshot.ts): a worker enclave started from Node's startup snapshot refuses custom job
+ * code before isolated-vm is loaded. Library use in a test or benchmark process, which is no
+ * enclave and never calls this, keeps the sandbox available.
+ */
+let customJobsRefused = false;
+
+/** The enclave program says whether it may run custom job code (false: built-in jobs only). */
+export function allowCustomJobs(allowed: boolean): void {
+  customJobsRefused = !allowed;
+}
+
+/**
  * isolated-vm's native addon, loaded on first use by a fixed path: the package is found by
  * Node's ordinary resolution from this program's own location, and the addon file by its fixed
  * name for this Node ABI (a local build in build/Release first, else the prebuilt file the npm
@@ -146,6 +159,11 @@ let engine: typeof IsolatedVm | undefined;
  * a clear error.
  */
 function loadEngine(): typeof IsolatedVm {
+  if (customJobsRefused) {
+    throw new CmrError("CMR_CONFIG_INVALID", "this worker enclave was started from Node's startup snapshot (without --no-node-snapshot), so it runs built-in jobs only and refuses custom job code", {
+      hint: "run custom jobs on workers started without `cmr worker --no-custom-jobs`; the coordinator places custom jobs only on workers whose attested claims say customJobs",
+    });
+  }
   if (engine) return engine;
   const notInstalled = (): CmrError =>
     new CmrError("CMR_CONFIG_INVALID", "the job sandbox (isolated-vm) is not installed next to the enclave program, so custom job code cannot run", {

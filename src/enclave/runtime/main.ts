@@ -21,6 +21,7 @@ import { enclaveVendorRoots, type AnchorSource } from "./trust-anchors.ts";
 import { HostStorage } from "./storage-backends.ts";
 import { CoordinatorEnclave } from "../coordinator/coordinator-enclave.ts";
 import { WorkerEnclave } from "../worker/worker-enclave.ts";
+import { startedWithoutNodeSnapshot } from "../jobs/node-snapshot.ts";
 import { AttesterCalls, parseArgs, ProvisioningCalls, WorkerCalls } from "./ecall-args.ts";
 import type { EnclaveClaims } from "../../protocol/evidence.ts";
 import { isSplitThread, runSplitThread } from "../coordinator/split-thread-main.ts";
@@ -101,6 +102,9 @@ const handlers: Record<string, Handler> = {
       ...(a.capabilities ? { capabilities: a.capabilities } : {}),
       ...(a.dataTypes ? { dataTypes: a.dataTypes } : {}),
       ...(a.scope ? { scope: a.scope } : {}),
+      // A worker says itself whether it can run custom job code (node-snapshot.ts), whatever
+      // its host claims: the coordinator places custom jobs only on workers that attest to it.
+      ...(a.role === "worker" ? { customJobs: startedWithoutNodeSnapshot() } : {}),
     };
     if (a.role === "coordinator") {
       if (a.splitThreads !== undefined) setSplitThreads(a.splitThreads);

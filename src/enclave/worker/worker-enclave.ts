@@ -19,6 +19,7 @@ import { SessionTable, type InboundSession } from "../runtime/sessions.ts";
 import { runMapTask } from "./map-task.ts";
 import { TASK_RESULT_VERSION } from "../../protocol/task-results.ts";
 import { runReduceTask } from "./reduce-task.ts";
+import { allowCustomJobs } from "../jobs/sandbox.ts";
 
 export class WorkerEnclave {
   readonly #tee: Quoter;
@@ -30,6 +31,9 @@ export class WorkerEnclave {
     this.#tee = tee;
     this.#store = store;
     this.#claims = claims;
+    // What this enclave attests to is what it does: without customJobs (started from Node's
+    // snapshot, runtime/main.ts) the sandbox refuses custom job code, whatever a task asks.
+    allowCustomJobs(claims.customJobs === true);
   }
 
   attest(request: unknown): Promise<unknown> {

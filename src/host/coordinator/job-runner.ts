@@ -315,12 +315,15 @@ export class JobRunner {
         return;
       }
       const refused = this.record.attestations.findLast((r) => r.worker === w.workerId && r.phase === phase);
-      why.set(w.workerId, `attestation refused (${refused?.error?.code ?? "unknown"})`);
+      // The coordinator enclave's own reason for a mismatch (e.g. a worker started without
+      // custom job support, for a custom job) says what to change; other refusals give the code.
+      const reason = refused?.error?.code === "CMR_NO_MATCHING_WORKER" ? `: ${refused.error.message}` : "";
+      why.set(w.workerId, `attestation refused (${refused?.error?.code ?? "unknown"}${reason})`);
     }));
     if (attested.length === 0) {
       const registered = this.#workers.list().map((w) => `${w.workerId}: ${why.get(w.workerId) ?? "not usable"}`);
       throw new CmrError("CMR_NO_MATCHING_WORKER", `no attested worker offers capability "${phase}"${this.#dataType ? ` for data type "${this.#dataType}"` : ""} (registered: ${registered.join("; ") || "none"})`, {
-        hint: `start one with: cmr worker --coordinator URL --capabilities ${phase}${this.#dataType ? ` --data-types ${this.#dataType}` : ""}, or check the workers named above`,
+        hint: `start one with: cmr worker --coordinator URL --capabilities ${phase}${this.#dataType ? ` --data-types ${this.#dataType}` : ""}${[...why.values()].some((r) => r.includes("without custom job support")) ? " (without --no-custom-jobs: this job runs custom code)" : ""}, or check the workers named above`,
         details: { workers: Object.fromEntries(this.#workers.list().map((w) => [w.workerId, why.get(w.workerId) ?? "not usable"])) },
       });
     }

@@ -29,6 +29,13 @@ export interface WorkerOptions {
   coordinatorUrl: string | Promise<string>;
   capabilities: string[];
   dataTypes: string[];
+  /**
+   * May this worker run custom job code (default true)? Its enclaves then start with
+   * `--no-node-snapshot`, which the job sandbox (isolated-vm) needs; false starts them from
+   * Node's startup snapshot (less CPU at every start) and they run built-in jobs only. The
+   * enclave checks its own command line and attests the answer (`customJobs` in its claims).
+   */
+  customJobs?: boolean;
   port: number;
   host?: string;
   /** The URL the coordinator should call (e.g. http://POD_IP:7600 when bound to 0.0.0.0). */
@@ -59,7 +66,9 @@ export interface RunningWorker {
   url: string;
   workerId: string;
   measurement: string;
-  pool: EnclavePool<{ measurement: string; revocations: RevocationFeed | undefined }>;
+  /** What the worker's first enclave attests: it can run custom job code. */
+  customJobs: boolean;
+  pool: EnclavePool<{ measurement: string; revocations: RevocationFeed | undefined; customJobs: boolean }>;
   stop(): Promise<void>;
 }
 
@@ -80,11 +89,12 @@ async function startWorkerUndoable(opts: WorkerOptions, undo: (() => unknown)[])
   if (opts.store === undefined && opts.storageDir === undefined) throw new CmrError("CMR_CONFIG_INVALID", "a worker needs storage (storageDir or store)");
   const store = opts.store ?? new LocalBlobStore(opts.storageDir!);
   // One worker enclave per scope the coordinator attests it for (seed [71]).
-  const pool = new EnclavePool<{ measurement: string; revocations: RevocationFeed | undefined }>(async (scope) => {
+  const pool = new EnclavePool<{ measurement: string; revocations: RevocationFeed | undefined; customJobs: boolean }>(async (scope) => {
     const storage = enclaveStorage(store);
-    const enclave: EnclaveProcess = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, runsJobCode: true, ...storage.process, onExit: () => pool.evict(scope, enclave), ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
+    const runsJobCode = opts.customJobs !== false;
+    const enclave: EnclaveProcess = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, runsJobCode, ...storage.process, onExit: () => pool.evict(scope, enclave), ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
     try {
-      const { init, revocations } = await initEnrolled<{ measurement: string; enrolledGroup?: string | null }>(
+      const { init, revocations } = await initEnrolled<{ measurement: string; enrolledGroup?: string | null; claims?: { customJobs?: boolean } }>(
         enclave,
         {
           role: "worker",
@@ -98,7 +108,7 @@ async function startWorkerUndoable(opts: WorkerOptions, undo: (() => unknown)[])
         },
         { verifierUrl: opts.verifierUrl, dataDir: opts.dataDir, programSha256 },
       );
-      return { scope, enclave, info: { measurement: init.measurement, revocations } };
+      return { scope, enclave, info: { measurement: init.measurement, revocations, customJobs: init.claims?.customJobs === true } };
     } catch (e) {
       await enclave.stop();
       throw e;
@@ -154,6 +164,7 @@ async function startWorkerUndoable(opts: WorkerOptions, undo: (() => unknown)[])
     url,
     workerId: opts.workerId,
     measurement: first.info.measurement,
+    customJobs: first.info.customJobs,
     pool,
     stop: async () => {
       await closeServer(server);

@@ -140,6 +140,30 @@ describe("assignMap / assignReduce authorization (keys are released only to a ma
     const ok = await h.attestWorker(jobId, "map", { dataTypes: ["medical", "transaction"] });
     assert.equal(typeof assignMap(jobId, ok).sealedTask, "string");
   });
+  // Issue #12: a worker enclave started from Node's snapshot attests customJobs: false (or says
+  // nothing); a custom job is never attested to it, so it never holds the job's keys.
+  const customJob = () => {
+    const source = "export function map(r, emit) { emit(r.k, 1); }\nexport function reduce(k, vs) { return vs.length; }\n";
+    const sha256 = createHash("sha256").update(source).digest("hex");
+    return { code: { kind: "custom", source, sha256 }, policy: { ...h.policy, jobCodeHashes: [sha256] } };
+  };
+  for (const [what, claims] of [["customJobs: false", { customJobs: false }], ["no customJobs claim", { customJobs: undefined }]] as const) {
+    test(`a custom job is not attested to a worker whose evidence says ${what}: CMR_NO_MATCHING_WORKER naming why`, async () => {
+      const { jobId } = await splitJob(freshId(), customJob());
+      const err = await h.attestWorker(jobId, "map", claims).then(() => undefined, (e: unknown) => e as { code?: string; message?: string });
+      assert.equal(err?.code, "CMR_NO_MATCHING_WORKER");
+      assert.match(String(err?.message), /started without custom job support/);
+      const ok = await h.attestWorker(jobId, "map", { customJobs: true });
+      const a = assignMap(jobId, ok);
+      assert.equal(h.openTask<MapTask>(ok, a.taskId, a.sealedTask).code.kind, "custom");
+    });
+  }
+  test("a built-in job runs on a worker started without custom job support", async () => {
+    const { jobId } = await splitJob();
+    const w = await h.attestWorker(jobId, "map", { customJobs: false });
+    const a = assignMap(jobId, w);
+    assert.equal(h.openTask<MapTask>(w, a.taskId, a.sealedTask).code.kind, "builtin");
+  });
   test("a shard that does not exist: CMR_PROTOCOL_BAD_MESSAGE", async () => {
     const { jobId } = await splitJob();
     const w = await h.attestWorker(jobId, "map");

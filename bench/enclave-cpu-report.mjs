@@ -28,8 +28,10 @@ if (process.env.CPU_REPORT_GC === "1") {
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       const k = kinds[e.detail?.kind] ?? "other";
-      gc[k] ??= { count: 0, ms: 0 };
+      gc[k] ??= { count: 0, ms: 0, flags: {} };
       gc[k].count++;
+      // V8's GCCallbackFlags: 32 (all external memory) marks collections that Buffer memory forced.
+      gc[k].flags[e.detail?.flags ?? 0] = (gc[k].flags[e.detail?.flags ?? 0] ?? 0) + 1;
       gc[k].ms = Math.round((gc[k].ms + e.duration) * 10) / 10;
     }
   }).observe({ entryTypes: ["gc"] });

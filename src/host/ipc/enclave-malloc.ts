@@ -1,5 +1,6 @@
 /**
- * glibc malloc settings for the enclave processes a host spawns (issue #12: allocation churn).
+ * glibc malloc settings and a V8 heap flag for the enclave processes a host spawns (issue #12:
+ * allocation churn).
  *
  * An enclave moves its data in Buffers of about 1 MiB (storage reads, sealed chunks, shard
  * pieces) that live for a moment. With glibc's defaults each such block either comes from a
@@ -30,3 +31,17 @@ export const ENCLAVE_MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:gli
 export function withEnclaveMalloc(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return env.GLIBC_TUNABLES === undefined ? { ...env, GLIBC_TUNABLES: ENCLAVE_MALLOC_TUNABLES } : env;
 }
+
+/**
+ * V8 starts with a small old-generation limit (about 28 MB here), and marks whenever the space
+ * left under it is no more than the young generation could promote: with a 12 MB heap and
+ * Buffers streaming through, that was a full mark-compact every ~60 ms, 26-34 per 118 MB job in
+ * the coordinator enclave and 6-12 in each worker, much of their cost on V8's helper threads.
+ * Starting the limit at 40 MB made that 15 and 4 (64 MB: 8 and 2-3, but 26-32 MiB more peak
+ * RSS; 40 MB: 3-10 MiB more); the limit still adapts to the live heap from there
+ * (docs/benchmarks.md). A flag given in CMR_ENCLAVE_EXEC_ARGV comes later on the command line
+ * and wins (`--initial-old-space-size=0` is V8's default). It must be on the command line: set
+ * at run time (v8.setFlagsFromString) it changed nothing, and NODE_OPTIONS refuses it. Under a
+ * real TEE the measured manifest fixes the enclave's command line, as its environment.
+ */
+export const ENCLAVE_V8_FLAGS: readonly string[] = ["--initial-old-space-size=40"];

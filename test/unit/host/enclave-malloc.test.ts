@@ -1,12 +1,13 @@
 /**
  * The malloc settings a host gives the enclave processes it spawns (host/ipc/enclave-malloc.ts,
  * issue #12): set unless the host's environment names GLIBC_TUNABLES itself, and really in the
- * spawned process's environment (read back from /proc).
+ * spawned process's environment (read back from /proc); likewise the V8 heap flag on its command
+ * line.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { ENCLAVE_MALLOC_TUNABLES, withEnclaveMalloc } from "../../../src/host/ipc/enclave-malloc.ts";
+import { ENCLAVE_MALLOC_TUNABLES, ENCLAVE_V8_FLAGS, withEnclaveMalloc } from "../../../src/host/ipc/enclave-malloc.ts";
 import { EnclaveProcess } from "../../../src/host/ipc/enclave-process.ts";
 import { enclaveProgramPath } from "../../../src/host/config.ts";
 
@@ -20,7 +21,7 @@ test("the enclave malloc settings are added, unless the host's environment sets 
   for (const t of ENCLAVE_MALLOC_TUNABLES.split(":")) assert.match(t, /^glibc\.malloc\.(mmap|trim)_threshold=\d+$/);
 });
 
-test("a spawned enclave process has the settings in its environment, and no storage credentials", { skip: !existsSync("/proc/self/environ") && "needs /proc" }, async () => {
+test("a spawned enclave process has the settings in its environment and the heap flag on its command line, and no storage credentials", { skip: !existsSync("/proc/self/environ") && "needs /proc" }, async () => {
   const saved = { tunables: process.env.GLIBC_TUNABLES, aws: process.env.AWS_SECRET_ACCESS_KEY };
   delete process.env.GLIBC_TUNABLES;
   process.env.AWS_SECRET_ACCESS_KEY = "test-secret-not-for-enclaves";
@@ -33,6 +34,9 @@ test("a spawned enclave process has the settings in its environment, and no stor
     const first = ENCLAVE_MALLOC_TUNABLES.split(":")[0]!;
     assert.ok(env.some((kv) => kv.startsWith(`GLIBC_TUNABLES=${first}`)), "GLIBC_TUNABLES reaches the enclave process");
     assert.ok(!env.some((kv) => kv.startsWith("AWS_SECRET_ACCESS_KEY=")));
+    const argv = readFileSync(`/proc/${e.pid}/cmdline`, "utf8").split("\0");
+    for (const f of ENCLAVE_V8_FLAGS) assert.ok(argv.includes(f), `${f} on the enclave's command line`);
+    assert.ok(argv.indexOf(ENCLAVE_V8_FLAGS[0]!) < argv.findIndex((a) => a.endsWith(".mjs")), "a Node flag, before the program");
   } finally {
     await e.stop();
     if (saved.tunables === undefined) delete process.env.GLIBC_TUNABLES;

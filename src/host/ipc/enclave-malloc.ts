@@ -37,7 +37,7 @@ export function withEnclaveMalloc(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
  * left under it is no more than the young generation could promote: with a 12 MB heap and
  * Buffers streaming through, that was a full mark-compact every ~60 ms, 26-34 per 118 MB job in
  * the coordinator enclave and 6-12 in each worker, much of their cost on V8's helper threads.
- * Starting the limit at 40 MB made that 15 and 4 (64 MB: 8 and 2-3, but 26-32 MiB more peak
+ * Starting the limit at 40 MB made that 15 and 4-5 (64 MB: 8 and 2-3, but 26-32 MiB more peak
  * RSS; 40 MB: 3-10 MiB more); the limit still adapts to the live heap from there
  * (docs/benchmarks.md). A flag given in CMR_ENCLAVE_EXEC_ARGV comes later on the command line
  * and wins (`--initial-old-space-size=0` is V8's default). It must be on the command line: set

@@ -21,7 +21,8 @@
  *
  * Memory: at most 2 ranges per thread in flight (each range about `rangeBytes`, its output about
  * the same), the bytes not yet cut (below `RANGE_MAX_FACTOR` ranges: a longer stretch without a
- * cut is split sequentially), and the shard writers' buffers.
+ * cut is split sequentially), and the shard writers' buffers; pend is allocated with room for
+ * two ranges, and up to MAX_SPARE such buffers are kept for reuse.
  *
  * Trust zone: TRUSTED (enclave only).
  *
@@ -42,9 +43,14 @@ const QUOTE = 0x22;
 const RANGE_MAX_FACTOR = 4;
 /** Ranges in flight per thread. */
 const IN_FLIGHT_PER_THREAD = 2;
+/** Range input buffers kept for reuse once their thread gave them back (see `spare`). */
+const MAX_SPARE = 4;
 
-/** Ranges split by threads, and ranges whose check failed (split again sequentially), since start. */
-const stats = { ranges: 0, resplit: 0 };
+/**
+ * Ranges split by threads, ranges whose check failed (split again sequentially), and range
+ * input buffers reused for pend (`spare`), since start.
+ */
+const stats = { ranges: 0, resplit: 0, reused: 0 };
 export function parallelSplitStats(): Readonly<typeof stats> {
   return { ...stats };
 }
@@ -85,6 +91,13 @@ export class ParallelSplit {
   // Bytes not yet cut: pend[0, pendLen), starting at a record start on `pendLine`.
   private pend: Buffer = Buffer.alloc(0);
   private pendLen = 0;
+  /**
+   * Range input buffers a thread transferred back with its result, to hold pend again (issue #12:
+   * a fresh 1 MiB buffer per chunk was a good part of this thread's garbage). Safe to write: a
+   * transferred ArrayBuffer is detached in the thread that sent it, and a range's input is only
+   * read again here when it is split again sequentially, in which case it is not kept.
+   */
+  private readonly spare: ArrayBuffer[] = [];
   private pendLine = 1;
   // The cheap pass over pend[0, scanned): quotes seen (parity), LFs, the last cut and LFs before it.
   private scanned = 0;
@@ -173,11 +186,26 @@ export class ParallelSplit {
 
   private append(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    const next = Buffer.allocUnsafeSlow(this.pendLen + chunk.length);
-    this.pend.copy(next, 0, 0, this.pendLen);
-    chunk.copy(next, this.pendLen);
-    this.pend = next;
-    this.pendLen += chunk.length;
+    const need = this.pendLen + chunk.length;
+    if (need > this.pend.length) {
+      // pend is this thread's alone until dispatched, so it may have room to spare: a range is
+      // sent with its length, and its buffer whole.
+      const next = this.room(need);
+      this.pend.copy(next, 0, 0, this.pendLen);
+      this.pend = next;
+    }
+    chunk.copy(this.pend, this.pendLen);
+    this.pendLen = need;
+  }
+
+  /** A buffer of at least `need` bytes for pend: a spare one, or a new one with room for a range and a chunk. */
+  private room(need: number): Buffer {
+    const i = this.spare.findIndex((b) => b.byteLength >= need);
+    if (i >= 0) {
+      stats.reused++;
+      return Buffer.from(this.spare.splice(i, 1)[0]!);
+    }
+    return Buffer.allocUnsafeSlow(Math.max(need, 2 * this.o.rangeBytes));
   }
 
   private resetPass(): void {
@@ -239,7 +267,7 @@ export class ParallelSplit {
     const rest = this.pendLen - len;
     if (rest > 0) {
       // The range's buffer is transferred whole; its tail (the bytes after the cut) is copied out.
-      this.pend = Buffer.allocUnsafeSlow(rest);
+      this.pend = this.room(rest);
       range.copy(this.pend, 0, len, this.pendLen);
     } else this.pend = Buffer.alloc(0);
     this.pendLen = rest;
@@ -279,6 +307,7 @@ export class ParallelSplit {
       return;
     }
     stats.ranges++;
+    if (this.spare.length < MAX_SPARE) this.spare.push(r.input);
     const c = this.o.counts;
     const n = this.o.shards;
     // Round-robin: the range's record k went to its shard k mod n; globally it is record total + k.

@@ -78,8 +78,13 @@ export class ShardBuffers {
 
 /**
  * Per-shard output of one range of the parallel split (in a split thread): buffers that grow
- * instead of being flushed, each its own ArrayBuffer so it can be transferred to the main thread
- * without a copy. Memory: about the range's size, plus the line numbers.
+ * instead of being flushed, each a SharedArrayBuffer of its own. Shared rather than transferred
+ * (issue #12): the main thread hands each one to its shard's writer, which passes it on to the
+ * split thread that seals it (split-thread-crypto.ts threadShardWriter); an ArrayBuffer had to be
+ * copied there, since transferring it would empty the caller's view. Sharing is safe because
+ * nobody writes a shard buffer once this thread has posted it: this object is dropped with the
+ * range, the main thread only reads it, and the sealing thread only encrypts from it.
+ * Memory: about the range's size, plus the line numbers.
  */
 export class RangeShardBuffers {
   readonly buf: Buffer[];
@@ -87,7 +92,7 @@ export class RangeShardBuffers {
 
   constructor(shards: number, expectBytes: number) {
     const each = Math.ceil((expectBytes * 1.25) / shards) + 1024;
-    this.buf = Array.from({ length: shards }, () => Buffer.allocUnsafeSlow(each));
+    this.buf = Array.from({ length: shards }, () => sharedBuffer(each));
     this.pos = new Array<number>(shards).fill(0);
   }
 
@@ -95,10 +100,15 @@ export class RangeShardBuffers {
     const b = this.buf[s]!;
     const need = this.pos[s]! + n;
     if (need <= b.length) return b;
-    const next = Buffer.allocUnsafeSlow(Math.max(need, b.length * 2));
+    const next = sharedBuffer(Math.max(need, b.length * 2));
     b.copy(next, 0, 0, this.pos[s]!);
     this.buf[s] = next;
     return next;
+  }
+
+  /** The shards' buffers, to post to the main thread (then never written again). */
+  shared(): SharedArrayBuffer[] {
+    return this.buf.map((b) => b.buffer as SharedArrayBuffer);
   }
 
   writeString(s: number, text: string): void {
@@ -106,4 +116,9 @@ export class RangeShardBuffers {
     const b = this.reserve(s, n);
     this.pos[s]! += b.write(text, this.pos[s]!);
   }
+}
+
+/** A Buffer over a SharedArrayBuffer of its own (zero-filled: shared memory cannot be left uninitialised). */
+function sharedBuffer(n: number): Buffer {
+  return Buffer.from(new SharedArrayBuffer(n));
 }

@@ -202,9 +202,13 @@ export function threadShardWriter(store: EnclaveObjectStore, objectId: string, k
   let writing: Promise<void> = Promise.resolve();
 
   const seal = (data: Buffer | null, end: boolean): void => {
-    let buf: ArrayBuffer | null = null;
+    let buf: ArrayBuffer | SharedArrayBuffer | null = null;
     const len = data?.length ?? 0;
-    if (data !== null && len > 0) {
+    if (data !== null && len > 0 && data.buffer instanceof SharedArrayBuffer && data.byteOffset === 0) {
+      // A range's shard buffer (shard-buffers.ts RangeShardBuffers): shared, not copied (issue
+      // #12); nobody writes it once the split handed it over.
+      buf = data.buffer;
+    } else if (data !== null && len > 0) {
       // A copy: the caller's buffer stays the caller's (the split's buffers may be reused).
       const c = Buffer.allocUnsafeSlow(len);
       data.copy(c);
@@ -212,7 +216,7 @@ export function threadShardWriter(store: EnclaveObjectStore, objectId: string, k
     }
     const k = started ? null : new Uint8Array(key.expose());
     started = true;
-    const sealing = runOnThread<SealResult>(o.slot, { kind: "seal", token: o.token, shard: o.shard, key: k, streamId: objectId, buf, len, end }, buf === null ? [] : [buf]);
+    const sealing = runOnThread<SealResult>(o.slot, { kind: "seal", token: o.token, shard: o.shard, key: k, streamId: objectId, buf, len, end }, buf === null || buf instanceof SharedArrayBuffer ? [] : [buf]);
     k?.fill(0);
     sealing.catch(() => undefined);
     queue.push({ sealing, len });

@@ -54,7 +54,8 @@ export type RangeResult =
       bad: number;
       badInSplit: number;
       counts: number[];
-      shards: ArrayBuffer[];
+      /** Shared (shard-buffers.ts RangeShardBuffers): the seal threads read them without a copy. */
+      shards: SharedArrayBuffer[];
       lens: number[];
     }
   | { id: number; ok: false; input: ArrayBuffer; error: { code: string; message: string; hint?: string; details?: Record<string, unknown> } };
@@ -92,7 +93,8 @@ export interface SealTask {
   shard: number;
   key: Uint8Array | null;
   streamId: string;
-  buf: ArrayBuffer | null;
+  /** Shared: a split shard buffer, which nobody writes again (threadShardWriter). */
+  buf: ArrayBuffer | SharedArrayBuffer | null;
   len: number;
   end: boolean;
 }
@@ -149,7 +151,7 @@ export function runSplitThread(): void {
       const splitter = makeSplitter({ spec: m.spec, router, out, counts, start: { resume: true, line: m.line, header: m.header } });
       splitter.feed(input);
       if (m.last) splitter.end();
-      const shards = out.buf.map((b) => b.buffer as ArrayBuffer);
+      const shards = out.shared();
       const r: RangeResult = {
         id: m.id,
         ok: true,
@@ -163,7 +165,8 @@ export function runSplitThread(): void {
         shards,
         lens: out.pos,
       };
-      port.postMessage(r, [m.buf, ...shards]);
+      // Shared buffers are not transferred (they cannot be): this thread drops them now.
+      port.postMessage(r, [m.buf]);
       spent();
     } catch (e) {
       // Only a CmrError's fixed text crosses back; anything else is a bug, named by its class only

@@ -27,7 +27,7 @@ import { CmrError } from "../../errors.ts";
 import { hidesSizes, type JobSpec } from "../../protocol/job.ts";
 import type { SecretKey } from "../../crypto/secret.ts";
 import { compareKeys } from "../records/csv-writer.ts";
-import type { EnclaveObjectStore } from "../runtime/object-store.ts";
+import { unjoinedChunks, type EnclaveObjectStore } from "../runtime/object-store.ts";
 import { sendEvent } from "../runtime/channel.ts";
 import { sampleBoundaries } from "./range-sample.ts";
 import { csvHeaderLine, makeSplitter, newCounts, routeFieldOf, ShardRouter, splitFieldOf, type SplitCounts } from "./split-scan.ts";
@@ -220,7 +220,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
           await parallel.push(plain, summary);
         }
       } else {
-        for await (const chunk of input.openDecrypted(uploadObject, uploadKey)) {
+        for await (const chunk of unjoinedChunks(input.openDecrypted(uploadObject, uploadKey))) {
           hash.update(chunk as Buffer);
           read((chunk as Buffer).length);
           await parallel.push(chunk as Buffer);
@@ -229,7 +229,7 @@ export async function splitUpload(spec: JobSpec, uploadObject: string, uploadKey
       header = await parallel.end();
     } else {
       const splitter = makeSplitter({ spec, router: new ShardRouter(n, routeFieldOf(spec), boundaries), out, counts: c, start: { resume: false }, onHeader });
-      for await (const chunk of input.openDecrypted(uploadObject, uploadKey)) {
+      for await (const chunk of unjoinedChunks(input.openDecrypted(uploadObject, uploadKey))) {
         hash.update(chunk as Buffer);
         read((chunk as Buffer).length);
         splitter.feed(chunk as Buffer);

@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
+import { ENCLAVE_V8_FLAGS, withEnclaveMalloc } from "./enclave-malloc.ts";
 import { CmrError, errorFromJSON, isCmrError } from "../../errors.ts";
 import { ENV } from "../config.ts";
 import { encodeBinaryFrameParts, encodeFrame, encodeFrameParts, FrameDecoder, type IpcEvent, type IpcFrame, type IpcOcall, type IpcResponse } from "../../protocol/ipc.ts";
@@ -90,9 +91,10 @@ export class EnclaveProcess {
     }
     // Profiling hook for development (e.g. "--cpu-prof"): the host picks the command line of the
     // enclave process anyway; under a real TEE the measured manifest fixes it.
-    const execArgv = (process.env[ENV.enclaveExecArgv] ?? "").split(" ").filter(Boolean);
+    const execArgv = [...ENCLAVE_V8_FLAGS, ...(process.env[ENV.enclaveExecArgv] ?? "").split(" ").filter(Boolean)];
     const launcher = (process.env[ENV.enclaveLauncher] ?? "").split(" ").filter(Boolean);
-    const env = withoutStorageCredentials(process.env);
+    // Malloc settings: enclave-malloc.ts (the measured manifest's job under a real TEE).
+    const env = withEnclaveMalloc(withoutStorageCredentials(process.env));
     const child =
       launcher.length > 0
         ? spawn(launcher[0]!, launcher.slice(1), { stdio: ["pipe", "pipe", "inherit"], env })

@@ -92,9 +92,12 @@ test("a split thread that dies fails the split with CMR_INTERNAL, aborts every s
   assert.equal(splitThreadStats().threads, 0);
   // The next split starts fresh threads and gets the sequential split's bytes.
   const seq = await runSplit((...a) => splitUpload(...a, undefined, { threads: 1 }), spec, input, cuts);
+  const reusedBefore = parallelSplitStats().reused;
   const par = await runSplit((...a) => splitUpload(...a, undefined, { threads: 2, rangeBytes: 4096 }), spec, input, cuts);
   assert.deepEqual(par, seq);
   assert.ok(parallelSplitStats().ranges - before > 5);
+  // The ranges' input buffers came back from the threads and held the next bytes (issue #12).
+  assert.ok(parallelSplitStats().reused - reusedBefore > 3, `reused ${parallelSplitStats().reused - reusedBefore} range buffers`);
   assert.equal(splitThreadStats().busy, 0);
 });
 
@@ -313,9 +316,12 @@ test("--hide shuffle deals records round robin in the threads as in the sequenti
   const spec = specOf({ format: "csv", shards: 3, hide: "shuffle" } as Parameters<typeof specOf>[0]);
   const before = parallelSplitStats().ranges;
   const seq = await runSplit((...a) => splitUpload(...a, undefined, { threads: 1 }), spec, input, cuts);
+  const reusedBefore = parallelSplitStats().reused;
   const par = await runSplit((...a) => splitUpload(...a, undefined, { threads: 2, rangeBytes: 4096 }), spec, input, cuts);
   assert.deepEqual(par, seq);
   assert.ok(parallelSplitStats().ranges - before > 5);
+  // The ranges' input buffers came back from the threads and held the next bytes (issue #12).
+  assert.ok(parallelSplitStats().reused - reusedBefore > 3, `reused ${parallelSplitStats().reused - reusedBefore} range buffers`);
   const counts = par.result!.shards.map((s) => s.records);
   // Five keys hashed to three shards could not be this even: the records were dealt.
   assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, String(counts));

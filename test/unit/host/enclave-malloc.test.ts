@@ -45,3 +45,12 @@ test("a spawned enclave process has the settings in its environment and the heap
     else process.env.AWS_SECRET_ACCESS_KEY = saved.aws;
   }
 });
+
+test("the Gramine manifest fixes the same heap flag and malloc settings the host gives simulated enclaves", () => {
+  const manifest = readFileSync(new URL("../../../deploy/gramine/cmr-enclave.manifest.template", import.meta.url), "utf8");
+  const argv = /^loader\.argv = (\[.*\])$/m.exec(manifest);
+  assert.ok(argv, "loader.argv is set");
+  const args = JSON.parse(argv[1]!) as string[];
+  for (const f of ENCLAVE_V8_FLAGS) assert.ok(args.indexOf(f) > 0 && args.indexOf(f) < args.length - 1, `${f} between node and the program`);
+  assert.match(manifest, new RegExp(`^loader\\.env\\.GLIBC_TUNABLES = "${ENCLAVE_MALLOC_TUNABLES}"$`, "m"));
+});

@@ -11,11 +11,12 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { getPriority, tmpdir } from "node:os";
 import { join } from "node:path";
 import { runJob } from "../../src/cli/commands/run-job.ts";
 import { localPolicy } from "../../src/cli/common.ts";
 import { enclaveProgramPath, ENV } from "../../src/host/config.ts";
+import { ENCLAVE_NICE, WORKER_ENCLAVE_NICE } from "../../src/host/ipc/enclave-process.ts";
 import { expectedCsv, makeRows, writeCsv } from "../helpers/data.ts";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.ts";
 import { CMR_BIN, startListening } from "../helpers/node-process.ts";
@@ -164,20 +165,30 @@ test("cmr run starts its embedded workers from the snapshot for a built-in job, 
     // the cluster's stop. Enclaves are told apart by their label-free command line: the
     // coordinator's enclave never has the flag, so count per command line.
     const seen = new Map<number, string[]>();
+    // Each enclave's CPU priority relative to the `cmr run` process (its host), last seen alive.
+    const nice = new Map<number, number>();
+    const hostNice = getPriority(child.pid!);
     let done = false;
     void exited.then(() => (done = true));
     while (!done) {
       for (const p of descendants(child.pid!)) {
-        if (seen.has(p)) continue;
         try {
-          const a = argv(p);
-          if (a.some((x) => x.endsWith("enclave.mjs"))) seen.set(p, a);
+          if (!seen.has(p)) {
+            const a = argv(p);
+            if (a.some((x) => x.endsWith("enclave.mjs"))) seen.set(p, a);
+          }
+          if (seen.has(p)) nice.set(p, getPriority(p) - hostNice);
         } catch {
           // exited meanwhile
         }
       }
       await new Promise((r) => setTimeout(r, 5));
     }
+    // The coordinator's enclave (the split, the critical stage) at ENCLAVE_NICE, both worker
+    // enclaves below it at WORKER_ENCLAVE_NICE, so their maps yield to the split.
+    // (Capped at nice 19, should the test itself run niced.)
+    const steps = (k: number): number => Math.min(19, hostNice + k) - hostNice;
+    assert.deepEqual([...nice.values()].sort((a, b) => a - b), [steps(ENCLAVE_NICE), steps(WORKER_ENCLAVE_NICE), steps(WORKER_ENCLAVE_NICE)], `nice steps below the host: ${[...nice.values()].join(", ")}`);
     assert.equal(await exited, 0, stderr);
     const flagged = [...seen.values()].filter((a) => a.includes("--no-node-snapshot")).length;
     // One coordinator enclave (never flagged) and two worker enclaves (flagged only for --job).

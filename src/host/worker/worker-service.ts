@@ -8,7 +8,7 @@
  * @module
  */
 import type { IpcFrame } from "../../protocol/ipc.ts";
-import { EnclaveProcess } from "../ipc/enclave-process.ts";
+import { EnclaveProcess, WORKER_ENCLAVE_NICE } from "../ipc/enclave-process.ts";
 import { expectJson, httpRequest } from "../http/client.ts";
 import { type HttpLimits, listen, readJson, Router, sendError, sendJson } from "../http/server.ts";
 import { CmrError } from "../../errors.ts";
@@ -92,7 +92,7 @@ async function startWorkerUndoable(opts: WorkerOptions, undo: (() => unknown)[])
   const pool = new EnclavePool<{ measurement: string; revocations: RevocationFeed | undefined; customJobs: boolean }>(async (scope) => {
     const storage = enclaveStorage(store);
     const runsJobCode = opts.customJobs !== false;
-    const enclave: EnclaveProcess = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, runsJobCode, ...storage.process, onExit: () => pool.evict(scope, enclave), ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
+    const enclave: EnclaveProcess = EnclaveProcess.start({ programPath: opts.programPath, label: `worker ${opts.workerId} enclave (${scope})`, runsJobCode, nice: WORKER_ENCLAVE_NICE, ...storage.process, onExit: () => pool.evict(scope, enclave), ...(opts.onFrame ? { onFrame: opts.onFrame } : {}) });
     try {
       const { init, revocations } = await initEnrolled<{ measurement: string; enrolledGroup?: string | null; claims?: { customJobs?: boolean } }>(
         enclave,

@@ -300,8 +300,10 @@ export class EnclaveObjectStore {
  * each chunk's plaintext in two or more pieces, so the split copied nearly every 1 MiB of the
  * upload once more into fresh memory (113 MiB of page-faulted garbage on the 118 MB bench job,
  * issue #12). Back-pressure as before: the stream is paused while `maxQueued` chunks wait, so
- * memory stays bounded. A stream error is thrown before any chunk still queued is handed out
- * (as `for await` does); stopping early destroys the stream.
+ * memory stays bounded. A stream error (a premature close included) is thrown after the chunks
+ * that came before it (a decryptor pushes only plaintext whose tag verified, so those are
+ * sound; the error still fails whoever reads); stopping early destroys the stream. Shard
+ * segments are read with it too (shard-segments.ts piecesOf).
  */
 export async function* unjoinedChunks(r: Readable | AsyncIterable<Buffer>, maxQueued = 4): AsyncGenerator<Buffer> {
   // Anything else (a test's chunk source) is iterated as it is.
@@ -327,13 +329,13 @@ export async function* unjoinedChunks(r: Readable | AsyncIterable<Buffer>, maxQu
   });
   try {
     for (;;) {
-      if (failure !== undefined) throw failure;
       const c = queue.shift();
       if (c !== undefined) {
         if (queue.length < maxQueued && r.isPaused() && !ended) r.resume();
         yield c;
         continue;
       }
+      if (failure !== undefined) throw failure;
       if (ended) return;
       await new Promise<void>((resolve) => (wake = resolve));
     }

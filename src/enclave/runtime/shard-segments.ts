@@ -24,7 +24,7 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { CmrError, IntegrityError } from "../../errors.ts";
 import type { SecretKey } from "../../crypto/secret.ts";
-import type { EncryptedWriter, EnclaveObjectStore } from "./object-store.ts";
+import { unjoinedChunks, type EncryptedWriter, type EnclaveObjectStore } from "./object-store.ts";
 import { DecryptStream } from "../../crypto/aead-stream.ts";
 import { storageError } from "../../protocol/storage-errors.ts";
 import { DirectoryStorage } from "./storage-backends.ts";
@@ -208,65 +208,13 @@ function openHashed(store: EnclaveObjectStore, objectId: string, key: SecretKey,
 const PIECES_AHEAD = 4;
 
 /**
- * Every Buffer `stream` pushes, as it was pushed. A byte-mode stream's own async iterator joins
- * whatever it has buffered into one new Buffer on each read (a copy of every byte: issue #12,
- * the decryptor pushes a chunk's plaintext in the pieces the decipher gave); this one reads in
- * flowing mode, holding at most PIECES_AHEAD pieces before it pauses the source. An error is
- * thrown after the pieces that came before it; returning early destroys the stream.
+ * Every Buffer `stream` pushes, as it was pushed (object-store.ts unjoinedChunks: a byte-mode
+ * stream's own iterator joins what it buffered, a copy of every byte; the decryptor pushes a
+ * chunk's plaintext in the pieces the decipher gave), at most PIECES_AHEAD held before the
+ * source pauses.
  */
-export async function* piecesOf(stream: Readable): AsyncGenerator<Buffer> {
-  const queue: Buffer[] = [];
-  let ended = false;
-  let failure: { e: unknown } | undefined;
-  let wake: (() => void) | undefined;
-  const signal = (): void => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
-  const onData = (c: Buffer): void => {
-    queue.push(c);
-    if (queue.length >= PIECES_AHEAD) stream.pause();
-    signal();
-  };
-  const onEnd = (): void => {
-    ended = true;
-    signal();
-  };
-  const onError = (e: unknown): void => {
-    failure ??= { e };
-    signal();
-  };
-  // A stream destroyed without an error and without 'end' (premature close) is a failure too.
-  const onClose = (): void => {
-    if (!ended) failure ??= { e: new CmrError("CMR_INTERNAL", "stream closed before its end") };
-    signal();
-  };
-  stream.on("data", onData);
-  stream.on("end", onEnd);
-  stream.on("error", onError);
-  stream.on("close", onClose);
-  try {
-    for (;;) {
-      const c = queue.shift();
-      if (c !== undefined) {
-        if (queue.length === 0 && !ended && failure === undefined) stream.resume();
-        yield c;
-        continue;
-      }
-      if (failure !== undefined) throw failure.e;
-      if (ended) return;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-      });
-    }
-  } finally {
-    stream.off("data", onData);
-    stream.off("end", onEnd);
-    stream.off("error", onError);
-    stream.off("close", onClose);
-    if (!ended) stream.destroy();
-  }
+export function piecesOf(stream: Readable): AsyncGenerator<Buffer> {
+  return unjoinedChunks(stream, PIECES_AHEAD);
 }
 
 async function readTrailer(store: EnclaveObjectStore, shardObject: string, key: SecretKey, jobId: string, shard: number): Promise<{ trailer: ShardTrailer; sha256: string }> {
